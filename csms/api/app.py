@@ -1,0 +1,231 @@
+"""The REST API (ASGI): stations, transactions, id tags, cluster view, health and metrics.
+
+Any replica serves any request: reads come from Postgres, "connected" and "owner" from the coordinator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cluster import Coordinator
+from csms.api.auth import TokenAuth
+from csms.api.errors import ApiError, error_response, handle_api_error
+from csms.api.validation import (
+    id_tag_body,
+    json_body,
+    page_limit,
+    parse_bool,
+    parse_datetime,
+    path_station_id,
+    station_body,
+)
+from csms.authorization import IdTagStore
+from csms.observability import Metrics
+from csms.stations import StationRegistry, hash_password
+from csms.transactions import TransactionLedger
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+@dataclass
+class ApiServices:
+    registry: StationRegistry
+    ledger: TransactionLedger
+    id_tags: IdTagStore
+    coordinator: Coordinator
+    metrics: Metrics
+    readiness: Readiness
+    api_tokens: tuple[str, ...]
+    password_iterations: int = 20_000
+
+
+def build_api(services: ApiServices) -> Starlette:
+    auth = TokenAuth(services.api_tokens)
+    s = services
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        checks = await s.readiness()
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(s.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def with_owner(station: dict[str, Any]) -> dict[str, Any]:
+        owner = await s.coordinator.owner_of(station["id"])
+        station["connected"] = owner is not None
+        station["owner_node"] = owner.node_id if owner else None
+        return station
+
+    async def list_stations(request: Request) -> Response:
+        auth.require(request, "read")
+        limit = page_limit(request)
+        after = request.query_params.get("after", "")
+        items = await s.registry.list(limit=limit, after=after)
+        items = [await with_owner(item) for item in items]
+        next_after = items[-1]["id"] if len(items) == limit else None
+        return JSONResponse({"items": items, "next": next_after})
+
+    async def get_station(request: Request) -> Response:
+        auth.require(request, "read")
+        station_id = path_station_id(request)
+        station = await s.registry.get(station_id)
+        if station is None:
+            raise ApiError(404, "not_found", f"station {station_id} is not registered")
+        station = await with_owner(station)
+        station["open_transactions"] = await s.ledger.open_transactions(station_id)
+        station["notifications"] = await s.registry.notifications(station_id, limit=20)
+        return JSONResponse(station)
+
+    async def put_station(request: Request) -> Response:
+        auth.require(request, "operator")
+        station_id = path_station_id(request)
+        body = station_body(await json_body(request))
+        password = body.get("password")
+        created = await s.registry.put(
+            station_id,
+            password_hash=hash_password(password, s.password_iterations) if password else None,
+            set_password="password" in body,
+            boot_status=body.get("boot_status"),
+            set_boot_status="boot_status" in body,
+            description=body.get("description"),
+        )
+        station = await s.registry.get(station_id)
+        assert station is not None
+        return JSONResponse(await with_owner(station), status_code=201 if created else 200)
+
+    async def delete_station(request: Request) -> Response:
+        auth.require(request, "operator")
+        station_id = path_station_id(request)
+        if not await s.registry.delete(station_id):
+            raise ApiError(404, "not_found", f"station {station_id} is not registered")
+        return Response(status_code=204)
+
+    async def list_transactions(request: Request) -> Response:
+        auth.require(request, "read")
+        q = request.query_params
+        limit = page_limit(request)
+        before = q.get("before")
+        if before is not None and not before.isdigit():
+            raise ApiError(400, "bad_request", "before must be a transaction id")
+        items = await s.ledger.list(
+            station_id=q.get("station_id"),
+            active=parse_bool(q.get("active"), "active"),
+            since=parse_datetime(q.get("since"), "since"),
+            limit=limit,
+            before_id=int(before) if before else None,
+        )
+        next_before = items[-1]["id"] if len(items) == limit else None
+        return JSONResponse({"items": items, "next": next_before})
+
+    async def get_transaction(request: Request) -> Response:
+        auth.require(request, "read")
+        raw = request.path_params["transaction_id"]
+        if not raw.isdigit() or int(raw) > 2**31 - 1:
+            raise ApiError(400, "bad_request", "a transaction id is a positive 32-bit integer")
+        transaction = await s.ledger.get(int(raw))
+        if transaction is None:
+            raise ApiError(404, "not_found", f"transaction {raw} does not exist")
+        return JSONResponse(transaction)
+
+    async def list_id_tags(request: Request) -> Response:
+        auth.require(request, "read")
+        limit = page_limit(request)
+        tags = await s.id_tags.list(limit=limit, after=request.query_params.get("after", ""))
+        next_after = tags[-1].id_tag if len(tags) == limit else None
+        return JSONResponse({"items": [t.as_json() for t in tags], "next": next_after})
+
+    def path_id_tag(request: Request) -> str:
+        id_tag = request.path_params["id_tag"]
+        if not 1 <= len(id_tag) <= 20:
+            raise ApiError(400, "bad_request", "an id tag is 1-20 characters (OCPP IdToken)")
+        return str(id_tag)
+
+    async def get_id_tag(request: Request) -> Response:
+        auth.require(request, "read")
+        id_tag = path_id_tag(request)
+        tag = await s.id_tags.get(id_tag)
+        if tag is None:
+            raise ApiError(404, "not_found", f"id tag {id_tag} does not exist")
+        return JSONResponse(tag.as_json())
+
+    async def put_id_tag(request: Request) -> Response:
+        auth.require(request, "operator")
+        id_tag = path_id_tag(request)
+        body = id_tag_body(await json_body(request))
+        tag, created = await s.id_tags.put(id_tag, body["status"], body["expiry_date"], body["parent_id_tag"])
+        return JSONResponse(tag.as_json(), status_code=201 if created else 200)
+
+    async def delete_id_tag(request: Request) -> Response:
+        auth.require(request, "operator")
+        id_tag = path_id_tag(request)
+        if not await s.id_tags.delete(id_tag):
+            raise ApiError(404, "not_found", f"id tag {id_tag} does not exist")
+        return Response(status_code=204)
+
+    async def cluster_view(request: Request) -> Response:
+        auth.require(request, "read")
+        c = s.coordinator
+        nodes = await c.nodes()
+        counts = await c.owned_counts()
+        return JSONResponse(
+            {
+                "node_id": c.node_id,
+                "leader": c.leader_id,
+                "healthy": c.healthy,
+                "nodes": [
+                    {
+                        "node_id": n.node_id,
+                        "address": n.address,
+                        "version": n.version,
+                        "started_at": n.started_at,
+                        "stations": counts.get(n.node_id, 0),
+                    }
+                    for n in nodes
+                ],
+            }
+        )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else "error"
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        return error_response(500, "internal_error", "internal error; see the replica's log")
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/api/v1/stations", list_stations),
+        Route("/api/v1/stations/{station_id}", get_station),
+        Route("/api/v1/stations/{station_id}", put_station, methods=["PUT"]),
+        Route("/api/v1/stations/{station_id}", delete_station, methods=["DELETE"]),
+        Route("/api/v1/transactions", list_transactions),
+        Route("/api/v1/transactions/{transaction_id}", get_transaction),
+        Route("/api/v1/id-tags", list_id_tags),
+        Route("/api/v1/id-tags/{id_tag}", get_id_tag),
+        Route("/api/v1/id-tags/{id_tag}", put_id_tag, methods=["PUT"]),
+        Route("/api/v1/id-tags/{id_tag}", delete_id_tag, methods=["DELETE"]),
+        Route("/api/v1/cluster", cluster_view),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={ApiError: handle_api_error, HTTPException: not_found, Exception: internal_error},
+    )
+
+
+__all__ = ["ApiServices", "build_api"]

@@ -1,0 +1,197 @@
+"""Composition root: builds every module and runs them in one nursery until SIGTERM/SIGINT, then drains."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from importlib.metadata import PackageNotFoundError, version
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from cluster import Coordinator, EtcdClient, EtcdCoordinator, SingleNodeCoordinator
+from csms import authorization, stations, transactions
+from csms.api import ApiServices, build_api
+from csms.central_system import CentralSystem16, CentralSystemSettings
+from csms.config import Config, require_database
+from csms.events import EventBus
+from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging
+from csms.observability.cluster_metrics import ClusterMetrics
+from csms.observability.storage_metrics import StorageMetrics
+from csms.stations import Gateway, GatewaySettings, StationRegistry
+from csms.storage import Database
+
+log = logging.getLogger("csms")
+
+MIGRATIONS = [
+    ("stations", stations.MIGRATIONS),
+    ("transactions", transactions.MIGRATIONS),
+    ("authorization", authorization.MIGRATIONS),
+]
+
+
+def package_version() -> str:
+    try:
+        return version("csms")
+    except PackageNotFoundError:
+        return "0.0.0+local"
+
+
+def _ssl_context(config: Config) -> ssl.SSLContext | None:
+    if not config.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    return context
+
+
+def _advertise_address(config: Config) -> str:
+    if config.advertise_address:
+        return str(config.advertise_address)
+    host = "127.0.0.1" if config.bind in ("0.0.0.0", "::") else config.bind
+    return f"http://{host}:{config.api_port}"
+
+
+@asynccontextmanager
+async def open_coordinator(config: Config, metrics: Metrics) -> AsyncIterator[Coordinator]:
+    observer = ClusterMetrics(metrics)
+    if not config.etcd_endpoints:
+        yield SingleNodeCoordinator(config.node_id)
+        return
+    async with EtcdClient(
+        list(config.etcd_endpoints),
+        username=config.etcd_username or None,
+        password=config.etcd_password or None,
+        ca_file=config.etcd_ca_file or None,
+    ) as client:
+        yield EtcdCoordinator(
+            client,
+            config.node_id,
+            _advertise_address(config),
+            package_version(),
+            prefix=config.etcd_prefix,
+            lease_ttl=config.lease_ttl,
+            observer=observer,
+        )
+
+
+async def serve_api(app: object, config: Config, *, task_status: trio.TaskStatus[int]) -> None:
+    hconfig = HypercornConfig()
+    hconfig.bind = [f"{config.bind}:{config.api_port}"]
+    hconfig.accesslog = None
+    hconfig.errorlog = logging.getLogger("hypercorn.error")
+    hconfig.graceful_timeout = 5
+    hconfig.keep_alive_timeout = 30
+    hconfig.h11_max_incomplete_size = 64 * 1024
+    async with trio.open_nursery() as nursery:
+        bound: list[str] = await nursery.start(partial(hypercorn_serve, app, hconfig))
+        task_status.started(int(bound[0].rsplit(":", 1)[1]))
+
+
+async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run one replica until SIGTERM/SIGINT (or cancellation), then drain and return."""
+    require_database(config)
+    metrics = Metrics()
+    metrics.build_info.info({"version": package_version(), "node_id": config.node_id})
+    draining = trio.Event()
+
+    async with Database.open(
+        config.database_url,
+        pool_size=config.db_pool_size,
+        group_commit=config.group_commit,
+        max_batch=config.group_commit_max_batch,
+        max_wait=config.group_commit_max_wait_ms / 1000,
+        observer=StorageMetrics(metrics),
+    ) as db:
+        await db.migrate(MIGRATIONS)
+        async with open_coordinator(config, metrics) as coordinator:
+            events = EventBus()
+            registry = StationRegistry(db)
+            ledger = transactions.TransactionLedger(db)
+            id_tags = authorization.IdTagStore(db)
+            central = CentralSystem16(
+                CentralSystemSettings(heartbeat_interval=config.heartbeat_interval, boot_status=config.boot_status),
+                registry,
+                ledger,
+                id_tags,
+                events,
+            )
+
+            async def record_fence(station_id: str, token: int) -> bool:
+                return await db.record_fence(station_id, token, config.node_id)
+
+            gateway = Gateway(
+                GatewaySettings(
+                    bind=config.bind,
+                    port=config.ocpp_port,
+                    path_prefix=config.ocpp_path_prefix,
+                    registration=config.registration,
+                    ping_interval=config.ping_interval,
+                    ping_timeout=config.ping_timeout,
+                    call_timeout=config.call_timeout,
+                    max_frame_bytes=config.max_frame_bytes,
+                    ssl_context=_ssl_context(config),
+                ),
+                registry,
+                coordinator,
+                record_fence,
+                central.handler_for,
+                events,
+                observer=GatewayMetrics(metrics),
+                rpc_observer=RpcMetrics(metrics),
+                after_connect=central.after_connect,
+            )
+
+            async def readiness() -> dict[str, bool]:
+                return {
+                    "database": await db.ping(),
+                    "migrations": db.migrations_applied,
+                    "cluster": coordinator.healthy,
+                    "accepting": not draining.is_set(),
+                }
+
+            api = build_api(
+                ApiServices(
+                    registry=registry,
+                    ledger=ledger,
+                    id_tags=id_tags,
+                    coordinator=coordinator,
+                    metrics=metrics,
+                    readiness=readiness,
+                    api_tokens=config.api_tokens,
+                    password_iterations=config.password_iterations,
+                )
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(coordinator.run)
+                ocpp_port = await nursery.start(gateway.serve)
+                api_port = await nursery.start(serve_api, api, config)
+                log.info("replica ready", extra={"ocpp_port": ocpp_port, "api_port": api_port})
+                task_status.started({"ocpp_port": ocpp_port, "api_port": api_port})
+                await _wait_for_signal()
+                draining.set()
+                log.info("draining", extra={"stations": gateway.connection_count})
+                started = time.monotonic()
+                with trio.move_on_after(config.drain_timeout):
+                    await gateway.drain(config.drain_rate)
+                with trio.move_on_after(5):
+                    await coordinator.drain()
+                log.info("drained", extra={"seconds": round(time.monotonic() - started, 3)})
+                nursery.cancel_scope.cancel()
+
+
+async def _wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            return
+
+
+def main_serve(config: Config) -> None:
+    configure_logging(config.log_level, config.log_format, config.node_id)
+    trio.run(run, config)

@@ -1,0 +1,91 @@
+"""The id-tag store: the only code that reads or writes the `id_tags` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from csms.storage import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+
+
+@dataclass(frozen=True)
+class IdTag:
+    id_tag: str
+    status: str
+    expiry_date: datetime | None
+    parent_id_tag: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id_tag": self.id_tag,
+            "status": self.status,
+            "expiry_date": self.expiry_date.isoformat() if self.expiry_date else None,
+            "parent_id_tag": self.parent_id_tag,
+        }
+
+
+def _row_to_tag(row: Any) -> IdTag:
+    return IdTag(row["id_tag"], row["status"], row["expiry_date"], row["parent_id_tag"])
+
+
+class IdTagStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def id_tag_info(self, id_tag: str, *, now: datetime | None = None) -> dict[str, Any]:
+        """The OCPP 1.6 idTagInfo for a tag: unknown tags are Invalid, lapsed ones Expired."""
+        tag = await self.get(id_tag)
+        if tag is None:
+            return {"status": "Invalid"}
+        info: dict[str, Any] = {"status": tag.status}
+        if tag.expiry_date is not None:
+            info["expiryDate"] = tag.expiry_date.isoformat()
+            if tag.status == "Accepted" and tag.expiry_date <= (now or datetime.now(UTC)):
+                info["status"] = "Expired"
+        if tag.parent_id_tag:
+            info["parentIdTag"] = tag.parent_id_tag
+        return info
+
+    async def get(self, id_tag: str) -> IdTag | None:
+        row = await self._db.fetchrow(
+            "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = $1", id_tag
+        )
+        return _row_to_tag(row) if row else None
+
+    async def list(self, *, limit: int = 100, after: str = "") -> list[IdTag]:
+        rows = await self._db.fetch(
+            "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag > $1"
+            " ORDER BY id_tag LIMIT $2",
+            after,
+            limit,
+        )
+        return [_row_to_tag(row) for row in rows]
+
+    async def put(
+        self, id_tag: str, status: str, expiry_date: datetime | None, parent_id_tag: str | None
+    ) -> tuple[IdTag, bool]:
+        """Create or replace; returns the tag and whether it was created."""
+        row = await self._db.fetchrow(
+            """
+            INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (id_tag) DO UPDATE SET status = EXCLUDED.status, expiry_date = EXCLUDED.expiry_date,
+                parent_id_tag = EXCLUDED.parent_id_tag, updated_at = now()
+            RETURNING id_tag, status, expiry_date, parent_id_tag, (xmax = 0) AS created
+            """,
+            id_tag,
+            status,
+            expiry_date,
+            parent_id_tag,
+        )
+        assert row is not None
+        return _row_to_tag(row), bool(row["created"])
+
+    async def delete(self, id_tag: str) -> bool:
+        result = await self._db.execute("DELETE FROM id_tags WHERE id_tag = $1", id_tag)
+        return bool(result.endswith(" 1"))

@@ -1,0 +1,210 @@
+"""OCPP 1.6 station-to-CSMS actions.
+
+Each handler commits its effect (through the group-commit writer, fenced by the connection's claim) before it
+returns, so a CallResult always means "durable". Handlers hold no per-station state in memory: everything a
+replica needs to serve a reconnecting station is in Postgres, which is what makes reclaim after a failover a
+non-event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from csms.authorization import IdTagStore
+from csms.central_system.timestamps import now, parse, wire
+from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
+from csms.ocpp import OcppError
+from csms.stations import StationConnection, StationRegistry
+from csms.storage import Fence, FenceRejected
+from csms.transactions import SampledValue, TransactionLedger
+
+log = logging.getLogger(__name__)
+
+Payload = dict[str, Any]
+Handler = Callable[[StationConnection, Fence, Payload], Awaitable[Payload]]
+
+
+@dataclass(frozen=True)
+class CentralSystemSettings:
+    heartbeat_interval: int = 300
+    boot_status: str = "Accepted"
+    # A station that reconnects without booting is asked for fresh connector states after this delay.
+    trigger_status_after: float = 2.0
+
+
+def _samples(meter_values: list[Payload]) -> list[SampledValue]:
+    samples = []
+    for meter_value in meter_values:
+        timestamp = parse(meter_value["timestamp"], "meterValue.timestamp")
+        for sv in meter_value["sampledValue"]:
+            samples.append(
+                SampledValue(
+                    timestamp=timestamp,
+                    value=sv["value"],
+                    measurand=sv.get("measurand", "Energy.Active.Import.Register"),
+                    phase=sv.get("phase", ""),
+                    unit=sv.get("unit", "Wh"),
+                    context=sv.get("context", "Sample.Periodic"),
+                    location=sv.get("location", "Outlet"),
+                    format=sv.get("format", "Raw"),
+                )
+            )
+    return samples
+
+
+class CentralSystem16:
+    def __init__(
+        self,
+        settings: CentralSystemSettings,
+        registry: StationRegistry,
+        ledger: TransactionLedger,
+        id_tags: IdTagStore,
+        events: EventBus,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._ledger = ledger
+        self._id_tags = id_tags
+        self._events = events
+        self._handlers: dict[str, Handler] = {
+            "BootNotification": self._boot_notification,
+            "Heartbeat": self._heartbeat,
+            "StatusNotification": self._status_notification,
+            "Authorize": self._authorize,
+            "StartTransaction": self._start_transaction,
+            "StopTransaction": self._stop_transaction,
+            "MeterValues": self._meter_values,
+            "DataTransfer": self._data_transfer,
+            "DiagnosticsStatusNotification": self._diagnostics_status,
+            "FirmwareStatusNotification": self._firmware_status,
+        }
+
+    def handler_for(self, conn: StationConnection) -> Callable[[str, Payload], Awaitable[Payload]]:
+        fence = Fence(conn.station_id, conn.claim.token)
+
+        async def handle(action: str, payload: Payload) -> Payload:
+            handler = self._handlers.get(action)
+            if handler is None:
+                raise OcppError("NotSupported", f"{action} is not supported by this central system")
+            try:
+                return await handler(conn, fence, payload)
+            except FenceRejected:
+                # Another replica owns this station now: never answer for it again from here.
+                conn.close(1008, "ownership moved to another replica")
+                raise OcppError("InternalError", "station ownership moved; reconnect") from None
+
+        return handle
+
+    async def after_connect(self, conn: StationConnection) -> None:
+        """Reclaim: a station back without a BootNotification is asked for its connector states."""
+        await trio.sleep(self._settings.trigger_status_after)
+        if conn.booted or conn.rpc is None:
+            return
+        try:
+            await conn.rpc.call("TriggerMessage", {"requestedMessage": "StatusNotification"})
+        except Exception as exc:
+            log.info("TriggerMessage after reconnect failed", extra={"station_id": conn.station_id,
+                                                                       "error": repr(exc)})
+
+    async def _boot_notification(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        status = await self._registry.boot_policy(conn.station_id) or self._settings.boot_status
+        received = now()
+        await self._registry.record_boot(fence, p, status, received)
+        conn.booted = True
+        self._events.publish(StationBooted(conn.station_id, status))
+        return {"status": status, "currentTime": wire(received), "interval": self._settings.heartbeat_interval}
+
+    async def _heartbeat(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        received = now()
+        await self._registry.touch(fence, received)
+        return {"currentTime": wire(received)}
+
+    async def _status_notification(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        await self._registry.record_status(
+            fence,
+            connector_id=p["connectorId"],
+            status=p["status"],
+            error_code=p["errorCode"],
+            info=p.get("info"),
+            vendor_id=p.get("vendorId"),
+            vendor_error_code=p.get("vendorErrorCode"),
+            timestamp=parse(p["timestamp"], "timestamp") if "timestamp" in p else None,
+            received_at=now(),
+        )
+        return {}
+
+    async def _authorize(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        return {"idTagInfo": await self._id_tags.id_tag_info(p["idTag"])}
+
+    async def _start_transaction(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        id_tag_info = await self._id_tags.id_tag_info(p["idTag"])
+        # Recorded whatever the tag's status: the station may already be charging (offline start), and the
+        # spec has it stop the transaction itself when the idTagInfo is not Accepted.
+        transaction_id = await self._ledger.start(
+            fence,
+            connector_id=p["connectorId"],
+            id_tag=p["idTag"],
+            id_tag_status=id_tag_info["status"],
+            meter_start=p["meterStart"],
+            timestamp=parse(p["timestamp"], "timestamp"),
+            received_at=now(),
+            reservation_id=p.get("reservationId"),
+        )
+        self._events.publish(TransactionStarted(conn.station_id, p["connectorId"], transaction_id, p["idTag"]))
+        return {"transactionId": transaction_id, "idTagInfo": id_tag_info}
+
+    async def _stop_transaction(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        outcome = await self._ledger.stop(
+            fence,
+            transaction_id=p["transactionId"],
+            meter_stop=p["meterStop"],
+            timestamp=parse(p["timestamp"], "timestamp"),
+            received_at=now(),
+            reason=p.get("reason"),
+            id_tag=p.get("idTag"),
+            samples=_samples(p.get("transactionData", [])),
+        )
+        if outcome == "stopped":
+            self._events.publish(TransactionStopped(conn.station_id, p["transactionId"], None))
+        elif outcome == "unknown":
+            log.warning("StopTransaction for an unknown transaction recorded",
+                        extra={"station_id": conn.station_id, "transaction_id": p["transactionId"]})
+        if "idTag" in p:
+            return {"idTagInfo": await self._id_tags.id_tag_info(p["idTag"])}
+        return {}
+
+    async def _meter_values(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        await self._ledger.meter_values(
+            fence,
+            connector_id=p["connectorId"],
+            transaction_id=p.get("transactionId"),
+            received_at=now(),
+            samples=_samples(p["meterValue"]),
+        )
+        return {}
+
+    async def _data_transfer(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        # No vendor extensions are registered yet; the exchange is still recorded for the operator.
+        answer = "UnknownVendorId"
+        await self._registry.record_data_transfer(
+            fence,
+            vendor_id=p["vendorId"],
+            message_id=p.get("messageId"),
+            data=p.get("data"),
+            answered=answer,
+            received_at=now(),
+        )
+        return {"status": answer}
+
+    async def _diagnostics_status(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        await self._registry.record_notification(fence, "diagnostics", p["status"], now())
+        return {}
+
+    async def _firmware_status(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        await self._registry.record_notification(fence, "firmware", p["status"], now())
+        return {}

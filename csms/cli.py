@@ -1,0 +1,42 @@
+"""`csms serve` runs one replica; `csms dev` runs a local cluster on embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from csms import config as settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="csms", description="OCPP charging station management system")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run one replica (every setting also reads CSMS_<NAME>)")
+    settings.add_arguments(serve)
+    dev = commands.add_parser("dev", help="run a local cluster: Postgres, etcd, replicas and a balancer")
+    dev.add_argument("--replicas", type=int, default=3, help="replica processes (default 3)")
+    dev.add_argument("--data-dir", default=".csms-dev", help="where Postgres and etcd keep their data")
+    dev.add_argument("--ocpp-port", type=int, default=9000, help="balancer port for stations")
+    dev.add_argument("--api-port", type=int, default=8080, help="balancer port for the API")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        try:
+            config = settings.load(args)
+            settings.require_database(config)
+        except settings.ConfigError as exc:
+            sys.exit(f"csms: configuration error: {exc}")
+        from csms.app import main_serve
+
+        main_serve(config)
+    elif args.command == "dev":
+        from csms.devtools.launcher import main_dev
+
+        main_dev(args)
+
+
+if __name__ == "__main__":
+    main()

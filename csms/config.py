@@ -1,0 +1,201 @@
+"""Settings: one table, read from `CSMS_*` environment variables and matching `csms serve` flags.
+
+One declarative table keeps the environment, the command line, the README and the Helm chart in step: a test
+checks that every variable the chart sets is a name in `SETTINGS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message is the one line an operator sees."""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number 0-65535")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive number")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return raw
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _path_prefix(raw: str) -> str:
+    if not raw.startswith("/"):
+        raise ValueError("must start with /")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def _database_url(raw: str) -> str:
+    if raw and not re.match(r"^postgres(ql)?://", raw):
+        raise ValueError("must be a postgresql:// URL")
+    return raw
+
+
+def _api_tokens(raw: str) -> tuple[str, ...]:
+    tokens = _csv(raw)
+    for token in tokens:
+        secret, _, role = token.partition(":")
+        if len(secret) < 8:
+            raise ValueError("each token must be at least 8 characters")
+        if role and role not in {"read", "operator", "admin"}:
+            raise ValueError(f"unknown role {role!r} (read, operator or admin)")
+    return tokens
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute name; the variable is CSMS_<NAME> and the flag --<name-with-dashes>
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "CSMS_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", _database_url, "", "Postgres URL (postgresql://user:pass@host:5432/db)", secret=True),
+    Setting("bind", str, "0.0.0.0", "address the OCPP and API servers listen on"),
+    Setting("ocpp_port", _port, "9000", "OCPP WebSocket port"),
+    Setting("api_port", _port, "8080", "REST API, health and metrics port"),
+    Setting("ocpp_path_prefix", _path_prefix, "/ocpp/", "URL path under which stations connect (id appended)"),
+    Setting("node_id", str, "", "this replica's id (default: hostname-pid)"),
+    Setting("advertise_address", str, "", "internal http://host:port other replicas use to reach this API"),
+    Setting("api_tokens", _api_tokens, "", "comma-separated bearer tokens, each TOKEN or TOKEN:ROLE", secret=True),
+    Setting("internal_secret", str, "", "shared secret authenticating replica-to-replica calls", secret=True),
+    Setting("registration", _choice("known", "auto"), "known", "unknown stations: refused (404) or auto-registered"),
+    Setting("boot_status", _choice("Accepted", "Pending", "Rejected"), "Accepted", "default BootNotification answer"),
+    Setting("heartbeat_interval", _positive_int, "300", "heartbeat interval (s) given in BootNotification.conf"),
+    Setting("ping_interval", _non_negative_float, "30", "WebSocket ping interval (s); 0 disables"),
+    Setting("ping_timeout", _positive_float, "20", "close a station whose pong is this late (s)"),
+    Setting("call_timeout", _positive_float, "30", "timeout (s) for a CSMS-to-station call"),
+    Setting("max_frame_bytes", _positive_int, "65536", "largest OCPP frame accepted (bytes)"),
+    Setting("password_iterations", _positive_int, "20000", "PBKDF2 iterations for new station password hashes"),
+    Setting("db_pool_size", _positive_int, "8", "Postgres connections per replica"),
+    Setting("group_commit", _bool, "true", "batch hot-path writes of many stations into one transaction"),
+    Setting("group_commit_max_batch", _positive_int, "256", "most writes in one group commit"),
+    Setting("group_commit_max_wait_ms", _non_negative_float, "2", "longest a write waits for its batch (ms)"),
+    Setting("etcd_endpoints", _csv, "", "comma-separated etcd URLs; unset runs a single node without etcd"),
+    Setting("etcd_prefix", _path_prefix, "/csms/", "etcd key prefix"),
+    Setting("etcd_username", str, "", "etcd user"),
+    Setting("etcd_password", str, "", "etcd password", secret=True),
+    Setting("etcd_ca_file", str, "", "CA bundle for https etcd endpoints"),
+    Setting("lease_ttl", _positive_float, "10", "node lease TTL (s); kept alive every TTL/3"),
+    Setting("drain_timeout", _positive_float, "30", "longest a SIGTERM drain takes before exit (s)"),
+    Setting("drain_rate", _positive_float, "200", "stations closed per second while draining"),
+    Setting("rebalance_tolerance", _non_negative_float, "0.1", "allowed deviation from an even spread"),
+    Setting("tls_cert_file", str, "", "certificate for wss:// (unset: plain ws)"),
+    Setting("tls_key_file", str, "", "private key for wss://"),
+    Setting("log_level", _choice("debug", "info", "warning", "error"), "info", "log level"),
+    Setting("log_format", _choice("json", "text"), "json", "structured JSON lines or text for local use"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed settings; attribute names match `SETTINGS`."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, **changes: Any) -> Config:
+        return Config({**self.values, **changes})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for setting in SETTINGS:
+        parser.add_argument(
+            setting.flag,
+            dest=setting.name,
+            default=None,
+            help=f"{setting.help} [{setting.env}, default {setting.default or 'unset'}]",
+        )
+
+
+def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Flags beat environment beats defaults; raises ConfigError naming the setting."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = getattr(args, setting.name, None) if args is not None else None
+        source = setting.flag
+        if raw is None:
+            raw, source = env.get(setting.env), setting.env
+        if raw is None:
+            raw, source = setting.default, setting.env
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            shown = "***" if setting.secret else repr(raw)
+            raise ConfigError(f"{source}={shown}: {exc}") from None
+    if not values["node_id"]:
+        values["node_id"] = f"{socket.gethostname()}-{os.getpid()}"
+    if bool(values["tls_cert_file"]) != bool(values["tls_key_file"]):
+        raise ConfigError("CSMS_TLS_CERT_FILE and CSMS_TLS_KEY_FILE must be set together")
+    return Config(values)
+
+
+def require_database(config: Config) -> None:
+    if not config.database_url:
+        raise ConfigError("CSMS_DATABASE_URL is not set (or use `csms dev` for an embedded local setup)")

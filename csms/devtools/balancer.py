@@ -1,0 +1,79 @@
+"""A dev-only TCP balancer: round-robin over backends, skipping ones that refuse connections.
+
+It stands in for the cloud load balancer in the local cluster and in cluster tests: a station that loses its
+replica reconnects through it and lands on a survivor. Not for production (no health checks beyond connect).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import trio
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 65536
+
+
+async def _pipe(source: trio.SocketStream, sink: trio.SocketStream, done: trio.CancelScope) -> None:
+    """Copy one direction; when either side ends, end both (WebSocket never relies on half-close)."""
+    try:
+        while data := await source.receive_some(_CHUNK):
+            await sink.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    done.cancel()
+
+
+class TcpBalancer:
+    def __init__(self, backends: list[tuple[str, int]], *, connect_timeout: float = 2.0) -> None:
+        self.backends = list(backends)
+        self._next = itertools.count()
+        self._connect_timeout = connect_timeout
+        self.port = 0
+        self._cut = False
+        self._live: set[trio.CancelScope] = set()
+
+    def cut(self) -> None:
+        """Simulate a partition: drop every open connection and refuse new ones until restore()."""
+        self._cut = True
+        for scope in list(self._live):
+            scope.cancel()
+
+    def restore(self) -> None:
+        self._cut = False
+
+    async def _connect_any(self) -> trio.SocketStream | None:
+        start = next(self._next)
+        for i in range(len(self.backends)):
+            host, port = self.backends[(start + i) % len(self.backends)]
+            try:
+                with trio.fail_after(self._connect_timeout):
+                    return await trio.open_tcp_stream(host, port)
+            except (OSError, trio.TooSlowError):
+                continue
+        return None
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        async with client:
+            if self._cut:
+                return
+            backend = await self._connect_any()
+            if backend is None:
+                return
+            async with backend:
+                with trio.CancelScope() as scope:
+                    self._live.add(scope)
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            nursery.start_soon(_pipe, client, backend, scope)
+                            nursery.start_soon(_pipe, backend, client, scope)
+                    finally:
+                        self._live.discard(scope)
+
+    async def serve(self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self.port)
+        await trio.serve_listeners(self._handle, listeners)

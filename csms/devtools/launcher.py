@@ -1,0 +1,93 @@
+"""`csms dev`: a local cluster on embedded defaults, supervised until Ctrl-C.
+
+It starts Postgres and etcd (data kept under --data-dir), N plain `csms serve` replicas, and dev balancers in
+front of their OCPP and API ports, then prints where to connect. Each replica is an ordinary process with
+ordinary settings: the launcher only supervises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import signal
+from pathlib import Path
+
+import trio
+
+from csms.devtools.balancer import TcpBalancer
+from csms.devtools.etcd import EtcdServer
+from csms.devtools.postgres import PostgresServer
+from csms.devtools.replica import ReplicaProcess
+
+
+def _dev_token(data_dir: Path) -> str:
+    path = data_dir / "dev-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+async def _run(args: argparse.Namespace) -> None:
+    data_dir = Path(args.data_dir).absolute()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = _dev_token(data_dir)
+    print(f"starting Postgres and etcd (data in {data_dir}) ...", flush=True)
+    postgres = PostgresServer(data_dir / "postgres")
+    etcd = EtcdServer(data_dir / "etcd")
+    database_url = postgres.start()
+    try:
+        etcd_url = etcd.start()
+        try:
+            await _run_replicas(args, data_dir, token, database_url, etcd_url)
+        finally:
+            etcd.stop()
+    finally:
+        postgres.stop()
+
+
+async def _run_replicas(
+    args: argparse.Namespace, data_dir: Path, token: str, database_url: str, etcd_url: str
+) -> None:
+    env = {
+        "CSMS_DATABASE_URL": database_url,
+        "CSMS_ETCD_ENDPOINTS": etcd_url,
+        "CSMS_API_TOKENS": token,
+        "CSMS_INTERNAL_SECRET": token + "-internal",
+        "CSMS_REGISTRATION": "auto",
+        "CSMS_LOG_FORMAT": "text",
+    }
+    replicas = [ReplicaProcess(f"replica-{i + 1}", env, log_dir=data_dir) for i in range(args.replicas)]
+    for replica in replicas:
+        replica.start()
+    try:
+        for replica in replicas:
+            await trio.to_thread.run_sync(replica.wait_ready, 60.0)
+        ocpp = TcpBalancer([("127.0.0.1", r.ocpp_port) for r in replicas])
+        api = TcpBalancer([("127.0.0.1", r.api_port) for r in replicas])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ocpp.serve, "127.0.0.1", args.ocpp_port)
+            await nursery.start(api.serve, "127.0.0.1", args.api_port)
+            print(
+                f"\nCSMS local cluster: {len(replicas)} replicas behind a dev balancer\n"
+                f"  stations connect to  ws://127.0.0.1:{ocpp.port}/ocpp/<station id>  (auto-registration on)\n"
+                f"  REST API             http://127.0.0.1:{api.port}/api/v1/stations\n"
+                f"  dev token            {token}   (Authorization: Bearer {token})\n"
+                f"  metrics per replica  " + ", ".join(f"{r.api_url}/metrics" for r in replicas) + "\n"
+                f"  replica logs         {data_dir}/replica-*.log\n"
+                "Ctrl-C stops everything.",
+                flush=True,
+            )
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
+            print("stopping ...", flush=True)
+            nursery.cancel_scope.cancel()
+    finally:
+        for replica in replicas:
+            replica.terminate()
+        for replica in replicas:
+            await trio.to_thread.run_sync(replica.stop)
+
+
+def main_dev(args: argparse.Namespace) -> None:
+    trio.run(_run, args)

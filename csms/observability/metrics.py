@@ -1,0 +1,100 @@
+"""Prometheus metrics, named by the conventions: `csms_` prefix, base units, `_total` counters.
+
+The metric objects live in one registry per process; the observer classes below adapt them to the small
+observer protocols the other modules define, so no module but this one imports prometheus-client.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build_info = Info("csms_build", "Version and node of this replica", registry=r)
+        self.stations_connected = Gauge(
+            "csms_stations_connected", "Station WebSocket connections open on this replica", registry=r
+        )
+        self.handshake_refusals = Counter(
+            "csms_handshake_refusals_total", "WebSocket handshakes refused, by HTTP status", ["status"], registry=r
+        )
+        self.messages = Counter(
+            "csms_ocpp_messages_total",
+            "OCPP calls handled, by direction (in: from stations, out: to stations), action and outcome",
+            ["direction", "action", "outcome"],
+            registry=r,
+        )
+        self.message_seconds = Histogram(
+            "csms_ocpp_message_duration_seconds",
+            "Time to handle an OCPP call (in) or to get the station's answer (out)",
+            ["direction", "action"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.db_batch_size = Histogram(
+            "csms_db_group_commit_batch_size", "Writes per group commit", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.db_commit_seconds = Histogram(
+            "csms_db_commit_duration_seconds", "Duration of one group-commit transaction", buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.db_errors = Counter("csms_db_errors_total", "Failed database operations", ["kind"], registry=r)
+        self.fence_rejections = Counter(
+            "csms_fence_rejections_total", "Writes refused because another replica owns the station", registry=r
+        )
+        self.lease_up = Gauge("csms_cluster_lease_up", "1 while this replica holds a live etcd lease", registry=r)
+        self.leader = Gauge("csms_cluster_leader", "1 while this replica is the leader", registry=r)
+        self.owned_stations = Gauge("csms_cluster_owned_stations", "Stations this replica owns", registry=r)
+        self.claims = Counter("csms_cluster_claims_total", "Station ownership claims", ["outcome"], registry=r)
+        self.takeovers = Counter(
+            "csms_cluster_takeovers_total", "Claims that took a station from another replica", registry=r
+        )
+        self.claims_lost = Counter(
+            "csms_cluster_claims_lost_total", "Stations this replica lost to another replica", registry=r
+        )
+        self.claim_seconds = Histogram(
+            "csms_cluster_claim_duration_seconds", "Time to claim a station in etcd", buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.etcd_seconds = Histogram(
+            "csms_etcd_request_duration_seconds", "etcd gateway request latency", ["operation"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.etcd_errors = Counter("csms_etcd_errors_total", "Failed etcd requests", ["operation"], registry=r)
+        self.commands = Counter(
+            "csms_commands_total", "Operator commands, by action and outcome", ["action", "outcome"], registry=r
+        )
+
+
+class RpcMetrics:
+    """The RPC layer's observer."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def on_incoming(self, action: str, outcome: str, seconds: float) -> None:
+        self._m.messages.labels("in", action, outcome).inc()
+        self._m.message_seconds.labels("in", action).observe(seconds)
+
+    def on_outgoing(self, action: str, outcome: str, seconds: float) -> None:
+        self._m.messages.labels("out", action, outcome).inc()
+        self._m.message_seconds.labels("out", action).observe(seconds)
+
+
+class GatewayMetrics:
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def connection_opened(self) -> None:
+        self._m.stations_connected.inc()
+
+    def connection_closed(self) -> None:
+        self._m.stations_connected.dec()
+
+    def handshake_refused(self, status: int) -> None:
+        self._m.handshake_refusals.labels(str(status)).inc()

@@ -1,0 +1,15 @@
+"""The station gateway: WebSocket handshake, one RPC session per connection, and the station registry."""
+
+from csms.stations.gateway import Gateway, GatewaySettings, StationConnection, StationNotConnected
+from csms.stations.passwords import hash_password
+from csms.stations.registry import MIGRATIONS, StationRegistry
+
+__all__ = [
+    "MIGRATIONS",
+    "Gateway",
+    "GatewaySettings",
+    "StationConnection",
+    "StationNotConnected",
+    "StationRegistry",
+    "hash_password",
+]

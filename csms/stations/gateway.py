@@ -1,0 +1,332 @@
+"""The WebSocket gateway: handshake, ownership claim, one RPC session per connection, drain.
+
+A connection's life: refuse bad handshakes with an HTTP status before the upgrade, claim the station (the
+newest connection wins, here and across replicas), record the claim's fence token in Postgres, then serve the
+RPC session until the station leaves, the claim is lost, or the replica drains. Every connection runs in the
+server's handler nursery inside its own cancel scope, so losing a claim closes exactly that connection at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+
+from cluster import Claim, Coordinator
+from csms.events import EventBus, StationConnected, StationDisconnected
+from csms.ocpp import RpcObserver, RpcSession, Validator
+from csms.stations.handshake import (
+    UNAUTHORIZED_HEADERS,
+    Refusal,
+    basic_credentials,
+    choose_subprotocol,
+    station_id_from_path,
+)
+from csms.stations.passwords import PasswordChecker
+from csms.stations.registry import StationRegistry
+
+log = logging.getLogger(__name__)
+
+# An RPC session's handler for one connection, built by the composition root: (station, fence token, rpc).
+HandlerFactory = Callable[["StationConnection"], Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]]
+FenceRecorder = Callable[[str, int], Awaitable[bool]]
+
+GOING_AWAY = 1001
+POLICY_VIOLATION = 1008
+
+
+class StationNotConnected(Exception):
+    """The station has no connection on this replica."""
+
+
+class GatewayObserver(Protocol):
+    def connection_opened(self) -> None: ...
+    def connection_closed(self) -> None: ...
+    def handshake_refused(self, status: int) -> None: ...
+
+
+@dataclass
+class GatewaySettings:
+    bind: str = "127.0.0.1"
+    port: int = 9000
+    path_prefix: str = "/ocpp/"
+    registration: str = "known"
+    ping_interval: float = 30.0
+    ping_timeout: float = 20.0
+    call_timeout: float = 30.0
+    max_frame_bytes: int = 65536
+    ssl_context: ssl.SSLContext | None = None
+    handshake_timeout: float = 10.0
+
+
+@dataclass(eq=False)
+class StationConnection:
+    """One live station connection on this replica; `rpc` is how commands reach the station."""
+
+    station_id: str
+    connection_id: str
+    protocol: str
+    claim: Claim
+    ws: WebSocketConnection
+    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    rpc: RpcSession | None = None
+    close_code: int = 1000
+    close_reason: str = "bye"
+    booted: bool = False
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the connection to end; the handler closes the socket with this code as it unwinds."""
+        self.close_code, self.close_reason = code, reason
+        self.cancel_scope.cancel()
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        registry: StationRegistry,
+        coordinator: Coordinator,
+        record_fence: FenceRecorder,
+        handler_factory: HandlerFactory,
+        events: EventBus,
+        observer: GatewayObserver | None = None,
+        rpc_observer: RpcObserver | None = None,
+        after_connect: Callable[[StationConnection], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._coordinator = coordinator
+        self._record_fence = record_fence
+        self._handler_factory = handler_factory
+        self._events = events
+        self._observer = observer
+        self._after_connect = after_connect
+        self._rpc_observer = rpc_observer
+        self._passwords = PasswordChecker()
+        self._connections: dict[str, StationConnection] = {}
+        self._accepting = True
+        self._validator = Validator.for_version("1.6")
+        self.port: int = settings.port
+        coordinator.on_claim_lost(self._claim_lost)
+        coordinator.on_fenced(self._fenced)
+
+    # -- public face ---------------------------------------------------------------------------------------
+
+    def connected(self, station_id: str) -> bool:
+        return station_id in self._connections
+
+    def connection(self, station_id: str) -> StationConnection:
+        try:
+            return self._connections[station_id]
+        except KeyError:
+            raise StationNotConnected(station_id) from None
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def station_ids(self) -> list[str]:
+        return list(self._connections)
+
+    async def call(
+        self, station_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a CSMS-initiated call on this replica's connection to the station."""
+        conn = self.connection(station_id)
+        if conn.rpc is None:
+            raise StationNotConnected(station_id)
+        return await conn.rpc.call(action, payload, timeout=timeout)
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        s = self._settings
+        async with trio.open_nursery() as handlers:
+            server = await handlers.start(
+                lambda task_status: serve_websocket(
+                    self._handle,
+                    s.bind,
+                    s.port,
+                    s.ssl_context,
+                    handler_nursery=handlers,
+                    # Frames a little over the OCPP limit get a CallError from the RPC layer; far over it
+                    # the socket closes with 1009 before we buffer them.
+                    max_message_size=4 * s.max_frame_bytes,
+                    message_queue_size=8,
+                    connect_timeout=s.handshake_timeout,
+                    disconnect_timeout=5,
+                    task_status=task_status,
+                )
+            )
+            self.port = server.port
+            task_status.started(server.port)
+
+    def stop_accepting(self) -> None:
+        self._accepting = False
+
+    async def drain(self, rate: float) -> None:
+        """Close every station with 1001 at `rate` per second so they reconnect elsewhere, gently."""
+        self._accepting = False
+        interval = 1.0 / rate if rate > 0 else 0.0
+        for station_id in list(self._connections):
+            conn = self._connections.get(station_id)
+            if conn is not None:
+                conn.close(GOING_AWAY, "replica draining")
+            if interval:
+                await trio.sleep(interval)
+        while self._connections:
+            await trio.sleep(0.05)
+
+    def close_some(self, count: int, reason: str) -> int:
+        """Shed up to `count` stations (rebalancing); they reconnect through the balancer."""
+        victims = list(self._connections.values())[:count]
+        for conn in victims:
+            conn.close(GOING_AWAY, reason)
+        return len(victims)
+
+    # -- connection lifecycle ------------------------------------------------------------------------------
+
+    async def _handle(self, request: WebSocketRequest) -> None:
+        try:
+            await self._serve_request(request)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            # One station's failure must never reach the server's nursery and take the others down.
+            log.exception("station connection failed", extra={"path": request.path})
+
+    async def _serve_request(self, request: WebSocketRequest) -> None:
+        try:
+            station_id, protocol = await self._check_handshake(request)
+        except Refusal as refusal:
+            if self._observer:
+                self._observer.handshake_refused(refusal.status)
+            log.info("handshake refused", extra={"path": request.path, "status": refusal.status,
+                                                  "reason": refusal.reason})
+            headers = [(k.encode(), v.encode()) for k, v in refusal.headers]
+            headers.append((b"Content-Type", b"text/plain; charset=utf-8"))
+            await request.reject(refusal.status, extra_headers=headers, body=refusal.reason.encode() + b"\n")
+            return
+
+        connection_id = secrets.token_hex(6)
+        try:
+            with trio.fail_after(self._settings.handshake_timeout):
+                claim = await self._coordinator.claim(station_id, connection_id)
+                if not await self._record_fence(station_id, claim.token):
+                    raise RuntimeError("a newer claim is already recorded")
+        except Exception as exc:
+            log.warning("claim failed", extra={"station_id": station_id, "error": repr(exc)})
+            await request.reject(503, body=b"station ownership unavailable, retry later\n")
+            return
+
+        ws = await request.accept(subprotocol=protocol)
+        conn = StationConnection(station_id, connection_id, protocol, claim, ws)
+        previous = self._connections.get(station_id)
+        if previous is not None:
+            previous.close(GOING_AWAY, "replaced by a newer connection")
+        self._connections[station_id] = conn
+        if self._observer:
+            self._observer.connection_opened()
+        self._events.publish(StationConnected(station_id, connection_id, protocol))
+        log.info("station connected", extra={"station_id": station_id, "connection_id": connection_id})
+        try:
+            with conn.cancel_scope:
+                await self._run_session(conn)
+        finally:
+            if self._connections.get(station_id) is conn:
+                del self._connections[station_id]
+            if self._observer:
+                self._observer.connection_closed()
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await ws.aclose(conn.close_code, conn.close_reason)
+                try:
+                    await self._coordinator.release(claim)
+                except Exception as exc:
+                    log.warning("release failed", extra={"station_id": station_id, "error": repr(exc)})
+            self._events.publish(StationDisconnected(station_id, connection_id, conn.close_reason))
+            log.info("station disconnected", extra={"station_id": station_id, "reason": conn.close_reason})
+
+    async def _check_handshake(self, request: WebSocketRequest) -> tuple[str, str]:
+        if not self._accepting:
+            raise Refusal(503, "replica is draining; reconnect")
+        station_id = station_id_from_path(request.path, self._settings.path_prefix)
+        protocol = choose_subprotocol(list(request.proposed_subprotocols))
+        known, password_hash = await self._registry.credentials(station_id)
+        if not known:
+            if self._settings.registration != "auto":
+                raise Refusal(404, f"unknown station {station_id}")
+            await self._registry.auto_register(station_id)
+        if password_hash is not None:
+            credentials = basic_credentials(request.headers)
+            if credentials is None:
+                raise Refusal(401, "HTTP Basic credentials required", UNAUTHORIZED_HEADERS)
+            user, password = credentials
+            if user != station_id or not await self._passwords.check(station_id, password, password_hash):
+                raise Refusal(401, "bad credentials", UNAUTHORIZED_HEADERS)
+        return station_id, protocol
+
+    async def _run_session(self, conn: StationConnection) -> None:
+        s = self._settings
+        transport = _WebSocketTransport(conn.ws)
+        rpc = RpcSession(
+            transport,
+            self._handler_factory(conn),
+            self._validator,
+            call_timeout=s.call_timeout,
+            max_frame_bytes=s.max_frame_bytes,
+            observer=self._rpc_observer,
+        )
+        conn.rpc = rpc
+        async with trio.open_nursery() as nursery:
+            if s.ping_interval > 0:
+                nursery.start_soon(self._keep_alive, conn)
+            if self._after_connect is not None:
+                nursery.start_soon(self._after_connect, conn)
+            try:
+                await rpc.serve()
+            except ConnectionClosed:
+                pass
+            conn.close_reason = "station closed the connection"
+            nursery.cancel_scope.cancel()
+
+    async def _keep_alive(self, conn: StationConnection) -> None:
+        """WebSocket ping/pong liveness: a half-open TCP connection is noticed within interval + timeout."""
+        s = self._settings
+        while True:
+            await trio.sleep(s.ping_interval)
+            with trio.move_on_after(s.ping_timeout) as scope:
+                await conn.ws.ping()
+            if scope.cancelled_caught:
+                conn.close(GOING_AWAY, "pong timeout")
+                return
+
+    # -- cluster callbacks (synchronous, from the coordinator) ---------------------------------------------
+
+    def _claim_lost(self, claim: Claim) -> None:
+        conn = self._connections.get(claim.station_id)
+        if conn is not None and conn.connection_id == claim.connection_id:
+            conn.close(POLICY_VIOLATION, "station connected to another replica")
+
+    def _fenced(self) -> None:
+        for conn in list(self._connections.values()):
+            conn.close(GOING_AWAY, "replica lost its cluster lease")
+
+
+class _WebSocketTransport:
+    """Adapts a trio-websocket connection to the RPC layer's transport protocol."""
+
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self._ws = ws
+
+    async def send(self, text: str) -> None:
+        await self._ws.send_message(text)
+
+    async def receive(self) -> str | bytes:
+        return await self._ws.get_message()
+
+
+__all__ = ["Gateway", "GatewaySettings", "StationConnection", "StationNotConnected"]

@@ -1,0 +1,222 @@
+"""The station registry: the only code that touches the stations module's tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from csms.storage import Connection, Database, Fence
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_STATION_COLUMNS = """id, password_hash, boot_status, description, auto_registered, vendor, model, serial_number,
+firmware_version, iccid, imsi, meter_type, meter_serial, last_boot_status, last_boot_at, last_seen_at, created_at,
+updated_at"""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _station_json(row: Any) -> dict[str, Any]:
+    data = {key: row[key] for key in row.keys() if key != "password_hash"}  # noqa: SIM118 (asyncpg Record)
+    data["has_password"] = row["password_hash"] is not None
+    for key in ("last_boot_at", "last_seen_at", "created_at", "updated_at"):
+        data[key] = _iso(data[key])
+    return data
+
+
+class StationRegistry:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def credentials(self, station_id: str) -> tuple[bool, str | None]:
+        """(known, password hash or None) for the handshake."""
+        row = await self._db.fetchrow("SELECT password_hash FROM stations WHERE id = $1", station_id)
+        return (False, None) if row is None else (True, row["password_hash"])
+
+    async def auto_register(self, station_id: str) -> None:
+        await self._db.execute(
+            "INSERT INTO stations (id, auto_registered) VALUES ($1, true) ON CONFLICT (id) DO NOTHING", station_id
+        )
+
+    async def get(self, station_id: str) -> dict[str, Any] | None:
+        async def read(conn: Connection) -> tuple[Any, list[Any]]:
+            row = await conn.fetchrow(f"SELECT {_STATION_COLUMNS} FROM stations WHERE id = $1", station_id)
+            connectors = await conn.fetch(
+                "SELECT connector_id, status, error_code, info, vendor_id, vendor_error_code, station_timestamp,"
+                " received_at FROM connector_status WHERE station_id = $1 ORDER BY connector_id",
+                station_id,
+            )
+            return row, connectors
+
+        row, connectors = await self._db.transaction(read)
+        if row is None:
+            return None
+        data = _station_json(row)
+        data["connectors"] = [
+            {**dict(c), "station_timestamp": _iso(c["station_timestamp"]), "received_at": _iso(c["received_at"])}
+            for c in connectors
+        ]
+        return data
+
+    async def list(self, *, limit: int = 100, after: str = "") -> list[dict[str, Any]]:
+        rows = await self._db.fetch(
+            f"SELECT {_STATION_COLUMNS} FROM stations WHERE id > $1 ORDER BY id LIMIT $2", after, limit
+        )
+        return [_station_json(row) for row in rows]
+
+    async def put(
+        self,
+        station_id: str,
+        *,
+        password_hash: str | None,
+        set_password: bool,
+        boot_status: str | None,
+        set_boot_status: bool,
+        description: str | None,
+    ) -> bool:
+        """Create or update; fields not given keep their value. Returns True if created."""
+        created = await self._db.fetchval(
+            """
+            INSERT INTO stations (id, password_hash, boot_status, description)
+            VALUES ($1, $2, $3, coalesce($4, ''))
+            ON CONFLICT (id) DO UPDATE SET
+                password_hash = CASE WHEN $5 THEN EXCLUDED.password_hash ELSE stations.password_hash END,
+                boot_status = CASE WHEN $6 THEN EXCLUDED.boot_status ELSE stations.boot_status END,
+                description = coalesce($4, stations.description),
+                auto_registered = false,
+                updated_at = now()
+            RETURNING (xmax = 0)
+            """,
+            station_id, password_hash, boot_status, description, set_password, set_boot_status,
+        )
+        return bool(created)
+
+    async def delete(self, station_id: str) -> bool:
+        result = await self._db.execute("DELETE FROM stations WHERE id = $1", station_id)
+        return bool(result.endswith(" 1"))
+
+    async def boot_policy(self, station_id: str) -> str | None:
+        return await self._db.fetchval("SELECT boot_status FROM stations WHERE id = $1", station_id)  # type: ignore[no-any-return]
+
+    async def record_boot(self, fence: Fence, info: dict[str, Any], status: str, received_at: datetime) -> None:
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                """
+                UPDATE stations SET vendor = $2, model = $3, serial_number = $4, firmware_version = $5,
+                    iccid = $6, imsi = $7, meter_type = $8, meter_serial = $9, last_boot_status = $10,
+                    last_boot_at = $11, last_seen_at = $11
+                WHERE id = $1
+                """,
+                fence.station_id,
+                info.get("chargePointVendor"),
+                info.get("chargePointModel"),
+                info.get("chargePointSerialNumber") or info.get("chargeBoxSerialNumber"),
+                info.get("firmwareVersion"),
+                info.get("iccid"),
+                info.get("imsi"),
+                info.get("meterType"),
+                info.get("meterSerialNumber"),
+                status,
+                received_at,
+            )
+
+        await self._db.write(op, fence=fence)
+
+    async def touch(self, fence: Fence, received_at: datetime) -> None:
+        async def op(conn: Connection) -> None:
+            await conn.execute("UPDATE stations SET last_seen_at = $2 WHERE id = $1", fence.station_id, received_at)
+
+        await self._db.write(op, fence=fence)
+
+    async def record_status(
+        self,
+        fence: Fence,
+        *,
+        connector_id: int,
+        status: str,
+        error_code: str,
+        info: str | None,
+        vendor_id: str | None,
+        vendor_error_code: str | None,
+        timestamp: datetime | None,
+        received_at: datetime,
+    ) -> None:
+        """History always grows; the current state only moves forward in station time (late messages lose)."""
+
+        async def op(conn: Connection) -> None:
+            args = (fence.station_id, connector_id, status, error_code, info, vendor_id, vendor_error_code,
+                    timestamp, received_at)
+            await conn.execute(
+                """
+                INSERT INTO connector_status_history (station_id, connector_id, status, error_code, info,
+                    vendor_id, vendor_error_code, station_timestamp, received_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                """,
+                *args,
+            )
+            await conn.execute(
+                """
+                INSERT INTO connector_status (station_id, connector_id, status, error_code, info, vendor_id,
+                    vendor_error_code, station_timestamp, received_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (station_id, connector_id) DO UPDATE SET status = EXCLUDED.status,
+                    error_code = EXCLUDED.error_code, info = EXCLUDED.info, vendor_id = EXCLUDED.vendor_id,
+                    vendor_error_code = EXCLUDED.vendor_error_code,
+                    station_timestamp = EXCLUDED.station_timestamp, received_at = EXCLUDED.received_at
+                WHERE coalesce(EXCLUDED.station_timestamp, EXCLUDED.received_at)
+                   >= coalesce(connector_status.station_timestamp, connector_status.received_at)
+                """,
+                *args,
+            )
+
+        await self._db.write(op, fence=fence)
+
+    async def record_notification(self, fence: Fence, kind: str, status: str, received_at: datetime) -> None:
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "INSERT INTO station_notifications (station_id, kind, status, received_at) VALUES ($1, $2, $3, $4)",
+                fence.station_id, kind, status, received_at,
+            )
+
+        await self._db.write(op, fence=fence)
+
+    async def record_data_transfer(
+        self,
+        fence: Fence,
+        *,
+        vendor_id: str,
+        message_id: str | None,
+        data: str | None,
+        answered: str,
+        received_at: datetime,
+    ) -> None:
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "INSERT INTO data_transfers (station_id, vendor_id, message_id, data, answered, received_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                fence.station_id, vendor_id, message_id, data, answered, received_at,
+            )
+
+        await self._db.write(op, fence=fence)
+
+    async def notifications(self, station_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await self._db.fetch(
+            "SELECT kind, status, received_at FROM station_notifications WHERE station_id = $1"
+            " ORDER BY id DESC LIMIT $2",
+            station_id, limit,
+        )
+        return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
+
+    async def status_history(self, station_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self._db.fetch(
+            "SELECT connector_id, status, error_code, info, station_timestamp, received_at"
+            " FROM connector_status_history WHERE station_id = $1 ORDER BY id DESC LIMIT $2",
+            station_id, limit,
+        )
+        return [
+            {**dict(r), "station_timestamp": _iso(r["station_timestamp"]), "received_at": _iso(r["received_at"])}
+            for r in rows
+        ]

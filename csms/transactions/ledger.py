@@ -1,0 +1,243 @@
+"""The transaction ledger: the only code that touches `transactions`, `meter_values` and `unknown_stops`.
+
+Every write goes through the group-commit writer with the station's fence, so a replica that lost a station
+can never write for it again, and every method is safe to repeat: stations retry with new message ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from csms.storage import Connection, Database, Fence
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class SampledValue:
+    """One OCPP sampledValue with its meterValue timestamp; absent optional fields are ''."""
+
+    timestamp: datetime
+    value: str
+    measurand: str = "Energy.Active.Import.Register"
+    phase: str = ""
+    unit: str = "Wh"
+    context: str = "Sample.Periodic"
+    location: str = "Outlet"
+    format: str = "Raw"
+
+
+_INSERT_SAMPLE = """
+INSERT INTO meter_values (station_id, connector_id, transaction_id, station_timestamp, received_at, source,
+                          measurand, phase, unit, context, location, format, value)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT ON CONSTRAINT meter_values_once DO NOTHING
+"""
+
+_COLUMNS = """id, station_id, connector_id, id_tag, id_tag_status, reservation_id, remote_started, meter_start,
+start_timestamp, start_received_at, meter_stop, stop_timestamp, stop_received_at, stop_reason, stop_id_tag,
+energy_wh"""
+
+
+async def _insert_samples(
+    conn: Connection,
+    station_id: str,
+    connector_id: int,
+    transaction_id: int,
+    received_at: datetime,
+    source: str,
+    samples: list[SampledValue],
+) -> None:
+    if samples:
+        await conn.executemany(
+            _INSERT_SAMPLE,
+            [
+                (station_id, connector_id, transaction_id, s.timestamp, received_at, source, s.measurand,
+                 s.phase, s.unit, s.context, s.location, s.format, s.value)
+                for s in samples
+            ],
+        )
+
+
+def _transaction_json(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    for key in ("start_timestamp", "start_received_at", "stop_timestamp", "stop_received_at"):
+        if data.get(key) is not None:
+            data[key] = data[key].isoformat()
+    data["active"] = data["stop_received_at"] is None
+    return data
+
+
+class TransactionLedger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def start(
+        self,
+        fence: Fence,
+        *,
+        connector_id: int,
+        id_tag: str,
+        id_tag_status: str,
+        meter_start: int,
+        timestamp: datetime,
+        received_at: datetime,
+        reservation_id: int | None = None,
+        remote_started: bool = False,
+    ) -> int:
+        """Record a start; a retry with the same content returns the first transactionId."""
+        station_id = fence.station_id
+
+        async def op(conn: Connection) -> int:
+            tx_id = await conn.fetchval(
+                """
+                INSERT INTO transactions (station_id, connector_id, id_tag, id_tag_status, reservation_id,
+                    remote_started, meter_start, start_timestamp, start_received_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT ON CONSTRAINT transactions_start_once DO NOTHING
+                RETURNING id
+                """,
+                station_id, connector_id, id_tag, id_tag_status, reservation_id, remote_started,
+                meter_start, timestamp, received_at,
+            )
+            if tx_id is None:
+                tx_id = await conn.fetchval(
+                    "SELECT id FROM transactions WHERE station_id = $1 AND connector_id = $2 AND id_tag = $3"
+                    " AND start_timestamp = $4 AND meter_start = $5",
+                    station_id, connector_id, id_tag, timestamp, meter_start,
+                )
+            return int(tx_id)
+
+        return await self._db.write(op, fence=fence)
+
+    async def stop(
+        self,
+        fence: Fence,
+        *,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: datetime,
+        received_at: datetime,
+        reason: str | None,
+        id_tag: str | None,
+        samples: list[SampledValue],
+    ) -> str:
+        """Close a transaction once; returns 'stopped', 'already-stopped' or 'unknown' (recorded aside)."""
+        station_id = fence.station_id
+
+        async def op(conn: Connection) -> str:
+            row = await conn.fetchrow(
+                """
+                UPDATE transactions SET meter_stop = $3, stop_timestamp = $4, stop_received_at = $5,
+                    stop_reason = $6, stop_id_tag = $7
+                WHERE id = $1 AND station_id = $2 AND stop_received_at IS NULL
+                RETURNING connector_id
+                """,
+                transaction_id, station_id, meter_stop, timestamp, received_at, reason, id_tag,
+            )
+            if row is not None:
+                outcome, connector_id = "stopped", row["connector_id"]
+            else:
+                connector_id = await conn.fetchval(
+                    "SELECT connector_id FROM transactions WHERE id = $1 AND station_id = $2",
+                    transaction_id, station_id,
+                )
+                if connector_id is None:
+                    await conn.execute(
+                        """
+                        INSERT INTO unknown_stops (station_id, transaction_id, id_tag, meter_stop, stop_timestamp,
+                            stop_reason, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                        ON CONFLICT DO NOTHING
+                        """,
+                        station_id, transaction_id, id_tag, meter_stop, timestamp, reason, received_at,
+                    )
+                    return "unknown"
+                outcome = "already-stopped"
+            await _insert_samples(
+                conn, station_id, connector_id, transaction_id, received_at, "StopTransaction", samples
+            )
+            return outcome
+
+        return await self._db.write(op, fence=fence)
+
+    async def meter_values(
+        self,
+        fence: Fence,
+        *,
+        connector_id: int,
+        transaction_id: int | None,
+        received_at: datetime,
+        samples: list[SampledValue],
+    ) -> None:
+        """Store samples; late ones for a finished transaction are kept, but never change its energy."""
+        station_id = fence.station_id
+
+        async def op(conn: Connection) -> None:
+            await _insert_samples(
+                conn, station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples
+            )
+
+        await self._db.write(op, fence=fence)
+
+    async def get(self, transaction_id: int) -> dict[str, Any] | None:
+        async def read(conn: Connection) -> tuple[Any, list[Any]]:
+            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM transactions WHERE id = $1", transaction_id)
+            samples = await conn.fetch(
+                "SELECT connector_id, station_timestamp, received_at, source, measurand, phase, unit, context,"
+                " location, format, value FROM meter_values WHERE transaction_id = $1"
+                " ORDER BY station_timestamp, id",
+                transaction_id,
+            )
+            return row, samples
+
+        row, samples = await self._db.transaction(read)
+        if row is None:
+            return None
+        data = _transaction_json(row)
+        data["meter_values"] = [
+            {
+                **dict(s),
+                "station_timestamp": s["station_timestamp"].isoformat(),
+                "received_at": s["received_at"].isoformat(),
+            }
+            for s in samples
+        ]
+        return data
+
+    async def list(
+        self,
+        *,
+        station_id: str | None = None,
+        active: bool | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first; page with `before_id` (the last id of the previous page)."""
+        rows = await self._db.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM transactions
+            WHERE ($1::text IS NULL OR station_id = $1)
+              AND ($2::boolean IS NULL OR (stop_received_at IS NULL) = $2)
+              AND ($3::timestamptz IS NULL OR start_timestamp >= $3)
+              AND ($4::integer IS NULL OR id < $4)
+            ORDER BY id DESC LIMIT $5
+            """,
+            station_id, active, since, before_id, limit,
+        )
+        return [_transaction_json(row) for row in rows]
+
+    async def open_transactions(self, station_id: str) -> list[dict[str, Any]]:
+        """What a replica reclaiming a station carries on with."""
+        return await self.list(station_id=station_id, active=True, limit=1000)
+
+    async def active_transaction(self, station_id: str, connector_id: int) -> int | None:
+        value = await self._db.fetchval(
+            "SELECT max(id) FROM transactions WHERE station_id = $1 AND connector_id = $2"
+            " AND stop_received_at IS NULL",
+            station_id, connector_id,
+        )
+        return int(value) if value is not None else None

@@ -1,0 +1,142 @@
+"""Garbage in: the right OCPP CallError or HTTP status comes out, and nobody else notices."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import trio
+from trio_websocket import ConnectionRejected, open_websocket_url
+
+from csms.devtools.station import CallErrorReply, SimulatedStation
+from tests.integration.conftest import Running
+
+pytestmark = pytest.mark.integration
+
+
+async def _call_error(cp: SimulatedStation, action: str, payload: dict[str, object]) -> CallErrorReply:
+    with pytest.raises(CallErrorReply) as caught:
+        await cp.call(action, payload)
+    return caught.value
+
+
+async def test_not_json_gets_formation_violation_with_id_minus_one(csms: Running) -> None:
+    await csms.put_station("CP-B")
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-B") as cp:
+        await cp.send_raw("this is not json")
+        frame = await cp.receive_raw()
+        assert frame[:3] == [4, "-1", "FormationViolation"]
+        await cp.send_raw('{"an": "object, not an array"}')
+        assert (await cp.receive_raw())[:3] == [4, "-1", "FormationViolation"]
+        # The connection survives and keeps serving.
+        assert "currentTime" in await cp.call("Heartbeat", {})
+
+
+async def test_schema_violations_get_specific_codes(csms: Running) -> None:
+    await csms.put_station("CP-V")
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-V") as cp:
+        wrong_type = await _call_error(cp, "StartTransaction",
+                                       {"connectorId": "one", "idTag": "T", "meterStart": 0,
+                                        "timestamp": "2026-01-01T00:00:00Z"})
+        assert wrong_type.code == "TypeConstraintViolation"
+        assert "connectorId" in wrong_type.description
+        missing = await _call_error(cp, "StartTransaction", {"connectorId": 1, "idTag": "T"})
+        assert missing.code == "OccurenceConstraintViolation"
+        too_long = await _call_error(cp, "Authorize", {"idTag": "X" * 21})
+        assert too_long.code == "PropertyConstraintViolation"
+        bad_enum = await _call_error(cp, "StatusNotification",
+                                     {"connectorId": 1, "status": "Exploded", "errorCode": "NoError"})
+        assert bad_enum.code == "PropertyConstraintViolation"
+
+
+async def test_unknown_and_unsupported_actions(csms: Running) -> None:
+    await csms.put_station("CP-A")
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-A") as cp:
+        # OCPP 1.6 section 4.2.3: NotImplemented for an action the receiver does not know...
+        assert (await _call_error(cp, "MakeCoffee", {})).code == "NotImplemented"
+        # ...NotSupported for one it knows but does not serve (a CSMS-to-station action sent the wrong way).
+        assert (await _call_error(cp, "Reset", {"type": "Soft"})).code == "NotSupported"
+
+
+async def test_oversized_frame(csms: Running) -> None:
+    await csms.put_station("CP-BIG")
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-BIG") as cp:
+        big = orjson.dumps([2, "big-1", "DataTransfer", {"vendorId": "v", "data": "x" * 70_000}]).decode()
+        await cp.send_raw(big)
+        frame = await cp.receive_raw()
+        assert frame[0] == 4 and frame[1] in ("big-1", "-1")
+        assert "currentTime" in await cp.call("Heartbeat", {})
+
+
+async def _rejected_status(url: str, *, subprotocols: list[str] | None = None,
+                           headers: list[tuple[bytes, bytes]] | None = None) -> int:
+    with pytest.raises(ConnectionRejected) as caught:
+        async with open_websocket_url(url, subprotocols=subprotocols or ["ocpp1.6"], extra_headers=headers or []):
+            pass
+    return int(caught.value.status_code)
+
+
+async def test_handshake_refusals(csms: Running) -> None:
+    await csms.put_station("CP-P", password="right-password")
+    base = csms.ocpp_url
+    assert await _rejected_status(f"{base}/NOT-REGISTERED") == 404
+    assert await _rejected_status(f"{base}/CP-P") == 401  # no credentials
+    with pytest.raises(ConnectionRejected) as wrong:
+        async with SimulatedStation.connect(base, "CP-P", password="wrong-password"):
+            pass
+    assert wrong.value.status_code == 401
+    assert await _rejected_status(f"{base}/CP-P", subprotocols=["ocpp0.1"]) == 400
+    assert await _rejected_status(f"{base}/bad%20id") == 400
+    assert await _rejected_status(base.replace("/ocpp", "/elsewhere") + "/CP-P") == 404
+    async with SimulatedStation.connect(base, "CP-P", password="right-password") as cp:
+        assert "currentTime" in await cp.call("Heartbeat", {})
+
+
+async def test_missing_subprotocol_is_refused(csms: Running) -> None:
+    await csms.put_station("CP-NS")
+    with pytest.raises(ConnectionRejected) as caught:
+        async with SimulatedStation.connect(csms.ocpp_url, "CP-NS", subprotocols=[]):
+            pass
+    assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("replica_overrides", [{"CSMS_REGISTRATION": "auto"}])
+async def test_auto_registration(csms: Running) -> None:
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-NEW") as cp:
+        assert (await cp.boot())["status"] == "Accepted"
+    async with csms.api() as api:
+        station = (await api.get("/api/v1/stations/CP-NEW")).json()
+    assert station["auto_registered"] is True
+
+
+async def test_newest_connection_wins_on_one_replica(csms: Running) -> None:
+    await csms.put_station("CP-TWICE")
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-TWICE") as old:
+        async with SimulatedStation.connect(csms.ocpp_url, "CP-TWICE") as new:
+            assert "currentTime" in await new.call("Heartbeat", {})
+            with trio.fail_after(5):
+                while old.ws.closed is None:
+                    await trio.sleep(0.02)
+            assert "currentTime" in await new.call("Heartbeat", {})
+
+
+async def test_misbehaving_station_does_not_disturb_another(csms: Running) -> None:
+    await csms.put_station("CP-BAD")
+    await csms.put_station("CP-GOOD")
+    async with (
+        SimulatedStation.connect(csms.ocpp_url, "CP-BAD") as bad,
+        SimulatedStation.connect(csms.ocpp_url, "CP-GOOD") as good,
+        trio.open_nursery() as nursery,
+    ):
+
+        async def spew() -> None:
+            for i in range(300):
+                await bad.send_raw(["garbage", "[1,2,3]", "[2]", '[2,"x","Nope",{}]', "\x00\xff"][i % 5])
+                await trio.sleep(0)
+
+        nursery.start_soon(spew)
+        tx = (await good.start_transaction(1, "TAG", 0))["transactionId"]
+        for wh in range(100, 1100, 100):
+            await good.meter_values(1, tx, wh)
+        assert await good.stop_transaction(tx, 1000) == {}
+    async with csms.api() as api:
+        assert (await api.get(f"/api/v1/transactions/{tx}")).json()["energy_wh"] == 1000

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole check: lint, format, types, module boundaries, then every test (real Postgres, etcd, replicas).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/bootstrap.sh"
+if [ -f deploy/tools/get-helm.sh ]; then
+  HELM="$(bash deploy/tools/get-helm.sh 2>/dev/null || true)"
+  export HELM
+fi
+ruff check .
+ruff format --check .
+mypy
+lint-imports
+exec pytest "$@"
