@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -62,13 +63,16 @@ def _advertise_address(config: Config) -> str:
 async def open_coordinator(config: Config, metrics: Metrics) -> AsyncIterator[Coordinator]:
     observer = ClusterMetrics(metrics)
     if not config.etcd_endpoints:
-        yield SingleNodeCoordinator(config.node_id)
+        yield SingleNodeCoordinator(
+            config.node_id, address=_advertise_address(config), version=package_version(), observer=observer
+        )
         return
     async with EtcdClient(
         list(config.etcd_endpoints),
         username=config.etcd_username or None,
         password=config.etcd_password or None,
         ca_file=config.etcd_ca_file or None,
+        on_request=observer.etcd_request,
     ) as client:
         yield EtcdCoordinator(
             client,
@@ -81,7 +85,7 @@ async def open_coordinator(config: Config, metrics: Metrics) -> AsyncIterator[Co
         )
 
 
-async def serve_api(app: object, config: Config, *, task_status: trio.TaskStatus[int]) -> None:
+async def serve_api(app: Any, config: Config, *, task_status: trio.TaskStatus[int]) -> None:
     hconfig = HypercornConfig()
     hconfig.bind = [f"{config.bind}:{config.api_port}"]
     hconfig.accesslog = None

@@ -73,7 +73,7 @@ def build_api(services: ApiServices) -> Starlette:
         auth.require(request, "read")
         limit = page_limit(request)
         after = request.query_params.get("after", "")
-        items = await s.registry.list(limit=limit, after=after)
+        items = await s.registry.page(limit=limit, after=after)
         items = [await with_owner(item) for item in items]
         next_after = items[-1]["id"] if len(items) == limit else None
         return JSONResponse({"items": items, "next": next_after})
@@ -120,7 +120,7 @@ def build_api(services: ApiServices) -> Starlette:
         before = q.get("before")
         if before is not None and not before.isdigit():
             raise ApiError(400, "bad_request", "before must be a transaction id")
-        items = await s.ledger.list(
+        items = await s.ledger.page(
             station_id=q.get("station_id"),
             active=parse_bool(q.get("active"), "active"),
             since=parse_datetime(q.get("since"), "since"),
@@ -143,7 +143,7 @@ def build_api(services: ApiServices) -> Starlette:
     async def list_id_tags(request: Request) -> Response:
         auth.require(request, "read")
         limit = page_limit(request)
-        tags = await s.id_tags.list(limit=limit, after=request.query_params.get("after", ""))
+        tags = await s.id_tags.page(limit=limit, after=request.query_params.get("after", ""))
         next_after = tags[-1].id_tag if len(tags) == limit else None
         return JSONResponse({"items": [t.as_json() for t in tags], "next": next_after})
 

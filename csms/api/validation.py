@@ -116,6 +116,9 @@ def parse_datetime(raw: str | None, name: str, status: int = 400) -> datetime | 
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise ApiError(status, "bad_request" if status == 400 else "invalid",
-                       f"{name} must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z") from None
+        raise ApiError(
+            status,
+            "bad_request" if status == 400 else "invalid",
+            f"{name} must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z",
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)

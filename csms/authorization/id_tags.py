@@ -58,10 +58,9 @@ class IdTagStore:
         )
         return _row_to_tag(row) if row else None
 
-    async def list(self, *, limit: int = 100, after: str = "") -> list[IdTag]:
+    async def page(self, *, limit: int = 100, after: str = "") -> list[IdTag]:
         rows = await self._db.fetch(
-            "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag > $1"
-            " ORDER BY id_tag LIMIT $2",
+            "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag > $1 ORDER BY id_tag LIMIT $2",
             after,
             limit,
         )

@@ -108,8 +108,10 @@ class CentralSystem16:
         try:
             await conn.rpc.call("TriggerMessage", {"requestedMessage": "StatusNotification"})
         except Exception as exc:
-            log.info("TriggerMessage after reconnect failed", extra={"station_id": conn.station_id,
-                                                                       "error": repr(exc)})
+            log.info(
+                "TriggerMessage after reconnect failed",
+                extra={"station_id": conn.station_id, "error": repr(exc)},
+            )
 
     async def _boot_notification(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         status = await self._registry.boot_policy(conn.station_id) or self._settings.boot_status
@@ -117,7 +119,11 @@ class CentralSystem16:
         await self._registry.record_boot(fence, p, status, received)
         conn.booted = True
         self._events.publish(StationBooted(conn.station_id, status))
-        return {"status": status, "currentTime": wire(received), "interval": self._settings.heartbeat_interval}
+        return {
+            "status": status,
+            "currentTime": wire(received),
+            "interval": self._settings.heartbeat_interval,
+        }
 
     async def _heartbeat(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         received = now()
@@ -172,8 +178,10 @@ class CentralSystem16:
         if outcome == "stopped":
             self._events.publish(TransactionStopped(conn.station_id, p["transactionId"], None))
         elif outcome == "unknown":
-            log.warning("StopTransaction for an unknown transaction recorded",
-                        extra={"station_id": conn.station_id, "transaction_id": p["transactionId"]})
+            log.warning(
+                "StopTransaction for an unknown transaction recorded",
+                extra={"station_id": conn.station_id, "transaction_id": p["transactionId"]},
+            )
         if "idTag" in p:
             return {"idTagInfo": await self._id_tags.id_tag_info(p["idTag"])}
         return {}

@@ -27,27 +27,7 @@ def _dev_token(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-async def _run(args: argparse.Namespace) -> None:
-    data_dir = Path(args.data_dir).absolute()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = _dev_token(data_dir)
-    print(f"starting Postgres and etcd (data in {data_dir}) ...", flush=True)
-    postgres = PostgresServer(data_dir / "postgres")
-    etcd = EtcdServer(data_dir / "etcd")
-    database_url = postgres.start()
-    try:
-        etcd_url = etcd.start()
-        try:
-            await _run_replicas(args, data_dir, token, database_url, etcd_url)
-        finally:
-            etcd.stop()
-    finally:
-        postgres.stop()
-
-
-async def _run_replicas(
-    args: argparse.Namespace, data_dir: Path, token: str, database_url: str, etcd_url: str
-) -> None:
+async def _run_replicas(args: argparse.Namespace, data_dir: Path, token: str, database_url: str, etcd_url: str) -> None:
     env = {
         "CSMS_DATABASE_URL": database_url,
         "CSMS_ETCD_ENDPOINTS": etcd_url,
@@ -90,4 +70,18 @@ async def _run_replicas(
 
 
 def main_dev(args: argparse.Namespace) -> None:
-    trio.run(_run, args)
+    data_dir = Path(args.data_dir).absolute()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = _dev_token(data_dir)
+    print(f"starting Postgres and etcd (data in {data_dir}) ...", flush=True)
+    postgres = PostgresServer(data_dir / "postgres")
+    etcd = EtcdServer(data_dir / "etcd")
+    database_url = postgres.start()
+    try:
+        etcd_url = etcd.start()
+        try:
+            trio.run(_run_replicas, args, data_dir, token, database_url, etcd_url)
+        finally:
+            etcd.stop()
+    finally:
+        postgres.stop()

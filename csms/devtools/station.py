@@ -49,9 +49,20 @@ async def accept_everything(action: str, payload: Payload) -> Payload:
         return {"configurationKey": [], "unknownKey": []}
     if action in ("GetLocalListVersion",):
         return {"listVersion": 0}
-    if action in ("ClearCache", "Reset", "ChangeAvailability", "ChangeConfiguration", "RemoteStartTransaction",
-                  "RemoteStopTransaction", "TriggerMessage", "SendLocalList", "SetChargingProfile",
-                  "ClearChargingProfile", "CancelReservation", "ReserveNow"):
+    if action in (
+        "ClearCache",
+        "Reset",
+        "ChangeAvailability",
+        "ChangeConfiguration",
+        "RemoteStartTransaction",
+        "RemoteStopTransaction",
+        "TriggerMessage",
+        "SendLocalList",
+        "SetChargingProfile",
+        "ClearChargingProfile",
+        "CancelReservation",
+        "ReserveNow",
+    ):
         return {"status": "Accepted"}
     if action == "UnlockConnector":
         return {"status": "Unlocked"}
@@ -96,22 +107,20 @@ class SimulatedStation:
         if password is not None:
             token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
             headers.append((b"Authorization", f"Basic {token}".encode()))
-        async with (
-            trio.open_nursery() as nursery,
-            open_websocket_url(
-                url.rstrip("/") + "/" + station_id,
-                subprotocols=["ocpp1.6"] if subprotocols is None else subprotocols,
-                extra_headers=headers,
-                connect_timeout=connect_timeout,
-                disconnect_timeout=2,
-            ) as ws,
-        ):
+        async with open_websocket_url(
+            url.rstrip("/") + "/" + station_id,
+            subprotocols=["ocpp1.6"] if subprotocols is None else subprotocols,
+            extra_headers=headers,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=2,
+        ) as ws:
             station = cls(ws, station_id, answer)
-            nursery.start_soon(station._reader)
-            try:
-                yield station
-            finally:
-                nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(station._reader)
+                try:
+                    yield station
+                finally:
+                    nursery.cancel_scope.cancel()
 
     async def _reader(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -150,8 +159,9 @@ class SimulatedStation:
         with trio.fail_after(timeout):
             return await self._unmatched.receive()
 
-    async def call(self, action: str, payload: Payload, *, timeout: float = 10.0,
-                   unique_id: str | None = None) -> Payload:
+    async def call(
+        self, action: str, payload: Payload, *, timeout: float = 10.0, unique_id: str | None = None
+    ) -> Payload:
         """Send a Call and return the CallResult payload; a CallError raises CallErrorReply."""
         unique_id = unique_id or f"{self._prefix}-{next(self._ids)}"
         send, receive = trio.open_memory_channel[list[Any]](1)
@@ -164,14 +174,12 @@ class SimulatedStation:
                 raise ConnectionError("connection closed before the answer") from None
         if frame[0] == 4:
             raise CallErrorReply(frame[2], frame[3], frame[4] if len(frame) > 4 else {})
-        return frame[2]  # type: ignore[no-any-return]
+        return frame[2]
 
     # Convenience wrappers for the common station messages.
 
     async def boot(self, **extra: Any) -> Payload:
-        return await self.call(
-            "BootNotification", {"chargePointVendor": "SimCo", "chargePointModel": "Sim-1", **extra}
-        )
+        return await self.call("BootNotification", {"chargePointVendor": "SimCo", "chargePointModel": "Sim-1", **extra})
 
     async def status(self, connector_id: int, status: str, error_code: str = "NoError") -> Payload:
         return await self.call(
@@ -179,30 +187,49 @@ class SimulatedStation:
             {"connectorId": connector_id, "status": status, "errorCode": error_code, "timestamp": now_iso()},
         )
 
-    async def start_transaction(self, connector_id: int, id_tag: str, meter_start: int,
-                                timestamp: str | None = None) -> Payload:
+    async def start_transaction(
+        self, connector_id: int, id_tag: str, meter_start: int, timestamp: str | None = None
+    ) -> Payload:
         return await self.call(
             "StartTransaction",
-            {"connectorId": connector_id, "idTag": id_tag, "meterStart": meter_start,
-             "timestamp": timestamp or now_iso()},
+            {
+                "connectorId": connector_id,
+                "idTag": id_tag,
+                "meterStart": meter_start,
+                "timestamp": timestamp or now_iso(),
+            },
         )
 
-    async def meter_values(self, connector_id: int, transaction_id: int | None, wh: int,
-                           timestamp: str | None = None) -> Payload:
+    async def meter_values(
+        self, connector_id: int, transaction_id: int | None, wh: int, timestamp: str | None = None
+    ) -> Payload:
         payload: Payload = {
             "connectorId": connector_id,
-            "meterValue": [{"timestamp": timestamp or now_iso(),
-                            "sampledValue": [{"value": str(wh), "measurand": "Energy.Active.Import.Register",
-                                              "unit": "Wh"}]}],
+            "meterValue": [
+                {
+                    "timestamp": timestamp or now_iso(),
+                    "sampledValue": [{"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}],
+                }
+            ],
         }
         if transaction_id is not None:
             payload["transactionId"] = transaction_id
         return await self.call("MeterValues", payload)
 
-    async def stop_transaction(self, transaction_id: int, meter_stop: int, reason: str = "Local",
-                               timestamp: str | None = None, id_tag: str | None = None) -> Payload:
-        payload: Payload = {"transactionId": transaction_id, "meterStop": meter_stop,
-                            "timestamp": timestamp or now_iso(), "reason": reason}
+    async def stop_transaction(
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        reason: str = "Local",
+        timestamp: str | None = None,
+        id_tag: str | None = None,
+    ) -> Payload:
+        payload: Payload = {
+            "transactionId": transaction_id,
+            "meterStop": meter_stop,
+            "timestamp": timestamp or now_iso(),
+            "reason": reason,
+        }
         if id_tag is not None:
             payload["idTag"] = id_tag
         return await self.call("StopTransaction", payload)

@@ -21,7 +21,10 @@ class Metrics:
             "csms_stations_connected", "Station WebSocket connections open on this replica", registry=r
         )
         self.handshake_refusals = Counter(
-            "csms_handshake_refusals_total", "WebSocket handshakes refused, by HTTP status", ["status"], registry=r
+            "csms_handshake_refusals_total",
+            "WebSocket handshakes refused, by HTTP status",
+            ["status"],
+            registry=r,
         )
         self.messages = Counter(
             "csms_ocpp_messages_total",
@@ -40,12 +43,16 @@ class Metrics:
             "csms_db_group_commit_batch_size", "Writes per group commit", buckets=BATCH_BUCKETS, registry=r
         )
         self.db_commit_seconds = Histogram(
-            "csms_db_commit_duration_seconds", "Duration of one group-commit transaction", buckets=LATENCY_BUCKETS,
+            "csms_db_commit_duration_seconds",
+            "Duration of one group-commit transaction",
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.db_errors = Counter("csms_db_errors_total", "Failed database operations", ["kind"], registry=r)
         self.fence_rejections = Counter(
-            "csms_fence_rejections_total", "Writes refused because another replica owns the station", registry=r
+            "csms_fence_rejections_total",
+            "Writes refused because another replica owns the station",
+            registry=r,
         )
         self.lease_up = Gauge("csms_cluster_lease_up", "1 while this replica holds a live etcd lease", registry=r)
         self.leader = Gauge("csms_cluster_leader", "1 while this replica is the leader", registry=r)
@@ -58,16 +65,24 @@ class Metrics:
             "csms_cluster_claims_lost_total", "Stations this replica lost to another replica", registry=r
         )
         self.claim_seconds = Histogram(
-            "csms_cluster_claim_duration_seconds", "Time to claim a station in etcd", buckets=LATENCY_BUCKETS,
+            "csms_cluster_claim_duration_seconds",
+            "Time to claim a station in etcd",
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.etcd_seconds = Histogram(
-            "csms_etcd_request_duration_seconds", "etcd gateway request latency", ["operation"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "csms_etcd_request_duration_seconds",
+            "etcd gateway request latency",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.etcd_errors = Counter("csms_etcd_errors_total", "Failed etcd requests", ["operation"], registry=r)
         self.commands = Counter(
-            "csms_commands_total", "Operator commands, by action and outcome", ["action", "outcome"], registry=r
+            "csms_commands_total",
+            "Operator commands, by action and outcome",
+            ["action", "outcome"],
+            registry=r,
         )
 
 

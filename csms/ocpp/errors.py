@@ -94,9 +94,7 @@ def error_codes(version: str) -> ErrorCodes:
     try:
         return _TABLE[version]
     except KeyError:
-        raise ValueError(
-            f"unsupported OCPP version {version!r}; expected one of {SUPPORTED_VERSIONS}"
-        ) from None
+        raise ValueError(f"unsupported OCPP version {version!r}; expected one of {SUPPORTED_VERSIONS}") from None
 
 
 class OcppError(Exception):

@@ -72,9 +72,7 @@ class FrameError(Exception):
     CallError answer (only Calls and unreadable frames do).
     """
 
-    def __init__(
-        self, unique_id: str, code: str, description: str, message_type: int | None, reply: bool
-    ) -> None:
+    def __init__(self, unique_id: str, code: str, description: str, message_type: int | None, reply: bool) -> None:
         super().__init__(f"{code}: {description}")
         self.unique_id = unique_id
         self.code = code
@@ -92,23 +90,17 @@ def parse_frame(raw: str | bytes, version: str) -> Frame:
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise FrameError(
-            UNKNOWN_ID, codes.rpc_framework_error, "message is not valid JSON", None, True
-        ) from None
+        raise FrameError(UNKNOWN_ID, codes.rpc_framework_error, "message is not valid JSON", None, True) from None
     if not isinstance(msg, list):
         raise FrameError(UNKNOWN_ID, codes.rpc_framework_error, "message is not a JSON array", None, True)
     if len(msg) < 2:
-        raise FrameError(
-            UNKNOWN_ID, codes.rpc_framework_error, "message lacks MessageTypeId or UniqueId", None, True
-        )
+        raise FrameError(UNKNOWN_ID, codes.rpc_framework_error, "message lacks MessageTypeId or UniqueId", None, True)
     type_id, unique_id = msg[0], msg[1]
     if not isinstance(unique_id, str) or not unique_id:
         # Without an id the answer cannot be correlated, whatever the message type was.
         known_type = type_id if _is_int(type_id) else None
         reply = known_type not in (CALL_RESULT, CALL_ERROR)
-        raise FrameError(
-            UNKNOWN_ID, codes.rpc_framework_error, "UniqueId is not a non-empty string", known_type, reply
-        )
+        raise FrameError(UNKNOWN_ID, codes.rpc_framework_error, "UniqueId is not a non-empty string", known_type, reply)
     if not _is_int(type_id):
         raise FrameError(unique_id, codes.rpc_framework_error, "MessageTypeId is not an integer", None, True)
     if type_id == CALL:
@@ -156,14 +148,10 @@ def _parse_call(msg: list[Any], unique_id: str, codes: ErrorCodes) -> Call:
 def _parse_call_result(msg: list[Any], unique_id: str, codes: ErrorCodes) -> CallResult:
     _check_id_length(unique_id, codes, CALL_RESULT)
     if len(msg) != 3:
-        raise FrameError(
-            unique_id, codes.rpc_framework_error, "a CallResult must have 3 elements", CALL_RESULT, False
-        )
+        raise FrameError(unique_id, codes.rpc_framework_error, "a CallResult must have 3 elements", CALL_RESULT, False)
     payload = msg[2]
     if not isinstance(payload, dict):
-        raise FrameError(
-            unique_id, codes.format_violation, "payload is not a JSON object", CALL_RESULT, False
-        )
+        raise FrameError(unique_id, codes.format_violation, "payload is not a JSON object", CALL_RESULT, False)
     return CallResult(unique_id, payload)
 
 
@@ -172,9 +160,7 @@ def _parse_call_error(msg: list[Any], unique_id: str, codes: ErrorCodes) -> Call
     (missing or null details, a non-string description) still tells our caller what went wrong."""
     _check_id_length(unique_id, codes, CALL_ERROR)
     if len(msg) not in (4, 5):
-        raise FrameError(
-            unique_id, codes.rpc_framework_error, "a CallError must have 5 elements", CALL_ERROR, False
-        )
+        raise FrameError(unique_id, codes.rpc_framework_error, "a CallError must have 5 elements", CALL_ERROR, False)
     code = msg[2]
     if not isinstance(code, str) or not code:
         raise FrameError(unique_id, codes.rpc_framework_error, "errorCode is not a string", CALL_ERROR, False)

@@ -205,9 +205,7 @@ class RpcSession:
         type_id, unique_id = sniff_header(raw)
         description = f"message exceeds {self._max_frame_bytes} bytes"
         if type_id is not None and type_id != CALL:
-            log.warning(
-                "%s: dropped oversized response frame (type %s, id %s)", self._label, type_id, unique_id
-            )
+            log.warning("%s: dropped oversized response frame (type %s, id %s)", self._label, type_id, unique_id)
             if unique_id is not None:
                 self._fail_outstanding(unique_id, InvalidResponse(self._codes.format_violation, description))
             return None
@@ -218,9 +216,7 @@ class RpcSession:
         if exc.reply:
             log.warning("%s: invalid frame answered with %s: %s", self._label, exc.code, exc.description)
             return exc.to_call_error()
-        log.warning(
-            "%s: dropped invalid response frame (id %s): %s", self._label, exc.unique_id, exc.description
-        )
+        log.warning("%s: dropped invalid response frame (id %s): %s", self._label, exc.unique_id, exc.description)
         self._fail_outstanding(exc.unique_id, InvalidResponse(exc.code, exc.description))
         return None
 
@@ -297,9 +293,7 @@ class RpcSession:
 
     @staticmethod
     def _internal_error(unique_id: str) -> CallError:
-        return CallError(
-            unique_id, INTERNAL_ERROR, "an internal error occurred while handling the request", {}
-        )
+        return CallError(unique_id, INTERNAL_ERROR, "an internal error occurred while handling the request", {})
 
     async def _send(self, text: str) -> None:
         """Send one whole message or end the session: raises SessionClosed if the transport is unusable."""
@@ -325,7 +319,7 @@ class RpcSession:
         action: str,
         payload: dict[str, Any],
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - per-call timeout is part of the API
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Send a Call to the station and return its CallResult payload (validated against the schema).
 

@@ -109,9 +109,7 @@ _BOTH_WAYS = frozenset({"DataTransfer"})
 _SCHEMA_DIRS = {"1.6": "v16", "2.0.1": "v201"}
 _REQUEST_SUFFIX = {"1.6": "", "2.0.1": "Request"}
 
-_DATE_TIME = re.compile(
-    r"^\d{4}-[01]\d-[0-3]\d[Tt][0-2]\d:[0-5]\d(:[0-6]\d(\.\d+)?)?([Zz]|[+-][0-2]\d(:?[0-5]\d)?)?$"
-)
+_DATE_TIME = re.compile(r"^\d{4}-[01]\d-[0-3]\d[Tt][0-2]\d:[0-5]\d(:[0-6]\d(\.\d+)?)?([Zz]|[+-][0-2]\d(:?[0-5]\d)?)?$")
 
 _PROPERTY_RULES = frozenset(
     {
@@ -147,9 +145,7 @@ class Validator:
         self._responses = responses
         self.actions: frozenset[str] = frozenset(requests) & frozenset(responses)
         self.station_actions: frozenset[str] = _STATION_ACTIONS[version] & self.actions
-        self.csms_actions: frozenset[str] = (self.actions - self.station_actions) | (
-            _BOTH_WAYS & self.actions
-        )
+        self.csms_actions: frozenset[str] = (self.actions - self.station_actions) | (_BOTH_WAYS & self.actions)
 
     @classmethod
     def for_version(cls, version: str, *, check_formats: bool = True) -> Validator:
@@ -197,11 +193,7 @@ class Validator:
         elif rule == "additionalProperties":
             extra = _extra(exc.value, exc.definition)
             field = _join(field, extra[0]) if len(extra) == 1 else field
-            what = (
-                "is not allowed"
-                if len(extra) == 1
-                else f"has properties that are not allowed: {', '.join(extra)}"
-            )
+            what = "is not allowed" if len(extra) == 1 else f"has properties that are not allowed: {', '.join(extra)}"
             code = self.codes.format_violation
         else:
             code, what = self.codes.format_violation, _strip_name(exc.message, name)

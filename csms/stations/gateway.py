@@ -8,6 +8,7 @@ server's handler nursery inside its own cancel scope, so losing a claim closes e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import ssl
@@ -111,6 +112,7 @@ class Gateway:
         self._passwords = PasswordChecker()
         self._connections: dict[str, StationConnection] = {}
         self._accepting = True
+        self._all_closed: trio.Event | None = None
         self._validator = Validator.for_version("1.6")
         self.port: int = settings.port
         coordinator.on_claim_lost(self._claim_lost)
@@ -178,8 +180,9 @@ class Gateway:
                 conn.close(GOING_AWAY, "replica draining")
             if interval:
                 await trio.sleep(interval)
-        while self._connections:
-            await trio.sleep(0.05)
+        if self._connections:
+            self._all_closed = trio.Event()
+            await self._all_closed.wait()
 
     def close_some(self, count: int, reason: str) -> int:
         """Shed up to `count` stations (rebalancing); they reconnect through the balancer."""
@@ -205,8 +208,10 @@ class Gateway:
         except Refusal as refusal:
             if self._observer:
                 self._observer.handshake_refused(refusal.status)
-            log.info("handshake refused", extra={"path": request.path, "status": refusal.status,
-                                                  "reason": refusal.reason})
+            log.info(
+                "handshake refused",
+                extra={"path": request.path, "status": refusal.status, "reason": refusal.reason},
+            )
             headers = [(k.encode(), v.encode()) for k, v in refusal.headers]
             headers.append((b"Content-Type", b"text/plain; charset=utf-8"))
             await request.reject(refusal.status, extra_headers=headers, body=refusal.reason.encode() + b"\n")
@@ -239,6 +244,8 @@ class Gateway:
         finally:
             if self._connections.get(station_id) is conn:
                 del self._connections[station_id]
+                if not self._connections and self._all_closed is not None:
+                    self._all_closed.set()
             if self._observer:
                 self._observer.connection_closed()
             with trio.CancelScope(shield=True), trio.move_on_after(5):
@@ -286,10 +293,8 @@ class Gateway:
                 nursery.start_soon(self._keep_alive, conn)
             if self._after_connect is not None:
                 nursery.start_soon(self._after_connect, conn)
-            try:
+            with contextlib.suppress(ConnectionClosed):
                 await rpc.serve()
-            except ConnectionClosed:
-                pass
             conn.close_reason = "station closed the connection"
             nursery.cancel_scope.cancel()
 
@@ -309,7 +314,7 @@ class Gateway:
     def _claim_lost(self, claim: Claim) -> None:
         conn = self._connections.get(claim.station_id)
         if conn is not None and conn.connection_id == claim.connection_id:
-            conn.close(POLICY_VIOLATION, "station connected to another replica")
+            conn.close(GOING_AWAY, "superseded by a newer connection")
 
     def _fenced(self) -> None:
         for conn in list(self._connections.values()):

@@ -38,7 +38,8 @@ class StationRegistry:
 
     async def auto_register(self, station_id: str) -> None:
         await self._db.execute(
-            "INSERT INTO stations (id, auto_registered) VALUES ($1, true) ON CONFLICT (id) DO NOTHING", station_id
+            "INSERT INTO stations (id, auto_registered) VALUES ($1, true) ON CONFLICT (id) DO NOTHING",
+            station_id,
         )
 
     async def get(self, station_id: str) -> dict[str, Any] | None:
@@ -56,12 +57,16 @@ class StationRegistry:
             return None
         data = _station_json(row)
         data["connectors"] = [
-            {**dict(c), "station_timestamp": _iso(c["station_timestamp"]), "received_at": _iso(c["received_at"])}
+            {
+                **dict(c),
+                "station_timestamp": _iso(c["station_timestamp"]),
+                "received_at": _iso(c["received_at"]),
+            }
             for c in connectors
         ]
         return data
 
-    async def list(self, *, limit: int = 100, after: str = "") -> list[dict[str, Any]]:
+    async def page(self, *, limit: int = 100, after: str = "") -> list[dict[str, Any]]:
         rows = await self._db.fetch(
             f"SELECT {_STATION_COLUMNS} FROM stations WHERE id > $1 ORDER BY id LIMIT $2", after, limit
         )
@@ -90,7 +95,12 @@ class StationRegistry:
                 updated_at = now()
             RETURNING (xmax = 0)
             """,
-            station_id, password_hash, boot_status, description, set_password, set_boot_status,
+            station_id,
+            password_hash,
+            boot_status,
+            description,
+            set_password,
+            set_boot_status,
         )
         return bool(created)
 
@@ -99,7 +109,7 @@ class StationRegistry:
         return bool(result.endswith(" 1"))
 
     async def boot_policy(self, station_id: str) -> str | None:
-        return await self._db.fetchval("SELECT boot_status FROM stations WHERE id = $1", station_id)  # type: ignore[no-any-return]
+        return await self._db.fetchval("SELECT boot_status FROM stations WHERE id = $1", station_id)
 
     async def record_boot(self, fence: Fence, info: dict[str, Any], status: str, received_at: datetime) -> None:
         async def op(conn: Connection) -> None:
@@ -147,8 +157,17 @@ class StationRegistry:
         """History always grows; the current state only moves forward in station time (late messages lose)."""
 
         async def op(conn: Connection) -> None:
-            args = (fence.station_id, connector_id, status, error_code, info, vendor_id, vendor_error_code,
-                    timestamp, received_at)
+            args = (
+                fence.station_id,
+                connector_id,
+                status,
+                error_code,
+                info,
+                vendor_id,
+                vendor_error_code,
+                timestamp,
+                received_at,
+            )
             await conn.execute(
                 """
                 INSERT INTO connector_status_history (station_id, connector_id, status, error_code, info,
@@ -178,7 +197,10 @@ class StationRegistry:
         async def op(conn: Connection) -> None:
             await conn.execute(
                 "INSERT INTO station_notifications (station_id, kind, status, received_at) VALUES ($1, $2, $3, $4)",
-                fence.station_id, kind, status, received_at,
+                fence.station_id,
+                kind,
+                status,
+                received_at,
             )
 
         await self._db.write(op, fence=fence)
@@ -197,7 +219,12 @@ class StationRegistry:
             await conn.execute(
                 "INSERT INTO data_transfers (station_id, vendor_id, message_id, data, answered, received_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6)",
-                fence.station_id, vendor_id, message_id, data, answered, received_at,
+                fence.station_id,
+                vendor_id,
+                message_id,
+                data,
+                answered,
+                received_at,
             )
 
         await self._db.write(op, fence=fence)
@@ -206,7 +233,8 @@ class StationRegistry:
         rows = await self._db.fetch(
             "SELECT kind, status, received_at FROM station_notifications WHERE station_id = $1"
             " ORDER BY id DESC LIMIT $2",
-            station_id, limit,
+            station_id,
+            limit,
         )
         return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
 
@@ -214,9 +242,14 @@ class StationRegistry:
         rows = await self._db.fetch(
             "SELECT connector_id, status, error_code, info, station_timestamp, received_at"
             " FROM connector_status_history WHERE station_id = $1 ORDER BY id DESC LIMIT $2",
-            station_id, limit,
+            station_id,
+            limit,
         )
         return [
-            {**dict(r), "station_timestamp": _iso(r["station_timestamp"]), "received_at": _iso(r["received_at"])}
+            {
+                **dict(r),
+                "station_timestamp": _iso(r["station_timestamp"]),
+                "received_at": _iso(r["received_at"]),
+            }
             for r in rows
         ]

@@ -55,8 +55,21 @@ async def _insert_samples(
         await conn.executemany(
             _INSERT_SAMPLE,
             [
-                (station_id, connector_id, transaction_id, s.timestamp, received_at, source, s.measurand,
-                 s.phase, s.unit, s.context, s.location, s.format, s.value)
+                (
+                    station_id,
+                    connector_id,
+                    transaction_id,
+                    s.timestamp,
+                    received_at,
+                    source,
+                    s.measurand,
+                    s.phase,
+                    s.unit,
+                    s.context,
+                    s.location,
+                    s.format,
+                    s.value,
+                )
                 for s in samples
             ],
         )
@@ -100,14 +113,25 @@ class TransactionLedger:
                 ON CONFLICT ON CONSTRAINT transactions_start_once DO NOTHING
                 RETURNING id
                 """,
-                station_id, connector_id, id_tag, id_tag_status, reservation_id, remote_started,
-                meter_start, timestamp, received_at,
+                station_id,
+                connector_id,
+                id_tag,
+                id_tag_status,
+                reservation_id,
+                remote_started,
+                meter_start,
+                timestamp,
+                received_at,
             )
             if tx_id is None:
                 tx_id = await conn.fetchval(
                     "SELECT id FROM transactions WHERE station_id = $1 AND connector_id = $2 AND id_tag = $3"
                     " AND start_timestamp = $4 AND meter_start = $5",
-                    station_id, connector_id, id_tag, timestamp, meter_start,
+                    station_id,
+                    connector_id,
+                    id_tag,
+                    timestamp,
+                    meter_start,
                 )
             return int(tx_id)
 
@@ -136,14 +160,21 @@ class TransactionLedger:
                 WHERE id = $1 AND station_id = $2 AND stop_received_at IS NULL
                 RETURNING connector_id
                 """,
-                transaction_id, station_id, meter_stop, timestamp, received_at, reason, id_tag,
+                transaction_id,
+                station_id,
+                meter_stop,
+                timestamp,
+                received_at,
+                reason,
+                id_tag,
             )
             if row is not None:
                 outcome, connector_id = "stopped", row["connector_id"]
             else:
                 connector_id = await conn.fetchval(
                     "SELECT connector_id FROM transactions WHERE id = $1 AND station_id = $2",
-                    transaction_id, station_id,
+                    transaction_id,
+                    station_id,
                 )
                 if connector_id is None:
                     await conn.execute(
@@ -152,7 +183,13 @@ class TransactionLedger:
                             stop_reason, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
                         ON CONFLICT DO NOTHING
                         """,
-                        station_id, transaction_id, id_tag, meter_stop, timestamp, reason, received_at,
+                        station_id,
+                        transaction_id,
+                        id_tag,
+                        meter_stop,
+                        timestamp,
+                        reason,
+                        received_at,
                     )
                     return "unknown"
                 outcome = "already-stopped"
@@ -207,7 +244,7 @@ class TransactionLedger:
         ]
         return data
 
-    async def list(
+    async def page(
         self,
         *,
         station_id: str | None = None,
@@ -226,18 +263,22 @@ class TransactionLedger:
               AND ($4::integer IS NULL OR id < $4)
             ORDER BY id DESC LIMIT $5
             """,
-            station_id, active, since, before_id, limit,
+            station_id,
+            active,
+            since,
+            before_id,
+            limit,
         )
         return [_transaction_json(row) for row in rows]
 
     async def open_transactions(self, station_id: str) -> list[dict[str, Any]]:
         """What a replica reclaiming a station carries on with."""
-        return await self.list(station_id=station_id, active=True, limit=1000)
+        return await self.page(station_id=station_id, active=True, limit=1000)
 
     async def active_transaction(self, station_id: str, connector_id: int) -> int | None:
         value = await self._db.fetchval(
-            "SELECT max(id) FROM transactions WHERE station_id = $1 AND connector_id = $2"
-            " AND stop_received_at IS NULL",
-            station_id, connector_id,
+            "SELECT max(id) FROM transactions WHERE station_id = $1 AND connector_id = $2 AND stop_received_at IS NULL",
+            station_id,
+            connector_id,
         )
         return int(value) if value is not None else None

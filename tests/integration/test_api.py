@@ -45,7 +45,9 @@ async def test_station_crud_and_validation(csms: Running) -> None:
             response = await api.put("/api/v1/stations/CP-1", json=payload)
             assert response.status_code == 422, payload
             assert needle in response.json()["error"]["message"]
-        not_json = await api.put("/api/v1/stations/CP-1", content=b"{oops", headers={"Content-Type": "application/json"})
+        not_json = await api.put(
+            "/api/v1/stations/CP-1", content=b"{oops", headers={"Content-Type": "application/json"}
+        )
         assert not_json.status_code == 400
         assert (await api.put("/api/v1/stations/bad%20id", json={})).status_code == 400
 
@@ -58,8 +60,10 @@ async def test_station_crud_and_validation(csms: Running) -> None:
 
 async def test_id_tags_crud(csms: Running) -> None:
     async with csms.api() as api:
-        put = await api.put("/api/v1/id-tags/TAG-1",
-                            json={"status": "Accepted", "expiry_date": "2030-01-01T00:00:00Z", "parent_id_tag": "P"})
+        put = await api.put(
+            "/api/v1/id-tags/TAG-1",
+            json={"status": "Accepted", "expiry_date": "2030-01-01T00:00:00Z", "parent_id_tag": "P"},
+        )
         assert put.status_code == 201
         assert put.json()["expiry_date"].startswith("2030-01-01")
         assert (await api.put("/api/v1/id-tags/TAG-1", json={"status": "Blocked"})).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 import trio
+import trio.lowlevel
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from csms.devtools.station import CallErrorReply, SimulatedStation
@@ -34,17 +35,20 @@ async def test_not_json_gets_formation_violation_with_id_minus_one(csms: Running
 async def test_schema_violations_get_specific_codes(csms: Running) -> None:
     await csms.put_station("CP-V")
     async with SimulatedStation.connect(csms.ocpp_url, "CP-V") as cp:
-        wrong_type = await _call_error(cp, "StartTransaction",
-                                       {"connectorId": "one", "idTag": "T", "meterStart": 0,
-                                        "timestamp": "2026-01-01T00:00:00Z"})
+        wrong_type = await _call_error(
+            cp,
+            "StartTransaction",
+            {"connectorId": "one", "idTag": "T", "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"},
+        )
         assert wrong_type.code == "TypeConstraintViolation"
         assert "connectorId" in wrong_type.description
         missing = await _call_error(cp, "StartTransaction", {"connectorId": 1, "idTag": "T"})
         assert missing.code == "OccurenceConstraintViolation"
         too_long = await _call_error(cp, "Authorize", {"idTag": "X" * 21})
         assert too_long.code == "PropertyConstraintViolation"
-        bad_enum = await _call_error(cp, "StatusNotification",
-                                     {"connectorId": 1, "status": "Exploded", "errorCode": "NoError"})
+        bad_enum = await _call_error(
+            cp, "StatusNotification", {"connectorId": 1, "status": "Exploded", "errorCode": "NoError"}
+        )
         assert bad_enum.code == "PropertyConstraintViolation"
 
 
@@ -67,8 +71,9 @@ async def test_oversized_frame(csms: Running) -> None:
         assert "currentTime" in await cp.call("Heartbeat", {})
 
 
-async def _rejected_status(url: str, *, subprotocols: list[str] | None = None,
-                           headers: list[tuple[bytes, bytes]] | None = None) -> int:
+async def _rejected_status(
+    url: str, *, subprotocols: list[str] | None = None, headers: list[tuple[bytes, bytes]] | None = None
+) -> int:
     with pytest.raises(ConnectionRejected) as caught:
         async with open_websocket_url(url, subprotocols=subprotocols or ["ocpp1.6"], extra_headers=headers or []):
             pass
@@ -110,13 +115,16 @@ async def test_auto_registration(csms: Running) -> None:
 
 async def test_newest_connection_wins_on_one_replica(csms: Running) -> None:
     await csms.put_station("CP-TWICE")
-    async with SimulatedStation.connect(csms.ocpp_url, "CP-TWICE") as old:
-        async with SimulatedStation.connect(csms.ocpp_url, "CP-TWICE") as new:
-            assert "currentTime" in await new.call("Heartbeat", {})
-            with trio.fail_after(5):
-                while old.ws.closed is None:
-                    await trio.sleep(0.02)
-            assert "currentTime" in await new.call("Heartbeat", {})
+    async with (
+        SimulatedStation.connect(csms.ocpp_url, "CP-TWICE") as old,
+        SimulatedStation.connect(csms.ocpp_url, "CP-TWICE") as new,
+    ):
+        assert "currentTime" in await new.call("Heartbeat", {})
+        with trio.fail_after(5):
+            while old.ws.closed is None:
+                await trio.sleep(0.02)
+        assert old.ws.closed.code == 1001
+        assert "currentTime" in await new.call("Heartbeat", {})
 
 
 async def test_misbehaving_station_does_not_disturb_another(csms: Running) -> None:
@@ -131,7 +139,7 @@ async def test_misbehaving_station_does_not_disturb_another(csms: Running) -> No
         async def spew() -> None:
             for i in range(300):
                 await bad.send_raw(["garbage", "[1,2,3]", "[2]", '[2,"x","Nope",{}]', "\x00\xff"][i % 5])
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
 
         nursery.start_soon(spew)
         tx = (await good.start_transaction(1, "TAG", 0))["transactionId"]

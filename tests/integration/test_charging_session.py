@@ -40,8 +40,13 @@ async def test_full_session_is_durable_and_readable(csms: Running) -> None:
                     {
                         "timestamp": now_iso(),
                         "sampledValue": [
-                            {"value": "2000", "measurand": "Energy.Active.Import.Register", "unit": "Wh",
-                             "context": "Sample.Periodic", "location": "Outlet"},
+                            {
+                                "value": "2000",
+                                "measurand": "Energy.Active.Import.Register",
+                                "unit": "Wh",
+                                "context": "Sample.Periodic",
+                                "location": "Outlet",
+                            },
                             {"value": "230.1", "measurand": "Voltage", "phase": "L1", "unit": "V"},
                             {"value": "16.0", "measurand": "Current.Import", "phase": "L1", "unit": "A"},
                         ],
@@ -58,7 +63,10 @@ async def test_full_session_is_durable_and_readable(csms: Running) -> None:
                 "idTag": "TAG-OK",
                 "reason": "EVDisconnected",
                 "transactionData": [
-                    {"timestamp": now_iso(), "sampledValue": [{"value": "3500", "context": "Transaction.End"}]}
+                    {
+                        "timestamp": now_iso(),
+                        "sampledValue": [{"value": "3500", "context": "Transaction.End"}],
+                    }
                 ],
             },
         )
@@ -77,7 +85,9 @@ async def test_full_session_is_durable_and_readable(csms: Running) -> None:
             assert station["serial_number"] == "SN-9"
             assert station["last_boot_status"] == "Accepted"
             assert {c["connector_id"]: c["status"] for c in station["connectors"]} == {
-                0: "Available", 1: "Available", 2: "Available"
+                0: "Available",
+                1: "Available",
+                2: "Available",
             }
             assert {n["kind"] for n in station["notifications"]} == {"diagnostics", "firmware"}
 

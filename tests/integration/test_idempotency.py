@@ -97,8 +97,10 @@ async def test_status_history_keeps_everything_current_state_moves_forward(csms:
     await csms.put_station("CP-H")
     async with SimulatedStation.connect(csms.ocpp_url, "CP-H") as cp:
         for status, ts in (("Charging", "2026-01-01T10:00:00Z"), ("Available", "2026-01-01T09:00:00Z")):
-            await cp.call("StatusNotification",
-                          {"connectorId": 1, "status": status, "errorCode": "NoError", "timestamp": ts})
+            await cp.call(
+                "StatusNotification",
+                {"connectorId": 1, "status": status, "errorCode": "NoError", "timestamp": ts},
+            )
     async with csms.api() as api:
         station = (await api.get("/api/v1/stations/CP-H")).json()
     assert station["connectors"][0]["status"] == "Charging"  # the late, older message lost

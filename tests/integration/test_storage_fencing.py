@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 import trio
 
-from csms.storage import Connection, Database, Fence, FenceRejected, NullObserver
+from csms.storage import Connection, Database, Fence, FenceRejected, NullObserver, WriteOp
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,7 @@ class Rejections(NullObserver):
         self.stations.append(station_id)
 
 
-def log(station: str, what: str):  # type: ignore[no-untyped-def]
+def log(station: str, what: str) -> WriteOp[None]:
     async def op(conn: Connection) -> None:
         await conn.execute("INSERT INTO log (station, what) VALUES ($1, $2)", station, what)
 
@@ -75,25 +76,27 @@ async def test_a_takeover_waits_for_in_flight_writes_and_then_fences_them_out(db
     """FOR SHARE on the fence row: the new owner's claim lands after the old owner's batch, never inside."""
     await db.execute("CREATE TABLE log (station text, what text)")
     assert await db.record_fence("CP-1", 1, "node-a")
-    order: list[str] = []
+    seen_at_claim: list[str] = []
 
     async def slow_old_owner_write(conn: Connection) -> None:
         await conn.execute("SELECT pg_sleep(0.3)")
         await conn.execute("INSERT INTO log VALUES ('CP-1', 'old owner')")
 
-    async def old_owner() -> None:
-        await db.write(slow_old_owner_write, fence=Fence("CP-1", 1))
-        order.append("old write committed")
-
     async def new_owner() -> None:
-        await trio.sleep(0.1)  # the old owner's batch holds the fence row by now
+        # Wait until the old owner's batch is really in flight (holding the fence row), not for a fixed time.
+        with trio.fail_after(10):
+            while not await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(0.3)%'"
+            ):
+                await trio.sleep(0.01)
         assert await db.record_fence("CP-1", 2, "node-b")
-        order.append("new claim recorded")
+        seen_at_claim.extend(r["what"] for r in await db.fetch("SELECT what FROM log"))
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(old_owner)
+        nursery.start_soon(partial(db.write, slow_old_owner_write, fence=Fence("CP-1", 1)))
         nursery.start_soon(new_owner)
-    assert order == ["old write committed", "new claim recorded"]
+    # The claim could only land once the old owner's batch had committed.
+    assert seen_at_claim == ["old owner"]
 
     with pytest.raises(FenceRejected):
         await db.write(log("CP-1", "late old owner"), fence=Fence("CP-1", 1))

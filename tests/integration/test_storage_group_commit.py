@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
-from csms.storage import Connection, Database, IntegrityError, NullObserver
+from csms.storage import Connection, Database, IntegrityError, NullObserver, WriteOp
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ class Recorder(NullObserver):
         self.failures.append(error)
 
 
-def insert(station: str, n: int):  # type: ignore[no-untyped-def]
+def insert(station: str, n: int) -> WriteOp[int]:
     async def op(conn: Connection) -> int:
         await conn.execute("INSERT INTO items (station, n) VALUES ($1, $2)", station, n)
         return int(await conn.fetchval("SELECT txid_current()"))

@@ -78,7 +78,10 @@ async def test_bad_sources_and_failing_migrations_are_reported(db: Database, tmp
 
     broken = write_migrations(
         tmp_path / "broken",
-        {"0001_ok.sql": "CREATE TABLE ok (id int);", "0002_broken.sql": "CREATE TABLE half (id int); SELEC 1;"},
+        {
+            "0001_ok.sql": "CREATE TABLE ok (id int);",
+            "0002_broken.sql": "CREATE TABLE half (id int); SELEC 1;",
+        },
     )
     with pytest.raises(MigrationError, match="0002_broken"):
         await db.migrate([("broken", broken)])

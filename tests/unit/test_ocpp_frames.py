@@ -20,9 +20,7 @@ def test_parses_the_three_message_types() -> None:
 def test_call_error_is_parsed_leniently() -> None:
     assert parse_frame('[4,"a1","GenericError","bad"]', "1.6") == CallError("a1", "GenericError", "bad", {})
     assert parse_frame('[4,"a1","GenericError",null,null]', "1.6") == CallError("a1", "GenericError", "", {})
-    assert parse_frame('[4,"a1","GenericError","d","x"]', "1.6") == CallError(
-        "a1", "GenericError", "d", {"value": "x"}
-    )
+    assert parse_frame('[4,"a1","GenericError","d","x"]', "1.6") == CallError("a1", "GenericError", "d", {"value": "x"})
 
 
 LONG_ID = "x" * 37

@@ -30,9 +30,7 @@ BOOT_16_RESULT = {"status": "Accepted", "currentTime": "2024-05-01T10:00:00Z", "
 class MemoryTransport:
     """The CSMS end of a fake connection; receive() raises EndOfChannel when the station hangs up."""
 
-    def __init__(
-        self, inbound: trio.MemoryReceiveChannel[str | bytes], outbound: trio.MemorySendChannel[str]
-    ):
+    def __init__(self, inbound: trio.MemoryReceiveChannel[str | bytes], outbound: trio.MemorySendChannel[str]):
         self._inbound = inbound
         self._outbound = outbound
 
@@ -46,9 +44,7 @@ class MemoryTransport:
 class Station:
     """The station end: send raw frames, read what the CSMS sent."""
 
-    def __init__(
-        self, to_csms: trio.MemorySendChannel[str | bytes], from_csms: trio.MemoryReceiveChannel[str]
-    ):
+    def __init__(self, to_csms: trio.MemorySendChannel[str | bytes], from_csms: trio.MemoryReceiveChannel[str]):
         self.to_csms = to_csms
         self.from_csms = from_csms
 

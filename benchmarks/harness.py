@@ -1,0 +1,205 @@
+"""What the benchmark scripts share: a durable Postgres, a `csms serve` replica, a stub server subprocess,
+/proc readings (RSS, CPU of a process or a process group) and writing results to `benchmarks/results/`.
+
+Everything here is synchronous: the benchmark scripts only orchestrate; the load runs in simulator worker
+processes and the server in its own process, so neither starves on the orchestrator's loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+API_TOKEN = "bench-token-0123456789:admin"
+BEARER = API_TOKEN.split(":")[0]
+ID_TAG = "BENCHTAG"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from csms.devtools.postgres import PostgresServer  # noqa: E402
+from csms.devtools.replica import ReplicaProcess  # noqa: E402
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "memory_mib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (0.0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and its direct children (Postgres: the postmaster and its backends, which each
+    sit in their own session). Children that exited in between are not counted: a lower bound."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == root or int(fields[1]) == root:
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class CpuMeter:
+    """CPU% of named processes over a window: `start()`, then `stop()` returns {name: percent of one core}."""
+
+    def __init__(self, pids: dict[str, int], trees: dict[str, int] | None = None) -> None:
+        self.pids, self.trees = pids, trees or {}
+        self._t0 = 0.0
+        self._c0: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        values = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        values.update({name: tree_cpu_seconds(pid) for name, pid in self.trees.items()})
+        return values
+
+    def start(self) -> None:
+        self._t0, self._c0 = time.monotonic(), self._read()
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._t0
+        now = self._read()
+        return {name: round(100 * (now[name] - self._c0[name]) / elapsed, 1) for name in now}
+
+
+@contextmanager
+def postgres() -> Iterator[PostgresServer]:
+    """A private Postgres with durable settings (fsync and synchronous_commit on)."""
+    server = PostgresServer(fast=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def replica(database_url: str, log_dir: Path, **settings: str) -> Iterator[ReplicaProcess]:
+    """One `csms serve` with auto-registration, quiet logs and an admin token; extra CSMS_* as kwargs."""
+    env = {
+        "CSMS_DATABASE_URL": database_url,
+        "CSMS_API_TOKENS": API_TOKEN,
+        "CSMS_REGISTRATION": "auto",
+        "CSMS_LOG_LEVEL": "warning",
+        **{f"CSMS_{name.upper()}": value for name, value in settings.items()},
+    }
+    node = ReplicaProcess(f"bench-{int(time.time() * 1000) % 10**8}", env, log_dir=log_dir)
+    node.start()
+    try:
+        node.wait_ready(60)
+        yield node
+    finally:
+        node.stop(timeout=30)
+
+
+def api(node: ReplicaProcess, method: str, path: str, body: Any = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {BEARER}"}
+    response = httpx.request(method, node.api_url + path, json=body, headers=headers, timeout=30)
+    response.raise_for_status()
+    return response
+
+
+def register_id_tag(node: ReplicaProcess, id_tag: str = ID_TAG) -> None:
+    api(node, "PUT", f"/api/v1/id-tags/{id_tag}", {"status": "Accepted"})
+
+
+def metric_sum_count(node: ReplicaProcess, name: str) -> tuple[float, float]:
+    """(sum, count) of a Prometheus histogram on the replica's /metrics, summed over labels; (0, 0) if absent."""
+    try:
+        text = httpx.get(node.api_url + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return 0.0, 0.0
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith(name + "_count"):
+            count += float(line.rsplit(" ", 1)[1])
+    return total, count
+
+
+@contextmanager
+def stub_server(mode: str) -> Iterator[tuple[int, int]]:
+    """`benchmarks.stub_server` in its own process; yields (pid, port)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-m", "benchmarks.stub_server", "--mode", mode]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"stub server did not start: {line!r}")
+        yield proc.pid, int(line.split()[1])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def write_results(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    """benchmarks/results/<name>-<UTC timestamp>.json and .md; returns both paths."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    json_path = RESULTS_DIR / f"{name}-{stamp}.json"
+    md_path = RESULTS_DIR / f"{name}-{stamp}.md"
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    md_path.write_text(markdown)
+    return json_path, md_path
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table (also readable on a terminal)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,241 @@
+"""What each simulated station sends and when: the `idle`, `stress` and `realistic` load profiles.
+
+A station's whole state is one small `StationState` (slots, a few lists, a tiny heap) so tens of thousands fit
+in one process; payloads are built at send time from it, never stored.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+Step = tuple[str, int, str]  # (OCPP action, connector id, status or "") for one call to send
+Payload = dict[str, Any]
+
+PROFILES = ("idle", "stress", "realistic")
+
+# stress: a closed-loop cycle of 20 calls per station, a charging session in miniature:
+# MeterValues 50 %, Heartbeat 20 %, StatusNotification 15 %, Authorize / Start / Stop 5 % each.
+STRESS_CYCLE: tuple[Step, ...] = (
+    ("Heartbeat", 0, ""),
+    ("Authorize", 1, ""),
+    ("StatusNotification", 1, "Preparing"),
+    ("StartTransaction", 1, ""),
+    ("StatusNotification", 1, "Charging"),
+    *(("MeterValues", 1, ""),) * 10,
+    ("StopTransaction", 1, ""),
+    ("StatusNotification", 1, "Available"),
+    *(("Heartbeat", 0, ""),) * 3,
+)
+
+# realistic: seconds of simulated time (divided by the speed factor)
+HEARTBEAT_S = 300.0
+METER_INTERVAL_S = 60.0
+TX_PERIOD_S = 1800.0  # a transaction starts about this often per connector
+CHARGE_MIN_S, CHARGE_MAX_S = 600.0, 1800.0  # mean 1200 s charging, so mean 600 s idle between sessions
+WH_PER_SAMPLE = 120
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class StationState:
+    """Everything one simulated station remembers between calls."""
+
+    __slots__ = (
+        "charging",
+        "connectors",
+        "heap",
+        "meter_wh",
+        "queue",
+        "seq",
+        "station_id",
+        "status",
+        "step",
+        "tx",
+    )
+
+    def __init__(self, station_id: str, connectors: int, rng: random.Random) -> None:
+        self.station_id = station_id
+        self.connectors = connectors
+        self.tx: list[int | None] = [None] * (connectors + 1)  # index 0 unused (connector ids start at 1)
+        self.charging = [False] * (connectors + 1)
+        self.status = ["Available"] * (connectors + 1)
+        self.meter_wh = [rng.randrange(0, 1_000_000) for _ in range(connectors + 1)]
+        self.queue: deque[Step] = deque()  # due now: boot sequence, triggered messages, an event's calls
+        self.heap: list[tuple[float, int, str, int]] = []  # (due, seq, event, connector) for realistic/idle
+        self.seq = 0
+        self.step = rng.randrange(len(STRESS_CYCLE))  # stress: desynchronise the fleet's cycles
+
+    def schedule(self, due: float, event: str, connector: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (due, self.seq, event, connector))
+
+
+class Profile:
+    """Decides each station's next call. `speed` compresses simulated time (2.0 = twice as fast)."""
+
+    def __init__(self, name: str, *, speed: float = 1.0, heartbeat_s: float = HEARTBEAT_S) -> None:
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r} (one of {', '.join(PROFILES)})")
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.name = name
+        self.speed = speed
+        self.heartbeat_s = heartbeat_s
+
+    def on_boot(self, state: StationState, now: float, rng: random.Random) -> None:
+        """Queue the boot sequence and plant the first timed events (spread so the fleet is not in step)."""
+        state.queue.append(("BootNotification", 0, ""))
+        if self.name == "stress":
+            return
+        for connector in range(1, state.connectors + 1):
+            state.queue.append(("StatusNotification", connector, state.status[connector]))
+        state.schedule(now + rng.uniform(0, self.heartbeat_s) / self.speed, "heartbeat", 0)
+        if self.name == "realistic":
+            for connector in range(1, state.connectors + 1):
+                state.schedule(now + rng.uniform(0, TX_PERIOD_S) / self.speed, "begin", connector)
+
+    def next_step(self, state: StationState, now: float, rng: random.Random) -> tuple[float, Step]:
+        """(when to send, what): queued calls are due at once; then the profile's own schedule."""
+        if state.queue:
+            return now, state.queue.popleft()
+        if self.name == "stress":
+            step = STRESS_CYCLE[state.step % len(STRESS_CYCLE)]
+            state.step += 1
+            return now, step
+        while True:
+            due, _, event, connector = heapq.heappop(state.heap)
+            self._expand(state, due, event, connector, rng)
+            if state.queue:
+                return due, state.queue.popleft()
+
+    def _expand(self, state: StationState, due: float, event: str, connector: int, rng: random.Random) -> None:
+        speed = self.speed
+        if event == "heartbeat":
+            state.queue.append(("Heartbeat", 0, ""))
+            state.schedule(due + self.heartbeat_s / speed, "heartbeat", 0)
+        elif event == "begin":
+            state.charging[connector] = True
+            state.queue.extend(
+                (
+                    ("Authorize", connector, ""),
+                    ("StatusNotification", connector, "Preparing"),
+                    ("StartTransaction", connector, ""),
+                    ("StatusNotification", connector, "Charging"),
+                )
+            )
+            state.schedule(due + METER_INTERVAL_S / speed, "meter", connector)
+            state.schedule(due + rng.uniform(CHARGE_MIN_S, CHARGE_MAX_S) / speed, "end", connector)
+        elif event == "meter":
+            if state.charging[connector]:
+                state.queue.append(("MeterValues", connector, ""))
+                state.schedule(due + METER_INTERVAL_S / speed, "meter", connector)
+        elif event == "end":
+            state.charging[connector] = False
+            state.queue.extend(
+                (
+                    ("StatusNotification", connector, "Finishing"),
+                    ("StopTransaction", connector, ""),
+                    ("StatusNotification", connector, "Available"),
+                )
+            )
+            idle_mean = TX_PERIOD_S - (CHARGE_MIN_S + CHARGE_MAX_S) / 2
+            state.schedule(due + rng.expovariate(1.0 / idle_mean) / speed, "begin", connector)
+
+
+def build_payload(state: StationState, step: Step, id_tag: str) -> Payload | None:
+    """The request payload for `step`, or None when it makes no sense now (a Stop with no transaction)."""
+    action, connector, status = step
+    if action == "Heartbeat":
+        return {}
+    if action == "MeterValues":
+        state.meter_wh[connector] += WH_PER_SAMPLE
+        payload: Payload = {
+            "connectorId": connector,
+            "meterValue": [
+                {
+                    "timestamp": now_iso(),
+                    "sampledValue": [
+                        {
+                            "value": str(state.meter_wh[connector]),
+                            "context": "Sample.Periodic",
+                            "measurand": "Energy.Active.Import.Register",
+                            "unit": "Wh",
+                        },
+                        {
+                            "value": "7200",
+                            "context": "Sample.Periodic",
+                            "measurand": "Power.Active.Import",
+                            "unit": "W",
+                        },
+                    ],
+                }
+            ],
+        }
+        if state.tx[connector] is not None:
+            payload["transactionId"] = state.tx[connector]
+        return payload
+    if action == "StatusNotification":
+        state.status[connector] = status
+        return {"connectorId": connector, "errorCode": "NoError", "status": status, "timestamp": now_iso()}
+    if action == "Authorize":
+        return {"idTag": id_tag}
+    if action == "StartTransaction":
+        state.meter_wh[connector] += 1  # a fresh (station, connector, idTag, timestamp, meterStart) key
+        return {
+            "connectorId": connector,
+            "idTag": id_tag,
+            "meterStart": state.meter_wh[connector],
+            "timestamp": now_iso(),
+        }
+    if action == "StopTransaction":
+        tx = state.tx[connector]
+        if tx is None:
+            return None
+        state.tx[connector] = None
+        return {
+            "transactionId": tx,
+            "idTag": id_tag,
+            "meterStop": state.meter_wh[connector],
+            "timestamp": now_iso(),
+            "reason": "Local",
+        }
+    if action == "BootNotification":
+        return {"chargePointVendor": "BenchSim", "chargePointModel": "Lite-1"}
+    raise ValueError(f"no payload for {action}")
+
+
+def absorb_answer(state: StationState, step: Step, answer: Payload, *, fake_tx: int) -> None:
+    """Remember what the CSMS told us (the transaction id); an echo server's answer carries none."""
+    if step[0] == "StartTransaction":
+        tx = answer.get("transactionId")
+        state.tx[step[1]] = tx if isinstance(tx, int) else fake_tx
+
+
+def answer_csms_call(state: StationState, action: str, payload: Payload) -> Payload:
+    """Answer a CSMS-initiated call as accepting firmware would; a TriggerMessage also queues the message."""
+    if action == "TriggerMessage":
+        requested = payload.get("requestedMessage")
+        connector = payload.get("connectorId")
+        if requested == "StatusNotification":
+            targets = [connector] if isinstance(connector, int) and connector > 0 else range(1, state.connectors + 1)
+            for c in targets:
+                if c <= state.connectors and len(state.queue) < 16:
+                    state.queue.append(("StatusNotification", c, state.status[c]))
+        elif requested in ("Heartbeat", "BootNotification") and len(state.queue) < 16:
+            state.queue.append((requested, 0, ""))
+        return {"status": "Accepted"}
+    if action == "GetConfiguration":
+        return {"configurationKey": [], "unknownKey": []}
+    if action == "GetLocalListVersion":
+        return {"listVersion": 0}
+    if action == "UnlockConnector":
+        return {"status": "Unlocked"}
+    if action in ("GetDiagnostics", "UpdateFirmware"):
+        return {}
+    return {"status": "Accepted"}

@@ -1,0 +1,78 @@
+"""The coordination contract the CSMS programs against; etcd-backed and single-node forms implement it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import trio
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Ownership of one station by one connection; ``token`` is the fence token (monotonic per station)."""
+
+    station_id: str
+    connection_id: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    station_id: str
+    node_id: str
+    connection_id: str
+    address: str  # internal endpoint of the owning node ("" if the node record is gone)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    node_id: str
+    address: str
+    version: str
+    started_at: float
+
+
+@runtime_checkable
+class Coordinator(Protocol):
+    """Station ownership, node membership and leadership for one replica.
+
+    Callbacks are plain functions called from the coordinator's own task: they must not block
+    (cancel a scope, set an event, send_nowait on a channel).
+    """
+
+    node_id: str
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
+
+    async def claim(self, station_id: str, connection_id: str) -> Claim: ...
+
+    async def release(self, claim: Claim) -> None: ...
+
+    async def owner_of(self, station_id: str) -> Owner | None: ...
+
+    async def nodes(self) -> list[NodeInfo]: ...
+
+    async def owned_counts(self) -> dict[str, int]: ...
+
+    def on_claim_lost(self, cb: Callable[[Claim], None]) -> None: ...
+
+    def on_fenced(self, cb: Callable[[], None]) -> None: ...
+
+    def on_leader_changed(self, cb: Callable[[bool], None]) -> None: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def leader_id(self) -> str | None: ...
+
+    @property
+    def healthy(self) -> bool: ...
+
+    async def wait_leadership(self) -> None: ...
+
+    async def wait_leadership_lost(self) -> None: ...
+
+    async def drain(self) -> None: ...

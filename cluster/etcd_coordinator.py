@@ -1,0 +1,495 @@
+"""Station ownership, membership and leadership on etcd (ARCHITECTURE.md section 3).
+
+Keys under ``prefix``: ``nodes/{node}`` and ``owners/{station}`` and ``leader``, all bound to this
+node's lease, so a dead node's claims vanish with its lease. The lease is renewed every TTL/3; if a
+renewal has not succeeded by the local deadline (TTL minus a margin, measured from when the last
+successful renewal was *sent*), the node fences itself before etcd can expire it, and rejoins with
+a new lease when etcd answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+import trio
+
+from cluster.callbacks import Flag, Hooks
+from cluster.contract import Claim, NodeInfo, Owner
+from cluster.errors import ClaimSuperseded, EtcdCompacted, EtcdError, EtcdLeaseNotFound, EtcdUnavailable
+from cluster.etcd_client import EtcdClient
+from cluster.observer import ClusterObserver, NullObserver
+from cluster.results import RangeResult, WatchEvent
+from cluster.txn import Compare, Op
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Inflight:
+    """Owner-key revisions seen by the watch while a claim() for the station is in flight."""
+
+    count: int = 0
+    seen: list[int] = field(default_factory=list)
+
+
+def _decode(raw: bytes) -> dict[str, object]:
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+class EtcdCoordinator:
+    """The etcd-backed Coordinator. Start with ``await nursery.start(coordinator.run)``."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        node_id: str,
+        address: str,
+        version: str,
+        *,
+        prefix: str = "/csms/",
+        lease_ttl: float = 10.0,
+        fence_margin: float | None = None,
+        claim_attempts: int = 5,
+        observer: ClusterObserver | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.address = address
+        self.version = version
+        self._etcd = client
+        self._prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self._ttl = float(lease_ttl)
+        self._margin = fence_margin if fence_margin is not None else max(0.25, min(1.0, self._ttl * 0.2))
+        self._claim_attempts = claim_attempts
+        self._observer: ClusterObserver = observer or NullObserver()
+        self._started_at = time.time()
+
+        self._lease_id: int | None = None
+        self._granted_ttl = self._ttl
+        self._stale_lease: int | None = None
+        self._last_renew_sent = 0.0
+        self._lease_deadline = 0.0
+        self._join_revision = 0
+        self._healthy = Flag(False)
+        self._draining = False
+        self._drained = trio.Event()
+        self._run_scope: trio.CancelScope | None = None
+        self._generation: trio.CancelScope | None = None
+
+        self._claims: dict[str, Claim] = {}
+        self._inflight: dict[str, _Inflight] = {}
+        self._leader = Flag(False)
+        self._leader_id: str | None = None
+
+        self._lost: Hooks[Claim] = Hooks()
+        self._fenced: Hooks[None] = Hooks()
+        self._leader_hooks: Hooks[bool] = Hooks()
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    def _owner_key(self, station_id: str) -> str:
+        return f"{self._prefix}owners/{station_id}"
+
+    @property
+    def _owners_prefix(self) -> str:
+        return f"{self._prefix}owners/"
+
+    @property
+    def _nodes_prefix(self) -> str:
+        return f"{self._prefix}nodes/"
+
+    @property
+    def _leader_key(self) -> str:
+        return f"{self._prefix}leader"
+
+    # -- public state -----------------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader.value
+
+    @property
+    def leader_id(self) -> str | None:
+        return self._leader_id
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy.value
+
+    @property
+    def lease_id(self) -> int | None:
+        return self._lease_id
+
+    @property
+    def held_claims(self) -> dict[str, Claim]:
+        """Claims this node currently believes it holds (a copy)."""
+        return dict(self._claims)
+
+    def on_claim_lost(self, cb: Callable[[Claim], None]) -> None:
+        self._lost.add(cb)
+
+    def on_fenced(self, cb: Callable[[], None]) -> None:
+        self._fenced.add(lambda _: cb())
+
+    def on_leader_changed(self, cb: Callable[[bool], None]) -> None:
+        self._leader_hooks.add(cb)
+
+    async def wait_leadership(self) -> None:
+        await self._leader.wait_for(True)
+
+    async def wait_leadership_lost(self) -> None:
+        await self._leader.wait_for(False)
+
+    async def wait_healthy(self) -> None:
+        await self._healthy.wait_for(True)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Join (retrying until etcd answers), report started, then keep lease, watches and election.
+
+        Cancelling run() is a crash as far as the cluster is concerned (the lease just expires);
+        call drain() for a clean exit.
+        """
+        with trio.CancelScope() as self._run_scope:
+            await self._join_until_done()
+            task_status.started()
+            while not self._draining:
+                async with trio.open_nursery() as generation:
+                    self._generation = generation.cancel_scope
+                    generation.start_soon(self._keepalive_loop)
+                    generation.start_soon(self._owners_watch_loop, self._join_revision + 1)
+                    generation.start_soon(self._election_loop)
+                if not self._draining:
+                    await self._join_until_done()
+        if self._draining:
+            await self._drained.wait()  # our caller may close the client once we return
+
+    async def drain(self) -> None:
+        """Leave cleanly: stop the loops, resign leadership, revoke the lease (owner keys go with it)."""
+        self._draining = True
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+        lease, self._lease_id = self._lease_id, None
+        self._claims.clear()
+        self._healthy.set(False)
+        self._set_leader(None)
+        try:
+            if lease is not None:
+                await self._resign_and_revoke(lease)
+        finally:
+            self._drained.set()
+            self._observer.lease_state("drained")
+
+    async def _resign_and_revoke(self, lease: int) -> None:
+        try:
+            await self._etcd.txn(
+                [
+                    Compare.value(self._leader_key, "=", self.node_id),
+                    Compare.lease(self._leader_key, "=", lease),
+                ],
+                [Op.delete(self._leader_key)],
+            )
+            await self._etcd.lease_revoke(lease)
+        except EtcdError as exc:
+            log.warning("drain: could not resign/revoke cleanly (lease will expire): %r", exc)
+
+    async def _join_until_done(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._join()
+                return
+            except EtcdError as exc:
+                log.warning("node %s: joining the cluster failed: %r", self.node_id, exc)
+            await trio.sleep(delay)
+            delay = min(delay * 2, max(0.2, self._ttl / 4))
+
+    async def _join(self) -> None:
+        sent = trio.current_time()
+        lease = await self._etcd.lease_grant(self._ttl)
+        try:
+            info = {"address": self.address, "version": self.version, "started_at": self._started_at}
+            put = await self._etcd.put(self._nodes_prefix + self.node_id, orjson.dumps(info), lease=lease.id)
+        except BaseException:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await self._revoke_quietly(lease.id)
+            raise
+        self._granted_ttl = float(lease.ttl)
+        self._last_renew_sent = sent
+        self._lease_deadline = sent + lease.ttl - self._margin
+        self._lease_id = lease.id
+        self._join_revision = put.revision
+        self._healthy.set(True)
+        self._observer.lease_state("live")
+        log.info("node %s joined with lease %x", self.node_id, lease.id)
+        if self._stale_lease is not None:
+            # Our previous incarnation's keys must not linger as if we still served those stations.
+            stale, self._stale_lease = self._stale_lease, None
+            await self._revoke_quietly(stale)
+
+    async def _revoke_quietly(self, lease_id: int) -> None:
+        try:
+            await self._etcd.lease_revoke(lease_id)
+        except EtcdError as exc:
+            log.debug("revoking lease %x: %r", lease_id, exc)
+
+    # -- lease keepalive and self-fencing ---------------------------------------------------------
+
+    async def _keepalive_loop(self) -> None:
+        interval = self._granted_ttl / 3
+        retry = min(0.2, interval / 4)
+        lease = self._lease_id
+        assert lease is not None
+        while True:
+            await trio.sleep_until(self._last_renew_sent + interval)
+            renewed = False
+            with trio.move_on_at(self._lease_deadline):
+                while not renewed:
+                    sent = trio.current_time()
+                    budget = max(0.05, min(self._etcd.timeout, self._lease_deadline - sent))
+                    try:
+                        with trio.fail_after(budget):
+                            ttl = await self._etcd.lease_keepalive(lease)
+                    except EtcdLeaseNotFound:
+                        self._fence("lease expired in etcd")
+                        return
+                    except (EtcdError, trio.TooSlowError) as exc:
+                        log.debug("keepalive failed: %r", exc)
+                        await trio.sleep(retry)
+                        continue
+                    self._last_renew_sent = sent
+                    self._lease_deadline = sent + ttl - self._margin
+                    renewed = True
+            if not renewed:
+                self._fence("lease not renewed before its deadline")
+                return
+
+    def _fence(self, reason: str) -> None:
+        """Stop serving everything now: etcd may already consider our lease expired."""
+        if self._draining:
+            return
+        log.warning("node %s fenced: %s", self.node_id, reason)
+        self._stale_lease, self._lease_id = self._lease_id, None
+        self._claims.clear()
+        self._healthy.set(False)
+        self._set_leader(None)
+        self._observer.lease_state("fenced")
+        self._fenced.fire(None)
+        if self._generation is not None:
+            self._generation.cancel()
+
+    # -- claims -----------------------------------------------------------------------------------
+
+    async def claim(self, station_id: str, connection_id: str) -> Claim:
+        """Make this connection the station's owner; the newest claim wins over any other."""
+        started = time.perf_counter()
+        lease = self._lease_id
+        if lease is None or not self.healthy:
+            self._observer.claim_finished(time.perf_counter() - started, "error")
+            raise EtcdUnavailable("cannot claim: this node has no live lease (fenced or not joined)")
+        inflight = self._inflight.setdefault(station_id, _Inflight())
+        inflight.count += 1
+        try:
+            token, took_over = await self._claim_txn(station_id, connection_id, lease)
+            if any(rev > token for rev in inflight.seen):
+                self._observer.claim_finished(time.perf_counter() - started, "superseded")
+                raise ClaimSuperseded(f"station {station_id}: a newer claim landed during ours")
+            if self._lease_id != lease:
+                raise EtcdUnavailable("fenced while claiming")
+        except EtcdError:
+            self._observer.claim_finished(time.perf_counter() - started, "error")
+            raise
+        finally:
+            inflight.count -= 1
+            if inflight.count == 0:
+                del self._inflight[station_id]
+        claim = Claim(station_id, connection_id, token)
+        old = self._claims.get(station_id)
+        if old is None or old.token < token:
+            self._claims[station_id] = claim
+        self._observer.claim_finished(time.perf_counter() - started, "takeover" if took_over else "created")
+        if old is not None and old.token < token and old.connection_id != connection_id:
+            self._lose(old)
+        return claim
+
+    async def _claim_txn(self, station_id: str, connection_id: str, lease: int) -> tuple[int, bool]:
+        key = self._owner_key(station_id)
+        value = orjson.dumps({"node_id": self.node_id, "connection_id": connection_id})
+        guard = Compare.create_revision(key, "=", 0)
+        took_over = False
+        for _ in range(self._claim_attempts):
+            result = await self._etcd.txn([guard], [Op.put(key, value, lease=lease)], [Op.get(key)])
+            if result.succeeded:
+                return result.revision, took_over
+            current = result.responses[0]
+            assert isinstance(current, RangeResult)
+            kv = current.first()
+            if kv is None:
+                guard = Compare.create_revision(key, "=", 0)
+            else:
+                guard = Compare.mod_revision(key, "=", kv.mod_revision)
+                took_over = _decode(kv.value).get("node_id") != self.node_id
+        raise EtcdError(f"station {station_id}: claim lost {self._claim_attempts} races in a row")
+
+    async def release(self, claim: Claim) -> None:
+        """Delete the owner key only if it still records this claim (compare on its revision)."""
+        if self._claims.get(claim.station_id) == claim:
+            del self._claims[claim.station_id]
+        key = self._owner_key(claim.station_id)
+        await self._etcd.txn([Compare.mod_revision(key, "=", claim.token)], [Op.delete(key)])
+
+    def _lose(self, claim: Claim) -> None:
+        if self._claims.get(claim.station_id) == claim:
+            del self._claims[claim.station_id]
+        self._observer.claim_lost(claim.station_id)
+        self._lost.fire(claim)
+
+    def _on_owner_event(self, event: WatchEvent) -> None:
+        station_id = event.kv.key[len(self._owners_prefix) :].decode(errors="replace")
+        revision = event.kv.mod_revision
+        inflight = self._inflight.get(station_id)
+        if inflight is not None:
+            inflight.seen.append(revision)
+        claim = self._claims.get(station_id)
+        if claim is None or revision <= claim.token:
+            return
+        if event.type == "PUT":
+            owner = _decode(event.kv.value)
+            if owner.get("node_id") == self.node_id and owner.get("connection_id") == claim.connection_id:
+                return
+        self._lose(claim)
+
+    async def _resync_claims(self) -> int:
+        """After a compaction gap: drop every claim whose key changed; returns the read revision."""
+        result = await self._etcd.get(self._owners_prefix, prefix=True)
+        current = {kv.key[len(self._owners_prefix) :].decode(errors="replace"): kv for kv in result.kvs}
+        for station_id, claim in list(self._claims.items()):
+            kv = current.get(station_id)
+            if kv is None or kv.mod_revision != claim.token:
+                self._lose(claim)
+        return result.revision
+
+    async def _owners_watch_loop(self, start_revision: int) -> None:
+        revision = start_revision
+        while True:
+            try:
+                async with self._etcd.watch(self._owners_prefix, prefix=True, start_revision=revision) as events:
+                    async for event in events:
+                        revision = event.kv.mod_revision + 1
+                        self._on_owner_event(event)
+            except EtcdCompacted:
+                log.warning("owners watch compacted at %d: re-reading", revision)
+                try:
+                    revision = await self._resync_claims() + 1
+                except EtcdError:
+                    await trio.sleep(0.2)
+            except EtcdError as exc:
+                log.debug("owners watch: %r", exc)
+                await trio.sleep(0.2)
+
+    # -- election ---------------------------------------------------------------------------------
+
+    def _set_leader(self, leader_id: str | None) -> None:
+        self._leader_id = leader_id
+        mine = leader_id is not None and leader_id == self.node_id and not self._draining
+        if self._leader.set(mine):
+            log.info("node %s leadership: %s", self.node_id, mine)
+            self._observer.leader(mine)
+            self._leader_hooks.fire(mine)
+
+    async def _election_loop(self) -> None:
+        """Create-if-absent on the leased ``leader`` key; followers watch it and campaign on delete."""
+        lease = self._lease_id
+        assert lease is not None
+        key = self._leader_key
+        while True:
+            try:
+                result = await self._etcd.txn(
+                    [Compare.create_revision(key, "=", 0)],
+                    [Op.put(key, self.node_id, lease=lease)],
+                    [Op.get(key)],
+                )
+            except EtcdError as exc:
+                log.debug("election: %r", exc)
+                await trio.sleep(0.2)
+                continue
+            if result.succeeded:
+                self._set_leader(self.node_id)
+            else:
+                current = result.responses[0]
+                assert isinstance(current, RangeResult)
+                kv = current.first()
+                if kv is None:
+                    continue
+                holder = kv.value.decode(errors="replace")
+                self._set_leader(holder if (holder != self.node_id or kv.lease == lease) else None)
+            await self._watch_leader_until_gone(result.revision + 1)
+            self._set_leader(None)
+
+    async def _watch_leader_until_gone(self, start_revision: int) -> None:
+        # Re-check at least once per TTL so a silently hung stream cannot keep us leaderless.
+        with trio.move_on_after(self._granted_ttl):
+            try:
+                async with self._etcd.watch(self._leader_key, start_revision=start_revision) as events:
+                    async for event in events:
+                        if event.type == "DELETE":
+                            return
+                        self._set_leader(event.kv.value.decode(errors="replace"))
+            except EtcdError as exc:
+                log.debug("leader watch: %r", exc)
+                await trio.sleep(0.2)
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    async def owner_of(self, station_id: str) -> Owner | None:
+        """Who owns the station and where to reach it (one read-only txn)."""
+        result = await self._etcd.txn(
+            [], [Op.get(self._owner_key(station_id)), Op.get(self._nodes_prefix, prefix=True)]
+        )
+        owners, nodes = result.responses
+        assert isinstance(owners, RangeResult) and isinstance(nodes, RangeResult)
+        kv = owners.first()
+        if kv is None:
+            return None
+        owner = _decode(kv.value)
+        node_id = str(owner.get("node_id", ""))
+        address = ""
+        for node_kv in nodes.kvs:
+            if node_kv.key.decode(errors="replace") == self._nodes_prefix + node_id:
+                address = str(_decode(node_kv.value).get("address", ""))
+        return Owner(station_id, node_id, str(owner.get("connection_id", "")), address)
+
+    async def nodes(self) -> list[NodeInfo]:
+        result = await self._etcd.get(self._nodes_prefix, prefix=True)
+        return [self._node_info(kv.key, kv.value) for kv in result.kvs]
+
+    def _node_info(self, key: bytes, value: bytes) -> NodeInfo:
+        info = _decode(value)
+        started = info.get("started_at", 0.0)
+        return NodeInfo(
+            node_id=key[len(self._nodes_prefix) :].decode(errors="replace"),
+            address=str(info.get("address", "")),
+            version=str(info.get("version", "")),
+            started_at=float(started) if isinstance(started, int | float) else 0.0,
+        )
+
+    async def owned_counts(self) -> dict[str, int]:
+        """Stations owned per live node (live nodes owning nothing appear with 0)."""
+        result = await self._etcd.txn(
+            [], [Op.get(self._nodes_prefix, prefix=True), Op.get(self._owners_prefix, prefix=True)]
+        )
+        nodes, owners = result.responses
+        assert isinstance(nodes, RangeResult) and isinstance(owners, RangeResult)
+        counts = {self._node_info(kv.key, kv.value).node_id: 0 for kv in nodes.kvs}
+        for kv in owners.kvs:
+            node_id = str(_decode(kv.value).get("node_id", ""))
+            counts[node_id] = counts.get(node_id, 0) + 1
+        return counts

@@ -1,0 +1,122 @@
+"""The coordinator for a lone replica without etcd: same contract, all in process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import trio
+
+from cluster.callbacks import Flag, Hooks
+from cluster.contract import Claim, NodeInfo, Owner
+from cluster.errors import EtcdUnavailable
+from cluster.observer import ClusterObserver, NullObserver
+
+
+class SingleNodeCoordinator:
+    """Always leader, always healthy; the newest connection for a station still wins.
+
+    Fence tokens come from the wall clock in nanoseconds (bumped to stay strictly increasing), so they
+    keep growing across process restarts and tokens stored in Postgres stay comparable.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        address: str = "",
+        version: str = "",
+        observer: ClusterObserver | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self._info = NodeInfo(node_id=node_id, address=address, version=version, started_at=time.time())
+        self._observer = observer or NullObserver()
+        self._claims: dict[str, Claim] = {}
+        self._last_token = 0
+        self._lost: Hooks[Claim] = Hooks()
+        self._fenced: Hooks[None] = Hooks()
+        self._leader_hooks: Hooks[bool] = Hooks()
+        self._leader = Flag(True)
+        self._drained = False
+        self._drained_event = trio.Event()
+
+    def _next_token(self) -> int:
+        self._last_token = max(time.time_ns(), self._last_token + 1)
+        return self._last_token
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._observer.lease_state("live")
+        self._observer.leader(True)
+        task_status.started()
+        await self._drained_event.wait()  # like EtcdCoordinator.run: returns once drained
+
+    async def claim(self, station_id: str, connection_id: str) -> Claim:
+        await trio.lowlevel.checkpoint()
+        if self._drained:
+            raise EtcdUnavailable("coordinator drained: not accepting stations")
+        started = time.perf_counter()
+        claim = Claim(station_id, connection_id, self._next_token())
+        old = self._claims.get(station_id)
+        self._claims[station_id] = claim
+        self._observer.claim_finished(time.perf_counter() - started, "created" if old is None else "takeover")
+        if old is not None and old.connection_id != connection_id:
+            self._observer.claim_lost(station_id)
+            self._lost.fire(old)
+        return claim
+
+    async def release(self, claim: Claim) -> None:
+        await trio.lowlevel.checkpoint()
+        if self._claims.get(claim.station_id) == claim:
+            del self._claims[claim.station_id]
+
+    async def owner_of(self, station_id: str) -> Owner | None:
+        await trio.lowlevel.checkpoint()
+        claim = self._claims.get(station_id)
+        if claim is None:
+            return None
+        return Owner(station_id, self.node_id, claim.connection_id, self._info.address)
+
+    async def nodes(self) -> list[NodeInfo]:
+        await trio.lowlevel.checkpoint()
+        return [self._info]
+
+    async def owned_counts(self) -> dict[str, int]:
+        await trio.lowlevel.checkpoint()
+        return {self.node_id: len(self._claims)}
+
+    def on_claim_lost(self, cb: Callable[[Claim], None]) -> None:
+        self._lost.add(cb)
+
+    def on_fenced(self, cb: Callable[[], None]) -> None:
+        self._fenced.add(lambda _: cb())
+
+    def on_leader_changed(self, cb: Callable[[bool], None]) -> None:
+        self._leader_hooks.add(cb)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader.value
+
+    @property
+    def leader_id(self) -> str | None:
+        return self.node_id if self._leader.value else None
+
+    @property
+    def healthy(self) -> bool:
+        return not self._drained
+
+    async def wait_leadership(self) -> None:
+        await self._leader.wait_for(True)
+
+    async def wait_leadership_lost(self) -> None:
+        await self._leader.wait_for(False)
+
+    async def drain(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self._drained = True
+        self._drained_event.set()
+        self._claims.clear()
+        if self._leader.set(False):
+            self._observer.leader(False)
+            self._leader_hooks.fire(False)
+        self._observer.lease_state("drained")

@@ -1,0 +1,36 @@
+"""Postgres for the CSMS: asyncpg behind trio-asyncio, a group-commit writer, migrations and fencing.
+
+The only package allowed to import asyncpg or trio_asyncio. Domain modules own their tables (migrations
+in their own ``migrations`` package) and write through ``Database.write(op, fence=...)`` where ``op`` is
+``async def op(conn: Connection) -> T``.
+"""
+
+from csms.storage.database import Database
+from csms.storage.errors import (
+    DatabaseUnavailable,
+    FenceRejected,
+    IntegrityError,
+    MigrationError,
+    QueryError,
+    StorageError,
+)
+from csms.storage.migrator import MigrationDir
+from csms.storage.observer import NullObserver, StorageObserver
+from csms.storage.types import Connection, Fence, Row, WriteOp
+
+__all__ = [
+    "Connection",
+    "Database",
+    "DatabaseUnavailable",
+    "Fence",
+    "FenceRejected",
+    "IntegrityError",
+    "MigrationDir",
+    "MigrationError",
+    "NullObserver",
+    "QueryError",
+    "Row",
+    "StorageError",
+    "StorageObserver",
+    "WriteOp",
+]

@@ -1,0 +1,68 @@
+"""asyncio-side helpers: pool creation and one-shot queries (each runs in a single bridge crossing)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import orjson
+
+from csms.storage.bridge import pooled_connection
+from csms.storage.types import Connection, WriteOp
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """json/jsonb as plain Python values via orjson (fast, and no json.dumps at every call site)."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+            format="text",
+        )
+
+
+async def create_pool(
+    url: str, *, size: int, statement_timeout: float | None, connect_timeout: float, name: str
+) -> asyncpg.Pool:
+    """A lazily-connecting pool (min_size=0): opening never fails because Postgres is not up yet;
+    connections are made on demand and replaced transparently after a server restart."""
+    settings = {
+        "application_name": name,
+        # A backend whose client vanished (terminated on cancellation) notices within a second.
+        "client_connection_check_interval": "1000",
+    }
+    if statement_timeout is not None:
+        settings["statement_timeout"] = str(int(statement_timeout * 1000))
+    return await asyncpg.create_pool(
+        url,
+        min_size=0,
+        max_size=size,
+        timeout=connect_timeout,
+        server_settings=settings,
+        init=_init_connection,
+        max_inactive_connection_lifetime=300.0,
+    )
+
+
+async def close_pool(pool: asyncpg.Pool, grace: float) -> None:
+    """Close gracefully within ``grace`` seconds, else drop the connections."""
+    try:
+        await asyncio.wait_for(pool.close(), grace)
+    except (Exception, asyncio.CancelledError):
+        with contextlib.suppress(Exception):
+            pool.terminate()
+
+
+async def query(pool: asyncpg.Pool, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+    async with pooled_connection(pool) as conn:
+        return await getattr(conn, method)(sql, *args)
+
+
+async def in_transaction(pool: asyncpg.Pool, fn: WriteOp[Any]) -> Any:
+    async with pooled_connection(pool) as conn, conn.transaction():
+        connection: Connection = conn
+        return await fn(connection)

@@ -1,0 +1,57 @@
+"""Types domain modules use to write SQL through storage without importing asyncpg.
+
+Write ops are asyncio-flavoured coroutines (``async def op(conn: Connection) -> T``) that storage runs on
+its asyncio loop, many per transaction: inside one, only await ``conn`` methods (no trio calls), and keep it
+free of side effects outside ``conn``, because storage may roll a batch back and run the op again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Row(Protocol):
+    """A result row (asyncpg's Record): index by column name or position."""
+
+    def __getitem__(self, key: str | int, /) -> Any: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+    def keys(self) -> Iterable[str]: ...
+    def values(self) -> Iterable[Any]: ...
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+
+
+class Connection(Protocol):
+    """The subset of asyncpg's Connection that write ops and ``Database.transaction`` callbacks may use.
+
+    Queries use ``$1, $2`` placeholders. json/jsonb columns take and return plain Python values (orjson).
+    Statements are bounded by the Database's statement_timeout; there is no per-call timeout.
+    """
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+    async def executemany(self, command: str, args: Iterable[Sequence[Any]]) -> None: ...
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+    async def fetchval(self, query: str, *args: Any, column: int = 0) -> Any: ...
+    async def copy_records_to_table(
+        self, table_name: str, *, records: Iterable[Sequence[Any]], columns: Sequence[str] | None = None
+    ) -> str: ...
+
+
+WriteOp = Callable[[Connection], Awaitable[T]]
+"""``async def op(conn) -> T``: run by the group-commit writer inside a (shared) transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A station's fence token as recorded by ``Database.record_fence``; a fenced write commits only if it
+    is still the station's current token (ARCHITECTURE.md section 3)."""
+
+    station_id: str
+    token: int

@@ -1,0 +1,113 @@
+"""Two EtcdCoordinators on one real etcd: ownership, takeover, release, lease expiry, drain."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+import trio
+
+from cluster import ClaimSuperseded, EtcdClient, EtcdUnavailable
+
+NodeFactory = Callable[..., Awaitable[Any]]
+WaitUntil = Callable[..., Awaitable[float]]
+
+
+async def test_newest_claim_wins_and_old_owner_is_told(
+    start_node: NodeFactory, etcd: EtcdClient, prefix: str, wait_until: WaitUntil
+) -> None:
+    a = await start_node("node-a")
+    b = await start_node("node-b")
+
+    claim_a = await a.coord.claim("CP1", "conn-a")
+    owner = await b.coord.owner_of("CP1")
+    assert owner is not None and (owner.node_id, owner.connection_id) == ("node-a", "conn-a")
+    assert owner.address == "http://127.0.0.1:1/node-a"
+
+    claim_b = await b.coord.claim("CP1", "conn-b")
+    assert claim_b.token > claim_a.token
+    await wait_until(lambda: a.lost == [claim_a], 3, "node-a told it lost CP1")
+    assert b.lost == []
+    assert "CP1" not in a.coord.held_claims and "CP1" in b.coord.held_claims
+
+    stored = (await etcd.get(prefix + "owners/CP1")).first()
+    assert stored is not None and stored.mod_revision == claim_b.token
+    assert orjson.loads(stored.value) == {"node_id": "node-b", "connection_id": "conn-b"}
+    assert stored.lease == b.coord.lease_id
+
+    # The loser's compare-and-delete must not remove the winner's key.
+    await a.coord.release(claim_a)
+    assert (await etcd.get(prefix + "owners/CP1")).first() is not None
+    await b.coord.release(claim_b)
+    assert (await etcd.get(prefix + "owners/CP1")).first() is None
+    assert await a.coord.owner_of("CP1") is None
+
+
+async def test_same_node_reconnect_supersedes_older_connection(start_node: NodeFactory) -> None:
+    a = await start_node("node-a")
+    first = await a.coord.claim("CP2", "conn-1")
+    second = await a.coord.claim("CP2", "conn-2")
+    assert second.token > first.token
+    await trio.sleep(0.2)  # let the watch deliver our own write too: still exactly one notification
+    assert a.lost == [first]
+    assert a.coord.held_claims["CP2"] == second
+
+
+async def test_concurrent_claims_leave_exactly_one_owner(
+    start_node: NodeFactory, etcd: EtcdClient, prefix: str
+) -> None:
+    a = await start_node("node-a")
+    b = await start_node("node-b")
+    results: dict[str, object] = {}
+
+    async def claim(node_name: str, coord_claim: object) -> None:
+        try:
+            results[node_name] = await coord_claim("CP3", f"conn-{node_name}")  # type: ignore[operator]
+        except ClaimSuperseded as exc:
+            results[node_name] = exc
+
+    for _ in range(5):
+        results.clear()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(claim, "a", a.coord.claim)
+            nursery.start_soon(claim, "b", b.coord.claim)
+        await trio.sleep(0.3)
+        stored = (await etcd.get(prefix + "owners/CP3")).first()
+        assert stored is not None
+        winner = orjson.loads(stored.value)["node_id"]
+        holders = [n for n, node in (("node-a", a), ("node-b", b)) if "CP3" in node.coord.held_claims]
+        assert holders == [winner], (holders, winner, results)
+
+
+async def test_owners_vanish_when_a_node_stops_renewing(start_node: NodeFactory, etcd: EtcdClient, prefix: str) -> None:
+    a = await start_node("node-a", ttl=2.0)
+    b = await start_node("node-b", ttl=2.0)
+    await a.coord.claim("CP4", "conn")
+    await a.coord.claim("CP5", "conn")
+    assert await b.coord.owned_counts() == {"node-a": 2, "node-b": 0}
+    assert {n.node_id for n in await b.coord.nodes()} == {"node-a", "node-b"}
+
+    a.crash()
+
+    async def gone() -> bool:
+        return (await etcd.get(prefix + "owners/", prefix=True, count_only=True)).count == 0
+
+    started = trio.current_time()
+    with trio.fail_after(4.0):
+        while not await gone():
+            await trio.sleep(0.1)
+    assert trio.current_time() - started <= 3.0  # TTL 2 s (+ etcd's expiry sweep)
+    assert await b.coord.owned_counts() == {"node-b": 0}
+    assert [n.node_id for n in await b.coord.nodes()] == ["node-b"]
+
+
+async def test_drain_revokes_the_lease_at_once(start_node: NodeFactory, etcd: EtcdClient, prefix: str) -> None:
+    a = await start_node("node-a", ttl=10.0)
+    await a.coord.claim("CP6", "conn")
+    await a.coord.drain()
+    assert not a.coord.healthy and not a.coord.is_leader and a.fenced == [] and a.lost == []
+    assert (await etcd.get(prefix, prefix=True, count_only=True)).count == 0
+    with pytest.raises(EtcdUnavailable):
+        await a.coord.claim("CP6", "conn-2")

@@ -1,0 +1,58 @@
+"""SingleNodeCoordinator: the same contract without etcd."""
+
+from __future__ import annotations
+
+import trio
+
+from cluster import Claim, Coordinator, LeaderJobRunner, SingleNodeCoordinator
+
+
+async def test_newest_connection_wins_and_tokens_grow(nursery: trio.Nursery) -> None:
+    coord = SingleNodeCoordinator("solo", address="http://127.0.0.1:1")
+    assert isinstance(coord, Coordinator)
+    await nursery.start(coord.run)
+    lost: list[Claim] = []
+    coord.on_claim_lost(lost.append)
+
+    first = await coord.claim("CP1", "conn-1")
+    second = await coord.claim("CP1", "conn-2")
+    assert second.token > first.token
+    assert lost == [first]
+    owner = await coord.owner_of("CP1")
+    assert owner is not None and owner.connection_id == "conn-2" and owner.node_id == "solo"
+
+    await coord.release(first)  # stale release: nothing happens
+    assert await coord.owner_of("CP1") is not None
+    await coord.release(second)
+    assert await coord.owner_of("CP1") is None
+
+    # A restarted process still hands out larger tokens (wall clock based).
+    again = await SingleNodeCoordinator("solo").claim("CP1", "conn-3")
+    assert again.token > second.token
+
+
+async def test_always_leader_until_drained(nursery: trio.Nursery) -> None:
+    coord = SingleNodeCoordinator("solo")
+    await nursery.start(coord.run)
+    assert coord.is_leader and coord.leader_id == "solo" and coord.healthy
+    await coord.claim("CP1", "c")
+    assert await coord.owned_counts() == {"solo": 1}
+    assert [n.node_id for n in await coord.nodes()] == ["solo"]
+
+    runs: list[str] = []
+    cancelled = trio.Event()
+
+    async def job() -> None:
+        runs.append("started")
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    await nursery.start(LeaderJobRunner(coord, [job]).run)
+    await trio.sleep(0.05)
+    assert runs == ["started"]
+    await coord.drain()
+    with trio.fail_after(1):
+        await cancelled.wait()
+    assert not coord.is_leader and not coord.healthy
