@@ -15,6 +15,7 @@ from cluster.etcd_client import EtcdClient
 from cluster.etcd_coordinator import EtcdCoordinator
 from cluster.leader_jobs import LeaderJobRunner, every
 from cluster.observer import ClusterObserver, NullObserver
+from cluster.rebalance import plan_shedding
 from cluster.results import KeyValue, WatchEvent
 from cluster.single_node import SingleNodeCoordinator
 from cluster.txn import Compare, Op
@@ -40,4 +41,5 @@ __all__ = [
     "SingleNodeCoordinator",
     "WatchEvent",
     "every",
+    "plan_shedding",
 ]

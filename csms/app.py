@@ -12,20 +12,22 @@ from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import httpx
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from cluster import Coordinator, EtcdClient, EtcdCoordinator, SingleNodeCoordinator
-from csms import authorization, stations, transactions
+from cluster import Coordinator, EtcdClient, EtcdCoordinator, LeaderJobRunner, SingleNodeCoordinator, every
+from csms import authorization, commands, stations, transactions
 from csms.api import ApiServices, build_api
 from csms.central_system import CentralSystem16, CentralSystemSettings
 from csms.config import Config, require_database
 from csms.events import EventBus
+from csms.leader_jobs import Rebalancer, expire_stale_commands
 from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.storage_metrics import StorageMetrics
-from csms.stations import Gateway, GatewaySettings, StationRegistry
+from csms.stations import Gateway, GatewaySettings, StationNotConnected, StationRegistry
 from csms.storage import Database
 
 log = logging.getLogger("csms")
@@ -34,7 +36,9 @@ MIGRATIONS = [
     ("stations", stations.MIGRATIONS),
     ("transactions", transactions.MIGRATIONS),
     ("authorization", authorization.MIGRATIONS),
+    ("commands", commands.MIGRATIONS),
 ]
+REBALANCE_INTERVAL = 10.0
 
 
 def package_version() -> str:
@@ -152,6 +156,35 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 after_connect=central.after_connect,
             )
 
+            async def local_call(station_id: str, action: str, payload: dict[str, Any], timeout: float) -> Any:
+                try:
+                    return await gateway.call(station_id, action, payload, timeout)
+                except StationNotConnected:
+                    raise commands.NotConnectedHere(station_id) from None
+
+            async def shed(count: int) -> int:
+                return await gateway.shed(count, config.drain_rate)
+
+            internal_http = httpx.AsyncClient(timeout=10.0)
+            command_service = commands.CommandService(
+                commands.CommandStore(db),
+                coordinator,
+                local_call,
+                commands.HttpForwarder(internal_http, config.internal_secret),
+                call_timeout=config.call_timeout,
+            )
+            rebalancer = Rebalancer(
+                coordinator, internal_http, config.internal_secret, shed, config.rebalance_tolerance
+            )
+            leader_jobs = LeaderJobRunner(
+                coordinator,
+                [
+                    every(REBALANCE_INTERVAL, rebalancer.round),
+                    every(max(10.0, config.call_timeout), lambda: expire_stale_commands(command_service)),
+                ],
+            )
+            metrics.owned_stations.set_function(lambda: gateway.connection_count)
+
             async def readiness() -> dict[str, bool]:
                 return {
                     "database": await db.ping(),
@@ -169,11 +202,16 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     metrics=metrics,
                     readiness=readiness,
                     api_tokens=config.api_tokens,
+                    commands=command_service,
+                    shed=shed,
+                    internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,
                 )
             )
-            async with trio.open_nursery() as nursery:
+            async with internal_http, trio.open_nursery() as nursery:
                 await nursery.start(coordinator.run)
+                await nursery.start(command_service.run)
+                nursery.start_soon(leader_jobs.run)
                 ocpp_port = await nursery.start(gateway.serve)
                 api_port = await nursery.start(serve_api, api, config)
                 log.info("replica ready", extra={"ocpp_port": ocpp_port, "api_port": api_port})

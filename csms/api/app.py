@@ -18,7 +18,9 @@ from starlette.routing import Route
 
 from cluster import Coordinator
 from csms.api.auth import TokenAuth
+from csms.api.commands_routes import command_routes
 from csms.api.errors import ApiError, error_response, handle_api_error
+from csms.api.internal_routes import Shed, internal_routes
 from csms.api.validation import (
     id_tag_body,
     json_body,
@@ -29,6 +31,7 @@ from csms.api.validation import (
     station_body,
 )
 from csms.authorization import IdTagStore
+from csms.commands import CommandService
 from csms.observability import Metrics
 from csms.stations import StationRegistry, hash_password
 from csms.transactions import TransactionLedger
@@ -45,6 +48,9 @@ class ApiServices:
     metrics: Metrics
     readiness: Readiness
     api_tokens: tuple[str, ...]
+    commands: CommandService
+    shed: Shed
+    internal_secret: str = ""
     password_iterations: int = 20_000
 
 
@@ -221,6 +227,8 @@ def build_api(services: ApiServices) -> Starlette:
         Route("/api/v1/id-tags/{id_tag}", put_id_tag, methods=["PUT"]),
         Route("/api/v1/id-tags/{id_tag}", delete_id_tag, methods=["DELETE"]),
         Route("/api/v1/cluster", cluster_view),
+        *command_routes(auth, s.commands, s.registry),
+        *internal_routes(s.internal_secret, s.commands, s.shed),
     ]
     return Starlette(
         routes=routes,

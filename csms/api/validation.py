@@ -17,8 +17,8 @@ _ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
 _BOOT_STATUSES = ("Accepted", "Pending", "Rejected")
 
 
-def bad(message: str, **details: Any) -> ApiError:
-    return ApiError(422, "invalid", message, **details)
+def bad(message: str) -> ApiError:
+    return ApiError(422, "invalid", message)
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -66,6 +66,28 @@ class GatewaySettings:
     handshake_timeout: float = 10.0
 
 
+class InFlight:
+    """Counts calls in progress on a connection so a drain can close it between calls, not inside one."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = trio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        if self.count == 0:
+            self._idle = trio.Event()
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
 @dataclass(eq=False)
 class StationConnection:
     """One live station connection on this replica; `rpc` is how commands reach the station."""
@@ -80,6 +102,8 @@ class StationConnection:
     close_code: int = 1000
     close_reason: str = "bye"
     booted: bool = False
+    closing: bool = False  # draining or shedding: no new commands, close once in-flight calls end
+    in_flight: InFlight = field(default_factory=InFlight)
 
     def close(self, code: int, reason: str) -> None:
         """Ask the connection to end; the handler closes the socket with this code as it unwinds."""
@@ -141,9 +165,13 @@ class Gateway:
     ) -> dict[str, Any]:
         """Send a CSMS-initiated call on this replica's connection to the station."""
         conn = self.connection(station_id)
-        if conn.rpc is None:
+        if conn.rpc is None or conn.closing:
             raise StationNotConnected(station_id)
-        return await conn.rpc.call(action, payload, timeout=timeout)
+        conn.in_flight.enter()
+        try:
+            return await conn.rpc.call(action, payload, timeout=timeout)
+        finally:
+            conn.in_flight.leave()
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         s = self._settings
@@ -171,25 +199,32 @@ class Gateway:
         self._accepting = False
 
     async def drain(self, rate: float) -> None:
-        """Close every station with 1001 at `rate` per second so they reconnect elsewhere, gently."""
+        """Close every station with 1001 at `rate` per second so they reconnect elsewhere, each between calls."""
         self._accepting = False
-        interval = 1.0 / rate if rate > 0 else 0.0
-        for station_id in list(self._connections):
-            conn = self._connections.get(station_id)
-            if conn is not None:
-                conn.close(GOING_AWAY, "replica draining")
-            if interval:
-                await trio.sleep(interval)
+        await self._close_gradually(list(self._connections.values()), rate, "replica draining")
         if self._connections:
             self._all_closed = trio.Event()
             await self._all_closed.wait()
 
-    def close_some(self, count: int, reason: str) -> int:
-        """Shed up to `count` stations (rebalancing); they reconnect through the balancer."""
-        victims = list(self._connections.values())[:count]
-        for conn in victims:
-            conn.close(GOING_AWAY, reason)
+    async def shed(self, count: int, rate: float) -> int:
+        """Rebalancing: close up to `count` stations gently; they reconnect through the balancer elsewhere."""
+        victims = [c for c in self._connections.values() if not c.closing][:count]
+        await self._close_gradually(victims, rate, "rebalancing")
         return len(victims)
+
+    async def _close_gradually(self, conns: list[StationConnection], rate: float, reason: str) -> None:
+        interval = 1.0 / rate if rate > 0 else 0.0
+        async with trio.open_nursery() as nursery:
+            for conn in conns:
+                conn.closing = True
+                nursery.start_soon(self._close_when_idle, conn, reason)
+                if interval:
+                    await trio.sleep(interval)
+
+    async def _close_when_idle(self, conn: StationConnection, reason: str) -> None:
+        with trio.move_on_after(self._settings.call_timeout):
+            await conn.in_flight.wait_idle()
+        conn.close(GOING_AWAY, reason)
 
     # -- connection lifecycle ------------------------------------------------------------------------------
 
@@ -279,13 +314,23 @@ class Gateway:
     async def _run_session(self, conn: StationConnection) -> None:
         s = self._settings
         transport = _WebSocketTransport(conn.ws)
+        handler = self._handler_factory(conn)
+
+        async def counted(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+            conn.in_flight.enter()
+            try:
+                return await handler(action, payload)
+            finally:
+                conn.in_flight.leave()
+
         rpc = RpcSession(
             transport,
-            self._handler_factory(conn),
+            counted,
             self._validator,
             call_timeout=s.call_timeout,
             max_frame_bytes=s.max_frame_bytes,
             observer=self._rpc_observer,
+            label=conn.station_id,
         )
         conn.rpc = rpc
         async with trio.open_nursery() as nursery:

@@ -1,0 +1,167 @@
+"""Idle stations per replica: server RSS per connection and connect rate.
+
+    python benchmarks/bench_connections.py [--sizes 1000,5000,10000] [--processes 2] [--hold 10]
+
+For each size, a fresh `csms serve` (auto-registration, its own database in a private durable Postgres) gets N
+idle stations from the simulator in separate processes: each connects (at most 200 handshakes in flight),
+sends BootNotification and one StatusNotification, then only heartbeats. Server VmRSS is read from /proc
+before the first connection and once all are connected; (after - before) / N is the RSS per connection.
+The connect rate counts handshake + auto-registration + boot + status per station. Sizes are capped by the
+open-file limit (the soft limit is raised to the hard limit here and inherited by the server and simulator).
+Writes benchmarks/results/connections-<UTC time>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import harness
+from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, summarize
+from csms.devtools.postgres import PostgresServer
+
+FD_HEADROOM = 500  # the server's own files, Postgres connections, listeners
+
+
+def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    url = pg.create_database(f"bench_conn_{size}")
+    with harness.replica(url, log_dir) as node:
+        assert node.proc is not None
+        pid = node.proc.pid
+        time.sleep(1.0)
+        before = harness.rss_kib(pid)
+        reading: dict[str, Any] = {}
+        meter = harness.CpuMeter({"server": pid}, trees={"postgres": pg.pid or 0})
+
+        def connected(report: dict[str, Any]) -> None:
+            reading["connect_cpu_pct"] = meter.stop()
+            time.sleep(args.settle)  # let the handshakes' transient buffers go
+            reading["after_kib"] = harness.rss_kib(pid)
+            reading["report"] = report
+
+        config = FleetConfig(
+            url=node.ocpp_url,
+            stations=size,
+            profile="idle",
+            duration=args.hold,
+            warmup=0.0,
+            connectors=1,
+            prefix=f"idle{size}-",
+            connect_concurrency=args.connect_concurrency,
+            settle_timeout=600.0,
+        )
+        print(f"-- {size} idle stations ...", flush=True)
+        meter.start()
+        result = run_processes(config, args.processes, on_connected=connected, timeout=900)
+        held_kib = harness.rss_kib(pid)
+    summary = summarize(result)
+    connect = summary["connect"]
+    after = reading["after_kib"]
+    row = {
+        "stations": size,
+        "connected": connect["connected"],
+        "failed": connect["failed"] + connect["unsettled"],
+        "connect_seconds": connect["seconds"],
+        "connect_rate_per_s": connect["rate_per_s"],
+        "server_rss_before_kib": before,
+        "server_rss_connected_kib": after,
+        "server_rss_after_hold_kib": held_kib,
+        "server_rss_per_connection_kib": round((after - before) / max(connect["connected"], 1), 1),
+        "simulator_rss_per_station_kib": round(result["connect"]["rss_kib"] / max(size, 1), 1),
+        "connect_cpu_pct": reading["connect_cpu_pct"],
+        "disconnects_during_hold": summary["disconnects"],
+        "heartbeat_p99_ms": summary["p99_ms"],
+        "errors": summary["error_kinds"],
+        "summary": summary,
+    }
+    print(
+        f"   connected {row['connected']}/{size} in {row['connect_seconds']} s ({row['connect_rate_per_s']}/s), "
+        f"server RSS {before // 1024} -> {after // 1024} MiB = {row['server_rss_per_connection_kib']} KiB/conn, "
+        f"CPU while connecting {row['connect_cpu_pct']}",
+        flush=True,
+    )
+    return row
+
+
+def report(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["stations"],
+            r["connected"],
+            r["failed"],
+            r["connect_rate_per_s"],
+            r["connect_cpu_pct"].get("server", ""),
+            r["connect_cpu_pct"].get("postgres", ""),
+            f"{r['server_rss_before_kib'] / 1024:.0f}",
+            f"{r['server_rss_connected_kib'] / 1024:.0f}",
+            r["server_rss_per_connection_kib"],
+            r["simulator_rss_per_station_kib"],
+            r["disconnects_during_hold"],
+        ]
+        for r in data["rows"]
+    ]
+    headers = ["stations", "connected", "failed", "connect/s", "server CPU % (connecting)", "postgres CPU %"]
+    headers += ["RSS before MiB", "RSS connected MiB"]
+    headers += ["server KiB/conn", "simulator KiB/station", "drops in hold"]
+    best = max(data["rows"], key=lambda r: r["connected"])
+    projected = best["server_rss_per_connection_kib"] * 20_000 / 1024 + best["server_rss_before_kib"] / 1024
+    m, st = data["machine"], data["settings"]
+    return (
+        "# Connections: idle stations on one replica\n\n"
+        f"Headline: **{best['connected']:,} idle stations held at {best['server_rss_per_connection_kib']} KiB "
+        f"server RSS each** (projected 20,000 stations: {projected:,.0f} MiB; target <= 1,024 MiB), "
+        f"connected at {best['connect_rate_per_s']:,.0f}/s.\n\n"
+        + harness.table(headers, rows)
+        + f"\nOpen-file limit {data['fd_limit']} (soft raised to hard). Each station: WebSocket handshake "
+        "(ocpp1.6), auto-registration, BootNotification, one StatusNotification, then heartbeats only; "
+        f"held {st['hold']} s; at most {st['connect_concurrency']} handshakes in flight; simulator in "
+        f"{st['processes']} processes.\n\n"
+        f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, Python {m['python']}; server, "
+        "Postgres and simulator share the cores, so the connect rate is a floor.\n\n"
+        f"Reproduce: `python benchmarks/bench_connections.py --sizes {','.join(map(str, st['sizes']))}`\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,5000,10000", help="comma-separated station counts")
+    parser.add_argument("--processes", type=int, default=2, help="simulator processes")
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds to hold the fleet connected")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds after connecting before reading RSS")
+    parser.add_argument("--connect-concurrency", type=int, default=200)
+    args = parser.parse_args()
+    fd_limit = raise_fd_limit()
+    cap = fd_limit - FD_HEADROOM
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if any(size > cap for size in sizes):
+        print(f"open-file limit {fd_limit}: capping sizes at {cap}", flush=True)
+    sizes = sorted({min(size, cap) for size in sizes})
+    args.sizes = sizes
+    log_dir = Path(tempfile.mkdtemp(prefix="csms-bench-"))
+    with harness.postgres() as pg:
+        rows = [measure(pg, size, args, log_dir) for size in sizes]
+    data = {
+        "benchmark": "connections",
+        "machine": harness.machine(),
+        "fd_limit": fd_limit,
+        "rlimit_nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
+        "settings": {k: getattr(args, k) for k in ("sizes", "processes", "hold", "settle", "connect_concurrency")},
+        "rows": rows,
+    }
+    markdown = report(data)
+    json_path, md_path = harness.write_results("connections", data, markdown)
+    print()
+    print(markdown)
+    print(f"wrote {json_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Operator commands: POST /api/v1/stations/{id}/commands/{Action}, and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from csms.api.auth import TokenAuth
+from csms.api.errors import ApiError
+from csms.api.validation import json_body, page_limit, parse_bool, parse_datetime, path_station_id
+from csms.commands import HTTP_STATUS, CommandRejected, CommandService
+from csms.stations import StationRegistry
+
+
+def command_routes(auth: TokenAuth, commands: CommandService, registry: StationRegistry) -> list[Route]:
+    async def send_command(request: Request) -> Response:
+        role = auth.require(request, "operator")
+        station_id = path_station_id(request)
+        action = str(request.path_params["action"])
+        payload = await json_body(request)
+        is_async = parse_bool(request.query_params.get("async"), "async") or False
+        timeout = _timeout(request.query_params.get("timeout"))
+        try:
+            commands.validate(action, payload)
+        except CommandRejected as exc:
+            raise ApiError(422, "invalid", exc.message, exc.details) from None
+        known, _ = await registry.credentials(station_id)
+        if not known:
+            raise ApiError(404, "not_found", f"station {station_id} is not registered")
+        record = await commands.submit(station_id, action, payload, f"token:{role}", wait=not is_async, timeout=timeout)
+        status = 202 if is_async and record["status"] == "pending" else HTTP_STATUS[record["status"]]
+        return JSONResponse(record, status_code=status)
+
+    async def get_command(request: Request) -> Response:
+        auth.require(request, "read")
+        raw = str(request.path_params["command_id"])
+        if not raw.isdigit():
+            raise ApiError(400, "bad_request", "a command id is a positive integer")
+        record = await commands.get(int(raw))
+        if record is None:
+            raise ApiError(404, "not_found", f"command {raw} does not exist")
+        return JSONResponse(record)
+
+    async def list_commands(request: Request) -> Response:
+        auth.require(request, "read")
+        q = request.query_params
+        limit = page_limit(request)
+        before = q.get("before")
+        if before is not None and not before.isdigit():
+            raise ApiError(400, "bad_request", "before must be a command id")
+        items = await commands.page(
+            station_id=q.get("station_id"),
+            action=q.get("action"),
+            status=q.get("status"),
+            since=parse_datetime(q.get("since"), "since"),
+            limit=limit,
+            before_id=int(before) if before else None,
+        )
+        return JSONResponse({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
+
+    return [
+        Route("/api/v1/stations/{station_id}/commands/{action}", send_command, methods=["POST"]),
+        Route("/api/v1/commands", list_commands),
+        Route("/api/v1/commands/{command_id}", get_command),
+    ]
+
+
+def _timeout(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 300:
+        raise ApiError(400, "bad_request", "timeout must be a number of seconds in (0, 300]")
+    return value

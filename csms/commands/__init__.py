@@ -1,0 +1,22 @@
+"""Operator-initiated OCPP operations: validation, routing to the owning replica, and their audit trail."""
+
+from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere
+from csms.commands.forwarding import SECRET_HEADER, HttpForwarder, secret_matches
+from csms.commands.service import HTTP_STATUS, IDEMPOTENT_ACTIONS, CommandService, ExecuteRequest, ExecuteResult
+from csms.commands.store import MIGRATIONS, CommandStore
+
+__all__ = [
+    "HTTP_STATUS",
+    "IDEMPOTENT_ACTIONS",
+    "MIGRATIONS",
+    "SECRET_HEADER",
+    "CommandRejected",
+    "CommandService",
+    "CommandStore",
+    "ExecuteRequest",
+    "ExecuteResult",
+    "ForwardFailed",
+    "HttpForwarder",
+    "NotConnectedHere",
+    "secret_matches",
+]

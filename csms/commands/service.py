@@ -1,0 +1,274 @@
+"""Operator commands: validate, record, route to the replica that owns the station, and record the answer.
+
+Routing: the replica that receives the API request looks the owner up in etcd; if it is the owner it sends the
+OCPP call itself, otherwise it forwards to the owner's internal endpoint. If ownership moves while a command is
+in flight, the caller still gets a definite answer: idempotent actions are retried once on the new owner, the
+others are reported as `unknown_outcome` (the station may or may not have acted), never left hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from cluster import Coordinator, Owner
+from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere
+from csms.commands.store import CommandStore
+from csms.ocpp import CallErrorReceived, CallQueueFull, OcppError, SessionClosed, Validator
+
+log = logging.getLogger(__name__)
+
+Payload = dict[str, Any]
+# Sends an OCPP call on this replica's own connection to the station; raises NotConnectedHere.
+LocalCall = Callable[[str, str, Payload, float], Awaitable[Payload]]
+
+# Safe to send twice: a second delivery leaves the station as the first did.
+IDEMPOTENT_ACTIONS = frozenset(
+    {
+        "ChangeAvailability",
+        "ChangeConfiguration",
+        "ClearCache",
+        "GetConfiguration",
+        "GetLocalListVersion",
+        "GetCompositeSchedule",
+        "TriggerMessage",
+        "UnlockConnector",
+        "CancelReservation",
+        "ClearChargingProfile",
+        "SetChargingProfile",
+    }
+)
+
+HTTP_STATUS = {
+    "completed": 200,
+    "pending": 202,
+    "call_error": 502,
+    "timeout": 504,
+    "offline": 409,
+    "unknown_outcome": 503,
+    "failed": 500,
+}
+
+
+class Forwarder(Protocol):
+    async def execute(self, owner: Owner, request: ExecuteRequest) -> ExecuteResult: ...
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    command_id: int
+    station_id: str
+    action: str
+    payload: Payload
+    timeout: float
+
+    def as_json(self) -> Payload:
+        return {
+            "command_id": self.command_id,
+            "station_id": self.station_id,
+            "action": self.action,
+            "payload": self.payload,
+            "timeout": self.timeout,
+        }
+
+
+@dataclass(frozen=True)
+class ExecuteResult:
+    """What the executing replica saw: status is completed, call_error, timeout, moved or failed."""
+
+    status: str
+    node_id: str
+    result: Payload | None = None
+    error: Payload | None = None
+
+    def as_json(self) -> Payload:
+        return {"status": self.status, "node_id": self.node_id, "result": self.result, "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: Payload) -> ExecuteResult:
+        return cls(data["status"], data["node_id"], data.get("result"), data.get("error"))
+
+
+class CommandService:
+    def __init__(
+        self,
+        store: CommandStore,
+        coordinator: Coordinator,
+        local_call: LocalCall,
+        forwarder: Forwarder,
+        *,
+        call_timeout: float,
+        max_async: int = 64,
+    ) -> None:
+        self._store = store
+        self._coordinator = coordinator
+        self._local_call = local_call
+        self._forwarder = forwarder
+        self._call_timeout = call_timeout
+        self._validator = Validator.for_version("1.6")
+        self._async_slots = trio.Semaphore(max_async)
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Owns the background tasks of async commands."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def validate(self, action: str, payload: Payload) -> None:
+        if action not in self._validator.csms_actions:
+            raise CommandRejected(
+                f"{action} is not an OCPP 1.6 operation a CSMS sends to a station",
+                {"allowed": sorted(self._validator.csms_actions)},
+            )
+        try:
+            self._validator.validate_request(action, payload)
+        except OcppError as exc:
+            raise CommandRejected(f"{action} payload invalid: {exc.description}", {"code": exc.code}) from None
+
+    async def submit(
+        self,
+        station_id: str,
+        action: str,
+        payload: Payload,
+        requested_by: str,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Payload:
+        """Validate, record and run a command; with wait=False return the pending record at once."""
+        self.validate(action, payload)
+        seconds = min(timeout or self._call_timeout, 300.0)
+        command_id = await self._store.create(station_id, action, payload, requested_by, not wait)
+        request = ExecuteRequest(command_id, station_id, action, payload, seconds)
+        if not wait:
+            if self._nursery is None or not self._async_slots.value:
+                return await self._store.finish(
+                    command_id,
+                    "failed",
+                    error={"code": "Busy", "description": "too many asynchronous commands in flight; retry later"},
+                )
+            await self._async_slots.acquire()
+            self._nursery.start_soon(self._run_async, request)
+            record = await self._store.get(command_id)
+            assert record is not None
+            return record
+        return await self._route(request)
+
+    async def _run_async(self, request: ExecuteRequest) -> None:
+        try:
+            await self._route(request)
+        except Exception:
+            log.exception("async command failed", extra={"command_id": request.command_id})
+        finally:
+            self._async_slots.release()
+
+    async def _route(self, request: ExecuteRequest) -> Payload:
+        started = time.monotonic()
+        attempts = 0
+        previous: Owner | None = None
+        while True:
+            owner = await self._find_owner(request.station_id, not_like=previous)
+            if owner is None:
+                return await self._store.finish(
+                    request.command_id,
+                    "offline",
+                    error={"code": "StationOffline", "description": f"station {request.station_id} is not connected"},
+                    latency_ms=_ms(started),
+                    attempts=attempts,
+                )
+            attempts += 1
+            outcome = await self._execute_on(owner, request)
+            if outcome.status != "moved":
+                return await self._store.finish(
+                    request.command_id,
+                    outcome.status,
+                    result=outcome.result,
+                    error=outcome.error,
+                    latency_ms=_ms(started),
+                    executed_by=outcome.node_id,
+                    attempts=attempts,
+                )
+            maybe_sent = bool(outcome.error and outcome.error.get("maybe_sent"))
+            if attempts >= 2 or (maybe_sent and request.action not in IDEMPOTENT_ACTIONS):
+                return await self._store.finish(
+                    request.command_id,
+                    "unknown_outcome",
+                    error={
+                        "code": "OwnershipMoved",
+                        "description": "the station moved to another replica while the command was in flight;"
+                        " it may or may not have been carried out",
+                    },
+                    latency_ms=_ms(started),
+                    executed_by=outcome.node_id,
+                    attempts=attempts,
+                )
+            previous = owner
+
+    async def _find_owner(self, station_id: str, *, not_like: Owner | None) -> Owner | None:
+        """The current owner; after a move, wait briefly for the station to land somewhere new."""
+        owner = await self._coordinator.owner_of(station_id)
+        if not_like is None:
+            return owner
+        with trio.move_on_after(min(10.0, self._call_timeout)):
+            while owner is None or owner.connection_id == not_like.connection_id:
+                await trio.sleep(0.2)
+                owner = await self._coordinator.owner_of(station_id)
+            return owner
+        return None
+
+    async def _execute_on(self, owner: Owner, request: ExecuteRequest) -> ExecuteResult:
+        if owner.node_id == self._coordinator.node_id:
+            return await self.execute_here(request)
+        try:
+            return await self._forwarder.execute(owner, request)
+        except ForwardFailed as exc:
+            log.warning("forward to owner failed", extra={"node": owner.node_id, "error": str(exc)})
+            return ExecuteResult("moved", owner.node_id, error={"maybe_sent": exc.sent, "description": str(exc)})
+
+    async def execute_here(self, request: ExecuteRequest) -> ExecuteResult:
+        """Send the call on this replica's connection (the owner side of a forwarded command)."""
+        node = self._coordinator.node_id
+        try:
+            result = await self._local_call(request.station_id, request.action, request.payload, request.timeout)
+        except NotConnectedHere:
+            return ExecuteResult("moved", node, error={"maybe_sent": False, "description": "not connected here"})
+        except SessionClosed:
+            return ExecuteResult("moved", node, error={"maybe_sent": True, "description": "connection closed"})
+        except CallErrorReceived as exc:
+            return ExecuteResult(
+                "call_error", node, error={"code": exc.code, "description": exc.description, "details": exc.details}
+            )
+        except trio.TooSlowError:
+            return ExecuteResult(
+                "timeout",
+                node,
+                error={"code": "Timeout", "description": f"no answer from the station within {request.timeout:g}s"},
+            )
+        except CallQueueFull as exc:
+            return ExecuteResult("failed", node, error={"code": "Busy", "description": str(exc)})
+        except OcppError as exc:  # InvalidResponse: the station's answer broke the schema
+            return ExecuteResult(
+                "call_error", node, error={"code": exc.code, "description": exc.description, "details": exc.details}
+            )
+        return ExecuteResult("completed", node, result=result)
+
+    async def get(self, command_id: int) -> Payload | None:
+        return await self._store.get(command_id)
+
+    async def page(self, **filters: Any) -> list[Payload]:
+        return await self._store.page(**filters)
+
+    async def expire_stale(self) -> int:
+        """Leader job: pending commands whose executor died are closed as unknown_outcome."""
+        return await self._store.expire_stale(older_than_seconds=max(60.0, 3 * self._call_timeout))
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 3)
