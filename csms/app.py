@@ -18,12 +18,12 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from cluster import Coordinator, EtcdClient, EtcdCoordinator, LeaderJobRunner, SingleNodeCoordinator, every
-from csms import authorization, commands, stations, transactions
+from csms import authorization, commands, operations, stations, transactions
 from csms.api import ApiServices, build_api
 from csms.central_system import CentralSystem16, CentralSystemSettings
 from csms.config import Config, require_database
 from csms.events import EventBus
-from csms.leader_jobs import Rebalancer, expire_stale_commands
+from csms.leader_jobs import Rebalancer, expire_reservations, expire_stale_commands
 from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.storage_metrics import StorageMetrics
@@ -37,6 +37,7 @@ MIGRATIONS = [
     ("transactions", transactions.MIGRATIONS),
     ("authorization", authorization.MIGRATIONS),
     ("commands", commands.MIGRATIONS),
+    ("operations", operations.MIGRATIONS),
 ]
 REBALANCE_INTERVAL = 10.0
 
@@ -123,11 +124,13 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             registry = StationRegistry(db)
             ledger = transactions.TransactionLedger(db)
             id_tags = authorization.IdTagStore(db)
+            recorder = operations.OperationsRecorder(db)
             central = CentralSystem16(
                 CentralSystemSettings(heartbeat_interval=config.heartbeat_interval, boot_status=config.boot_status),
                 registry,
                 ledger,
                 id_tags,
+                recorder,
                 events,
             )
 
@@ -172,6 +175,8 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 local_call,
                 commands.HttpForwarder(internal_http, config.internal_secret),
                 call_timeout=config.call_timeout,
+                extra_check=operations.check_operation,
+                on_completed=recorder.command_completed,
             )
             rebalancer = Rebalancer(
                 coordinator, internal_http, config.internal_secret, shed, config.rebalance_tolerance
@@ -181,6 +186,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 [
                     every(REBALANCE_INTERVAL, rebalancer.round),
                     every(max(10.0, config.call_timeout), lambda: expire_stale_commands(command_service)),
+                    every(30.0, lambda: expire_reservations(recorder)),
                 ],
             )
             metrics.owned_stations.set_function(lambda: gateway.connection_count)
@@ -203,6 +209,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     readiness=readiness,
                     api_tokens=config.api_tokens,
                     commands=command_service,
+                    operations=operations.OperationsViews(db),
                     shed=shed,
                     internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,

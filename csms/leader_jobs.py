@@ -10,6 +10,7 @@ import httpx
 
 from cluster import Coordinator, plan_shedding
 from csms.commands import SECRET_HEADER, CommandService
+from csms.operations import OperationsRecorder
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,12 @@ async def expire_stale_commands(commands: CommandService) -> None:
     expired = await commands.expire_stale()
     if expired:
         log.warning("stale pending commands closed as unknown_outcome", extra={"count": expired})
+
+
+async def expire_reservations(recorder: OperationsRecorder) -> None:
+    expired = await recorder.expire_reservations()
+    if expired:
+        log.info("reservations expired", extra={"count": expired})
 
 
 class Rebalancer:

@@ -21,6 +21,7 @@ from csms.api.auth import TokenAuth
 from csms.api.commands_routes import command_routes
 from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.internal_routes import Shed, internal_routes
+from csms.api.operations_routes import operations_routes
 from csms.api.validation import (
     id_tag_body,
     json_body,
@@ -33,6 +34,7 @@ from csms.api.validation import (
 from csms.authorization import IdTagStore
 from csms.commands import CommandService
 from csms.observability import Metrics
+from csms.operations import OperationsViews
 from csms.stations import StationRegistry, hash_password
 from csms.transactions import TransactionLedger
 
@@ -49,6 +51,7 @@ class ApiServices:
     readiness: Readiness
     api_tokens: tuple[str, ...]
     commands: CommandService
+    operations: OperationsViews
     shed: Shed
     internal_secret: str = ""
     password_iterations: int = 20_000
@@ -228,6 +231,7 @@ def build_api(services: ApiServices) -> Starlette:
         Route("/api/v1/id-tags/{id_tag}", delete_id_tag, methods=["DELETE"]),
         Route("/api/v1/cluster", cluster_view),
         *command_routes(auth, s.commands, s.registry),
+        *operations_routes(auth, s.operations, s.registry, s.id_tags, s.commands),
         *internal_routes(s.internal_secret, s.commands, s.shed),
     ]
     return Starlette(

@@ -66,6 +66,24 @@ class IdTagStore:
         )
         return [_row_to_tag(row) for row in rows]
 
+    async def local_list_entries(self, *, changed_since: datetime | None, limit: int) -> list[dict[str, Any]]:
+        """SendLocalList entries (idTag + idTagInfo) for tags changed since the last sync (all if None)."""
+        rows = await self._db.fetch(
+            "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags"
+            " WHERE ($1::timestamptz IS NULL OR updated_at > $1) ORDER BY id_tag LIMIT $2",
+            changed_since,
+            limit,
+        )
+        entries = []
+        for row in rows:
+            info: dict[str, Any] = {"status": row["status"]}
+            if row["expiry_date"] is not None:
+                info["expiryDate"] = row["expiry_date"].isoformat()
+            if row["parent_id_tag"]:
+                info["parentIdTag"] = row["parent_id_tag"]
+            entries.append({"idTag": row["id_tag"], "idTagInfo": info})
+        return entries
+
     async def put(
         self, id_tag: str, status: str, expiry_date: datetime | None, parent_id_tag: str | None
     ) -> tuple[IdTag, bool]:

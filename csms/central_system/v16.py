@@ -19,6 +19,7 @@ from csms.authorization import IdTagStore
 from csms.central_system.timestamps import now, parse, wire
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import OcppError
+from csms.operations import OperationsRecorder
 from csms.stations import StationConnection, StationRegistry
 from csms.storage import Fence, FenceRejected
 from csms.transactions import SampledValue, TransactionLedger
@@ -64,12 +65,14 @@ class CentralSystem16:
         registry: StationRegistry,
         ledger: TransactionLedger,
         id_tags: IdTagStore,
+        operations: OperationsRecorder,
         events: EventBus,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._ledger = ledger
         self._id_tags = id_tags
+        self._operations = operations
         self._events = events
         self._handlers: dict[str, Handler] = {
             "BootNotification": self._boot_notification,
@@ -161,6 +164,15 @@ class CentralSystem16:
             received_at=now(),
             reservation_id=p.get("reservationId"),
         )
+        remote = await self._operations.transaction_started(
+            fence,
+            connector_id=p["connectorId"],
+            id_tag=p["idTag"],
+            reservation_id=p.get("reservationId"),
+            transaction_id=transaction_id,
+        )
+        if remote:
+            await self._ledger.mark_remote_started(fence, transaction_id)
         self._events.publish(TransactionStarted(conn.station_id, p["connectorId"], transaction_id, p["idTag"]))
         return {"transactionId": transaction_id, "idTagInfo": id_tag_info}
 
@@ -211,8 +223,10 @@ class CentralSystem16:
 
     async def _diagnostics_status(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         await self._registry.record_notification(fence, "diagnostics", p["status"], now())
+        await self._operations.job_status(fence, "diagnostics", p["status"])
         return {}
 
     async def _firmware_status(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         await self._registry.record_notification(fence, "firmware", p["status"], now())
+        await self._operations.job_status(fence, "firmware", p["status"])
         return {}

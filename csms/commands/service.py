@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 Payload = dict[str, Any]
 # Sends an OCPP call on this replica's own connection to the station; raises NotConnectedHere.
 LocalCall = Callable[[str, str, Payload, float], Awaitable[Payload]]
+# Checks beyond the schema (e.g. charging profile rules); raises ValueError with a readable message.
+ExtraCheck = Callable[[str, Payload], None]
+# Runs after a command is recorded as finished, with its record (domain bookkeeping of its effect).
+CompletionHook = Callable[[Payload], Awaitable[None]]
 
 # Safe to send twice: a second delivery leaves the station as the first did.
 IDEMPOTENT_ACTIONS = frozenset(
@@ -104,6 +108,8 @@ class CommandService:
         *,
         call_timeout: float,
         max_async: int = 64,
+        extra_check: ExtraCheck | None = None,
+        on_completed: CompletionHook | None = None,
     ) -> None:
         self._store = store
         self._coordinator = coordinator
@@ -113,6 +119,8 @@ class CommandService:
         self._validator = Validator.for_version("1.6")
         self._async_slots = trio.Semaphore(max_async)
         self._nursery: trio.Nursery | None = None
+        self._extra_check = extra_check
+        self._on_completed = on_completed
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Owns the background tasks of async commands."""
@@ -131,6 +139,11 @@ class CommandService:
             self._validator.validate_request(action, payload)
         except OcppError as exc:
             raise CommandRejected(f"{action} payload invalid: {exc.description}", {"code": exc.code}) from None
+        if self._extra_check is not None:
+            try:
+                self._extra_check(action, payload)
+            except ValueError as exc:
+                raise CommandRejected(f"{action} payload invalid: {exc}") from None
 
     async def submit(
         self,
@@ -186,7 +199,7 @@ class CommandService:
             attempts += 1
             outcome = await self._execute_on(owner, request)
             if outcome.status != "moved":
-                return await self._store.finish(
+                record = await self._store.finish(
                     request.command_id,
                     outcome.status,
                     result=outcome.result,
@@ -195,6 +208,9 @@ class CommandService:
                     executed_by=outcome.node_id,
                     attempts=attempts,
                 )
+                if self._on_completed is not None:
+                    await self._on_completed(record)
+                return record
             maybe_sent = bool(outcome.error and outcome.error.get("maybe_sent"))
             if attempts >= 2 or (maybe_sent and request.action not in IDEMPOTENT_ACTIONS):
                 return await self._store.finish(

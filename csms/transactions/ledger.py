@@ -275,6 +275,16 @@ class TransactionLedger:
         """What a replica reclaiming a station carries on with."""
         return await self.page(station_id=station_id, active=True, limit=1000)
 
+    async def mark_remote_started(self, fence: Fence, transaction_id: int) -> None:
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "UPDATE transactions SET remote_started = true WHERE id = $1 AND station_id = $2",
+                transaction_id,
+                fence.station_id,
+            )
+
+        await self._db.write(op, fence=fence)
+
     async def active_transaction(self, station_id: str, connector_id: int) -> int | None:
         value = await self._db.fetchval(
             "SELECT max(id) FROM transactions WHERE station_id = $1 AND connector_id = $2 AND stop_received_at IS NULL",

@@ -1,0 +1,71 @@
+"""Operations state: reservations, per-station smart charging/configuration/jobs, and local-list sync."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from csms.api.auth import TokenAuth
+from csms.api.errors import ApiError
+from csms.api.validation import json_body, page_limit, path_station_id
+from csms.authorization import IdTagStore
+from csms.commands import HTTP_STATUS, CommandService
+from csms.operations import OperationsViews
+from csms.stations import StationRegistry
+
+MAX_LOCAL_LIST = 10_000
+RESERVATION_STATUSES = {"Active", "Faulted", "Occupied", "Rejected", "Unavailable", "Cancelled", "Used", "Expired"}
+
+
+def operations_routes(
+    auth: TokenAuth,
+    views: OperationsViews,
+    registry: StationRegistry,
+    id_tags: IdTagStore,
+    commands: CommandService,
+) -> list[Route]:
+    async def known_station(request: Request) -> str:
+        station_id = path_station_id(request)
+        known, _ = await registry.credentials(station_id)
+        if not known:
+            raise ApiError(404, "not_found", f"station {station_id} is not registered")
+        return station_id
+
+    async def list_reservations(request: Request) -> Response:
+        auth.require(request, "read")
+        status = request.query_params.get("status")
+        if status is not None and status not in RESERVATION_STATUSES:
+            raise ApiError(400, "bad_request", f"status must be one of {', '.join(sorted(RESERVATION_STATUSES))}")
+        items = await views.reservations(
+            station_id=request.query_params.get("station_id"), status=status, limit=page_limit(request)
+        )
+        return JSONResponse({"items": items, "next": None})
+
+    async def station_operations(request: Request) -> Response:
+        auth.require(request, "read")
+        return JSONResponse(await views.station_state(await known_station(request)))
+
+    async def sync_local_list(request: Request) -> Response:
+        """Builds SendLocalList from the id-tag store (Full, or Differential since the last accepted sync)."""
+        role = auth.require(request, "operator")
+        station_id = await known_station(request)
+        body = await json_body(request)
+        update_type = body.get("update_type", "Full")
+        if update_type not in ("Full", "Differential") or set(body) - {"update_type"}:
+            raise ApiError(422, "invalid", 'body is {"update_type": "Full" | "Differential"}')
+        since = await views.last_list_sync(station_id) if update_type == "Differential" else None
+        entries = await id_tags.local_list_entries(changed_since=since, limit=MAX_LOCAL_LIST)
+        payload = {
+            "listVersion": await views.local_list_version(station_id) + 1,
+            "updateType": update_type,
+            "localAuthorizationList": entries,
+        }
+        record = await commands.submit(station_id, "SendLocalList", payload, f"token:{role}")
+        return JSONResponse(record, status_code=HTTP_STATUS[record["status"]])
+
+    return [
+        Route("/api/v1/reservations", list_reservations),
+        Route("/api/v1/stations/{station_id}/operations", station_operations),
+        Route("/api/v1/stations/{station_id}/local-list", sync_local_list, methods=["POST"]),
+    ]

@@ -1,0 +1,93 @@
+"""Read side of the operations state, for the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from csms.storage import Database
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat()
+        elif key in ("profile", "result") and isinstance(value, str):
+            data[key] = orjson.loads(value)
+    return data
+
+
+class OperationsViews:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def reservations(self, *, station_id: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
+        rows = await self._db.fetch(
+            "SELECT station_id, reservation_id, connector_id, id_tag, parent_id_tag, expiry_date, status,"
+            " transaction_id, command_id, created_at, updated_at FROM reservations"
+            " WHERE ($1::text IS NULL OR station_id = $1) AND ($2::text IS NULL OR status = $2)"
+            " ORDER BY created_at DESC LIMIT $3",
+            station_id,
+            status,
+            limit,
+        )
+        return [_plain(r) for r in rows]
+
+    async def station_state(self, station_id: str) -> dict[str, Any]:
+        """Everything operators set up on one station, in one read transaction."""
+
+        async def read(conn: Any) -> dict[str, Any]:
+            profiles = await conn.fetch(
+                "SELECT charging_profile_id, connector_id, stack_level, purpose, kind, transaction_id, profile,"
+                " installed_at FROM charging_profiles WHERE station_id = $1 ORDER BY connector_id, stack_level",
+                station_id,
+            )
+            configuration = await conn.fetch(
+                "SELECT key, value, readonly, known, reported_at FROM station_configuration WHERE station_id = $1"
+                " ORDER BY key",
+                station_id,
+            )
+            availability = await conn.fetch(
+                "SELECT connector_id, availability, answer, requested_at FROM connector_availability"
+                " WHERE station_id = $1 ORDER BY connector_id",
+                station_id,
+            )
+            jobs = await conn.fetch(
+                "SELECT id, kind, location, file_name, status, command_id, created_at, updated_at"
+                " FROM station_jobs WHERE station_id = $1 ORDER BY id DESC LIMIT 20",
+                station_id,
+            )
+            local_list = await conn.fetchrow(
+                "SELECT sent_version, reported_version, update_type, synced_at, reported_at"
+                " FROM local_list_versions WHERE station_id = $1",
+                station_id,
+            )
+            schedules = await conn.fetch(
+                "SELECT connector_id, duration, result, received_at FROM composite_schedules WHERE station_id = $1"
+                " ORDER BY id DESC LIMIT 5",
+                station_id,
+            )
+            return {
+                "charging_profiles": [_plain(r) for r in profiles],
+                "configuration": [_plain(r) for r in configuration],
+                "availability": [_plain(r) for r in availability],
+                "jobs": [_plain(r) for r in jobs],
+                "local_list": _plain(local_list) if local_list else None,
+                "composite_schedules": [_plain(r) for r in schedules],
+            }
+
+        return await self._db.transaction(read)
+
+    async def local_list_version(self, station_id: str) -> int:
+        value = await self._db.fetchval(
+            "SELECT greatest(coalesce(sent_version, 0), coalesce(reported_version, 0)) FROM local_list_versions"
+            " WHERE station_id = $1",
+            station_id,
+        )
+        return int(value or 0)
+
+    async def last_list_sync(self, station_id: str) -> datetime | None:
+        return await self._db.fetchval("SELECT synced_at FROM local_list_versions WHERE station_id = $1", station_id)
