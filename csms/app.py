@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +29,7 @@ from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_lo
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.storage_metrics import StorageMetrics
 from csms.stations import Gateway, GatewaySettings, StationNotConnected, StationRegistry
-from csms.storage import Database
+from csms.storage import Database, StorageError
 
 log = logging.getLogger("csms")
 
@@ -243,4 +244,9 @@ async def _wait_for_signal() -> None:
 
 def main_serve(config: Config) -> None:
     configure_logging(config.log_level, config.log_format, config.node_id)
-    trio.run(run, config)
+    try:
+        trio.run(run, config)
+    except StorageError as exc:
+        # Start-up against a database that is down: one clear line; the supervisor restarts us.
+        log.error("cannot start: %s", exc)
+        sys.exit(f"csms: {exc}")

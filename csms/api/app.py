@@ -21,6 +21,7 @@ from csms.api.auth import TokenAuth
 from csms.api.commands_routes import command_routes
 from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.internal_routes import Shed, internal_routes
+from csms.api.openapi import openapi_endpoint
 from csms.api.operations_routes import operations_routes
 from csms.api.validation import (
     id_tag_body,
@@ -219,6 +220,7 @@ def build_api(services: ApiServices) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        Route("/openapi.json", openapi_endpoint),
         Route("/api/v1/stations", list_stations),
         Route("/api/v1/stations/{station_id}", get_station),
         Route("/api/v1/stations/{station_id}", put_station, methods=["PUT"]),

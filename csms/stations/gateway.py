@@ -251,6 +251,10 @@ class Gateway:
             headers.append((b"Content-Type", b"text/plain; charset=utf-8"))
             await request.reject(refusal.status, extra_headers=headers, body=refusal.reason.encode() + b"\n")
             return
+        except Exception as exc:  # the registry is unreachable: tell the station to come back later
+            log.warning("handshake check failed", extra={"path": request.path, "error": repr(exc)})
+            await request.reject(503, body=b"temporarily unavailable, retry later\n")
+            return
 
         connection_id = secrets.token_hex(6)
         try:

@@ -429,6 +429,7 @@ class FirmwareStation:
     call_timeout: float = 4.0
     connect_timeout: float = 2.0
     max_backoff: float = 1.0
+    reconnect: bool = True  # False: one connection only (tests that pin a station to one replica)
     acked: list[Acked] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     connect_failures: Counter[str] = field(default_factory=Counter)
@@ -437,6 +438,7 @@ class FirmwareStation:
     _current: SimulatedStation | None = None
     _drop: trio.Event = field(default_factory=trio.Event)
     _changed: trio.Event = field(default_factory=trio.Event)
+    done: trio.Event = field(default_factory=trio.Event)  # set when a non-reconnecting station's link ended
 
     @property
     def connected(self) -> bool:
@@ -473,6 +475,9 @@ class FirmwareStation:
             except Exception as exc:  # refused, reset, handshake timeout: all mean "try again later"
                 self.connect_failures[type(exc).__name__] += 1
             self._current = None
+            if not self.reconnect:
+                self.done.set()
+                return
             await trio.sleep(backoff * (0.5 + self.rng.random()))
             backoff = min(backoff * 2, self.max_backoff)
 

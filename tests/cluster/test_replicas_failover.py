@@ -46,7 +46,7 @@ async def test_owner_killed_mid_transaction_is_reclaimed_and_billed_right(
     async with open_cluster(database_url, etcd_url, prefix, tmp_path) as cluster, trio.open_nursery() as nursery:
         station = FirmwareStation(cluster.ocpp_url, "CP-KILL", rng=random.Random(1))
         await run_stations(nursery, [station])
-        await station.call("BootNotification", {"chargePointVendor": "SimCo", "chargePointModel": "Sim-1"})
+        await station.call("BootNotification", _BOOT)
         await station.call("StatusNotification", {"connectorId": 1, "status": "Charging", "errorCode": "NoError"})
         started = await station.call(
             "StartTransaction", {"connectorId": 1, "idTag": "TAG-1", "meterStart": 1000, "timestamp": now_iso()}
@@ -105,32 +105,40 @@ def _meter_values(tx_id: int, wh: int) -> dict[str, object]:
 async def test_same_station_on_two_replicas_at_once_keeps_only_the_newest(
     database_url: str, etcd_url: str, prefix: str, tmp_path: Path
 ) -> None:
-    async with open_cluster(database_url, etcd_url, prefix, tmp_path, replicas=2) as cluster:
+    async with (
+        open_cluster(database_url, etcd_url, prefix, tmp_path, replicas=2) as cluster,
+        trio.open_nursery() as nursery,
+    ):
         a, b = cluster.nodes
-        async with SimulatedStation.connect(a.ocpp_url, "CP-TWICE") as on_a:
-            assert (await on_a.boot())["status"] == "Accepted"
-            await cluster.wait_owned("CP-TWICE", by=[a.node_id])
-            async with SimulatedStation.connect(b.ocpp_url, "CP-TWICE") as on_b:
-                await cluster.wait_owned("CP-TWICE", by=[b.node_id], timeout=5)
+        # Straight to each replica's own port, no balancer: one station, two live sockets on two replicas.
+        on_a = FirmwareStation(a.ocpp_url, "CP-TWICE", reconnect=False)
+        await nursery.start(on_a.run)
+        assert (await on_a.call("BootNotification", _BOOT))["status"] == "Accepted"
+        await cluster.wait_owned("CP-TWICE", by=[a.node_id])
 
-                async def a_closed() -> bool:
-                    return on_a.ws.closed is not None
+        on_b = FirmwareStation(b.ocpp_url, "CP-TWICE", reconnect=False)
+        await nursery.start(on_b.run)
+        assert "currentTime" in await on_b.call("Heartbeat", {})
+        await cluster.wait_owned("CP-TWICE", by=[b.node_id], timeout=5)
+        with trio.fail_after(5):
+            await on_a.done.wait()  # the older connection, on replica A, was closed
+        assert on_a.close_codes == [1001]
+        assert on_b.connected
+        assert "currentTime" in await on_b.call("Heartbeat", {})
 
-                await wait_for(a_closed, 5, "the older connection (on replica A) closed")
-                assert on_b.ws.closed is None
-                assert "currentTime" in await on_b.call("Heartbeat", {})
-
-                # And back: connecting to A again makes A the owner and closes B's connection.
-                async with SimulatedStation.connect(a.ocpp_url, "CP-TWICE") as again_on_a:
-
-                    async def b_closed() -> bool:
-                        return on_b.ws.closed is not None
-
-                    await wait_for(b_closed, 5, "the older connection (on replica B) closed")
-                    assert "currentTime" in await again_on_a.call("Heartbeat", {})
-                    assert await cluster.owner("CP-TWICE") == a.node_id
-                    assert again_on_a.ws.closed is None
+        # And back: connecting to A again makes A the owner and closes B's connection.
+        again_on_a = FirmwareStation(a.ocpp_url, "CP-TWICE", reconnect=False)
+        await nursery.start(again_on_a.run)
+        assert "currentTime" in await again_on_a.call("Heartbeat", {})
+        with trio.fail_after(5):
+            await on_b.done.wait()
+        assert await cluster.owner("CP-TWICE") == a.node_id
+        assert again_on_a.connected
         assert ownership_violations(await cluster.audit()) == []
+        nursery.cancel_scope.cancel()
+
+
+_BOOT = {"chargePointVendor": "SimCo", "chargePointModel": "Sim-1"}
 
 
 async def test_new_leader_within_one_ttl_after_the_leader_dies(
@@ -155,17 +163,17 @@ async def test_new_leader_within_one_ttl_after_the_leader_dies(
         print(f"new leader after {took:.2f}s (TTL {TTL}s)")
         assert trio.current_time() - killed_at <= TTL + 1.0
         leader = await cluster.leader()
-        for node in cluster.nodes:
-            if node.node_id != old:
+        survivors = [n for n in cluster.nodes if n.node_id != old]
+        assert leader in {n.node_id for n in survivors}
+
+        async def survivors_agree() -> bool:
+            views = []
+            for node in survivors:
                 async with cluster.api(node) as api:
-                    view = (await api.get("/api/v1/cluster")).json()
+                    views.append((await api.get("/api/v1/cluster")).json())
+            return all(v["leader"] == leader and old not in {n["node_id"] for n in v["nodes"]} for v in views)
 
-                async def agrees(api_node: object = node) -> bool:
-                    async with cluster.api(node) as api:
-                        return (await api.get("/api/v1/cluster")).json()["leader"] == leader
-
-                await wait_for(agrees, 2, f"{node.node_id} reports the new leader")
-                assert old not in {n["node_id"] for n in view["nodes"]} or True
+        await wait_for(survivors_agree, 2, "survivors' /api/v1/cluster shows the new leader and not the dead node")
 
 
 async def _busy_station(station: FirmwareStation, tx_id: int, meter: list[int], stop: trio.Event) -> None:
@@ -323,9 +331,8 @@ async def test_cluster_recovers_by_itself_after_postgres_restarts(
                 within=15,
             )
         failed = sum(sum(s.failures(outage_started).values()) for s in stations)
-        print(
-            f"Postgres outage: {failed} failed attempts (all resent); recovered after {recovered_at - outage_started:.1f}s"
-        )
+        outage = recovered_at - outage_started
+        print(f"Postgres outage of {outage:.1f}s: {failed} failed attempts, all resent until acknowledged")
         assert failed > 0, "the outage should have made some calls fail (else this test tests nothing)"
 
         # Nothing acknowledged is lost.

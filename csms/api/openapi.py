@@ -1,0 +1,796 @@
+"""The OpenAPI 3.1 document of the public REST API, served at /openapi.json.
+
+Written by hand (not inferred from handlers) so that it states what the server promises; the integration test
+`tests/integration/test_openapi.py` checks it against the live routes and fuzzes the server with it, so the two
+cannot drift apart silently. Command payloads are the `ocpp` package's own OCPP 1.6 JSON schemas, the same
+files the server validates with. Replica-to-replica routes (/internal/v1/...) are left out on purpose: they
+need the shared internal secret and are no client's business.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from csms.api.validation import _BOOT_STATUSES, _ID_TAG_STATUSES, _STATION_ID, MAX_BODY_BYTES
+from csms.commands import HTTP_STATUS
+from csms.ocpp import Validator
+
+Schema = dict[str, Any]
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+RESERVATION_STATUSES = ("Active", "Faulted", "Occupied", "Rejected", "Unavailable", "Cancelled", "Used", "Expired")
+ERROR_CODES = (
+    "bad_request",
+    "bad_json",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "too_large",
+    "invalid",
+    "internal_error",
+    "error",
+)
+
+
+def command_actions() -> list[str]:
+    """Every OCPP 1.6 action the CSMS may send (the server accepts exactly these on the commands route)."""
+    return sorted(Validator.for_version("1.6").csms_actions)
+
+
+# ------------------------------------------------------------------------------------------- schema helpers
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+NUM: Schema = {"type": "number"}
+BOOL: Schema = {"type": "boolean"}
+DT: Schema = {"type": "string", "format": "date-time"}
+OBJ: Schema = {"type": "object"}
+
+
+def _null(schema: Schema) -> Schema:
+    if "$ref" in schema or "enum" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Schema], optional: tuple[str, ...] = ()) -> Schema:
+    """A closed object: every listed field is always present (unless optional), nothing else is."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [key for key in properties if key not in optional],
+        "properties": properties,
+    }
+
+
+def _array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def _page(item: str, cursor: Schema, about: str) -> Schema:
+    return {**_object({"items": _array(_ref(item)), "next": _null(cursor)}), "description": about}
+
+
+# ---------------------------------------------------------------------------------------------- resources
+
+_STATION = {
+    "id": STR,
+    "boot_status": _null({"type": "string", "enum": list(_BOOT_STATUSES)}),
+    "description": STR,
+    "auto_registered": BOOL,
+    "vendor": _null(STR),
+    "model": _null(STR),
+    "serial_number": _null(STR),
+    "firmware_version": _null(STR),
+    "iccid": _null(STR),
+    "imsi": _null(STR),
+    "meter_type": _null(STR),
+    "meter_serial": _null(STR),
+    "last_boot_status": _null(STR),
+    "last_boot_at": _null(DT),
+    "last_seen_at": _null(DT),
+    "created_at": DT,
+    "updated_at": DT,
+    "has_password": BOOL,
+    "connected": BOOL,
+    "owner_node": _null(STR),
+}
+_CONNECTOR = _object(
+    {
+        "connector_id": INT,
+        "status": STR,
+        "error_code": STR,
+        "info": _null(STR),
+        "vendor_id": _null(STR),
+        "vendor_error_code": _null(STR),
+        "station_timestamp": _null(DT),
+        "received_at": DT,
+    }
+)
+_TRANSACTION = {
+    "id": INT,
+    "station_id": STR,
+    "connector_id": INT,
+    "id_tag": STR,
+    "id_tag_status": STR,
+    "reservation_id": _null(INT),
+    "remote_started": BOOL,
+    "meter_start": INT,
+    "start_timestamp": DT,
+    "start_received_at": DT,
+    "meter_stop": _null(INT),
+    "stop_timestamp": _null(DT),
+    "stop_received_at": _null(DT),
+    "stop_reason": _null(STR),
+    "stop_id_tag": _null(STR),
+    "energy_wh": _null(INT),
+    "active": BOOL,
+}
+_METER_SAMPLE = _object(
+    {
+        "connector_id": INT,
+        "station_timestamp": DT,
+        "received_at": DT,
+        "source": {"type": "string", "enum": ["MeterValues", "StopTransaction"]},
+        **{key: STR for key in ("measurand", "phase", "unit", "context", "location", "format", "value")},
+    }
+)
+_COMMAND_STATUSES = ["pending", *sorted(set(HTTP_STATUS) - {"pending"})]
+
+
+def _command_record(payload: Schema, result: Schema) -> Schema:
+    return {
+        **_object(
+            {
+                "id": INT,
+                "station_id": STR,
+                "action": STR,
+                "payload": payload,
+                "status": {"type": "string", "enum": _COMMAND_STATUSES},
+                "result": _null(result),
+                "error": _null(OBJ),
+                "requested_by": STR,
+                "requested_at": DT,
+                "completed_at": _null(DT),
+                "latency_ms": _null(NUM),
+                "executed_by": _null(STR),
+                "attempts": INT,
+                "async": BOOL,
+            }
+        ),
+        "description": "One audited command. `result` is the station's CallResult payload (status completed);"
+        " `error` is {code, description, details?}: the station's CallError (call_error) or the CSMS's own"
+        " reason (offline, timeout, unknown_outcome, failed).",
+    }
+
+
+def _resource_schemas() -> dict[str, Schema]:
+    station = _object(_STATION)
+    with_connectors = _object({**_STATION, "connectors": _array(_CONNECTOR)})
+    return {
+        "Error": {
+            **_object(
+                {
+                    "error": _object(
+                        {
+                            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                            "code": {"type": "string", "enum": list(ERROR_CODES)},
+                            "message": STR,
+                            "details": OBJ,
+                        },
+                        optional=("details",),
+                    )
+                }
+            ),
+            "description": "Every failure: `status` repeats the HTTP status, `code` is stable for programs,"
+            " `message` names the field and what was wrong, `details` (optional) carries structured hints.",
+        },
+        "Station": station,
+        "StationWithConnectors": with_connectors,
+        "StationDetail": _object(
+            {
+                **with_connectors["properties"],
+                "open_transactions": _array(_ref("Transaction")),
+                "notifications": _array(_object({"kind": STR, "status": STR, "received_at": DT})),
+            }
+        ),
+        "StationPut": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Only the fields given are changed; unknown fields are rejected (422).",
+            "properties": {
+                "password": {
+                    **_null({"type": "string", "minLength": 8, "maxLength": 40}),
+                    "description": "HTTP Basic password of security profile 1; null removes it.",
+                },
+                "boot_status": {
+                    **_null({"type": "string", "enum": list(_BOOT_STATUSES)}),
+                    "description": "The BootNotification answer to force; null: the CSMS decides.",
+                },
+                "description": _null({"type": "string", "maxLength": 500}),
+            },
+        },
+        "StationPage": _page("Station", STR, "Ordered by id; `next` is the `after` cursor of the next page."),
+        "Transaction": _object(_TRANSACTION),
+        "TransactionDetail": _object({**_TRANSACTION, "meter_values": _array(_METER_SAMPLE)}),
+        "TransactionPage": _page("Transaction", INT, "Newest first; `next` is the `before` cursor."),
+        "IdTag": _object(
+            {
+                "id_tag": STR,
+                "status": {"type": "string", "enum": list(_ID_TAG_STATUSES)},
+                "expiry_date": _null(DT),
+                "parent_id_tag": _null(STR),
+            }
+        ),
+        "IdTagPut": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Replaces the id tag (a field left out takes its default); unknown fields: 422.",
+            "properties": {
+                "status": {"type": "string", "enum": list(_ID_TAG_STATUSES), "default": "Accepted"},
+                "expiry_date": _null(DT),
+                "parent_id_tag": _null({"type": "string", "minLength": 1, "maxLength": 20}),
+            },
+        },
+        "IdTagPage": _page("IdTag", STR, "Ordered by id tag; `next` is the `after` cursor."),
+        "Cluster": _object(
+            {
+                "node_id": STR,
+                "leader": _null(STR),
+                "healthy": BOOL,
+                "nodes": _array(
+                    _object({"node_id": STR, "address": STR, "version": STR, "started_at": NUM, "stations": INT})
+                ),
+            }
+        ),
+        "CommandRecord": _command_record(OBJ, OBJ),
+        "CommandPage": _page("CommandRecord", INT, "Newest first; `next` is the `before` cursor."),
+        "Reservation": _object(
+            {
+                "station_id": STR,
+                "reservation_id": INT,
+                "connector_id": INT,
+                "id_tag": STR,
+                "parent_id_tag": _null(STR),
+                "expiry_date": DT,
+                "status": {"type": "string", "enum": list(RESERVATION_STATUSES)},
+                "transaction_id": _null(INT),
+                "command_id": _null(INT),
+                "created_at": DT,
+                "updated_at": DT,
+            }
+        ),
+        "ReservationPage": _page("Reservation", STR, "Newest first, one page only: `next` is always null."),
+        "StationOperations": _station_operations(),
+        "LocalListSync": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"update_type": {"type": "string", "enum": ["Full", "Differential"], "default": "Full"}},
+        },
+        "Health": _object({"status": {"const": "alive"}}),
+        "Readiness": _object({"ready": BOOL, "checks": {"type": "object", "additionalProperties": BOOL}}),
+    }
+
+
+def _station_operations() -> Schema:
+    return _object(
+        {
+            "charging_profiles": _array(
+                _object(
+                    {
+                        "charging_profile_id": INT,
+                        "connector_id": INT,
+                        "stack_level": INT,
+                        "purpose": STR,
+                        "kind": STR,
+                        "transaction_id": _null(INT),
+                        "profile": OBJ,
+                        "installed_at": DT,
+                    }
+                )
+            ),
+            "configuration": _array(
+                _object({"key": STR, "value": _null(STR), "readonly": _null(BOOL), "known": BOOL, "reported_at": DT})
+            ),
+            "availability": _array(
+                _object({"connector_id": INT, "availability": STR, "answer": STR, "requested_at": DT})
+            ),
+            "jobs": _array(
+                _object(
+                    {
+                        "id": INT,
+                        "kind": STR,
+                        "location": STR,
+                        "file_name": _null(STR),
+                        "status": STR,
+                        "command_id": _null(INT),
+                        "created_at": DT,
+                        "updated_at": DT,
+                    }
+                )
+            ),
+            "local_list": _null(
+                _object(
+                    {
+                        "sent_version": _null(INT),
+                        "reported_version": _null(INT),
+                        "update_type": _null(STR),
+                        "synced_at": _null(DT),
+                        "reported_at": _null(DT),
+                    }
+                )
+            ),
+            "composite_schedules": _array(
+                _object({"connector_id": INT, "duration": INT, "result": OBJ, "received_at": DT})
+            ),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------ OCPP schemas
+
+_DROP = frozenset({"$schema", "$id", "id", "javaType"})
+
+
+def _clean(schema: Any, prefix: str) -> Any:
+    """Draft-04 file -> OpenAPI 3.1 schema: local `#/definitions/X` refs point at hoisted components."""
+    if not isinstance(schema, dict):
+        return schema
+    out: Schema = {}
+    for key, value in schema.items():
+        if key in _DROP or (key == "additionalItems" and isinstance(schema.get("items"), dict)):
+            continue  # additionalItems means nothing beside a single `items` schema
+        if key == "$ref":
+            out[key] = str(value).replace("#/definitions/", f"#/components/schemas/{prefix}.")
+        elif key in ("properties", "patternProperties"):
+            out[key] = {name: _clean(sub, prefix) for name, sub in value.items()}
+        elif key in ("allOf", "anyOf", "oneOf") or (key == "items" and isinstance(value, list)):
+            out[key] = [_clean(sub, prefix) for sub in value]
+        elif key in ("items", "additionalProperties", "not"):
+            out[key] = _clean(value, prefix)
+        else:
+            out[key] = value
+    return out
+
+
+def _ocpp_schemas(actions: list[str]) -> dict[str, Schema]:
+    directory = importlib.resources.files("ocpp") / "v16" / "schemas"
+    out: dict[str, Schema] = {}
+    for action in actions:
+        for kind, file_name in (("Request", f"{action}.json"), ("Response", f"{action}Response.json")):
+            raw = json.loads((directory / file_name).read_text(encoding="utf-8-sig"))
+            name = f"OCPP16.{action}{kind}"
+            for def_name, sub in raw.pop("definitions", {}).items():
+                out[f"{name}.{def_name}"] = _clean(sub, name)
+            out[name] = _clean(raw, name)
+        out[f"CommandRecord.{action}"] = _command_record(
+            _ref(f"OCPP16.{action}Request"), _ref(f"OCPP16.{action}Response")
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- operations
+
+
+def _param(name: str, where: str, schema: Schema, description: str, example: Any = None) -> Schema:
+    param: Schema = {"name": name, "in": where, "required": where == "path", "schema": schema}
+    param["description"] = description
+    if example is not None:
+        param["example"] = example
+    return param
+
+
+_PARAMS: dict[str, Schema] = {
+    "StationId": _param(
+        "station_id",
+        "path",
+        {"type": "string", "pattern": _STATION_ID.pattern},
+        "The station's identity (the last path segment it connects with): 1-48 of A-Z a-z 0-9 . _ ~ -",
+        "CP-1",
+    ),
+    "IdTag": _param(
+        "id_tag",
+        "path",
+        {"type": "string", "minLength": 1, "maxLength": 20, "pattern": "^[^/]*$"},
+        "An OCPP IdToken: 1-20 characters (a path segment, so no '/').",
+        "TAG-1",
+    ),
+    "TransactionId": _param(
+        "transaction_id", "path", {"type": "integer", "minimum": 0, "maximum": INT32_MAX}, "A transactionId.", 1
+    ),
+    "CommandId": _param(
+        "command_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "A command id.", 1
+    ),
+    "Limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size."),
+    "After": _param("after", "query", STR, "Cursor: the `next` of the previous page (items sort after it)."),
+    "TransactionBefore": _param(
+        "before",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
+        "Cursor: the `next` of the previous page (ids below it).",
+    ),
+    "CommandBefore": _param(
+        "before",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+        "Cursor: the `next` of the previous page (ids below it).",
+    ),
+    "StationFilter": _param("station_id", "query", STR, "Only this station's items."),
+    "Since": _param(
+        "since", "query", DT, "Only items from this instant on (RFC 3339; without an offset it is taken as UTC)."
+    ),
+}
+
+
+def _p(name: str) -> Schema:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _json(_ref("Error"), description)
+
+
+_RESPONSES: dict[str, Schema] = {
+    "BadRequest": _error(
+        "bad_request: a path or query parameter is malformed; bad_json: the body is not a JSON object."
+    ),
+    "Unauthorized": _error("unauthorized: no bearer token, or not a valid one."),
+    "Forbidden": _error("forbidden: the token's role may not do this (needs operator)."),
+    "NotFound": _error("not_found: no such resource."),
+    "TooLarge": _error(f"too_large: the request body is over {MAX_BODY_BYTES} bytes."),
+    "Invalid": _error("invalid: the body is well-formed JSON but breaks the schema; the message names the field."),
+}
+
+
+def _r(name: str) -> Schema:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _op(
+    op_id: str,
+    tag: str,
+    summary: str,
+    role: str | None,
+    responses: dict[str, Schema],
+    *,
+    params: tuple[Schema, ...] = (),
+    body: Schema | None = None,
+    body_required: bool = False,
+) -> Schema:
+    """One operation; a role adds bearer security and the 401 (and the 403 for operator) it implies."""
+    op: Schema = {"operationId": op_id, "tags": [tag], "summary": summary}
+    if role is None:
+        op["security"] = []
+        op["description"] = "No authentication."
+    else:
+        op["security"] = [{"bearerAuth": []}]
+        op["description"] = f"Role: **{role}** (or higher)."
+        op["x-required-role"] = role
+        responses = {**responses, "401": _r("Unauthorized")}
+        if role == "operator":
+            responses["403"] = _r("Forbidden")
+    if params:
+        op["parameters"] = list(params)
+    if body is not None:
+        op["requestBody"] = {
+            "required": body_required,
+            "description": "A JSON object; an empty body counts as {}.",
+            "content": {"application/json": {"schema": body}},
+        }
+    op["responses"] = dict(sorted(responses.items()))
+    return op
+
+
+def _command_outcomes(record: Schema, *, with_async: bool) -> dict[str, Schema]:
+    outcomes = {
+        "200": "completed: the station answered; `result` is its CallResult payload.",
+        "409": "offline: the station is not connected to any replica.",
+        "500": "failed: the CSMS could not send it now (too many calls in flight); retry later.",
+        "502": "call_error: the station answered with a CallError (or an answer that broke the schema).",
+        "503": "unknown_outcome: the station moved between replicas mid-call; it may or may not have acted.",
+        "504": "timeout: no answer from the station in time.",
+    }
+    if with_async:
+        outcomes["202"] = "pending (async=true): poll GET /api/v1/commands/{id}."
+    return {code: _json(record, f"The command record. {text}") for code, text in outcomes.items()}
+
+
+def _command_paths(actions: list[str]) -> dict[str, Schema]:
+    paths: dict[str, Schema] = {}
+    for action in actions:
+        request = importlib.resources.files("ocpp") / "v16" / "schemas" / f"{action}.json"
+        required = bool(json.loads(request.read_text(encoding="utf-8-sig")).get("required"))
+        op = _op(
+            f"command{action}",
+            "commands",
+            f"Send {action} to the station (through the replica that holds its connection)",
+            "operator",
+            {
+                **_command_outcomes(_ref(f"CommandRecord.{action}"), with_async=True),
+                "400": _r("BadRequest"),
+                "404": _r("NotFound"),
+                "413": _r("TooLarge"),
+                "422": _r("Invalid"),
+            },
+            params=(
+                _p("StationId"),
+                _param("async", "query", BOOL, "Answer 202 at once (true/1/yes or false/0/no).", None),
+                _param(
+                    "timeout",
+                    "query",
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+                    "Seconds to wait for the station (default: the replica's call timeout).",
+                ),
+            ),
+            body=_ref(f"OCPP16.{action}Request"),
+            body_required=required,
+        )
+        op["description"] += (
+            f" The body is the OCPP 1.6 {action}.req payload, validated against the spec's schema (422 with the"
+            " exact violation) before the station is looked up (404) or anything is sent."
+        )
+        paths[f"/api/v1/stations/{{station_id}}/commands/{action}"] = {"post": op}
+    return paths
+
+
+def _paths(actions: list[str]) -> dict[str, Schema]:
+    ok = _json
+    list_errors = {"400": _r("BadRequest")}
+    item_errors = {"400": _r("BadRequest"), "404": _r("NotFound")}
+    write_errors = {"400": _r("BadRequest"), "413": _r("TooLarge"), "422": _r("Invalid")}
+    no_content = {"description": "Deleted."}
+    text = {"description": "Prometheus text exposition.", "content": {"text/plain": {"schema": STR}}}
+    paths: dict[str, Schema] = {
+        "/healthz": {"get": _op("healthz", "health", "Liveness", None, {"200": ok(_ref("Health"), "Alive.")})},
+        "/readyz": {
+            "get": _op(
+                "readyz",
+                "health",
+                "Readiness: database, migrations, cluster membership, accepting connections",
+                None,
+                {"200": ok(_ref("Readiness"), "Ready."), "503": ok(_ref("Readiness"), "Not ready.")},
+            )
+        },
+        "/metrics": {"get": _op("metrics", "health", "Prometheus metrics", None, {"200": text})},
+        "/openapi.json": {
+            "get": _op("openapi", "health", "This document", None, {"200": ok(OBJ, "OpenAPI 3.1 document.")})
+        },
+        "/api/v1/stations": {
+            "get": _op(
+                "listStations",
+                "stations",
+                "List stations",
+                "read",
+                {"200": ok(_ref("StationPage"), "A page."), **list_errors},
+                params=(_p("Limit"), _p("After")),
+            )
+        },
+        "/api/v1/stations/{station_id}": {
+            "parameters": [_p("StationId")],
+            "get": _op(
+                "getStation",
+                "stations",
+                "A station with its connectors, open transactions and latest notifications",
+                "read",
+                {"200": ok(_ref("StationDetail"), "The station."), **item_errors},
+            ),
+            "put": _op(
+                "putStation",
+                "stations",
+                "Register a station or change its settings",
+                "operator",
+                {
+                    "200": ok(_ref("StationWithConnectors"), "Updated."),
+                    "201": ok(_ref("StationWithConnectors"), "Registered."),
+                    **write_errors,
+                },
+                body=_ref("StationPut"),
+            ),
+            "delete": _op(
+                "deleteStation",
+                "stations",
+                "Forget a station",
+                "operator",
+                {"204": no_content, **item_errors},
+            ),
+        },
+        "/api/v1/stations/{station_id}/operations": {
+            "get": _op(
+                "getStationOperations",
+                "operations",
+                "What operators set up on a station: profiles, configuration, availability, jobs, local list",
+                "read",
+                {"200": ok(_ref("StationOperations"), "The station's operations state."), **item_errors},
+                params=(_p("StationId"),),
+            )
+        },
+        "/api/v1/stations/{station_id}/local-list": {
+            "post": _op(
+                "syncLocalList",
+                "operations",
+                "Send the id-tag store as the station's local list (SendLocalList, Full or Differential)",
+                "operator",
+                {
+                    **_command_outcomes(_ref("CommandRecord.SendLocalList"), with_async=False),
+                    **item_errors,
+                    "413": _r("TooLarge"),
+                    "422": _r("Invalid"),
+                },
+                params=(_p("StationId"),),
+                body=_ref("LocalListSync"),
+            )
+        },
+        "/api/v1/reservations": {
+            "get": _op(
+                "listReservations",
+                "operations",
+                "List reservations",
+                "read",
+                {"200": ok(_ref("ReservationPage"), "Reservations."), **list_errors},
+                params=(
+                    _p("Limit"),
+                    _p("StationFilter"),
+                    _param("status", "query", {"type": "string", "enum": list(RESERVATION_STATUSES)}, ""),
+                ),
+            )
+        },
+        "/api/v1/transactions": {
+            "get": _op(
+                "listTransactions",
+                "transactions",
+                "List transactions",
+                "read",
+                {"200": ok(_ref("TransactionPage"), "A page."), **list_errors},
+                params=(
+                    _p("Limit"),
+                    _p("TransactionBefore"),
+                    _p("StationFilter"),
+                    _param("active", "query", BOOL, "Only running (true) or finished (false) transactions."),
+                    _p("Since"),
+                ),
+            )
+        },
+        "/api/v1/transactions/{transaction_id}": {
+            "get": _op(
+                "getTransaction",
+                "transactions",
+                "A transaction with its meter values",
+                "read",
+                {"200": ok(_ref("TransactionDetail"), "The transaction."), **item_errors},
+                params=(_p("TransactionId"),),
+            )
+        },
+        "/api/v1/id-tags": {
+            "get": _op(
+                "listIdTags",
+                "id-tags",
+                "List id tags",
+                "read",
+                {"200": ok(_ref("IdTagPage"), "A page."), **list_errors},
+                params=(_p("Limit"), _p("After")),
+            )
+        },
+        "/api/v1/id-tags/{id_tag}": {
+            "parameters": [_p("IdTag")],
+            "get": _op(
+                "getIdTag", "id-tags", "An id tag", "read", {"200": ok(_ref("IdTag"), "The tag."), **item_errors}
+            ),
+            "put": _op(
+                "putIdTag",
+                "id-tags",
+                "Create or replace an id tag",
+                "operator",
+                {"200": ok(_ref("IdTag"), "Replaced."), "201": ok(_ref("IdTag"), "Created."), **write_errors},
+                body=_ref("IdTagPut"),
+            ),
+            "delete": _op("deleteIdTag", "id-tags", "Delete an id tag", "operator", {"204": no_content, **item_errors}),
+        },
+        "/api/v1/cluster": {
+            "get": _op(
+                "cluster",
+                "cluster",
+                "Replicas, the leader and how many stations each holds",
+                "read",
+                {"200": ok(_ref("Cluster"), "The cluster as this replica sees it.")},
+            )
+        },
+        "/api/v1/commands": {
+            "get": _op(
+                "listCommands",
+                "commands",
+                "The command audit trail",
+                "read",
+                {"200": ok(_ref("CommandPage"), "A page."), **list_errors},
+                params=(
+                    _p("Limit"),
+                    _p("CommandBefore"),
+                    _p("StationFilter"),
+                    _param("action", "query", STR, "Only this OCPP action."),
+                    _param("status", "query", STR, f"Only this status: {', '.join(_COMMAND_STATUSES)}."),
+                    _p("Since"),
+                ),
+            )
+        },
+        "/api/v1/commands/{command_id}": {
+            "get": _op(
+                "getCommand",
+                "commands",
+                "One command (poll an async command here)",
+                "read",
+                {"200": ok(_ref("CommandRecord"), "The command."), **item_errors},
+                params=(_p("CommandId"),),
+            )
+        },
+    }
+    paths.update(_command_paths(actions))
+    return paths
+
+
+_DESCRIPTION = """Operate OCPP 1.6 charging stations through any replica of the CSMS cluster.
+
+Authentication: `Authorization: Bearer <token>`. A token has a role: **read** may use every GET,
+**operator** may also change things and send commands, **admin** may do everything. Each operation names the
+role it needs. Every failure has the body `{"error": {"status", "code", "message", "details"?}}`.
+
+Commands (`POST /api/v1/stations/{station_id}/commands/{Action}`) answer with the audited command record; its
+HTTP status follows the outcome (200 completed, 202 pending, 409 offline, 502 call error, 503 unknown outcome,
+504 timeout). The replica-to-replica endpoints under /internal/v1 are not part of this API."""
+
+
+@functools.cache
+def _document_bytes() -> bytes:
+    actions = command_actions()
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "CSMS REST API", "version": "1", "description": _DESCRIPTION},
+        "tags": [
+            {"name": name}
+            for name in ("stations", "commands", "operations", "transactions", "id-tags", "cluster", "health")
+        ],
+        "paths": _paths(actions),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token (CSMS_API_TOKENS); its role (read, operator, admin) decides"
+                    " what it may do.",
+                }
+            },
+            "parameters": _PARAMS,
+            "responses": _RESPONSES,
+            "schemas": {**_resource_schemas(), **_ocpp_schemas(actions)},
+        },
+    }
+    return orjson.dumps(document)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document as a fresh dict (built once; each caller gets its own copy to read or change)."""
+    document: dict[str, Any] = orjson.loads(_document_bytes())
+    return document
+
+
+async def openapi_endpoint(request: Request) -> Response:
+    """GET /openapi.json: public, like the API's shape itself."""
+    return Response(_document_bytes(), media_type="application/json")
+
+
+__all__ = ["command_actions", "openapi_document", "openapi_endpoint"]

@@ -1,0 +1,184 @@
+"""The OpenAPI document against the live server: valid, complete, enforced roles, and honest under a fuzzer.
+
+The fuzzer is schemathesis, run as its CLI against the real port of the in-process replica (its engine is
+synchronous and runs its own event loop, so a subprocess is the clean way to share the trio loop that serves).
+It checks every response: no 5xx, status codes and content types the document lists, bodies matching the
+documented schemas. Set CSMS_FUZZ_SEED to explore other inputs, CSMS_FUZZ_EXAMPLES for a longer run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import schemathesis
+import trio
+from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+from starlette.routing import Route
+
+from csms.api import ApiServices, build_api
+from csms.api.openapi import command_actions, openapi_document
+from csms.devtools.station import SimulatedStation
+from tests.integration.conftest import READ_TOKEN, TOKEN, Running
+
+pytestmark = pytest.mark.integration
+
+# The document's own parameter examples: seeded so that example-driven requests hit real rows.
+STATION, PASSWORD, ID_TAG, TRANSACTION_ID, COMMAND_ID = "CP-1", "fuzz-password-1", "TAG-1", 1, 1
+FUZZ_CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+# Routes that relay a station's answer use gateway statuses on purpose (documented, with the command record as
+# body): 502 call error, 503 unknown outcome, 504 timeout. Any other 5xx, 500 included, is a failure.
+FUZZ_CONFIG = """
+[[operations]]
+include-path-regex = "/commands/[A-Za-z]+$|/local-list$"
+checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "502", "503", "504"]
+"""
+
+
+@pytest.fixture
+def replica_overrides() -> dict[str, str]:
+    return {"CSMS_CALL_TIMEOUT": "5"}
+
+
+@asynccontextmanager
+async def seeded(csms: Running) -> AsyncIterator[SimulatedStation]:
+    """A registered, connected, answering station with a transaction, an id tag and a command on record."""
+    await csms.put_station(STATION, password=PASSWORD)
+    await csms.put_id_tag(ID_TAG, parent_id_tag="FLEET-1")
+    async with SimulatedStation.connect(csms.ocpp_url, STATION, password=PASSWORD) as cp:
+        await cp.boot()
+        await cp.status(1, "Available")
+        started = await cp.start_transaction(1, ID_TAG, meter_start=100)
+        assert started["transactionId"] == TRANSACTION_ID
+        await cp.meter_values(1, TRANSACTION_ID, 150)
+        async with csms.api() as client:
+            response = await client.post(f"/api/v1/stations/{STATION}/commands/ClearCache", json={})
+            assert response.status_code == 200, response.text
+            assert response.json()["id"] == COMMAND_ID
+        yield cp
+
+
+def live_routes() -> list[Route]:
+    """The routes build_api really serves (services are only captured at build time, so None stands in)."""
+    placeholders: dict[str, Any] = {field.name: None for field in dataclasses.fields(ApiServices)}
+    app = build_api(ApiServices(**{**placeholders, "api_tokens": ()}))
+    return [route for route in app.routes if isinstance(route, Route)]
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    methods = ("get", "put", "post", "delete", "patch")
+    return [(path, m, item[m]) for path, item in document["paths"].items() for m in methods if m in item]
+
+
+def concrete(path: str) -> str:
+    values = {"station_id": STATION, "id_tag": ID_TAG, "transaction_id": TRANSACTION_ID, "command_id": COMMAND_ID}
+    return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
+
+
+async def test_document_is_valid_openapi_and_served_without_auth(csms: Running) -> None:
+    async with csms.api(token="") as client:
+        response = await client.get("/openapi.json", headers={"Authorization": ""})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    document = response.json()
+    assert document == openapi_document()
+    errors = [str(error) for error in OPENAPI_31_VALIDATOR.iter_errors(document)]
+    assert not errors, errors[:5]
+    for schema in document["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    refs = set(re.findall(r'"\$ref": ?"#/components/(\w+)/([\w.]+)"', response.text))
+    assert refs, "no references: the pattern no longer matches the serialisation"
+    for section, name in refs:
+        assert name in document["components"][section], f"dangling $ref {section}/{name}"
+    loaded = schemathesis.openapi.from_dict(document)
+    loaded.validate()
+    params = document["components"]["parameters"]
+    examples = {params[name]["example"] for name in ("StationId", "IdTag", "TransactionId", "CommandId")}
+    assert examples == {STATION, ID_TAG, TRANSACTION_ID, COMMAND_ID}, "seed what the document's examples name"
+
+
+def test_every_live_route_is_documented() -> None:
+    document = openapi_document()
+    missing = []
+    for route in live_routes():
+        if route.path.startswith("/internal/"):
+            continue  # replica-to-replica, deliberately not in the public document
+        pattern = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(route.path)) + "$")
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            documented = [p for p, m, _ in operations(document) if m == method.lower() and pattern.match(p)]
+            if not documented:
+                missing.append(f"{method} {route.path}")
+    assert not missing, f"routes the document does not describe: {missing}"
+    assert not [p for p in document["paths"] if p.startswith("/internal/")]
+
+
+async def test_every_documented_operation_answers_with_its_documented_shape_and_role(csms: Running) -> None:
+    document = openapi_document()
+    schema = schemathesis.openapi.from_dict(document)
+    async with seeded(csms), csms.api() as admin, csms.api(READ_TOKEN) as reader, csms.api("nope") as stranger:
+        ordered = sorted(operations(document), key=lambda op: op[1] == "delete")  # deletes last
+        for path, method, op in ordered:
+            url = concrete(path)
+            body = {"json": {}} if method in ("put", "post") else {}
+            role = op.get("x-required-role")
+            if role is not None:
+                denied = await stranger.request(method, url, **body)
+                assert denied.status_code == 401, f"{method} {url} with a bad token: {denied.text}"
+                as_reader = await reader.request(method, url, **body)
+                if role == "operator":
+                    assert as_reader.status_code == 403, f"{method} {url} as read: {as_reader.text}"
+                else:
+                    assert as_reader.status_code not in (401, 403), f"{method} {url} as read: {as_reader.text}"
+            response = await admin.request(method, url, **body)
+            expected = {"get": {200}, "put": {200}, "delete": {204}, "post": {200, 422}}[method]
+            assert response.status_code in expected, f"{method.upper()} {url}: {response.status_code} {response.text}"
+            schema[path][method.upper()].validate_response(response)
+
+
+async def test_unknown_command_is_refused_naming_exactly_the_documented_actions(csms: Running) -> None:
+    await csms.put_station(STATION)
+    async with csms.api() as client:
+        response = await client.post(f"/api/v1/stations/{STATION}/commands/Heartbeat", json={})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["allowed"] == command_actions()
+
+
+async def test_schemathesis_finds_no_server_error_and_no_undocumented_response(csms: Running, tmp_path: Path) -> None:
+    seed = os.environ.get("CSMS_FUZZ_SEED", "20261127")
+    examples = os.environ.get("CSMS_FUZZ_EXAMPLES", "12")
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(FUZZ_CONFIG)
+    args = [
+        str(Path(sys.executable).with_name("st")),
+        f"--config-file={config}",
+        "--no-color",
+        "run",
+        f"{csms.api_url}/openapi.json",
+        f"--header=Authorization: Bearer {TOKEN}",
+        f"--checks={FUZZ_CHECKS}",
+        "--phases=examples,coverage,fuzzing",
+        f"--max-examples={examples}",
+        f"--seed={seed}",
+        "--workers=2",
+        "--request-timeout=20",
+        "--max-failures=30",
+        "--suppress-health-check=all",
+        "--warnings=off",
+        "--output-truncate=false",
+    ]
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "SCHEMATHESIS_HOOKS": ""}
+    async with seeded(csms):
+        with trio.fail_after(120):
+            result = await trio.run_process(
+                args, capture_stdout=True, capture_stderr=True, check=False, cwd=tmp_path, env=env
+            )
+    output = (result.stdout + result.stderr).decode(errors="replace")
+    assert result.returncode == 0, f"schemathesis (seed {seed}) found problems:\n{output[-20000:]}"
