@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -122,8 +123,9 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @contextmanager
-def replica(database_url: str, log_dir: Path, **settings: str) -> Iterator[ReplicaProcess]:
-    """One `csms serve` with auto-registration, quiet logs and an admin token; extra CSMS_* as kwargs."""
+def replica(database_url: str, log_dir: Path, node_id: str | None = None, **settings: str) -> Iterator[ReplicaProcess]:
+    """One `csms serve` with auto-registration, quiet logs and an admin token; extra CSMS_* as kwargs
+    (e.g. etcd_endpoints=... for a cluster member, then give each member its own `node_id`)."""
     env = {
         "CSMS_DATABASE_URL": database_url,
         "CSMS_API_TOKENS": API_TOKEN,
@@ -131,7 +133,7 @@ def replica(database_url: str, log_dir: Path, **settings: str) -> Iterator[Repli
         "CSMS_LOG_LEVEL": "warning",
         **{f"CSMS_{name.upper()}": value for name, value in settings.items()},
     }
-    node = ReplicaProcess(f"bench-{int(time.time() * 1000) % 10**8}", env, log_dir=log_dir)
+    node = ReplicaProcess(node_id or f"bench-{int(time.time() * 1000) % 10**8}", env, log_dir=log_dir)
     node.start()
     try:
         node.wait_ready(60)
@@ -166,6 +168,19 @@ def metric_sum_count(node: ReplicaProcess, name: str) -> tuple[float, float]:
     return total, count
 
 
+def metric_value(node: ReplicaProcess, name: str) -> float:
+    """Sum of every sample of a Prometheus counter or gauge (all label sets) on the replica; 0 if absent."""
+    try:
+        text = httpx.get(node.api_url + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return 0.0
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 @contextmanager
 def stub_server(mode: str) -> Iterator[tuple[int, int]]:
     """`benchmarks.stub_server` in its own process; yields (pid, port)."""
@@ -196,6 +211,20 @@ def write_results(name: str, data: dict[str, Any], markdown: str) -> tuple[Path,
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def latest_results(name: str, results_dir: Path = RESULTS_DIR) -> tuple[Path, dict[str, Any]] | None:
+    """The newest `<name>-<UTC stamp>.json` in results_dir (by its stamp, else mtime) and its data; None if none."""
+    stamped = re.compile(rf"^{re.escape(name)}-(\d{{8}}-\d{{6}})\.json$")
+    candidates = []
+    for path in results_dir.glob(f"{name}-*.json"):
+        match = stamped.match(path.name)
+        if match:
+            candidates.append((match.group(1), path.stat().st_mtime, path))
+    if not candidates:
+        return None
+    path = max(candidates)[2]
+    return path, json.loads(path.read_text())
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

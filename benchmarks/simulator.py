@@ -76,6 +76,9 @@ class FleetConfig:
     backoff_cap: float = 30.0
     echo: bool = False
     seed: int = 1
+    rebase_at_go: bool = False  # shift each station's timed schedule to start at "go", not at its boot:
+    # otherwise every event that fell due during a long connect phase fires at once when the window opens
+    urls: tuple[str, ...] = ()  # when set, station `index` connects to urls[index % len(urls)] instead of `url`
 
 
 class _Stats:
@@ -224,8 +227,12 @@ class Fleet:
         self._fake_tx = 0
         self._headers: list[tuple[bytes, bytes]] = []
 
-    def station_url(self, station_id: str) -> str:
-        return f"{self.config.url.rstrip('/')}/{station_id}"
+    def station_url(self, station_id: str, index: int = 0) -> str:
+        """Base URL + station id; with `config.urls`, stations are spread round-robin over those bases (several
+        replicas addressed directly, no balancer process eating a core)."""
+        urls = self.config.urls
+        base = urls[index % len(urls)] if urls else self.config.url
+        return f"{base.rstrip('/')}/{station_id}"
 
     def _settle(self, ok: bool) -> None:
         self._settled += 1
@@ -242,14 +249,15 @@ class Fleet:
         config = self.config
         rng = random.Random(config.seed * 1_000_003 + index)
         station_id = f"{config.prefix}{index:06d}"
-        url = self.station_url(station_id)
+        url = self.station_url(station_id, index)
         headers = []
         if config.password:
             token = base64.b64encode(f"{station_id}:{config.password}".encode()).decode()
             headers.append((b"Authorization", f"Basic {token}".encode()))
         state = StationState(station_id, config.connectors, rng)
         in_flight: tuple[Step, Payload] | None = None  # unanswered when the connection dropped: re-sent
-        booted = settled = False
+        booted = settled = rebased = False
+        booted_at = 0.0
         failures = 0
         while True:
             try:
@@ -267,7 +275,8 @@ class Fleet:
                     session = _Session(self, state, ws)
                     try:
                         if not booted:
-                            self.profile.on_boot(state, trio.current_time(), rng)
+                            booted_at = trio.current_time()
+                            self.profile.on_boot(state, booted_at, rng)
                             booted = True
                             if not settled:  # the boot sequence is part of connecting
                                 while state.queue and state.queue[0][0] in (
@@ -283,6 +292,10 @@ class Fleet:
                             self._settle(True)
                         failures = 0
                         await session.idle_until(math.inf, self._go)
+                        if config.rebase_at_go and not rebased:
+                            rebased = True  # once: a reconnect keeps its schedule
+                            shift = trio.current_time() - booted_at
+                            state.heap = [(due + shift, seq, event, c) for due, seq, event, c in state.heap]
                         while True:
                             if in_flight is None:
                                 due, step = self.profile.next_step(state, trio.current_time(), rng)
@@ -609,7 +622,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     raise_fd_limit()
     if args[:1] == ["--worker"]:
-        trio.run(_worker, FleetConfig(**json.loads(args[1])))
+        values = json.loads(args[1])
+        values["urls"] = tuple(values.get("urls", ()))
+        trio.run(_worker, FleetConfig(**values))
         return
     config, processes, json_path = _parse(args)
     result = run_processes(config, processes) if processes > 1 else trio.run(run_fleet, config)

@@ -12,9 +12,11 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cluster import Coordinator
 from csms.api.auth import TokenAuth
@@ -24,11 +26,13 @@ from csms.api.internal_routes import Shed, internal_routes
 from csms.api.openapi import openapi_endpoint
 from csms.api.operations_routes import operations_routes
 from csms.api.validation import (
+    INT32_MAX,
     id_tag_body,
     json_body,
     page_limit,
     parse_bool,
     parse_datetime,
+    parse_id,
     path_station_id,
     station_body,
 )
@@ -38,6 +42,20 @@ from csms.observability import Metrics
 from csms.operations import OperationsViews
 from csms.stations import StationRegistry, hash_password
 from csms.transactions import TransactionLedger
+
+
+class RejectNulInQuery:
+    """Postgres text cannot hold NUL: a query parameter carrying one is a 400, not a failed query."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
+            await error_response(400, "bad_request", "query parameters must not contain NUL")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -127,15 +145,13 @@ def build_api(services: ApiServices) -> Starlette:
         auth.require(request, "read")
         q = request.query_params
         limit = page_limit(request)
-        before = q.get("before")
-        if before is not None and not before.isdigit():
-            raise ApiError(400, "bad_request", "before must be a transaction id")
+        before = parse_id(q.get("before"), "before", maximum=INT32_MAX)
         items = await s.ledger.page(
             station_id=q.get("station_id"),
             active=parse_bool(q.get("active"), "active"),
             since=parse_datetime(q.get("since"), "since"),
             limit=limit,
-            before_id=int(before) if before else None,
+            before_id=before,
         )
         next_before = items[-1]["id"] if len(items) == limit else None
         return JSONResponse({"items": items, "next": next_before})
@@ -143,7 +159,7 @@ def build_api(services: ApiServices) -> Starlette:
     async def get_transaction(request: Request) -> Response:
         auth.require(request, "read")
         raw = request.path_params["transaction_id"]
-        if not raw.isdigit() or int(raw) > 2**31 - 1:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > INT32_MAX:
             raise ApiError(400, "bad_request", "a transaction id is a positive 32-bit integer")
         transaction = await s.ledger.get(int(raw))
         if transaction is None:
@@ -159,7 +175,7 @@ def build_api(services: ApiServices) -> Starlette:
 
     def path_id_tag(request: Request) -> str:
         id_tag = request.path_params["id_tag"]
-        if not 1 <= len(id_tag) <= 20:
+        if not 1 <= len(id_tag) <= 20 or "\x00" in id_tag:
             raise ApiError(400, "bad_request", "an id tag is 1-20 characters (OCPP IdToken)")
         return str(id_tag)
 
@@ -211,7 +227,9 @@ def build_api(services: ApiServices) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else "error"
-        return error_response(exc.status_code, code, str(exc.detail))
+        response = error_response(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # 405 must say Allow (RFC 9110)
+        return response
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         return error_response(500, "internal_error", "internal error; see the replica's log")
@@ -237,6 +255,7 @@ def build_api(services: ApiServices) -> Starlette:
         *internal_routes(s.internal_secret, s.commands, s.shed),
     ]
     return Starlette(
+        middleware=[Middleware(RejectNulInQuery)],
         routes=routes,
         exception_handlers={ApiError: handle_api_error, HTTPException: not_found, Exception: internal_error},
     )

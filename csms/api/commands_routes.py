@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
-from csms.api.validation import json_body, page_limit, parse_bool, parse_datetime, path_station_id
+from csms.api.validation import json_body, page_limit, parse_bool, parse_datetime, parse_id, path_station_id
 from csms.commands import HTTP_STATUS, CommandRejected, CommandService
 from csms.stations import StationRegistry
 
@@ -37,9 +37,9 @@ def command_routes(auth: TokenAuth, commands: CommandService, registry: StationR
     async def get_command(request: Request) -> Response:
         auth.require(request, "read")
         raw = str(request.path_params["command_id"])
-        if not raw.isdigit():
-            raise ApiError(400, "bad_request", "a command id is a positive integer")
-        record = await commands.get(int(raw))
+        command_id = parse_id(raw, "command id")
+        assert command_id is not None
+        record = await commands.get(command_id)
         if record is None:
             raise ApiError(404, "not_found", f"command {raw} does not exist")
         return JSONResponse(record)
@@ -48,16 +48,14 @@ def command_routes(auth: TokenAuth, commands: CommandService, registry: StationR
         auth.require(request, "read")
         q = request.query_params
         limit = page_limit(request)
-        before = q.get("before")
-        if before is not None and not before.isdigit():
-            raise ApiError(400, "bad_request", "before must be a command id")
+        before = parse_id(q.get("before"), "before")
         items = await commands.page(
             station_id=q.get("station_id"),
             action=q.get("action"),
             status=q.get("status"),
             since=parse_datetime(q.get("since"), "since"),
             limit=limit,
-            before_id=int(before) if before else None,
+            before_id=before,
         )
         return JSONResponse({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
 

@@ -18,9 +18,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from csms.api.validation import _BOOT_STATUSES, _ID_TAG_STATUSES, _STATION_ID, MAX_BODY_BYTES
+from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
 from csms.commands import HTTP_STATUS
 from csms.ocpp import Validator
+from csms.ocpp.schemas import _DATE_TIME
 
 Schema = dict[str, Any]
 
@@ -88,7 +89,7 @@ def _page(item: str, cursor: Schema, about: str) -> Schema:
 
 _STATION = {
     "id": STR,
-    "boot_status": _null({"type": "string", "enum": list(_BOOT_STATUSES)}),
+    "boot_status": _null({"type": "string", "enum": list(BOOT_STATUSES)}),
     "description": STR,
     "auto_registered": BOOL,
     "vendor": _null(STR),
@@ -217,7 +218,7 @@ def _resource_schemas() -> dict[str, Schema]:
                     "description": "HTTP Basic password of security profile 1; null removes it.",
                 },
                 "boot_status": {
-                    **_null({"type": "string", "enum": list(_BOOT_STATUSES)}),
+                    **_null({"type": "string", "enum": list(BOOT_STATUSES)}),
                     "description": "The BootNotification answer to force; null: the CSMS decides.",
                 },
                 "description": _null({"type": "string", "maxLength": 500}),
@@ -230,7 +231,7 @@ def _resource_schemas() -> dict[str, Schema]:
         "IdTag": _object(
             {
                 "id_tag": STR,
-                "status": {"type": "string", "enum": list(_ID_TAG_STATUSES)},
+                "status": {"type": "string", "enum": list(ID_TAG_STATUSES)},
                 "expiry_date": _null(DT),
                 "parent_id_tag": _null(STR),
             }
@@ -240,7 +241,7 @@ def _resource_schemas() -> dict[str, Schema]:
             "additionalProperties": False,
             "description": "Replaces the id tag (a field left out takes its default); unknown fields: 422.",
             "properties": {
-                "status": {"type": "string", "enum": list(_ID_TAG_STATUSES), "default": "Accepted"},
+                "status": {"type": "string", "enum": list(ID_TAG_STATUSES), "default": "Accepted"},
                 "expiry_date": _null(DT),
                 "parent_id_tag": _null({"type": "string", "minLength": 1, "maxLength": 20}),
             },
@@ -353,7 +354,12 @@ def _clean(schema: Any, prefix: str) -> Any:
     for key, value in schema.items():
         if key in _DROP or (key == "additionalItems" and isinstance(schema.get("items"), dict)):
             continue  # additionalItems means nothing beside a single `items` schema
-        if key == "$ref":
+        if key == "format" and value == "date-time":
+            # The server checks OCPP date-times with its own, laxer pattern (the offset may be missing, as much
+            # firmware sends it); documenting `format: date-time` would promise a check it does not make.
+            out["pattern"] = _DATE_TIME.pattern
+            out.setdefault("description", "RFC 3339 date-time; without an offset it is taken as UTC.")
+        elif key == "$ref":
             out[key] = str(value).replace("#/definitions/", f"#/components/schemas/{prefix}.")
         elif key in ("properties", "patternProperties"):
             out[key] = {name: _clean(sub, prefix) for name, sub in value.items()}
@@ -397,7 +403,7 @@ _PARAMS: dict[str, Schema] = {
     "StationId": _param(
         "station_id",
         "path",
-        {"type": "string", "pattern": _STATION_ID.pattern},
+        {"type": "string", "pattern": STATION_ID.pattern},
         "The station's identity (the last path segment it connects with): 1-48 of A-Z a-z 0-9 . _ ~ -",
         "CP-1",
     ),
@@ -502,14 +508,27 @@ def _command_outcomes(record: Schema, *, with_async: bool) -> dict[str, Schema]:
     outcomes = {
         "200": "completed: the station answered; `result` is its CallResult payload.",
         "409": "offline: the station is not connected to any replica.",
-        "500": "failed: the CSMS could not send it now (too many calls in flight); retry later.",
         "502": "call_error: the station answered with a CallError (or an answer that broke the schema).",
-        "503": "unknown_outcome: the station moved between replicas mid-call; it may or may not have acted.",
+        "503": "unknown_outcome: the station moved between replicas mid-call; it may or may not have acted;"
+        " or failed: the CSMS could not send it now (too many calls in flight); retry later.",
         "504": "timeout: no answer from the station in time.",
     }
     if with_async:
         outcomes["202"] = "pending (async=true): poll GET /api/v1/commands/{id}."
     return {code: _json(record, f"The command record. {text}") for code, text in outcomes.items()}
+
+
+# Rules the OCPP JSON schemas cannot express, checked before sending (csms.operations.validation): 422.
+_EXTRA_RULES = {
+    "SetChargingProfile": "connectorId >= 0, and the charging profile rules of OCPP 1.6 section 3.13: stackLevel"
+    " and chargingProfileId >= 0; ChargePointMaxProfile only on connector 0, TxProfile only on a connector > 0;"
+    " transactionId only on a TxProfile; recurrencyKind exactly on Recurring profiles; no startSchedule on a"
+    " Relative profile; validFrom before validTo; periods start at 0 and increase, limits >= 0, numberPhases"
+    " 1-3; duration > 0; minChargingRate >= 0.",
+    "RemoteStartTransaction": "a chargingProfile must be a TxProfile and follows the SetChargingProfile rules.",
+    "GetCompositeSchedule": "duration > 0.",
+    "ReserveNow": "connectorId >= 0.",
+}
 
 
 def _command_paths(actions: list[str]) -> dict[str, Schema]:
@@ -546,6 +565,8 @@ def _command_paths(actions: list[str]) -> dict[str, Schema]:
             f" The body is the OCPP 1.6 {action}.req payload, validated against the spec's schema (422 with the"
             " exact violation) before the station is looked up (404) or anything is sent."
         )
+        if action in _EXTRA_RULES:
+            op["description"] += f" Also checked (422): {_EXTRA_RULES[action]}"
         paths[f"/api/v1/stations/{{station_id}}/commands/{action}"] = {"post": op}
     return paths
 

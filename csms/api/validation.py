@@ -12,9 +12,11 @@ from starlette.requests import Request
 from csms.api.errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
-_STATION_ID = re.compile(r"^[A-Za-z0-9._~\-]{1,48}$")
-_ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
-_BOOT_STATUSES = ("Accepted", "Pending", "Rejected")
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+STATION_ID = re.compile(r"^[A-Za-z0-9._~\-]{1,48}$")
+ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+BOOT_STATUSES = ("Accepted", "Pending", "Rejected")
 
 
 def bad(message: str) -> ApiError:
@@ -44,8 +46,8 @@ def _optional_str(data: dict[str, Any], key: str, max_len: int) -> str | None:
     value = data.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > max_len:
-        raise bad(f"{key} must be a string of at most {max_len} characters")
+    if not isinstance(value, str) or len(value) > max_len or "\x00" in value:
+        raise bad(f"{key} must be a string of at most {max_len} characters (no NUL)")
     return value
 
 
@@ -60,8 +62,8 @@ def station_body(data: dict[str, Any]) -> dict[str, Any]:
         out["password"] = password
     if "boot_status" in data:
         status = data["boot_status"]
-        if status is not None and status not in _BOOT_STATUSES:
-            raise bad(f"boot_status must be one of {', '.join(_BOOT_STATUSES)} or null")
+        if status is not None and status not in BOOT_STATUSES:
+            raise bad(f"boot_status must be one of {', '.join(BOOT_STATUSES)} or null")
         out["boot_status"] = status
     if "description" in data:
         out["description"] = _optional_str(data, "description", 500) or ""
@@ -71,8 +73,8 @@ def station_body(data: dict[str, Any]) -> dict[str, Any]:
 def id_tag_body(data: dict[str, Any]) -> dict[str, Any]:
     _reject_unknown(data, {"status", "expiry_date", "parent_id_tag"})
     status = data.get("status", "Accepted")
-    if status not in _ID_TAG_STATUSES:
-        raise bad(f"status must be one of {', '.join(_ID_TAG_STATUSES)}")
+    if status not in ID_TAG_STATUSES:
+        raise bad(f"status must be one of {', '.join(ID_TAG_STATUSES)}")
     expiry = data.get("expiry_date")
     if expiry is not None:
         if not isinstance(expiry, str):
@@ -86,7 +88,7 @@ def id_tag_body(data: dict[str, Any]) -> dict[str, Any]:
 
 def path_station_id(request: Request) -> str:
     station_id = str(request.path_params["station_id"])
-    if not _STATION_ID.match(station_id):
+    if not STATION_ID.fullmatch(station_id):
         raise ApiError(400, "bad_request", "station id must be 1-48 characters of A-Z a-z 0-9 . _ ~ -")
     return station_id
 
@@ -95,8 +97,17 @@ def page_limit(request: Request, default: int = 100, maximum: int = 1000) -> int
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise ApiError(400, "bad_request", f"limit must be an integer 1-{maximum}")
+    return int(raw)
+
+
+def parse_id(raw: str | None, name: str, maximum: int = INT64_MAX) -> int | None:
+    """A non-negative integer id that fits the column (ASCII digits only: int() takes others, Postgres not)."""
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > maximum:
+        raise ApiError(400, "bad_request", f"{name} must be an integer 0-{maximum}")
     return int(raw)
 
 
@@ -115,10 +126,12 @@ def parse_datetime(raw: str | None, name: str, status: int = 400) -> datetime | 
         return None
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        value.astimezone(UTC)  # an offset can push year 1 or 9999 out of range: OverflowError
+    except (ValueError, OverflowError):
         raise ApiError(
             status,
             "bad_request" if status == 400 else "invalid",
             f"{name} must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z",
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value

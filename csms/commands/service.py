@@ -55,7 +55,7 @@ HTTP_STATUS = {
     "timeout": 504,
     "offline": 409,
     "unknown_outcome": 503,
-    "failed": 500,
+    "failed": 503,
 }
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
 class InvalidOperation(ValueError):
     """The payload is schema-valid but makes no sense; the message names the field."""
+
+
+def _aware(raw: str) -> datetime:
+    """Stations' timestamps may lack an offset (taken as UTC); naive and aware ones cannot be compared."""
+    value = datetime.fromisoformat(raw)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _check_schedule(schedule: dict[str, Any], where: str) -> None:
@@ -52,11 +58,7 @@ def check_charging_profile(connector_id: int, profile: dict[str, Any]) -> None:
     schedule = profile["chargingSchedule"]
     if kind == "Relative" and "startSchedule" in schedule:
         raise InvalidOperation(f"{where}.chargingSchedule.startSchedule is not allowed on a Relative profile")
-    if (
-        "validFrom" in profile
-        and "validTo" in profile
-        and datetime.fromisoformat(profile["validFrom"]) >= datetime.fromisoformat(profile["validTo"])
-    ):
+    if "validFrom" in profile and "validTo" in profile and _aware(profile["validFrom"]) >= _aware(profile["validTo"]):
         raise InvalidOperation(f"{where}.validFrom must be before validTo")
     _check_schedule(schedule, f"{where}.chargingSchedule")
 

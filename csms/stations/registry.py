@@ -6,13 +6,43 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from csms.storage import Connection, Database, Fence
+from csms.storage import Connection, Database, Fence, Statement
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _STATION_COLUMNS = """id, password_hash, boot_status, description, auto_registered, vendor, model, serial_number,
 firmware_version, iccid, imsi, meter_type, meter_serial, last_boot_status, last_boot_at, last_seen_at, created_at,
 updated_at"""
+
+# Hot-path writes are plain statements: the group-commit writer merges each one across a batch.
+_RECORD_BOOT = """
+UPDATE stations SET vendor = $2, model = $3, serial_number = $4, firmware_version = $5, iccid = $6, imsi = $7,
+    meter_type = $8, meter_serial = $9, last_boot_status = $10, last_boot_at = $11, last_seen_at = $11
+WHERE id = $1
+"""
+_TOUCH = "UPDATE stations SET last_seen_at = $2 WHERE id = $1"
+_INSERT_STATUS_HISTORY = """
+INSERT INTO connector_status_history (station_id, connector_id, status, error_code, info, vendor_id,
+    vendor_error_code, station_timestamp, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+"""
+_UPSERT_STATUS = """
+INSERT INTO connector_status (station_id, connector_id, status, error_code, info, vendor_id, vendor_error_code,
+    station_timestamp, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (station_id, connector_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code,
+    info = EXCLUDED.info, vendor_id = EXCLUDED.vendor_id, vendor_error_code = EXCLUDED.vendor_error_code,
+    station_timestamp = EXCLUDED.station_timestamp, received_at = EXCLUDED.received_at
+WHERE coalesce(EXCLUDED.station_timestamp, EXCLUDED.received_at)
+   >= coalesce(connector_status.station_timestamp, connector_status.received_at)
+"""
+_INSERT_NOTIFICATION = (
+    "INSERT INTO station_notifications (station_id, kind, status, received_at) VALUES ($1, $2, $3, $4)"
+)
+_INSERT_DATA_TRANSFER = (
+    "INSERT INTO data_transfers (station_id, vendor_id, message_id, data, answered, received_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -112,34 +142,23 @@ class StationRegistry:
         return await self._db.fetchval("SELECT boot_status FROM stations WHERE id = $1", station_id)
 
     async def record_boot(self, fence: Fence, info: dict[str, Any], status: str, received_at: datetime) -> None:
-        async def op(conn: Connection) -> None:
-            await conn.execute(
-                """
-                UPDATE stations SET vendor = $2, model = $3, serial_number = $4, firmware_version = $5,
-                    iccid = $6, imsi = $7, meter_type = $8, meter_serial = $9, last_boot_status = $10,
-                    last_boot_at = $11, last_seen_at = $11
-                WHERE id = $1
-                """,
-                fence.station_id,
-                info.get("chargePointVendor"),
-                info.get("chargePointModel"),
-                info.get("chargePointSerialNumber") or info.get("chargeBoxSerialNumber"),
-                info.get("firmwareVersion"),
-                info.get("iccid"),
-                info.get("imsi"),
-                info.get("meterType"),
-                info.get("meterSerialNumber"),
-                status,
-                received_at,
-            )
-
-        await self._db.write(op, fence=fence)
+        args = (
+            fence.station_id,
+            info.get("chargePointVendor"),
+            info.get("chargePointModel"),
+            info.get("chargePointSerialNumber") or info.get("chargeBoxSerialNumber"),
+            info.get("firmwareVersion"),
+            info.get("iccid"),
+            info.get("imsi"),
+            info.get("meterType"),
+            info.get("meterSerialNumber"),
+            status,
+            received_at,
+        )
+        await self._db.write_statements([Statement(_RECORD_BOOT, args)], fence=fence)
 
     async def touch(self, fence: Fence, received_at: datetime) -> None:
-        async def op(conn: Connection) -> None:
-            await conn.execute("UPDATE stations SET last_seen_at = $2 WHERE id = $1", fence.station_id, received_at)
-
-        await self._db.write(op, fence=fence)
+        await self._db.write_statements([Statement(_TOUCH, (fence.station_id, received_at))], fence=fence)
 
     async def record_status(
         self,
@@ -155,55 +174,24 @@ class StationRegistry:
         received_at: datetime,
     ) -> None:
         """History always grows; the current state only moves forward in station time (late messages lose)."""
-
-        async def op(conn: Connection) -> None:
-            args = (
-                fence.station_id,
-                connector_id,
-                status,
-                error_code,
-                info,
-                vendor_id,
-                vendor_error_code,
-                timestamp,
-                received_at,
-            )
-            await conn.execute(
-                """
-                INSERT INTO connector_status_history (station_id, connector_id, status, error_code, info,
-                    vendor_id, vendor_error_code, station_timestamp, received_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                """,
-                *args,
-            )
-            await conn.execute(
-                """
-                INSERT INTO connector_status (station_id, connector_id, status, error_code, info, vendor_id,
-                    vendor_error_code, station_timestamp, received_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                ON CONFLICT (station_id, connector_id) DO UPDATE SET status = EXCLUDED.status,
-                    error_code = EXCLUDED.error_code, info = EXCLUDED.info, vendor_id = EXCLUDED.vendor_id,
-                    vendor_error_code = EXCLUDED.vendor_error_code,
-                    station_timestamp = EXCLUDED.station_timestamp, received_at = EXCLUDED.received_at
-                WHERE coalesce(EXCLUDED.station_timestamp, EXCLUDED.received_at)
-                   >= coalesce(connector_status.station_timestamp, connector_status.received_at)
-                """,
-                *args,
-            )
-
-        await self._db.write(op, fence=fence)
+        args = (
+            fence.station_id,
+            connector_id,
+            status,
+            error_code,
+            info,
+            vendor_id,
+            vendor_error_code,
+            timestamp,
+            received_at,
+        )
+        await self._db.write_statements(
+            [Statement(_INSERT_STATUS_HISTORY, args), Statement(_UPSERT_STATUS, args)], fence=fence
+        )
 
     async def record_notification(self, fence: Fence, kind: str, status: str, received_at: datetime) -> None:
-        async def op(conn: Connection) -> None:
-            await conn.execute(
-                "INSERT INTO station_notifications (station_id, kind, status, received_at) VALUES ($1, $2, $3, $4)",
-                fence.station_id,
-                kind,
-                status,
-                received_at,
-            )
-
-        await self._db.write(op, fence=fence)
+        args = (fence.station_id, kind, status, received_at)
+        await self._db.write_statements([Statement(_INSERT_NOTIFICATION, args)], fence=fence)
 
     async def record_data_transfer(
         self,
@@ -215,19 +203,8 @@ class StationRegistry:
         answered: str,
         received_at: datetime,
     ) -> None:
-        async def op(conn: Connection) -> None:
-            await conn.execute(
-                "INSERT INTO data_transfers (station_id, vendor_id, message_id, data, answered, received_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
-                fence.station_id,
-                vendor_id,
-                message_id,
-                data,
-                answered,
-                received_at,
-            )
-
-        await self._db.write(op, fence=fence)
+        args = (fence.station_id, vendor_id, message_id, data, answered, received_at)
+        await self._db.write_statements([Statement(_INSERT_DATA_TRANSFER, args)], fence=fence)
 
     async def notifications(self, station_id: str, limit: int = 50) -> list[dict[str, Any]]:
         rows = await self._db.fetch(

@@ -2,7 +2,8 @@
 
 The only package allowed to import asyncpg or trio_asyncio. Domain modules own their tables (migrations
 in their own ``migrations`` package) and write through ``Database.write(op, fence=...)`` where ``op`` is
-``async def op(conn: Connection) -> T``.
+``async def op(conn: Connection) -> T``, or, cheaper on the hot path, ``Database.write_statements([Statement(sql,
+args), ...], fence=...)``, whose statements the writer merges across a batch.
 """
 
 from csms.storage.database import Database
@@ -16,7 +17,7 @@ from csms.storage.errors import (
 )
 from csms.storage.migrator import MigrationDir
 from csms.storage.observer import NullObserver, StorageObserver
-from csms.storage.types import Connection, Fence, Row, WriteOp
+from csms.storage.types import Connection, Fence, Row, Statement, WriteOp
 
 __all__ = [
     "Connection",
@@ -30,6 +31,7 @@ __all__ = [
     "NullObserver",
     "QueryError",
     "Row",
+    "Statement",
     "StorageError",
     "StorageObserver",
     "WriteOp",

@@ -1,15 +1,22 @@
-"""asyncio side of the group-commit writer: run a batch of write ops in one transaction.
+"""asyncio side of the group-commit writer: run a batch of writes in one transaction.
 
-A failing op must not sink its neighbours: the batch is rolled back, the failing op's caller gets the error,
-and the rest run again as a (smaller) batch. This costs one extra transaction per bad op, where re-running
-every op in its own transaction would cost one commit (an fsync) per op. When the culprit is unknown
-(COMMIT itself failed, a deadlock or serialization failure) or a batch keeps failing, each op runs alone.
+Writes are either ops (``async def op(conn)``, run one after another) or plain statements, which are merged:
+the same SQL from every write of the batch goes to Postgres as one pipelined ``executemany``, so a batch costs
+a round trip per distinct statement instead of one per write. A write's own statements keep their order.
+
+A failing write must not sink its neighbours: the batch is rolled back, the failing op's caller gets the
+error, and the rest run again as a (smaller) batch. This costs one extra transaction per bad op, where
+re-running every op in its own transaction would cost one commit (an fsync) per op. A failing merged
+statement names only its group of writers: those run alone (so the culprit gets its own error), the others
+again as a batch. When the culprit is unknown (COMMIT itself failed, a deadlock or serialization failure) or
+a batch keeps failing, each write runs alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,15 +28,17 @@ from csms.storage.bridge import is_transient, is_unavailable, pooled_connection,
 from csms.storage.errors import FenceRejected
 from csms.storage.fencing import lock_current_fences
 from csms.storage.observer import StorageObserver
-from csms.storage.types import Fence, WriteOp
+from csms.storage.types import Fence, Statement, WriteOp
 
 
 @dataclass(eq=False, slots=True)
 class PendingWrite:
-    """One caller's write waiting for its batch. ``result`` is set on the asyncio side, ``done`` on trio's."""
+    """One caller's write waiting for its batch: an ``op`` or ``statements`` (then its result is None).
+    ``result`` is set on the asyncio side, ``done`` on trio's."""
 
-    op: WriteOp[Any]
+    op: WriteOp[Any] | None
     fence: Fence | None
+    statements: tuple[Statement, ...] | None = None
     done: trio.Event = field(default_factory=trio.Event)
     result: outcome.Outcome[Any] | None = None
     abandoned: bool = False  # the caller was cancelled before the op ran: skip it
@@ -48,6 +57,52 @@ class PendingWrite:
             return True
         return False
 
+    async def run_on(self, conn: asyncpg.Connection) -> Any:
+        """Run this write by itself on ``conn`` (statements one by one, in order)."""
+        if self.statements is None:
+            assert self.op is not None
+            return await self.op(conn)
+        for statement in self.statements:
+            await conn.execute(statement.sql, *statement.args)
+        return None
+
+
+@dataclass(eq=False, slots=True)
+class StatementGroup:
+    """One SQL text with the argument rows of every write in the batch that uses it, in batch order."""
+
+    sql: str
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    writers: list[PendingWrite] = field(default_factory=list)
+
+    async def run(self, conn: asyncpg.Connection) -> None:
+        if len(self.rows) == 1:
+            await conn.execute(self.sql, *self.rows[0])
+        else:
+            await conn.executemany(self.sql, self.rows)
+
+
+def plan_statements(writes: Iterable[PendingWrite]) -> list[StatementGroup]:
+    """Groups to run in list order. A statement joins the latest group of its SQL unless that group runs
+    before the group of the write's previous statement; then it opens a new group, so each write's
+    statements still run in the order it gave them."""
+    groups: list[StatementGroup] = []
+    latest: dict[str, int] = {}
+    for p in writes:
+        floor = -1
+        for statement in p.statements or ():
+            index = latest.get(statement.sql, -1)
+            if index < floor or index < 0:
+                index = len(groups)
+                groups.append(StatementGroup(statement.sql))
+                latest[statement.sql] = index
+            group = groups[index]
+            group.rows.append(statement.args)
+            if not group.writers or group.writers[-1] is not p:
+                group.writers.append(p)
+            floor = index
+    return groups
+
 
 class BatchRunner:
     """Runs batches on the writer's pool (asyncio-flavoured; called through the bridge)."""
@@ -63,26 +118,26 @@ class BatchRunner:
     async def run(self, items: list[PendingWrite]) -> None:
         """Settle every item: committed value, its own error, FenceRejected or DatabaseUnavailable."""
         pending = [p for p in items if not p.abandoned]
+        alone: list[PendingWrite] = []
         for _ in range(self._max_rounds):
             if not pending:
-                return
-            pending, solo = await self._attempt(pending)
-            if solo:
                 break
-        for p in pending:
+            pending, solo = await self._attempt(pending)
+            alone.extend(solo)
+        for p in [*alone, *pending]:
             await self.run_alone(p)
 
     async def run_alone(self, p: PendingWrite) -> None:
-        """One op in its own transaction (group commit off, or batch fallback); retries transient errors."""
+        """One write in its own transaction (group commit off, or batch fallback); retries transient errors."""
         for attempt in range(self._solo_attempts):
             if p.settled or p.abandoned:
                 return
             started = time.perf_counter()
             try:
-                async with pooled_connection(self._pool) as conn, conn.transaction():
+                async with pooled_connection(self._pool, keeps_session=True) as conn, conn.transaction():
                     if not await self._check_fences(conn, [p]):
                         return
-                    value = await p.op(conn)
+                    value = await p.run_on(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -94,42 +149,53 @@ class BatchRunner:
             self._observer.batch_committed(1, time.perf_counter() - started)
             return
 
-    async def _attempt(self, items: list[PendingWrite]) -> tuple[list[PendingWrite], bool]:
-        """One transaction over ``items``. Returns (items to run again, whether to run them alone)."""
+    async def _attempt(self, items: list[PendingWrite]) -> tuple[list[PendingWrite], list[PendingWrite]]:
+        """One transaction over ``items``. Returns (writes to run again as a batch, writes to run alone)."""
         started = time.perf_counter()
         live: list[PendingWrite] = []
-        results: list[Any] = []
-        culprit: tuple[PendingWrite, Exception] | None = None
+        values: list[tuple[PendingWrite, Any]] = []
+        suspects: list[PendingWrite] = []
+        error: Exception | None = None
         try:
-            async with pooled_connection(self._pool) as conn, conn.transaction():
+            async with pooled_connection(self._pool, keeps_session=True) as conn, conn.transaction():
                 live = await self._check_fences(conn, items)
                 for p in live:
+                    if p.statements is None:
+                        try:
+                            values.append((p, await p.run_on(conn)))
+                        except Exception as exc:
+                            suspects, error = [p], exc
+                            raise
+                for group in plan_statements(p for p in live if p.statements is not None):
                     try:
-                        results.append(await p.op(conn))
+                        await group.run(conn)
                     except Exception as exc:
-                        culprit = (p, exc)
+                        suspects, error = group.writers, exc
                         raise
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if culprit is not None and not (is_unavailable(culprit[1]) or is_transient(culprit[1])):
-                bad, error = culprit
-                self._fail(bad, error)
-                rest = [p for p in live if p is not bad and not p.abandoned]
+            if error is not None and not (is_unavailable(error) or is_transient(error)):
+                if len(suspects) == 1:
+                    self._fail(suspects[0], error)
+                suspected = set(map(id, suspects))
+                rest = [p for p in live if id(p) not in suspected and not p.abandoned]
                 if rest:
                     self._observer.batch_retried(len(rest), "op failed")
-                return rest, False
+                return rest, [p for p in suspects if not p.settled]
             if is_unavailable(exc):
                 for p in items:
                     self._fail(p, exc)
-                return [], False
+                return [], []
             rest = [p for p in items if not p.settled]
             self._observer.batch_retried(len(rest), type(exc).__name__)
-            return rest, True
-        for p, value in zip(live, results, strict=True):
+            return [], rest
+        for p, value in values:
             p.succeed(value)
+        for p in live:
+            p.succeed(None)  # statement writes (ops were settled just above)
         self._observer.batch_committed(len(live), time.perf_counter() - started)
-        return [], False
+        return [], []
 
     async def _check_fences(self, conn: asyncpg.Connection, items: list[PendingWrite]) -> list[PendingWrite]:
         """Reject items whose fence is stale (settling them) and return the ones to run."""

@@ -82,14 +82,19 @@ def translate(exc: BaseException) -> BaseException:
 
 
 @contextlib.asynccontextmanager
-async def pooled_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+async def pooled_connection(pool: asyncpg.Pool, *, keeps_session: bool = False) -> AsyncIterator[asyncpg.Connection]:
     """asyncio side: borrow a connection; on cancellation or connection trouble, terminate it.
 
     A graceful release would send a reset query, which hangs on a frozen server and, because trio waits
     for the cancelled asyncio task to finish, would hang the trio caller too. The server notices the
     dropped client (client_connection_check_interval) and aborts the abandoned statement.
+
+    ``keeps_session=True`` promises the borrower changes no session state (plain reads, write batches in a
+    transaction), so the release skips the reset query: one round trip less per read and per batch.
     """
     conn = await pool.acquire()
+    if not keeps_session:
+        conn.session_may_change()
     try:
         yield conn
     except BaseException as exc:

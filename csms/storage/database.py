@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from csms.storage.errors import DatabaseUnavailable, StorageError
 from csms.storage.migrator import MigrationDir, apply_migrations, load_migrations
 from csms.storage.observer import NullObserver, StorageObserver
 from csms.storage.pools import close_pool, create_pool, in_transaction, query
-from csms.storage.types import Fence, Row, WriteOp
+from csms.storage.types import Fence, Row, Statement, WriteOp
 from csms.storage.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -173,6 +173,9 @@ class Database:
 
     # ------------------------------------------------------------------ reads and ad-hoc statements
 
+    # fetch/fetchrow/fetchval are for statements that leave the session as it was (no SET, advisory locks or
+    # LISTEN): their connection goes back to the pool without a reset round trip. Use execute for the rest.
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return await self._call(query, self._pool, "fetch", sql, args)
 
@@ -203,11 +206,25 @@ class Database:
         one (else FenceRejected), and the station's fence row stays locked until COMMIT. A cancelled caller's
         op is skipped if not yet started, else it may still commit.
         """
+        result: T = await self._submit(PendingWrite(op, fence))
+        return result
+
+    async def write_statements(self, statements: Sequence[Statement], *, fence: Fence | None = None) -> None:
+        """Like ``write`` for plain statements, run in the given order once COMMITTED returns.
+
+        The cheap form for the hot path: the writer sends the same SQL of every write in a batch as one
+        pipelined ``executemany``. Statements of different writes in a batch may interleave in any order,
+        so they must not depend on each other's effects (a station's own writes never share a batch: it
+        waits for each answer). A failing statement fails this write alone, as with ``write``. With no
+        statements it still checks ``fence`` (FenceRejected if stale).
+        """
+        await self._submit(PendingWrite(None, fence, tuple(statements)))
+
+    async def _submit(self, pending: PendingWrite) -> Any:
         if self._closed:
             raise DatabaseUnavailable("database is closed")
         if self._writer is not None:
-            return await self._writer.submit(op, fence)
-        pending = PendingWrite(op, fence)
+            return await self._writer.submit(pending)
         await self._call(self._runner.run_alone, pending)
         if pending.result is None:
             raise DatabaseUnavailable("write was not run")

@@ -13,6 +13,29 @@ from csms.storage.bridge import pooled_connection
 from csms.storage.types import Connection, WriteOp
 
 
+class TrackedConnection(asyncpg.Connection):
+    """A connection that knows whether a borrower may have changed its session state (SET, advisory locks,
+    LISTEN), so the pool sends the reset query (a round trip) only after those borrowers, not after reads."""
+
+    __slots__ = ("session_changed",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session_changed = False
+
+    def session_may_change(self) -> None:
+        self.session_changed = True
+
+
+async def _reset_session(conn: TrackedConnection) -> None:
+    """The pool's reset hook (after asyncpg has rolled back any open transaction)."""
+    if conn.session_changed:
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)
+        conn.session_changed = False
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     """json/jsonb as plain Python values via orjson (fast, and no json.dumps at every call site)."""
     for typename in ("json", "jsonb"):
@@ -44,6 +67,8 @@ async def create_pool(
         timeout=connect_timeout,
         server_settings=settings,
         init=_init_connection,
+        reset=_reset_session,
+        connection_class=TrackedConnection,
         max_inactive_connection_lifetime=300.0,
     )
 
@@ -57,8 +82,11 @@ async def close_pool(pool: asyncpg.Pool, grace: float) -> None:
             pool.terminate()
 
 
+_READS = frozenset({"fetch", "fetchrow", "fetchval"})
+
+
 async def query(pool: asyncpg.Pool, method: str, sql: str, args: tuple[Any, ...]) -> Any:
-    async with pooled_connection(pool) as conn:
+    async with pooled_connection(pool, keeps_session=method in _READS) as conn:
         return await getattr(conn, method)(sql, *args)
 
 

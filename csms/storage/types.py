@@ -49,6 +49,18 @@ WriteOp = Callable[[Connection], Awaitable[T]]
 
 
 @dataclass(frozen=True, slots=True)
+class Statement:
+    """One SQL statement and its arguments, for ``Database.write_statements``.
+
+    Plain data instead of a coroutine lets the writer merge the same statement from every write of a batch
+    into one pipelined ``executemany`` (one round trip instead of one per write).
+    """
+
+    sql: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Fence:
     """A station's fence token as recorded by ``Database.record_fence``; a fenced write commits only if it
     is still the station's current token (ARCHITECTURE.md section 3)."""

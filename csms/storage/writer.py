@@ -14,7 +14,6 @@ import trio
 from csms.storage.batch import BatchRunner, PendingWrite
 from csms.storage.bridge import AsyncioBridge
 from csms.storage.errors import DatabaseUnavailable, StorageError
-from csms.storage.types import Fence, WriteOp
 
 
 class GroupCommitWriter:
@@ -41,9 +40,8 @@ class GroupCommitWriter:
         self._workers = workers
         self._send, self._receive = trio.open_memory_channel[PendingWrite](queue_size)
 
-    async def submit(self, op: WriteOp[Any], fence: Fence | None) -> Any:
-        """Queue ``op`` (waiting while the queue is full) and return its result once committed."""
-        pending = PendingWrite(op, fence)
+    async def submit(self, pending: PendingWrite) -> Any:
+        """Queue a write (waiting while the queue is full) and return its result once committed."""
         try:
             await self._send.send(pending)
         except (trio.ClosedResourceError, trio.BrokenResourceError):

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from csms.storage import Connection, Database, Fence
+from csms.storage import Connection, Database, Fence, Statement
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,6 +42,34 @@ start_timestamp, start_received_at, meter_stop, stop_timestamp, stop_received_at
 energy_wh"""
 
 
+def _sample_rows(
+    station_id: str,
+    connector_id: int,
+    transaction_id: int,
+    received_at: datetime,
+    source: str,
+    samples: list[SampledValue],
+) -> list[tuple[Any, ...]]:
+    return [
+        (
+            station_id,
+            connector_id,
+            transaction_id,
+            s.timestamp,
+            received_at,
+            source,
+            s.measurand,
+            s.phase,
+            s.unit,
+            s.context,
+            s.location,
+            s.format,
+            s.value,
+        )
+        for s in samples
+    ]
+
+
 async def _insert_samples(
     conn: Connection,
     station_id: str,
@@ -52,27 +80,8 @@ async def _insert_samples(
     samples: list[SampledValue],
 ) -> None:
     if samples:
-        await conn.executemany(
-            _INSERT_SAMPLE,
-            [
-                (
-                    station_id,
-                    connector_id,
-                    transaction_id,
-                    s.timestamp,
-                    received_at,
-                    source,
-                    s.measurand,
-                    s.phase,
-                    s.unit,
-                    s.context,
-                    s.location,
-                    s.format,
-                    s.value,
-                )
-                for s in samples
-            ],
-        )
+        rows = _sample_rows(station_id, connector_id, transaction_id, received_at, source, samples)
+        await conn.executemany(_INSERT_SAMPLE, rows)
 
 
 def _transaction_json(row: Any) -> dict[str, Any]:
@@ -210,14 +219,9 @@ class TransactionLedger:
         samples: list[SampledValue],
     ) -> None:
         """Store samples; late ones for a finished transaction are kept, but never change its energy."""
-        station_id = fence.station_id
-
-        async def op(conn: Connection) -> None:
-            await _insert_samples(
-                conn, station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples
-            )
-
-        await self._db.write(op, fence=fence)
+        rows = _sample_rows(fence.station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples)
+        # Plain statements: the writer merges every MeterValues sample of a batch into one executemany.
+        await self._db.write_statements([Statement(_INSERT_SAMPLE, row) for row in rows], fence=fence)
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         async def read(conn: Connection) -> tuple[Any, list[Any]]:
@@ -276,14 +280,8 @@ class TransactionLedger:
         return await self.page(station_id=station_id, active=True, limit=1000)
 
     async def mark_remote_started(self, fence: Fence, transaction_id: int) -> None:
-        async def op(conn: Connection) -> None:
-            await conn.execute(
-                "UPDATE transactions SET remote_started = true WHERE id = $1 AND station_id = $2",
-                transaction_id,
-                fence.station_id,
-            )
-
-        await self._db.write(op, fence=fence)
+        sql = "UPDATE transactions SET remote_started = true WHERE id = $1 AND station_id = $2"
+        await self._db.write_statements([Statement(sql, (transaction_id, fence.station_id))], fence=fence)
 
     async def active_transaction(self, station_id: str, connector_id: int) -> int | None:
         value = await self._db.fetchval(

@@ -3,6 +3,10 @@ test: it only has to prove the driver, its profiles and its statistics work)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 import trio
 
 from benchmarks.latency import LatencyHistogram
@@ -83,3 +87,90 @@ def test_histogram_percentiles_merge_and_split_cover_the_fleet() -> None:
     merged = merge_results([fake, fake])
     assert merged["answered"] == 2 and merged["errors"] == {"x": 2}
     assert LatencyHistogram.from_json(merged["latency"]).count == 200
+
+
+async def test_realistic_rate_matches_the_model_and_urls_spread_round_robin() -> None:
+    """N stations at speed S send what bench_realistic says N x S real stations send (its whole premise)."""
+    from benchmarks.bench_realistic import real_station_msgs_per_s
+
+    stubs = [StubServer("ocpp"), StubServer("ocpp")]
+    async with trio.open_nursery() as nursery:
+        ports = [await nursery.start(stub.serve) for stub in stubs]
+        speed, stations = 900.0, 30
+        config = FleetConfig(
+            url="ws://unused.invalid/ocpp",
+            urls=tuple(f"ws://127.0.0.1:{port}/ocpp" for port in ports),
+            stations=stations,
+            profile="realistic",
+            speed=speed,
+            warmup=1800 / speed,  # one compressed transaction period: steady state
+            duration=2.0,
+            rebase_at_go=True,
+        )
+        with trio.fail_after(15):
+            summary = summarize(await run_fleet(config))
+        nursery.cancel_scope.cancel()
+    assert [stub.counters.connections for stub in stubs] == [15, 15]
+    assert summary["errors_total"] == 0, summary["error_kinds"]
+    model = stations * speed * real_station_msgs_per_s()
+    assert 0.7 < summary["msgs_per_s"] / model < 1.3, (summary["msgs_per_s"], model)
+
+
+def _write(path: Path, data: dict[str, object]) -> None:
+    path.write_text(json.dumps(data))
+
+
+def test_report_compares_with_targets_and_plots_render(tmp_path: Path) -> None:
+    from benchmarks import report
+
+    hist = LatencyHistogram()
+    for ms in (2, 3, 5, 8, 40):
+        hist.record(ms / 1000)
+    machine = {"cpus": 2, "cpu_model": "Test CPU", "kernel": "6", "python": "3.11"}
+    run = {"summary": {"msgs_per_s": 6000.0, "p99_ms": 40.0}, "result": {"latency": hist.to_json()}}
+    _write(tmp_path / "throughput-20260101-000000.json", {
+        "machine": machine, "settings": {"stations": 100, "duration": 15},
+        "runs": [{**run, "label": "echo (transport ceiling)", "summary": {"msgs_per_s": 12000.0, "p99_ms": 9.0}},
+                 {**run, "label": "csms group commit on"}],
+    })  # fmt: skip
+    _write(tmp_path / "throughput-20250101-000000.json", {"runs": []})  # older: ignored
+    _write(tmp_path / "connections-20260101-000000.json", {
+        "machine": machine, "settings": {"hold": 10}, "fd_limit": 20000,
+        "rows": [{"connected": 10000, "server_rss_before_kib": 50000, "server_rss_connected_kib": 470000,
+                  "server_rss_per_connection_kib": 42.0}],
+    })  # fmt: skip
+    _write(tmp_path / "realistic-20260101-000000.json", {
+        "machine": machine, "settings": {"speed": 90, "duration": 20}, "p99_limit_ms": 100.0,
+        "largest_passing": {"stations": 600, "speed": 90, "real_station_equivalents": 54000, "msgs_per_s": 1770,
+                            "p99_ms": 60.0},
+        "rows": [{"stations": s, "real_station_equivalents": s * 90, "p50_ms": 9.0, "p99_ms": p99, "passed": p99 < 100}
+                 for s, p99 in ((300, 30.0), (600, 60.0), (1200, 300.0))],
+    })  # fmt: skip
+    _write(tmp_path / "scale-20260101-000000.json", {
+        "machine": machine, "settings": {"duration": 3}, "ratio": 1.2, "projected_ratio": 2.8, "target_ratio": 2.7,
+        "runs": [{"replicas": n, "summary": {"msgs_per_s": rate}, "msgs_per_replica_cpu_s": eff}
+                 for n, rate, eff in ((1, 2000.0, 3000.0), (3, 2400.0, 2800.0))],
+    })  # fmt: skip
+    _write(tmp_path / "failover-kill-20260101-000000.json", {"stations": 5000, "reclaim_s": 4.5, "lost": 0,
+                                                             "duplicated": 0})  # fmt: skip
+    _write(tmp_path / "failover-drain-20260101-000000.json", {"stations": 5000, "moved": 5000, "failed_commands": 2})
+    text = report.summary(tmp_path)
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "6,000 msg/s, p99 40.0 ms, 0.50x the echo ceiling" in lines["sustained msg/s per replica, durable writes"]
+    assert "| met |" in lines["sustained msg/s per replica, durable writes"]
+    assert "partial: projection within 1 GiB" in lines["idle connected stations per replica"]
+    scale = lines["3 replicas vs 1"]
+    assert "partial" in scale and "smoke-size run" in scale
+    assert "| met |" in lines["replica SIGKILL, 5,000 stations owned"]
+    assert "not met" in lines["replica drain (SIGTERM)"]
+    assert "54,000 real-station equivalents" in text and "2-core machine (Test CPU" in text
+
+    pytest.importorskip("matplotlib")
+    from benchmarks.plots import make_plots
+
+    written = make_plots(tmp_path)
+    assert sorted(p.name for p in written) == [
+        "connections_rss.png", "realistic_p99.png", "scale.png", "throughput_latency.png"
+    ]  # fmt: skip
+    assert all(p.stat().st_size > 5000 for p in written)
+    assert "![scale](scale.png)" in report.summary(tmp_path)
