@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     limit = raise_fd_limit()
-    if limit < 4 * max(args.stations) + 1000:
+    if limit < 3 * max(args.stations) + 1000:  # station + two balancer sockets each, in this process
         parser.error(f"open-file limit {limit} is too low for {max(args.stations)} stations")
     runs = []
     with (

@@ -6,6 +6,8 @@ observer protocols the other modules define, so no module but this one imports p
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -87,18 +89,31 @@ class Metrics:
 
 
 class RpcMetrics:
-    """The RPC layer's observer."""
+    """The RPC layer's observer. Called for every OCPP message, so the labelled children are cached: a
+    ``.labels(...)`` lookup (lock, validation, tuple keys) costs more than the increment itself. The RPC layer
+    bounds the label values (unknown actions are folded), so the caches stay small."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+
+    def _observe(self, direction: str, action: str, outcome: str, seconds: float) -> None:
+        key = (direction, action, outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self._m.messages.labels(direction, action, outcome)
+        counter.inc()
+        histogram = self._histograms.get(key[:2])
+        if histogram is None:
+            histogram = self._histograms[key[:2]] = self._m.message_seconds.labels(direction, action)
+        histogram.observe(seconds)
 
     def on_incoming(self, action: str, outcome: str, seconds: float) -> None:
-        self._m.messages.labels("in", action, outcome).inc()
-        self._m.message_seconds.labels("in", action).observe(seconds)
+        self._observe("in", action, outcome, seconds)
 
     def on_outgoing(self, action: str, outcome: str, seconds: float) -> None:
-        self._m.messages.labels("out", action, outcome).inc()
-        self._m.message_seconds.labels("out", action).observe(seconds)
+        self._observe("out", action, outcome, seconds)
 
 
 class GatewayMetrics:

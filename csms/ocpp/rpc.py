@@ -270,8 +270,11 @@ class RpcSession:
             return self._error(call, NOT_SUPPORTED, description), action, NOT_SUPPORTED
         try:
             validator.validate_request(action, call.payload)
-            with trio.fail_after(self._handler_timeout):
+            # A bare scope, not fail_after: this runs once per message and the context manager costs more.
+            with trio.CancelScope(deadline=trio.current_time() + self._handler_timeout) as scope:
                 response = await self._handler(action, call.payload)
+            if scope.cancelled_caught:
+                raise trio.TooSlowError
         except OcppError as exc:
             return CallError(call.unique_id, exc.code, exc.description, exc.details), action, exc.code
         except trio.TooSlowError:
@@ -301,12 +304,14 @@ class RpcSession:
             raise SessionClosed("session is closed")
         async with self._send_lock:
             failure: BaseException | None = None
-            with trio.CancelScope(shield=True):
+            # One shielded scope with its own deadline (its deadline still applies under the shield).
+            with trio.CancelScope(deadline=trio.current_time() + self._send_timeout, shield=True) as scope:
                 try:
-                    with trio.fail_after(self._send_timeout):
-                        await self._transport.send(text)
+                    await self._transport.send(text)
                 except Exception as exc:
                     failure = exc
+            if scope.cancelled_caught and failure is None:
+                failure = trio.TooSlowError()
         if failure is not None:
             log.warning("%s: send failed, closing session: %r", self._label, failure)
             self._close()

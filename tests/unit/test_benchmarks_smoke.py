@@ -151,9 +151,11 @@ def test_report_compares_with_targets_and_plots_render(tmp_path: Path) -> None:
         "runs": [{"replicas": n, "summary": {"msgs_per_s": rate}, "msgs_per_replica_cpu_s": eff}
                  for n, rate, eff in ((1, 2000.0, 3000.0), (3, 2400.0, 2800.0))],
     })  # fmt: skip
-    _write(tmp_path / "failover-kill-20260101-000000.json", {"stations": 5000, "reclaim_s": 4.5, "lost": 0,
-                                                             "duplicated": 0})  # fmt: skip
-    _write(tmp_path / "failover-drain-20260101-000000.json", {"stations": 5000, "moved": 5000, "failed_commands": 2})
+    _write(tmp_path / "failover-20260101-000000.json", {"lease_ttl": 10.0, "runs": [
+        {"stations": n, "failover": {"all_owned_s": owned, "all_serving_s": 3.0},
+         "drain": {"all_owned_s": 26.0, "all_serving_s": 26.0, "exit_s": 27.0, "exit_code": code,
+                   "paced_minimum_s": 25.0}}
+        for n, owned, code in ((1000, 20.0, 0), (5000, 9.5, 1))]})  # fmt: skip
     text = report.summary(tmp_path)
     lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert "6,000 msg/s, p99 40.0 ms, 0.50x the echo ceiling" in lines["sustained msg/s per replica, durable writes"]
@@ -161,8 +163,8 @@ def test_report_compares_with_targets_and_plots_render(tmp_path: Path) -> None:
     assert "partial: projection within 1 GiB" in lines["idle connected stations per replica"]
     scale = lines["3 replicas vs 1"]
     assert "partial" in scale and "smoke-size run" in scale
-    assert "| met |" in lines["replica SIGKILL, 5,000 stations owned"]
-    assert "not met" in lines["replica drain (SIGTERM)"]
+    assert "| met |" in lines["replica SIGKILL, 5,000 stations owned"]  # the 5,000 run, not the 1,000 one
+    assert "not met" in lines["replica drain (SIGTERM)"]  # exit code 1
     assert "54,000 real-station equivalents" in text and "2-core machine (Test CPU" in text
 
     pytest.importorskip("matplotlib")
