@@ -3,8 +3,9 @@
     python -m benchmarks.bench_failover                      # N = 1000
     python -m benchmarks.bench_failover --stations 1000 5000
 
-Real processes: Postgres, etcd, three `csms serve` replicas, a dev TCP balancer in front of their OCPP ports and
-a fleet of idle simulated stations (benchmarks/simulator.py: reconnect with jittered backoff, like firmware).
+Real processes: Postgres, etcd, three `csms serve` replicas, a TCP balancer process in front of their OCPP ports
+that routes only to ready replicas (as a cloud load balancer with readiness checks does), and a fleet of idle
+simulated stations (benchmarks/simulator.py: reconnect with jittered backoff, like firmware).
 
 1. Failover: replica A alone takes all N stations; B and C start; A is SIGKILLed. Measured from the kill: when
    every station is owned again in etcd by B or C ("owned"), when every station has a new accepted WebSocket
@@ -23,6 +24,8 @@ import argparse
 import json
 import os
 import platform
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +36,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
 import orjson
 import trio
 
@@ -45,6 +49,56 @@ from csms.devtools.replica import ReplicaProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLL = 0.1
+
+
+class ReadyBalancer(TcpBalancer):
+    """The dev balancer plus what a cloud load balancer does: route only to replicas whose /readyz is 200.
+
+    A draining replica turns not-ready at once, so reconnecting stations stop landing on it (and being
+    refused with 503 until they back off) well before it exits. Runs in its own process (`--balancer`), so
+    proxying a reconnect storm does not compete with the simulated stations for a core or for file handles.
+    """
+
+    def __init__(self, pairs: list[tuple[int, int]]) -> None:
+        super().__init__([("127.0.0.1", ocpp) for ocpp, _ in pairs])
+        self.pairs = pairs
+
+    async def check_readiness(self) -> None:
+        async with httpx.AsyncClient(timeout=0.5) as http:
+            while True:
+                ready = []
+                for ocpp, api in self.pairs:
+                    try:
+                        if (await http.get(f"http://127.0.0.1:{api}/readyz")).status_code == 200:
+                            ready.append(("127.0.0.1", ocpp))
+                    except httpx.HTTPError:
+                        pass
+                self.backends = ready or self.backends
+                await trio.sleep(0.1)
+
+
+async def _serve_balancer(pairs: list[tuple[int, int]]) -> None:
+    balancer = ReadyBalancer(pairs)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(balancer.check_readiness)
+        port = await nursery.start(balancer.serve, "127.0.0.1", 0)
+        print(port, flush=True)
+
+
+def _start_balancer(replicas: list[ReplicaProcess]) -> tuple[subprocess.Popen[str], int]:
+    pairs = ",".join(f"{r.ocpp_port}:{r.api_port}" for r in replicas)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bench_failover", "--balancer", pairs],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        raise RuntimeError(f"balancer did not start: {line!r}")
+    return proc, int(line)
 
 
 class Bench:
@@ -69,7 +123,6 @@ class Bench:
             "CSMS_LOG_FORMAT": "text",
         }
         self.replicas = {name: ReplicaProcess(f"{name}-{n}", env, log_dir=log_dir) for name in ("a", "b", "c")}
-        self.balancer = TcpBalancer([("127.0.0.1", r.ocpp_port) for r in self.replicas.values()])
         self.fleet: Fleet | None = None
         self.result: dict[str, Any] = {"stations": n}
 
@@ -105,7 +158,7 @@ class Bench:
             return trio.current_time() - started
         raise TimeoutError(f"{what}: not within {timeout}s; owners {await self.owners()}")
 
-    async def measure_move(self, started: float, to: set[str], connects_before: int) -> dict[str, float]:
+    async def measure_move(self, started: float, to: set[str], connects_before: int) -> dict[str, Any]:
         """Seconds from `started` until all N are owned by `to`, and until N new connections were accepted."""
         owned_at = served_at = first_claim = None
         deadline = started + self.args.timeout
@@ -197,19 +250,19 @@ class Bench:
             backoff_base=self.args.backoff,
             backoff_cap=5.0,
         )
+        balancer, port = _start_balancer(list(self.replicas.values()))
         try:
             await self.start("a")
-            async with trio.open_nursery() as nursery:
-                port = await nursery.start(self.balancer.serve, "127.0.0.1", 0)
-                config = FleetConfig(**{**config.__dict__, "url": f"ws://127.0.0.1:{port}/ocpp"})
-                self.fleet = Fleet(config)
-                await self.fleet.run(self.scenario)
-                nursery.cancel_scope.cancel()
+            config = FleetConfig(**{**config.__dict__, "url": f"ws://127.0.0.1:{port}/ocpp"})
+            self.fleet = Fleet(config)
+            await self.fleet.run(self.scenario)
         except BaseException:
             for replica in self.replicas.values():
                 print(f"---- {replica.node_id}\n{replica.log_tail(20)}", file=sys.stderr)
             raise
         finally:
+            balancer.kill()
+            balancer.wait(10)
             for replica in self.replicas.values():
                 replica.kill()
             await self.etcd.aclose()
@@ -239,12 +292,18 @@ def _markdown(report: dict[str, Any]) -> str:
         "Failover times are from the SIGKILL; drain times from the SIGTERM of the replica owning every station.",
         '"owned" = every station\'s etcd owner key names a survivor; "serving" = every station has a new',
         "accepted WebSocket. The drain closes stations at the configured rate, so it cannot beat N / rate.",
+        "The balancer routes only to replicas whose /readyz is 200 (polled every 0.1 s), like a cloud LB.",
     ]
     return "\n".join(lines) + "\n"
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwind the with-blocks: stop replicas, etcd and Postgres
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--balancer", metavar="OCPP:API,...", help=argparse.SUPPRESS)
     parser.add_argument("--stations", type=int, nargs="+", default=[1000], help="fleet sizes (default 1000)")
     parser.add_argument("--lease-ttl", type=float, default=10.0, help="replica lease TTL (s)")
     parser.add_argument("--drain-rate", type=float, default=200.0, help="stations closed per second on drain")
@@ -252,9 +311,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=180.0, help="longest any phase may take (s)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON and md results")
     args = parser.parse_args(argv)
-
     limit = raise_fd_limit()
-    if limit < 3 * max(args.stations) + 1000:  # station + two balancer sockets each, in this process
+    if args.balancer:
+        pairs = [tuple(int(p) for p in pair.split(":")) for pair in args.balancer.split(",")]
+        trio.run(_serve_balancer, [(ocpp, api) for ocpp, api in pairs])
+        return
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if limit < 2 * max(args.stations) + 1000:
         parser.error(f"open-file limit {limit} is too low for {max(args.stations)} stations")
     runs = []
     with (

@@ -265,6 +265,11 @@ class EtcdCoordinator:
                         log.debug("keepalive failed: %r", exc)
                         await trio.sleep(retry)
                         continue
+                    except Exception:
+                        # A bug here must not kill the replica: fence (the safe state) and rejoin afresh.
+                        log.exception("keepalive crashed")
+                        self._fence("keepalive crashed")
+                        return
                     self._last_renew_sent = sent
                     self._lease_deadline = sent + ttl - self._margin
                     renewed = True
@@ -431,21 +436,23 @@ class EtcdCoordinator:
                     continue
                 holder = kv.value.decode(errors="replace")
                 self._set_leader(holder if (holder != self.node_id or kv.lease == lease) else None)
-            await self._watch_leader_until_gone(result.revision + 1)
-            self._set_leader(None)
+            if await self._watch_leader_until_gone(result.revision + 1):
+                self._set_leader(None)
+            # else: the periodic re-check; the next txn re-confirms the holder without a leaderless blip
 
-    async def _watch_leader_until_gone(self, start_revision: int) -> None:
-        # Re-check at least once per TTL so a silently hung stream cannot keep us leaderless.
+    async def _watch_leader_until_gone(self, start_revision: int) -> bool:
+        """True once the leader key is deleted; False after one TTL (a hung stream must not keep us leaderless)."""
         with trio.move_on_after(self._granted_ttl):
             try:
                 async with self._etcd.watch(self._leader_key, start_revision=start_revision) as events:
                     async for event in events:
                         if event.type == "DELETE":
-                            return
+                            return True
                         self._set_leader(event.kv.value.decode(errors="replace"))
             except EtcdError as exc:
                 log.debug("leader watch: %r", exc)
                 await trio.sleep(0.2)
+        return False
 
     # -- queries ----------------------------------------------------------------------------------
 

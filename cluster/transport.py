@@ -130,7 +130,8 @@ class Transport:
             # Give each untried endpoint a fair share of what is left, so one black hole
             # (a SIGSTOPped or partitioned etcd) cannot eat the whole deadline.
             deadline = trio.current_effective_deadline()
-            share = (deadline - trio.current_time()) / remaining if deadline != float("inf") else 30.0
+            # max(0): past the deadline (e.g. after a SIGSTOP) the scope is already cancelled; never negative.
+            share = max(0.0, deadline - trio.current_time()) / remaining if deadline != float("inf") else 30.0
             with trio.move_on_after(share) as scope:
                 try:
                     response = await self._http.post(url, content=content, headers=self._headers())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 
+import httpx
 import trio
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,17 @@ async def _pipe(source: trio.SocketStream, sink: trio.SocketStream, done: trio.C
 
 
 class TcpBalancer:
-    def __init__(self, backends: list[tuple[str, int]], *, connect_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        backends: list[tuple[str, int]],
+        *,
+        connect_timeout: float = 2.0,
+        health_urls: list[str] | None = None,
+    ) -> None:
+        """`health_urls[i]` (a /readyz URL) gates backend i, as a cloud balancer's health check would."""
         self.backends = list(backends)
+        self._health_urls = health_urls
+        self._healthy = [True] * len(self.backends)
         self._next = itertools.count()
         self._connect_timeout = connect_timeout
         self.port = 0
@@ -44,10 +54,24 @@ class TcpBalancer:
     def restore(self) -> None:
         self._cut = False
 
+    async def _watch_health(self) -> None:
+        assert self._health_urls is not None
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while True:
+                for i, url in enumerate(self._health_urls):
+                    try:
+                        self._healthy[i] = (await client.get(url)).status_code == 200
+                    except httpx.HTTPError:
+                        self._healthy[i] = False
+                await trio.sleep(0.25)
+
     async def _connect_any(self) -> trio.SocketStream | None:
         start = next(self._next)
-        for i in range(len(self.backends)):
-            host, port = self.backends[(start + i) % len(self.backends)]
+        order = [(start + i) % len(self.backends) for i in range(len(self.backends))]
+        # Healthy backends first; the others only if none is healthy (the check may simply lag).
+        order.sort(key=lambda i: not self._healthy[i] if i < len(self._healthy) else False)
+        for index in order:
+            host, port = self.backends[index]
             try:
                 with trio.fail_after(self._connect_timeout):
                     return await trio.open_tcp_stream(host, port)
@@ -77,5 +101,8 @@ class TcpBalancer:
     ) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)
         self.port = listeners[0].socket.getsockname()[1]
-        task_status.started(self.port)
-        await trio.serve_listeners(self._handle, listeners)
+        async with trio.open_nursery() as nursery:
+            if self._health_urls:
+                nursery.start_soon(self._watch_health)
+            task_status.started(self.port)
+            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)

@@ -42,8 +42,9 @@ async def _run_replicas(args: argparse.Namespace, data_dir: Path, token: str, da
     try:
         for replica in replicas:
             await trio.to_thread.run_sync(replica.wait_ready, 60.0)
-        ocpp = TcpBalancer([("127.0.0.1", r.ocpp_port) for r in replicas])
-        api = TcpBalancer([("127.0.0.1", r.api_port) for r in replicas])
+        health = [f"{r.api_url}/readyz" for r in replicas]
+        ocpp = TcpBalancer([("127.0.0.1", r.ocpp_port) for r in replicas], health_urls=health)
+        api = TcpBalancer([("127.0.0.1", r.api_port) for r in replicas], health_urls=health)
         async with trio.open_nursery() as nursery:
             await nursery.start(ocpp.serve, "127.0.0.1", args.ocpp_port)
             await nursery.start(api.serve, "127.0.0.1", args.api_port)

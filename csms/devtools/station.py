@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 Payload = dict[str, Any]
 # Answers CSMS-initiated calls: (action, payload) -> result payload, or raise StationCallError.
@@ -149,7 +149,8 @@ class SimulatedStation:
             reply = [4, unique_id, exc.code, exc.description, {}]
         except trio.TooSlowError:
             return  # simulate silence
-        await self.ws.send_message(orjson.dumps(reply).decode())
+        with contextlib.suppress(ConnectionClosed):  # the CSMS may close right after calling us
+            await self.ws.send_message(orjson.dumps(reply).decode())
 
     async def send_raw(self, text: str | bytes) -> None:
         await self.ws.send_message(text)

@@ -221,8 +221,9 @@ async def test_chaos_keeps_ownership_exclusive_and_no_acked_data_lost(
         audit = await cluster.audit()
         problems = await _check_invariants(cluster, fleet, audit)
         _print_summary(fleet, monkey, audit)
-        assert problems == [], "\n".join(problems[:50])
-        assert monkey.unexpected_exits == [], "\n\n".join(monkey.unexpected_exits)
+    assert problems == [], "\n".join(problems[:50])
+    exits = monkey.unexpected_exits
+    assert exits == [], "\n\n".join(exits)
 
 
 async def _check_invariants(cluster: ReplicaCluster, fleet: Fleet, audit: list[dict[str, Any]]) -> list[str]:

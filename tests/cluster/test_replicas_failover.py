@@ -258,6 +258,10 @@ async def test_sigterm_drain_moves_every_station_without_failed_calls(
 async def test_cluster_recovers_by_itself_after_etcd_restarts(
     database_url: str, private_etcd: EtcdServer, prefix: str, tmp_path: Path
 ) -> None:
+    await _etcd_restart_scenario(database_url, private_etcd, prefix, tmp_path)
+
+
+async def _etcd_restart_scenario(database_url: str, private_etcd: EtcdServer, prefix: str, tmp_path: Path) -> None:
     async with (
         open_cluster(database_url, private_etcd.client_url, prefix, tmp_path) as cluster,
         trio.open_nursery() as nursery,
@@ -269,13 +273,12 @@ async def test_cluster_recovers_by_itself_after_etcd_restarts(
         await wait_all_owned(cluster, [s.station_id for s in stations])
 
         await trio.to_thread.run_sync(private_etcd.stop)
+
         # Without etcd no replica can renew its lease: they fence themselves and report not ready.
-        for node in cluster.nodes:
+        async def none_ready() -> bool:
+            return all([await cluster.ready(node) is False for node in cluster.nodes])
 
-            async def not_ready(node: object = node) -> bool:
-                return await cluster.ready(node) is False  # type: ignore[arg-type]
-
-            await wait_for(not_ready, TTL + 2, f"{node.node_id} not ready without etcd")
+        await wait_for(none_ready, TTL + 2, "every replica not ready without etcd")
         await trio.sleep(1.0)
         await trio.to_thread.run_sync(private_etcd.start)
 

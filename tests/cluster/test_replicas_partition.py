@@ -110,6 +110,10 @@ async def test_frozen_replica_cannot_write_after_its_station_moved(
     """SIGSTOP the owner for longer than its lease with a MeterValues already in its socket buffer; the station
     reconnects to another replica. When the frozen replica wakes up it must not commit that stale call, nor
     take the station back."""
+    await _frozen_replica_scenario(database_url, etcd_url, prefix, tmp_path)
+
+
+async def _frozen_replica_scenario(database_url: str, etcd_url: str, prefix: str, tmp_path: Path) -> None:
     async with open_cluster(database_url, etcd_url, prefix, tmp_path, replicas=2) as cluster:
         async with trio.open_nursery() as nursery:
             a, b = cluster.nodes
