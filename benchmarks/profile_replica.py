@@ -1,14 +1,17 @@
 """Profile one `csms serve` replica under load with py-spy (sampling, no code changes in the server).
 
-    python benchmarks/profile_replica.py stress [--stations 100 --duration 10 --out /tmp/stress]
-    python benchmarks/profile_replica.py connect [--stations 2000 --out /tmp/connect]
+    python benchmarks/profile_replica.py stress [--stations 100 --duration 10 --out /tmp/csms-stress]
+    python benchmarks/profile_replica.py connect [--stations 2000 --out /tmp/csms-connect]
     python benchmarks/profile_replica.py stress --no-profile      # just the numbers, for a quick A/B
+    python benchmarks/profile_replica.py connect --native         # C frames too: shows the garbage collector
 
-`stress` drives the group-commit-on case of `bench_throughput.py` (closed loop, same mix); `connect` connects
-`--stations` idle stations like `bench_connections.py` and profiles only the connect phase. py-spy records the
-replica process for the measured window and writes `<out>.svg` (flame graph) and `<out>.txt` (collapsed
-stacks), and the script prints the hottest functions (self and inclusive share of samples) plus msg/s and
-CPU per message or per connect. Needs `py-spy` (dev extra) and permission to ptrace the replica (root here).
+`stress` drives the group-commit-on case of `bench_throughput.py` (closed loop, same mix) against a fresh
+replica and private durable Postgres; `connect` connects `--stations` idle stations like `bench_connections.py`
+and profiles only the connect phase. py-spy records the replica for the measured window into `<out>.txt`
+(collapsed stacks: feed them to speedscope or flamegraph.pl), and the script prints and writes to
+`<out>.top.txt` the hottest functions (self and inclusive share of samples), plus msg/s and server CPU per
+message (stress) or per connected station and RSS per connection (connect). py-spy itself takes CPU on this
+2-core machine, so compare rates with `--no-profile` runs. Needs py-spy (dev extra) and ptrace rights (root).
 """
 
 from __future__ import annotations
@@ -33,13 +36,13 @@ from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, sum
 class Recorder:
     """py-spy attached to a pid for one window; `stop()` waits for it to write its files."""
 
-    def __init__(self, pid: int, out: Path, seconds: float, rate: int) -> None:
+    def __init__(self, pid: int, out: Path, seconds: float, rate: int, native: bool = False) -> None:
         self.out = out
         spy = shutil.which("py-spy")
         if spy is None:
             raise SystemExit("py-spy not found: pip install py-spy (it is in the dev extra)")
         common = [spy, "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(int(seconds) + 1)]
-        common += ["--nonblocking"]
+        common += ["--native"] if native else ["--nonblocking"]
         self._procs = [
             subprocess.Popen([*common, "--format", "raw", "--output", str(out.with_suffix(".txt"))]),
         ]
@@ -116,7 +119,7 @@ def stress(args: argparse.Namespace, pg: Any, log_dir: Path) -> None:
             time.sleep(config.warmup)
             meter.start()
             if args.profile:
-                recorder.append(Recorder(pid, args.out, config.duration, args.rate))
+                recorder.append(Recorder(pid, args.out, config.duration, args.rate, args.native))
             time.sleep(config.duration)
             cpu.update(meter.stop())
 
@@ -160,7 +163,7 @@ def connect(args: argparse.Namespace, pg: Any, log_dir: Path) -> None:
             connect_concurrency=200,
             settle_timeout=600.0,
         )
-        recorder = Recorder(pid, args.out, 600, args.rate) if args.profile else None
+        recorder = Recorder(pid, args.out, 600, args.rate, args.native) if args.profile else None
         meter.start()
         result = run_processes(config, args.processes, on_connected=connected, timeout=900)
         if recorder is not None:
@@ -189,6 +192,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="output path stem (default /tmp/csms-<mode>)")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument("--native", action="store_true", help="include C frames (e.g. the garbage collector)")
     args = parser.parse_args()
     stress_mode = args.mode == "stress"
     args.stations = args.stations or (100 if stress_mode else 2000)

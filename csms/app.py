@@ -24,6 +24,7 @@ from csms.api import ApiServices, build_api
 from csms.central_system import CentralSystem16, CentralSystemSettings
 from csms.config import Config, require_database
 from csms.events import EventBus
+from csms.gc_tuning import tune_garbage_collector
 from csms.leader_jobs import Rebalancer, expire_reservations, expire_stale_commands
 from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging
 from csms.observability.cluster_metrics import ClusterMetrics
@@ -244,6 +245,7 @@ async def _wait_for_signal() -> None:
 
 def main_serve(config: Config) -> None:
     configure_logging(config.log_level, config.log_format, config.node_id)
+    tune_garbage_collector()
     try:
         trio.run(run, config)
     except StorageError as exc:

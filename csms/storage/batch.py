@@ -83,19 +83,20 @@ class StatementGroup:
 
 
 def plan_statements(writes: Iterable[PendingWrite]) -> list[StatementGroup]:
-    """Groups to run in list order. A statement joins the latest group of its SQL unless that group runs
-    before the group of the write's previous statement; then it opens a new group, so each write's
-    statements still run in the order it gave them."""
+    """Groups to run in list order. A statement joins the first group of its SQL that does not run before the
+    group of its write's previous statement (else it opens a new group), so each write's statements still run
+    in the order it gave them, and a batch needs as few round trips as that allows."""
     groups: list[StatementGroup] = []
-    latest: dict[str, int] = {}
+    by_sql: dict[str, list[int]] = {}
     for p in writes:
-        floor = -1
+        floor = 0
         for statement in p.statements or ():
-            index = latest.get(statement.sql, -1)
-            if index < floor or index < 0:
+            indexes = by_sql.setdefault(statement.sql, [])
+            index = next((i for i in indexes if i >= floor), -1)
+            if index < 0:
                 index = len(groups)
                 groups.append(StatementGroup(statement.sql))
-                latest[statement.sql] = index
+                indexes.append(index)
             group = groups[index]
             group.rows.append(statement.args)
             if not group.writers or group.writers[-1] is not p:

@@ -274,7 +274,7 @@ class Database:
     async def _call(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
         if self._closed:
             raise DatabaseUnavailable("database is closed")
-        with trio.move_on_after(self._call_timeout):
+        with trio.CancelScope(deadline=trio.current_time() + self._call_timeout):  # move_on_after, cheaper
             return await self._bridge.run(fn, *args)
         raise DatabaseUnavailable(f"no answer from Postgres within {self._call_timeout}s")
 

@@ -69,7 +69,10 @@ async def create_pool(
         init=_init_connection,
         reset=_reset_session,
         connection_class=TrackedConnection,
-        max_inactive_connection_lifetime=300.0,
+        # No idle-connection timers: while any asyncio timer is pending, trio-asyncio's loop arms a trio
+        # deadline for every callback it runs, which showed up as deadline-heap churn in profiles. The pool
+        # is small and a dead connection is replaced when next used.
+        max_inactive_connection_lifetime=0,
     )
 
 
@@ -83,10 +86,17 @@ async def close_pool(pool: asyncpg.Pool, grace: float) -> None:
 
 
 _READS = frozenset({"fetch", "fetchrow", "fetchval"})
+_DML = ("INSERT", "UPDATE", "DELETE")
+
+
+def keeps_session(method: str, sql: str, args: tuple[Any, ...]) -> bool:
+    """Reads, and one parameterised DML statement (the extended protocol runs exactly one), leave the
+    session as it was; anything else (SET, advisory locks, LISTEN, several statements) may not."""
+    return method in _READS or (bool(args) and sql.lstrip()[:6].upper().startswith(_DML))
 
 
 async def query(pool: asyncpg.Pool, method: str, sql: str, args: tuple[Any, ...]) -> Any:
-    async with pooled_connection(pool, keeps_session=method in _READS) as conn:
+    async with pooled_connection(pool, keeps_session=keeps_session(method, sql, args)) as conn:
         return await getattr(conn, method)(sql, *args)
 
 

@@ -1,0 +1,105 @@
+"""Statement writes: the writer merges the same SQL of a whole batch into one executemany, keeps each write's
+own order, and a bad statement still fails only its own write."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from csms.storage import Database, Fence, FenceRejected, IntegrityError, NullObserver, Statement
+from csms.storage.batch import PendingWrite, plan_statements
+
+pytestmark = pytest.mark.integration
+
+_ITEMS = "CREATE TABLE items (id serial PRIMARY KEY, station text NOT NULL, n int NOT NULL UNIQUE)"
+_LOG = "CREATE TABLE log (id serial PRIMARY KEY, station text NOT NULL, n int NOT NULL)"
+_INSERT_ITEM = "INSERT INTO items (station, n) VALUES ($1, $2)"
+_INSERT_LOG = "INSERT INTO log (station, n) VALUES ($1, $2)"
+
+
+class Batches(NullObserver):
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def batch_committed(self, size: int, seconds: float) -> None:
+        self.sizes.append(size)
+
+
+def _write(*statements: tuple[str, tuple[object, ...]]) -> PendingWrite:
+    return PendingWrite(None, None, tuple(Statement(sql, args) for sql, args in statements))
+
+
+def test_plan_merges_same_sql_and_keeps_each_writes_order() -> None:
+    a = _write(("X", (1,)), ("Y", (1,)))
+    b = _write(("Y", (2,)), ("X", (2,)))  # X after Y: may not join the first X group, which runs before Y
+    c = _write(("X", (3,)), ("Y", (3,)))
+    groups = plan_statements([a, b, c])
+    assert [(g.sql, g.rows) for g in groups] == [("X", [(1,), (3,)]), ("Y", [(1,), (2,), (3,)]), ("X", [(2,)])]
+    assert groups[1].writers == [a, b, c]
+    # every write's statements appear in the order it gave them
+    for write in (a, b, c):
+        positions = [i for i, g in enumerate(groups) for w in g.writers if w is write]
+        assert positions == sorted(positions)
+
+
+async def test_statement_writes_share_batches_and_are_committed_on_return(database_url: str) -> None:
+    observer = Batches()
+    async with Database.open(database_url, observer=observer, max_wait=0.02) as db:
+        await db.execute(_ITEMS)
+        await db.execute(_LOG)
+        missing: list[int] = []
+
+        async def station(n: int) -> None:
+            await db.write_statements([Statement(_INSERT_ITEM, (f"CP-{n}", n)), Statement(_INSERT_LOG, (f"CP-{n}", n))])
+            if await db.fetchval("SELECT count(*) FROM items WHERE n = $1", n) != 1:
+                missing.append(n)
+
+        async with trio.open_nursery() as nursery:
+            for n in range(200):
+                nursery.start_soon(station, n)
+        assert missing == []
+        assert await db.fetchval("SELECT count(*) FROM items") == 200
+        assert await db.fetchval("SELECT count(*) FROM log") == 200
+        assert sum(observer.sizes) == 200
+        assert len(observer.sizes) <= 20, observer.sizes
+
+
+async def test_a_failing_merged_statement_fails_only_its_own_write(database_url: str) -> None:
+    async with Database.open(database_url, max_wait=0.05) as db:
+        await db.execute(_ITEMS)
+        await db.execute(_LOG)
+        await db.execute("INSERT INTO items (station, n) VALUES ('old', 7)")
+        outcomes: dict[int, object] = {}
+
+        async def station(n: int) -> None:
+            try:
+                await db.write_statements([Statement(_INSERT_LOG, ("s", n)), Statement(_INSERT_ITEM, ("s", n))])
+                outcomes[n] = "ok"
+            except IntegrityError as exc:
+                outcomes[n] = exc
+
+        async with trio.open_nursery() as nursery:
+            for n in range(20):
+                nursery.start_soon(station, n)
+        assert isinstance(outcomes.pop(7), IntegrityError)  # duplicate of the pre-existing n=7
+        assert set(outcomes.values()) == {"ok"}
+        logged = await db.fetch("SELECT n FROM log ORDER BY n")
+        assert [r["n"] for r in logged] == [n for n in range(20) if n != 7]  # the failed write left nothing
+
+
+async def test_statement_writes_are_fenced(db: Database) -> None:
+    await db.execute(_ITEMS)
+    assert await db.record_fence("CP-1", 5, "node-a")
+    await db.write_statements([Statement(_INSERT_ITEM, ("CP-1", 1))], fence=Fence("CP-1", 5))
+    assert await db.record_fence("CP-1", 6, "node-b")
+    with pytest.raises(FenceRejected):
+        await db.write_statements([Statement(_INSERT_ITEM, ("CP-1", 2))], fence=Fence("CP-1", 5))
+    with pytest.raises(FenceRejected):  # no statements: the fence is still checked
+        await db.write_statements([], fence=Fence("CP-1", 5))
+    assert await db.fetchval("SELECT count(*) FROM items") == 1
+
+
+async def test_reads_skip_the_reset_but_session_changes_are_still_reset(database_url: str) -> None:
+    async with Database.open(database_url, pool_size=1) as db:
+        await db.execute("SET application_name = 'changed'")
+        assert await db.fetchval("SELECT current_setting('application_name')") == "csms"
