@@ -50,6 +50,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.db_query_seconds = Histogram(
+            "csms_db_query_duration_seconds",
+            "Duration of one database call outside group commit (reads, ad-hoc)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.db_errors = Counter("csms_db_errors_total", "Failed database operations", ["kind"], registry=r)
         self.fence_rejections = Counter(
             "csms_fence_rejections_total",

@@ -21,3 +21,8 @@ class StorageMetrics:
 
     def fence_rejected(self, station_id: str) -> None:
         self._m.fence_rejections.inc()
+
+    def query_finished(self, seconds: float, ok: bool) -> None:
+        self._m.db_query_seconds.observe(seconds)
+        if not ok:
+            self._m.db_errors.labels("query").inc()

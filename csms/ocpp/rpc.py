@@ -181,7 +181,7 @@ class RpcSession:
             try:
                 raw = await self._transport.receive()
             except Exception as exc:
-                log.debug("%s: transport closed: %r", self._label, exc)
+                log.debug("transport closed", extra=self._ctx(error=repr(exc)))
                 return
             arrived = trio.current_time()
             item = self._route(raw)
@@ -205,25 +205,28 @@ class RpcSession:
         type_id, unique_id = sniff_header(raw)
         description = f"message exceeds {self._max_frame_bytes} bytes"
         if type_id is not None and type_id != CALL:
-            log.warning("%s: dropped oversized response frame (type %s, id %s)", self._label, type_id, unique_id)
+            log.warning("dropped oversized response frame", extra=self._ctx(message_id=unique_id, message_type=type_id))
             if unique_id is not None:
                 self._fail_outstanding(unique_id, InvalidResponse(self._codes.format_violation, description))
             return None
-        log.warning("%s: oversized frame (id %s) refused", self._label, unique_id)
+        log.warning("oversized frame refused", extra=self._ctx(message_id=unique_id))
         return CallError(unique_id or UNKNOWN_ID, self._codes.format_violation, description)
 
     def _broken_frame(self, exc: FrameError) -> CallError | None:
         if exc.reply:
-            log.warning("%s: invalid frame answered with %s: %s", self._label, exc.code, exc.description)
+            log.warning(
+                "invalid frame answered with a CallError",
+                extra=self._ctx(message_id=exc.unique_id, code=exc.code, error=exc.description),
+            )
             return exc.to_call_error()
-        log.warning("%s: dropped invalid response frame (id %s): %s", self._label, exc.unique_id, exc.description)
+        log.warning("dropped invalid response frame", extra=self._ctx(message_id=exc.unique_id, error=exc.description))
         self._fail_outstanding(exc.unique_id, InvalidResponse(exc.code, exc.description))
         return None
 
     def _deliver(self, frame: CallResult | CallError) -> None:
         out = self._outstanding
         if out is None or out.unique_id != frame.unique_id or out.done.is_set():
-            log.warning("%s: ignored response with unknown or stale id %r", self._label, frame.unique_id)
+            log.warning("ignored response with unknown or stale id", extra=self._ctx(message_id=frame.unique_id))
             return
         if isinstance(frame, CallResult):
             out.payload = frame.payload
@@ -247,7 +250,10 @@ class RpcSession:
             try:
                 text = encode(reply)
             except TypeError as exc:  # e.g. a non-str key in a free-form customData object
-                log.error("%s: %s response is not JSON-serialisable: %s", self._label, action, exc)
+                log.error(
+                    "response is not JSON-serialisable",
+                    extra=self._ctx(message_id=item.unique_id, action=action, error=str(exc)),
+                )
                 reply, outcome = self._internal_error(item.unique_id), INTERNAL_ERROR
                 text = encode(reply)
             try:
@@ -278,15 +284,21 @@ class RpcSession:
         except OcppError as exc:
             return CallError(call.unique_id, exc.code, exc.description, exc.details), action, exc.code
         except trio.TooSlowError:
-            log.error("%s: %s handler timed out after %ss", self._label, action, self._handler_timeout)
+            log.error(
+                "handler timed out",
+                extra=self._ctx(message_id=call.unique_id, action=action, seconds=self._handler_timeout),
+            )
             return self._internal_error(call.unique_id), action, INTERNAL_ERROR
         except Exception:
-            log.exception("%s: %s handler failed", self._label, action)
+            log.exception("handler failed", extra=self._ctx(message_id=call.unique_id, action=action))
             return self._internal_error(call.unique_id), action, INTERNAL_ERROR
         try:
             validator.validate_response(action, response)
         except OcppError as exc:
-            log.error("%s: %s handler returned an invalid response: %s", self._label, action, exc.description)
+            log.error(
+                "handler returned an invalid response",
+                extra=self._ctx(message_id=call.unique_id, action=action, error=exc.description),
+            )
             return self._internal_error(call.unique_id), action, INTERNAL_ERROR
         return CallResult(call.unique_id, response), action, "ok"
 
@@ -313,7 +325,7 @@ class RpcSession:
             if scope.cancelled_caught and failure is None:
                 failure = trio.TooSlowError()
         if failure is not None:
-            log.warning("%s: send failed, closing session: %r", self._label, failure)
+            log.warning("send failed, closing session", extra=self._ctx(error=repr(failure)))
             self._close()
             raise SessionClosed("send failed") from failure
 
@@ -400,6 +412,10 @@ class RpcSession:
             raise InvalidResponse(exc.code, exc.description, exc.details) from None
         return out.payload
 
+    def _ctx(self, **fields: object) -> dict[str, object]:
+        """Structured log context: the station (label) plus per-event fields such as message_id and action."""
+        return {"station_id": self._label, **fields}
+
     def _next_id(self) -> str:
         """Short and unique per session; the random part keeps the ids of successive sessions apart."""
         return f"{next(self._ids)}-{secrets.token_hex(4)}"
@@ -411,14 +427,14 @@ class RpcSession:
             try:
                 self._observer.on_incoming(action, outcome, seconds)
             except Exception:
-                log.exception("%s: observer failed", self._label)
+                log.exception("observer failed", extra=self._ctx())
 
     def _observe_outgoing(self, action: str, outcome: str, seconds: float) -> None:
         if self._observer is not None:
             try:
                 self._observer.on_outgoing(action, outcome, seconds)
             except Exception:
-                log.exception("%s: observer failed", self._label)
+                log.exception("observer failed", extra=self._ctx())
 
 
 def _frame_size(raw: str | bytes, limit: int) -> int:

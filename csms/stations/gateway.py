@@ -363,7 +363,7 @@ class Gateway:
     def _claim_lost(self, claim: Claim) -> None:
         conn = self._connections.get(claim.station_id)
         if conn is not None and conn.connection_id == claim.connection_id:
-            conn.close(GOING_AWAY, "superseded by a newer connection")
+            conn.close(GOING_AWAY, "ownership moved: a newer connection, or this replica's lease expired")
 
     def _fenced(self) -> None:
         for conn in list(self._connections.values()):

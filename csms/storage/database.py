@@ -40,8 +40,10 @@ class Database:
         writer: GroupCommitWriter | None,
         *,
         call_timeout: float,
+        observer: StorageObserver | None = None,
     ) -> None:
         self._bridge = bridge
+        self._observer: StorageObserver = observer if observer is not None else NullObserver()
         self._pool = pool
         self._runner = writer_runner
         self._writer = writer
@@ -155,7 +157,7 @@ class Database:
                         batch_timeout=call_timeout,
                         workers=writers,
                     )
-                db = cls(bridge, pool, runner, writer, call_timeout=call_timeout)
+                db = cls(bridge, pool, runner, writer, call_timeout=call_timeout, observer=obs)
                 async with trio.open_nursery() as nursery:
                     if writer is not None:
                         await nursery.start(writer.run)
@@ -274,9 +276,16 @@ class Database:
     async def _call(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
         if self._closed:
             raise DatabaseUnavailable("database is closed")
-        with trio.CancelScope(deadline=trio.current_time() + self._call_timeout):  # move_on_after, cheaper
-            return await self._bridge.run(fn, *args)
-        raise DatabaseUnavailable(f"no answer from Postgres within {self._call_timeout}s")
+        started = trio.current_time()
+        ok = False
+        try:
+            with trio.CancelScope(deadline=started + self._call_timeout):  # move_on_after, cheaper
+                result = await self._bridge.run(fn, *args)
+                ok = True
+                return result
+            raise DatabaseUnavailable(f"no answer from Postgres within {self._call_timeout}s")
+        finally:
+            self._observer.query_finished(trio.current_time() - started, ok)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

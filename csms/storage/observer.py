@@ -20,6 +20,9 @@ class StorageObserver(Protocol):
     def fence_rejected(self, station_id: str) -> None:
         """A write carried a stale fence token and was rejected."""
 
+    def query_finished(self, seconds: float, ok: bool) -> None:
+        """One read, ad-hoc statement or transaction outside the group-commit writer."""
+
 
 class NullObserver:
     """Default observer: ignores everything. Subclass it to override only what you count."""
@@ -34,4 +37,7 @@ class NullObserver:
         pass
 
     def fence_rejected(self, station_id: str) -> None:
+        pass
+
+    def query_finished(self, seconds: float, ok: bool) -> None:
         pass
