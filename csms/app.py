@@ -125,7 +125,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             events = EventBus()
             registry = StationRegistry(db)
             ledger = transactions.TransactionLedger(db)
-            id_tags = authorization.IdTagStore(db)
+            id_tags = authorization.IdTagStore(db, cache_seconds=config.id_tag_cache_seconds)
             recorder = operations.OperationsRecorder(db)
             central = CentralSystem16(
                 CentralSystemSettings(heartbeat_interval=config.heartbeat_interval, boot_status=config.boot_status),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +37,33 @@ def _row_to_tag(row: Any) -> IdTag:
 
 
 class IdTagStore:
-    def __init__(self, db: Database) -> None:
+    """`cache_seconds` > 0 keeps Authorize/Start/Stop lookups in memory that long: 15 % of a busy replica's
+    messages were id-tag reads, each a Postgres round trip. Changes made through this replica apply at once;
+    other replicas see them within `cache_seconds` (stations keep their own authorization cache far longer)."""
+
+    def __init__(self, db: Database, *, cache_seconds: float = 0.0, cache_size: int = 100_000) -> None:
         self._db = db
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[float, IdTag | None]] = OrderedDict()
+
+    async def _lookup(self, id_tag: str) -> IdTag | None:
+        if self._cache_seconds <= 0:
+            return await self.get(id_tag)
+        now = time.monotonic()
+        hit = self._cache.get(id_tag)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        tag = await self.get(id_tag)
+        self._cache[id_tag] = (now + self._cache_seconds, tag)
+        self._cache.move_to_end(id_tag)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return tag
 
     async def id_tag_info(self, id_tag: str, *, now: datetime | None = None) -> dict[str, Any]:
         """The OCPP 1.6 idTagInfo for a tag: unknown tags are Invalid, lapsed ones Expired."""
-        tag = await self.get(id_tag)
+        tag = await self._lookup(id_tag)
         if tag is None:
             return {"status": "Invalid"}
         info: dict[str, Any] = {"status": tag.status}
@@ -101,8 +124,10 @@ class IdTagStore:
             parent_id_tag,
         )
         assert row is not None
+        self._cache.pop(id_tag, None)  # after the commit: a lookup racing the write cannot re-cache the old tag
         return _row_to_tag(row), bool(row["created"])
 
     async def delete(self, id_tag: str) -> bool:
         result = await self._db.execute("DELETE FROM id_tags WHERE id_tag = $1", id_tag)
+        self._cache.pop(id_tag, None)
         return bool(result.endswith(" 1"))

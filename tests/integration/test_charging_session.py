@@ -144,3 +144,15 @@ async def test_station_served_without_boot_on_this_connection(csms: Running) -> 
         assert "currentTime" in await cp.call("Heartbeat", {})
         tx = await cp.start_transaction(1, "ANY", 10)
         assert (await cp.stop_transaction(tx["transactionId"], 20)) == {}
+
+
+async def test_id_tag_change_applies_at_once_despite_the_cache(csms: Running) -> None:
+    await csms.put_station("CP-4")
+    await csms.put_id_tag("CARD")
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-4") as cp:
+        assert (await cp.call("Authorize", {"idTag": "CARD"}))["idTagInfo"]["status"] == "Accepted"
+        await csms.put_id_tag("CARD", status="Blocked")  # cached as Accepted a moment ago
+        assert (await cp.call("Authorize", {"idTag": "CARD"}))["idTagInfo"]["status"] == "Blocked"
+        async with csms.api() as api:
+            assert (await api.delete("/api/v1/id-tags/CARD")).status_code == 204
+        assert (await cp.call("Authorize", {"idTag": "CARD"}))["idTagInfo"]["status"] == "Invalid"
