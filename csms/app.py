@@ -25,7 +25,12 @@ from csms.central_system import CentralSystem16, CentralSystemSettings
 from csms.config import Config, require_database
 from csms.events import EventBus
 from csms.gc_tuning import tune_garbage_collector
-from csms.leader_jobs import Rebalancer, expire_reservations, expire_stale_commands
+from csms.leader_jobs import (
+    Rebalancer,
+    close_abandoned_transactions,
+    expire_reservations,
+    expire_stale_commands,
+)
 from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.storage_metrics import StorageMetrics
@@ -189,6 +194,11 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     every(REBALANCE_INTERVAL, rebalancer.round),
                     every(max(10.0, config.call_timeout), lambda: expire_stale_commands(command_service)),
                     every(30.0, lambda: expire_reservations(recorder)),
+                    *(
+                        [every(600.0, lambda: close_abandoned_transactions(ledger, config.abandoned_transaction_hours))]
+                        if config.abandoned_transaction_hours > 0
+                        else []
+                    ),
                 ],
             )
             metrics.owned_stations.set_function(lambda: gateway.connection_count)

@@ -150,6 +150,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lease_ttl", _positive_float, "10", "node lease TTL (s); kept alive every TTL/3"),
     Setting("drain_timeout", _positive_float, "30", "longest a SIGTERM drain takes before exit (s)"),
     Setting("drain_rate", _positive_float, "200", "stations closed per second while draining"),
+    Setting(
+        "abandoned_transaction_hours",
+        _non_negative_float,
+        "72",
+        "the leader closes transactions silent this long as Abandoned (0: never)",
+    ),
     Setting("rebalance_tolerance", _non_negative_float, "0.1", "allowed deviation from an even spread"),
     Setting("tls_cert_file", str, "", "certificate for wss:// (unset: plain ws)"),
     Setting("tls_key_file", str, "", "private key for wss://"),

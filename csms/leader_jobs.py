@@ -11,6 +11,7 @@ import httpx
 from cluster import Coordinator, plan_shedding
 from csms.commands import SECRET_HEADER, CommandService
 from csms.operations import OperationsRecorder
+from csms.transactions import TransactionLedger
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,12 @@ async def expire_reservations(recorder: OperationsRecorder) -> None:
     expired = await recorder.expire_reservations()
     if expired:
         log.info("reservations expired", extra={"count": expired})
+
+
+async def close_abandoned_transactions(ledger: TransactionLedger, horizon_hours: float) -> None:
+    closed = await ledger.close_abandoned(horizon_hours * 3600)
+    if closed:
+        log.warning("transactions closed as abandoned", extra={"count": closed, "horizon_hours": horizon_hours})
 
 
 class Rebalancer:

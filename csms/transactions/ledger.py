@@ -158,7 +158,10 @@ class TransactionLedger:
         id_tag: str | None,
         samples: list[SampledValue],
     ) -> str:
-        """Close a transaction once; returns 'stopped', 'already-stopped' or 'unknown' (recorded aside)."""
+        """Close a transaction once; returns 'stopped', 'already-stopped' or 'unknown' (recorded aside).
+
+        A transaction the leader closed as abandoned is still closed by the station's real stop, late as it is:
+        the station's meterStop is the truth, the leader's estimate only a placeholder."""
         station_id = fence.station_id
 
         async def op(conn: Connection) -> str:
@@ -166,7 +169,7 @@ class TransactionLedger:
                 """
                 UPDATE transactions SET meter_stop = $3, stop_timestamp = $4, stop_received_at = $5,
                     stop_reason = $6, stop_id_tag = $7
-                WHERE id = $1 AND station_id = $2 AND stop_received_at IS NULL
+                WHERE id = $1 AND station_id = $2 AND (stop_received_at IS NULL OR stop_reason = 'Abandoned')
                 RETURNING connector_id
                 """,
                 transaction_id,
@@ -278,6 +281,30 @@ class TransactionLedger:
     async def open_transactions(self, station_id: str) -> list[dict[str, Any]]:
         """What a replica reclaiming a station carries on with."""
         return await self.page(station_id=station_id, active=True, limit=1000)
+
+    async def close_abandoned(self, horizon_seconds: float) -> int:
+        """Leader job: close transactions silent for longer than the horizon (no stop, no meter value).
+
+        meterStop is the last energy register reading we have (Wh or kWh), else meterStart; the stop reason
+        'Abandoned' is not an OCPP reason, so a StopTransaction that turns up later still replaces it.
+        """
+        result = await self._db.execute(
+            r"""
+            UPDATE transactions t SET stop_reason = 'Abandoned', stop_received_at = now(), stop_timestamp = now(),
+                meter_stop = coalesce((
+                    SELECT round(CASE WHEN m.unit = 'kWh' THEN m.value::numeric * 1000 ELSE m.value::numeric END)
+                    FROM meter_values m
+                    WHERE m.transaction_id = t.id AND m.measurand = 'Energy.Active.Import.Register'
+                      AND m.unit IN ('Wh', 'kWh') AND m.value ~ '^[0-9]+(\.[0-9]+)?$'
+                    ORDER BY m.station_timestamp DESC LIMIT 1), t.meter_start)
+            WHERE t.stop_received_at IS NULL
+              AND t.start_received_at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (SELECT 1 FROM meter_values m WHERE m.transaction_id = t.id
+                              AND m.received_at > now() - make_interval(secs => $1))
+            """,
+            horizon_seconds,
+        )
+        return int(result.rsplit(" ", 1)[-1])
 
     async def mark_remote_started(self, fence: Fence, transaction_id: int) -> None:
         sql = "UPDATE transactions SET remote_started = true WHERE id = $1 AND station_id = $2"

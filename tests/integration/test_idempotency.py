@@ -9,6 +9,8 @@ import pytest
 import trio
 
 from csms.devtools.station import SimulatedStation, now_iso
+from csms.storage import Database
+from csms.transactions import TransactionLedger
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration
@@ -105,3 +107,24 @@ async def test_status_history_keeps_everything_current_state_moves_forward(csms:
         station = (await api.get("/api/v1/stations/CP-H")).json()
     assert station["connectors"][0]["status"] == "Charging"  # the late, older message lost
     assert await _count(csms.database_url, "SELECT count(*) FROM connector_status_history") == 2
+
+
+async def test_abandoned_transaction_is_closed_and_a_late_real_stop_still_wins(csms: Running, db: Database) -> None:
+    await csms.put_station("CP-AB")
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-AB") as cp:
+        tx = (await cp.start_transaction(1, "TAG", 1000))["transactionId"]
+        await cp.meter_values(1, tx, 1800)
+        quiet = (await cp.start_transaction(2, "TAG", 0))["transactionId"]
+        ledger = TransactionLedger(db)  # the leader job's call, on the replica's database
+        # Nothing is older than an hour yet: the leader's sweep leaves both alone.
+        assert await ledger.close_abandoned(3600) == 0
+        assert await ledger.close_abandoned(0) == 2
+        async with csms.api() as api:
+            closed = (await api.get(f"/api/v1/transactions/{tx}")).json()
+            assert (closed["stop_reason"], closed["meter_stop"], closed["energy_wh"]) == ("Abandoned", 1800, 800)
+            assert (await api.get(f"/api/v1/transactions/{quiet}")).json()["energy_wh"] == 0
+        # The station was only offline: its queued stop arrives and replaces the estimate.
+        await cp.stop_transaction(tx, 2500)
+        async with csms.api() as api:
+            real = (await api.get(f"/api/v1/transactions/{tx}")).json()
+        assert (real["stop_reason"], real["energy_wh"]) == ("Local", 1500)
