@@ -159,22 +159,43 @@ class Bench:
         raise TimeoutError(f"{what}: not within {timeout}s; owners {await self.owners()}")
 
     async def measure_move(self, started: float, to: set[str], connects_before: int) -> dict[str, Any]:
-        """Seconds from `started` until all N are owned by `to`, and until N new connections were accepted."""
+        """Seconds from `started` until all N are owned by `to`, and until N new connections were accepted.
+
+        Ownership is followed through one watch on the owners prefix (one range read, then only the changes):
+        re-reading all N owner keys ten times a second would itself load etcd and this process (the fleet runs
+        here too) in the middle of the storm being measured.
+        """
         owned_at = served_at = first_claim = None
         deadline = started + self.args.timeout
-        while owned_at is None or served_at is None:
-            if trio.current_time() > deadline:
-                raise TimeoutError(f"not all {self.n} moved within {self.args.timeout}s: {await self.owners()}")
-            counts = await self.owners()
-            now = trio.current_time()
-            moved = sum(c for node, c in counts.items() if node in to)
-            if first_claim is None and moved > 0:
-                first_claim = now
-            if owned_at is None and moved >= self.n:
-                owned_at = now
-            if served_at is None and self.connects - connects_before >= self.n:
-                served_at = now
-            await trio.sleep(POLL)
+        prefix = self.prefix + "owners/"
+        snapshot = await self.etcd.get(prefix, prefix=True)
+        owner = {kv.key: str(orjson.loads(kv.value).get("node_id")) for kv in snapshot.kvs}
+        moved = sum(1 for node in owner.values() if node in to)
+        async with trio.open_nursery() as nursery:
+
+            async def follow() -> None:
+                nonlocal moved
+                async with self.etcd.watch(prefix, prefix=True, start_revision=snapshot.revision + 1) as events:
+                    async for event in events:
+                        was = owner.pop(event.kv.key, None)
+                        moved -= was in to
+                        if event.type == "PUT":
+                            node = owner[event.kv.key] = str(orjson.loads(event.kv.value).get("node_id"))
+                            moved += node in to
+
+            nursery.start_soon(follow)
+            while owned_at is None or served_at is None:
+                if trio.current_time() > deadline:
+                    raise TimeoutError(f"not all {self.n} moved within {self.args.timeout}s: {await self.owners()}")
+                now = trio.current_time()
+                if first_claim is None and moved > 0:
+                    first_claim = now
+                if owned_at is None and moved >= self.n:
+                    owned_at = now
+                if served_at is None and self.connects - connects_before >= self.n:
+                    served_at = now
+                await trio.sleep(POLL)
+            nursery.cancel_scope.cancel()
         assert first_claim is not None
         return {
             "all_owned_s": round(owned_at - started, 2),

@@ -22,10 +22,34 @@ from cluster.contract import Claim, NodeInfo, Owner
 from cluster.errors import ClaimSuperseded, EtcdCompacted, EtcdError, EtcdLeaseNotFound, EtcdUnavailable
 from cluster.etcd_client import EtcdClient
 from cluster.observer import ClusterObserver, NullObserver
-from cluster.results import RangeResult, WatchEvent
+from cluster.results import KeyValue, RangeResult, WatchEvent
 from cluster.txn import Compare, Op
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _OwnerPut:
+    """One station's owner-key put waiting for (or riding in) a batched claim txn.
+
+    ``expected`` is the guard: the key's mod revision it must still have (0: the key must be absent).
+    The outcome is exact per station: ``revision`` when the put landed, else ``current`` (the key as
+    read atomically with the failed compare, None if absent) so the claimer can retry on that revision.
+    """
+
+    key: str
+    value: bytes
+    expected: int
+    lease: int
+    done: trio.Event = field(default_factory=trio.Event)
+    abandoned: bool = False
+    revision: int = 0
+    current: KeyValue | None = None
+    error: BaseException | None = None
+
+    def finish(self, *, revision: int = 0, current: KeyValue | None = None, error: BaseException | None = None) -> None:
+        self.revision, self.current, self.error = revision, current, error
+        self.done.set()
 
 
 @dataclass
@@ -58,6 +82,7 @@ class EtcdCoordinator:
         lease_ttl: float = 10.0,
         fence_margin: float | None = None,
         claim_attempts: int = 5,
+        claim_batch: int = 64,
         observer: ClusterObserver | None = None,
     ) -> None:
         self.node_id = node_id
@@ -68,6 +93,10 @@ class EtcdCoordinator:
         self._ttl = float(lease_ttl)
         self._margin = fence_margin if fence_margin is not None else max(0.25, min(1.0, self._ttl * 0.2))
         self._claim_attempts = claim_attempts
+        # Owner-key puts of concurrent claims ride in one txn (a reconnect storm is thousands of claims).
+        self._claim_batch = max(1, min(claim_batch, 100))  # etcd's default --max-txn-ops is 128
+        self._puts: list[_OwnerPut] = []
+        self._puts_ready = trio.Event()
         self._observer: ClusterObserver = observer or NullObserver()
         self._started_at = time.time()
 
@@ -167,6 +196,7 @@ class EtcdCoordinator:
                     generation.start_soon(self._keepalive_loop)
                     generation.start_soon(self._owners_watch_loop, self._join_revision + 1)
                     generation.start_soon(self._election_loop)
+                    generation.start_soon(self._claim_batcher)
                 if not self._draining:
                     await self._join_until_done()
         if self._draining:
@@ -179,6 +209,7 @@ class EtcdCoordinator:
             self._run_scope.cancel()
         lease, self._lease_id = self._lease_id, None
         self._claims.clear()
+        self._fail_puts([])
         self._healthy.set(False)
         self._set_leader(None)
         try:
@@ -328,21 +359,110 @@ class EtcdCoordinator:
     async def _claim_txn(self, station_id: str, connection_id: str, lease: int) -> tuple[int, bool]:
         key = self._owner_key(station_id)
         value = orjson.dumps({"node_id": self.node_id, "connection_id": connection_id})
-        guard = Compare.create_revision(key, "=", 0)
+        expected = 0  # first try: create-if-absent
         took_over = False
         for _ in range(self._claim_attempts):
-            result = await self._etcd.txn([guard], [Op.put(key, value, lease=lease)], [Op.get(key)])
-            if result.succeeded:
-                return result.revision, took_over
-            current = result.responses[0]
-            assert isinstance(current, RangeResult)
-            kv = current.first()
+            put = await self._put_owner(key, value, expected, lease)
+            if put.error is not None:
+                raise put.error
+            if put.revision:
+                return put.revision, took_over
+            kv = put.current
             if kv is None:
-                guard = Compare.create_revision(key, "=", 0)
+                expected = 0
             else:
-                guard = Compare.mod_revision(key, "=", kv.mod_revision)
+                expected = kv.mod_revision  # compare-on-mod-revision takeover of exactly what we saw
                 took_over = _decode(kv.value).get("node_id") != self.node_id
         raise EtcdError(f"station {station_id}: claim lost {self._claim_attempts} races in a row")
+
+    async def _put_owner(self, key: str, value: bytes, expected: int, lease: int) -> _OwnerPut:
+        """Queue one guarded owner-key put for the batcher and wait for its own outcome."""
+        if self._lease_id != lease:
+            raise EtcdUnavailable("fenced while claiming")
+        put = _OwnerPut(key, value, expected, lease)
+        self._puts.append(put)
+        self._puts_ready.set()
+        try:
+            await put.done.wait()
+        except BaseException:
+            put.abandoned = True  # not sent yet: the batcher drops it; sent: it may land, as any txn may
+            raise
+        return put
+
+    async def _claim_batcher(self) -> None:
+        """Send queued owner puts, up to ``claim_batch`` distinct keys per txn, one txn at a time.
+
+        All guards go in one txn: if every one holds, every put lands at the txn's revision (the fence
+        token of each claim). If any fails, nothing is written and the failure branch reads every key at
+        the same revision, so each put learns exactly whether its own guard held: those whose guard held
+        are simply re-sent in the next txn, the others return the key they saw to their claimer.
+        """
+        lease = self._lease_id
+        assert lease is not None
+        batch: list[_OwnerPut] = []
+        try:
+            while True:
+                self._puts = [p for p in self._puts if not p.abandoned]
+                if not self._puts:
+                    self._puts_ready = trio.Event()
+                    await self._puts_ready.wait()
+                    continue
+                batch, keys, rest = [], set(), []
+                for put in self._puts:
+                    if put.lease != lease:  # queued under a lease this session does not hold
+                        put.finish(error=EtcdUnavailable("fenced while claiming"))
+                        continue
+                    # One put per key per txn (etcd refuses duplicates); a key's later puts wait their turn.
+                    if len(batch) < self._claim_batch and put.key not in keys:
+                        keys.add(put.key)
+                        batch.append(put)
+                    else:
+                        rest.append(put)
+                self._puts = rest
+                if batch:
+                    await self._send_batch(batch, lease)
+                batch = []
+        finally:
+            self._fail_puts(batch)
+
+    def _fail_puts(self, batch: list[_OwnerPut]) -> None:
+        """The session ended (fenced, draining, cancelled): nobody will send these puts now."""
+        gone = EtcdUnavailable("cluster session ended while claiming")
+        for put in [*batch, *self._puts]:
+            if not put.done.is_set():
+                put.finish(error=gone)
+        self._puts = []
+
+    async def _send_batch(self, batch: list[_OwnerPut], lease: int) -> None:
+        try:
+            result = await self._etcd.txn(
+                [
+                    Compare.create_revision(p.key, "=", 0)
+                    if p.expected == 0
+                    else Compare.mod_revision(p.key, "=", p.expected)
+                    for p in batch
+                ],
+                [Op.put(p.key, p.value, lease=lease) for p in batch],
+                [Op.get(p.key) for p in batch],
+            )
+        except EtcdError as exc:
+            for put in batch:
+                put.finish(error=exc)
+            return
+        if result.succeeded:
+            for put in batch:
+                put.finish(revision=result.revision)
+            return
+        retry = []
+        for put, response in zip(batch, result.responses, strict=True):
+            assert isinstance(response, RangeResult)
+            kv = response.first()
+            held = (kv.mod_revision if kv is not None else 0) == put.expected
+            if held and not put.abandoned:
+                retry.append(put)  # innocent: another key in the txn failed its guard
+            else:
+                put.finish(current=kv)
+        self._puts[:0] = retry
 
     async def release(self, claim: Claim) -> None:
         """Delete the owner key only if it still records this claim (compare on its revision)."""

@@ -48,6 +48,8 @@ IDEMPOTENT_ACTIONS = frozenset(
     }
 )
 
+MAX_ROUTING_ATTEMPTS = 10
+
 HTTP_STATUS = {
     "completed": 200,
     "pending": 202,
@@ -185,6 +187,7 @@ class CommandService:
     async def _route(self, request: ExecuteRequest) -> Payload:
         started = time.monotonic()
         attempts = 0
+        delivered = False  # a try that may have reached the station
         previous: Owner | None = None
         while True:
             owner = await self._find_owner(request.station_id, not_like=previous)
@@ -212,20 +215,44 @@ class CommandService:
                     await self._on_completed(record)
                 return record
             maybe_sent = bool(outcome.error and outcome.error.get("maybe_sent"))
-            if attempts >= 2 or (maybe_sent and request.action not in IDEMPOTENT_ACTIONS):
-                return await self._store.finish(
-                    request.command_id,
-                    "unknown_outcome",
-                    error={
-                        "code": "OwnershipMoved",
-                        "description": "the station moved to another replica while the command was in flight;"
-                        " it may or may not have been carried out",
-                    },
-                    latency_ms=_ms(started),
-                    executed_by=outcome.node_id,
-                    attempts=attempts,
-                )
-            previous = owner
+            if maybe_sent:
+                resent_already = delivered
+                delivered = True
+                if resent_already or request.action not in IDEMPOTENT_ACTIONS:
+                    return await self._unknown_outcome(request, started, outcome.node_id, attempts)
+                previous = owner  # wait for the station to land on another connection, then send once more
+            else:
+                # Not sent: the owner key moved ahead of the connection (a claim is registering) or the
+                # owner went away. Ask again shortly, bounded in attempts and time.
+                if attempts >= MAX_ROUTING_ATTEMPTS or time.monotonic() - started > request.timeout:
+                    if delivered:
+                        return await self._unknown_outcome(request, started, outcome.node_id, attempts)
+                    return await self._store.finish(
+                        request.command_id,
+                        "offline",
+                        error={
+                            "code": "StationOffline",
+                            "description": "no replica held a live connection to the station; not sent",
+                        },
+                        latency_ms=_ms(started),
+                        attempts=attempts,
+                    )
+                previous = None
+                await trio.sleep(0.1)
+
+    async def _unknown_outcome(self, request: ExecuteRequest, started: float, node_id: str, attempts: int) -> Payload:
+        return await self._store.finish(
+            request.command_id,
+            "unknown_outcome",
+            error={
+                "code": "OwnershipMoved",
+                "description": "the station moved to another replica while the command was in flight;"
+                " it may or may not have been carried out",
+            },
+            latency_ms=_ms(started),
+            executed_by=node_id,
+            attempts=attempts,
+        )
 
     async def _find_owner(self, station_id: str, *, not_like: Owner | None) -> Owner | None:
         """The current owner; after a move, wait briefly for the station to land somewhere new."""

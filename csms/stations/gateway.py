@@ -31,6 +31,7 @@ from csms.stations.handshake import (
 )
 from csms.stations.passwords import PasswordChecker
 from csms.stations.registry import StationRegistry
+from csms.storage import Coalescer
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,10 @@ class Gateway:
         self._after_connect = after_connect
         self._rpc_observer = rpc_observer
         self._passwords = PasswordChecker()
+        # A reconnect storm's credential reads go to Postgres as one query per batch, not one per handshake.
+        self._credentials: Coalescer[str, tuple[bool, str | None]] = Coalescer(
+            registry.credentials_many, key=lambda station_id: station_id, max_batch=200, parallel=2
+        )
         self._connections: dict[str, StationConnection] = {}
         self._accepting = True
         self._all_closed: trio.Event | None = None
@@ -176,6 +181,7 @@ class Gateway:
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         s = self._settings
         async with trio.open_nursery() as handlers:
+            await handlers.start(self._credentials.run)
             server = await handlers.start(
                 lambda task_status: serve_websocket(
                     self._handle,
@@ -257,6 +263,7 @@ class Gateway:
             return
 
         connection_id = secrets.token_hex(6)
+        claim: Claim | None = None
         try:
             with trio.fail_after(self._settings.handshake_timeout):
                 claim = await self._coordinator.claim(station_id, connection_id)
@@ -264,10 +271,15 @@ class Gateway:
                     raise RuntimeError("a newer claim is already recorded")
         except Exception as exc:
             log.warning("claim failed", extra={"station_id": station_id, "error": repr(exc)})
+            await self._release_quietly(claim)
             await request.reject(503, body=b"station ownership unavailable, retry later\n")
             return
 
-        ws = await request.accept(subprotocol=protocol)
+        try:
+            ws = await request.accept(subprotocol=protocol)
+        except BaseException:
+            await self._release_quietly(claim)  # the station left mid-handshake: don't leave it owned by us
+            raise
         conn = StationConnection(station_id, connection_id, protocol, claim, ws)
         previous = self._connections.get(station_id)
         if previous is not None:
@@ -289,19 +301,26 @@ class Gateway:
                 self._observer.connection_closed()
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await ws.aclose(conn.close_code, conn.close_reason)
-                try:
-                    await self._coordinator.release(claim)
-                except Exception as exc:
-                    log.warning("release failed", extra={"station_id": station_id, "error": repr(exc)})
+            await self._release_quietly(claim)
             self._events.publish(StationDisconnected(station_id, connection_id, conn.close_reason))
             log.info("station disconnected", extra={"station_id": station_id, "reason": conn.close_reason})
+
+    async def _release_quietly(self, claim: Claim | None) -> None:
+        """Compare-and-delete our owner key, bounded and shielded: it runs while a connection unwinds."""
+        if claim is None:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            try:
+                await self._coordinator.release(claim)
+            except Exception as exc:
+                log.warning("release failed", extra={"station_id": claim.station_id, "error": repr(exc)})
 
     async def _check_handshake(self, request: WebSocketRequest) -> tuple[str, str]:
         if not self._accepting:
             raise Refusal(503, "replica is draining; reconnect")
         station_id = station_id_from_path(request.path, self._settings.path_prefix)
         protocol = choose_subprotocol(list(request.proposed_subprotocols))
-        known, password_hash = await self._registry.credentials(station_id)
+        known, password_hash = await self._credentials.submit(station_id)
         if not known:
             if self._settings.registration != "auto":
                 raise Refusal(404, f"unknown station {station_id}")

@@ -66,6 +66,14 @@ class StationRegistry:
         row = await self._db.fetchrow("SELECT password_hash FROM stations WHERE id = $1", station_id)
         return (False, None) if row is None else (True, row["password_hash"])
 
+    async def credentials_many(self, station_ids: list[str]) -> list[tuple[bool, str | None]]:
+        """``credentials`` for many stations in one query (a reconnect storm's handshakes, coalesced)."""
+        rows = await self._db.fetch(
+            "SELECT id, password_hash FROM stations WHERE id = ANY($1::text[])", list(set(station_ids))
+        )
+        found = {row["id"]: row["password_hash"] for row in rows}
+        return [(station_id in found, found.get(station_id)) for station_id in station_ids]
+
     async def auto_register(self, station_id: str) -> None:
         await self._db.execute(
             "INSERT INTO stations (id, auto_registered) VALUES ($1, true) ON CONFLICT (id) DO NOTHING",

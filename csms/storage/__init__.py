@@ -6,6 +6,7 @@ in their own ``migrations`` package) and write through ``Database.write(op, fenc
 args), ...], fence=...)``, whose statements the writer merges across a batch.
 """
 
+from csms.storage.coalesce import Coalescer, CoalescerClosed
 from csms.storage.database import Database
 from csms.storage.errors import (
     DatabaseUnavailable,
@@ -20,6 +21,8 @@ from csms.storage.observer import NullObserver, StorageObserver
 from csms.storage.types import Connection, Fence, Row, Statement, WriteOp
 
 __all__ = [
+    "Coalescer",
+    "CoalescerClosed",
     "Connection",
     "Database",
     "DatabaseUnavailable",

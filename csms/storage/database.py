@@ -12,6 +12,7 @@ import trio_asyncio
 from csms.storage import fencing
 from csms.storage.batch import BatchRunner, PendingWrite
 from csms.storage.bridge import AsyncioBridge
+from csms.storage.coalesce import Coalescer
 from csms.storage.errors import DatabaseUnavailable, StorageError
 from csms.storage.migrator import MigrationDir, apply_migrations, load_migrations
 from csms.storage.observer import NullObserver, StorageObserver
@@ -50,6 +51,10 @@ class Database:
         self._call_timeout = call_timeout
         self._closed = False
         self._migrations_applied = False
+        # Concurrent fence records (a reconnect storm claims thousands of stations at once) share statements.
+        self._fences: Coalescer[tuple[str, int, str], bool] = Coalescer(
+            self._record_fences, key=lambda request: request[0], max_batch=200, parallel=2
+        )
 
     @classmethod
     @asynccontextmanager
@@ -161,10 +166,12 @@ class Database:
                 async with trio.open_nursery() as nursery:
                     if writer is not None:
                         await nursery.start(writer.run)
+                    await nursery.start(db._fences.run)
                     try:
                         yield db
                     finally:
                         db._closed = True
+                        db._fences.close()
                         if writer is not None:
                             writer.close()
                         nursery.cancel_scope.deadline = trio.current_time() + close_timeout
@@ -237,8 +244,22 @@ class Database:
     async def record_fence(self, station_id: str, token: int, node_id: str) -> bool:
         """Record ``token`` as ``station_id``'s fence if it is newer than the current one (or the same
         token by the same node: an idempotent retry). False means a newer claim exists: stand down."""
-        accepted = await self.fetchval(fencing.RECORD_FENCE, station_id, token, node_id)
-        return accepted is not None
+        return await self._fences.submit((station_id, token, node_id))
+
+    async def _record_fences(self, requests: list[tuple[str, int, str]]) -> list[bool]:
+        """One statement for a batch of fence records (distinct stations), each with its exact outcome."""
+        if len(requests) == 1:
+            station_id, token, node_id = requests[0]
+            return [await self.fetchval(fencing.RECORD_FENCE, station_id, token, node_id) is not None]
+        ordered = sorted(requests)  # rows locked in one order by every replica: no deadlock between batches
+        rows = await self.fetch(
+            fencing.RECORD_FENCES,
+            [r[0] for r in ordered],
+            [r[1] for r in ordered],
+            [r[2] for r in ordered],
+        )
+        accepted = {row["station_id"] for row in rows}
+        return [station_id in accepted for station_id, _, _ in requests]
 
     async def current_fence(self, station_id: str) -> int | None:
         return await self.fetchval(fencing.CURRENT_FENCE, station_id)

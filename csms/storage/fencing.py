@@ -18,6 +18,18 @@ ON CONFLICT (station_id) DO UPDATE
 RETURNING fence
 """
 
+# The same rule for many stations (distinct ids) in one statement; the accepted ones come back.
+RECORD_FENCES = """
+INSERT INTO station_fences (station_id, fence, node_id, claimed_at)
+SELECT station_id, fence, node_id, now()
+  FROM unnest($1::text[], $2::bigint[], $3::text[]) AS r(station_id, fence, node_id)
+ON CONFLICT (station_id) DO UPDATE
+   SET fence = EXCLUDED.fence, node_id = EXCLUDED.node_id, claimed_at = EXCLUDED.claimed_at
+ WHERE station_fences.fence < EXCLUDED.fence
+    OR (station_fences.fence = EXCLUDED.fence AND station_fences.node_id = EXCLUDED.node_id)
+RETURNING station_id
+"""
+
 CURRENT_FENCE = "SELECT fence FROM station_fences WHERE station_id = $1"
 
 # FOR SHARE: a concurrent claim (UPDATE of the row) waits until this write transaction commits, so a

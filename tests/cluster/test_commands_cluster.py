@@ -190,6 +190,6 @@ async def test_ownership_moves_during_a_command(
         body = result["body"]
         assert body["status"] == expected_status, body
         if expected_status == "completed":
-            assert body["executed_by"] == "replica-3" and body["attempts"] == 2
+            assert body["executed_by"] == "replica-3" and body["attempts"] >= 2
         else:
             assert body["error"]["code"] == "OwnershipMoved"
