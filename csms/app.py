@@ -46,7 +46,6 @@ MIGRATIONS = [
     ("commands", commands.MIGRATIONS),
     ("operations", operations.MIGRATIONS),
 ]
-REBALANCE_INTERVAL = 10.0
 
 
 def package_version() -> str:
@@ -191,7 +190,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             leader_jobs = LeaderJobRunner(
                 coordinator,
                 [
-                    every(REBALANCE_INTERVAL, rebalancer.round),
+                    every(config.rebalance_interval, rebalancer.round),
                     every(max(10.0, config.call_timeout), lambda: expire_stale_commands(command_service)),
                     every(30.0, lambda: expire_reservations(recorder)),
                     *(

@@ -157,6 +157,7 @@ SETTINGS: tuple[Setting, ...] = (
         "the leader closes transactions silent this long as Abandoned (0: never)",
     ),
     Setting("rebalance_tolerance", _non_negative_float, "0.1", "allowed deviation from an even spread"),
+    Setting("rebalance_interval", _positive_float, "10", "seconds between the leader's rebalancing rounds"),
     Setting("tls_cert_file", str, "", "certificate for wss:// (unset: plain ws)"),
     Setting("tls_key_file", str, "", "private key for wss://"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info", "log level"),

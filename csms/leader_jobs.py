@@ -46,7 +46,7 @@ class Rebalancer:
         secret: str,
         local_shed: Shed,
         tolerance: float,
-        step_fraction: float = 0.05,
+        step_fraction: float = 0.25,
     ) -> None:
         self._coordinator = coordinator
         self._client = client

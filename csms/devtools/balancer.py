@@ -45,6 +45,11 @@ class TcpBalancer:
         self._cut = False
         self._live: set[trio.CancelScope] = set()
 
+    def set_backends(self, backends: list[tuple[str, int]]) -> None:
+        """Change the pool (a scale-out or scale-in); health is re-learnt by the watcher, if any."""
+        self.backends = list(backends)
+        self._healthy = [True] * len(self.backends)
+
     def cut(self) -> None:
         """Simulate a partition: drop every open connection and refuse new ones until restore()."""
         self._cut = True
