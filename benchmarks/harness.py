@@ -65,7 +65,7 @@ def cpu_seconds(pid: int) -> float:
 
 def tree_cpu_seconds(root: int) -> float:
     """CPU time of a process and its direct children (Postgres: the postmaster and its backends, which each
-    sit in their own session). Children that exited in between are not counted: a lower bound."""
+    sit in their own session), including children already exited and reaped."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -74,7 +74,11 @@ def tree_cpu_seconds(root: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(entry.name) == root or int(fields[1]) == root:
+        if int(entry.name) == root:
+            # utime + stime + cutime + cstime: a child that exited and was reaped moves its time into the
+            # root's c-fields, so the total never goes backwards when a backend exits mid-window.
+            total += sum(int(f) for f in fields[11:15]) / _TICKS
+        elif int(fields[1]) == root:
             total += (int(fields[11]) + int(fields[12])) / _TICKS
     return total
 
