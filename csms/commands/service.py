@@ -192,13 +192,7 @@ class CommandService:
         while True:
             owner = await self._find_owner(request.station_id, not_like=previous)
             if owner is None:
-                return await self._store.finish(
-                    request.command_id,
-                    "offline",
-                    error={"code": "StationOffline", "description": f"station {request.station_id} is not connected"},
-                    latency_ms=_ms(started),
-                    attempts=attempts,
-                )
+                return await self._offline(request, started, attempts, f"station {request.station_id} is not connected")
             attempts += 1
             outcome = await self._execute_on(owner, request)
             if outcome.status != "moved":
@@ -227,18 +221,20 @@ class CommandService:
                 if attempts >= MAX_ROUTING_ATTEMPTS or time.monotonic() - started > request.timeout:
                     if delivered:
                         return await self._unknown_outcome(request, started, outcome.node_id, attempts)
-                    return await self._store.finish(
-                        request.command_id,
-                        "offline",
-                        error={
-                            "code": "StationOffline",
-                            "description": "no replica held a live connection to the station; not sent",
-                        },
-                        latency_ms=_ms(started),
-                        attempts=attempts,
+                    return await self._offline(
+                        request, started, attempts, "no replica held a live connection to the station; not sent"
                     )
                 previous = None
                 await trio.sleep(0.1)
+
+    async def _offline(self, request: ExecuteRequest, started: float, attempts: int, description: str) -> Payload:
+        return await self._store.finish(
+            request.command_id,
+            "offline",
+            error={"code": "StationOffline", "description": description},
+            latency_ms=_ms(started),
+            attempts=attempts,
+        )
 
     async def _unknown_outcome(self, request: ExecuteRequest, started: float, node_id: str, attempts: int) -> Payload:
         return await self._store.finish(
