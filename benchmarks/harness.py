@@ -32,6 +32,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.simulator import rss_kib  # noqa: E402, F401  (the benchmarks call harness.rss_kib)
 from csms.devtools.postgres import PostgresServer  # noqa: E402
 from csms.devtools.replica import ReplicaProcess  # noqa: E402
 
@@ -81,16 +82,6 @@ def tree_cpu_seconds(root: int) -> float:
         elif int(fields[1]) == root:
             total += (int(fields[11]) + int(fields[12])) / _TICKS
     return total
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class CpuMeter:
