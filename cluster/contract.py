@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -51,6 +51,10 @@ class Coordinator(Protocol):
     async def release(self, claim: Claim) -> None: ...
 
     async def owner_of(self, station_id: str) -> Owner | None: ...
+
+    async def owners_of(self, station_ids: Sequence[str]) -> dict[str, Owner]:
+        """Owners of many stations in one round trip (API pages); stations without an owner are absent."""
+        ...
 
     async def nodes(self) -> list[NodeInfo]: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -75,6 +75,14 @@ class SingleNodeCoordinator:
         if claim is None:
             return None
         return Owner(station_id, self.node_id, claim.connection_id, self._info.address)
+
+    async def owners_of(self, station_ids: Sequence[str]) -> dict[str, Owner]:
+        await trio.lowlevel.checkpoint()
+        return {
+            station_id: Owner(station_id, self.node_id, claim.connection_id, self._info.address)
+            for station_id in station_ids
+            if (claim := self._claims.get(station_id)) is not None
+        }
 
     async def nodes(self) -> list[NodeInfo]:
         await trio.lowlevel.checkpoint()

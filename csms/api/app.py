@@ -102,7 +102,11 @@ def build_api(services: ApiServices) -> Starlette:
         limit = page_limit(request)
         after = request.query_params.get("after", "")
         items = await s.registry.page(limit=limit, after=after)
-        items = [await with_owner(item) for item in items]
+        owners = await s.coordinator.owners_of([item["id"] for item in items])  # one etcd read per page
+        for item in items:
+            owner = owners.get(item["id"])
+            item["connected"] = owner is not None
+            item["owner_node"] = owner.node_id if owner else None
         next_after = items[-1]["id"] if len(items) == limit else None
         return JSONResponse({"items": items, "next": next_after})
 

@@ -111,3 +111,19 @@ async def test_drain_revokes_the_lease_at_once(start_node: NodeFactory, etcd: Et
     assert (await etcd.get(prefix, prefix=True, count_only=True)).count == 0
     with pytest.raises(EtcdUnavailable):
         await a.coord.claim("CP6", "conn-2")
+
+
+async def test_owners_of_reads_a_whole_page_across_txn_chunks(start_node: NodeFactory) -> None:
+    a = await start_node("node-a")
+    b = await start_node("node-b")
+    ids = [f"PAGE-{n:03d}" for n in range(230)]  # more than two txn chunks
+    async with trio.open_nursery() as nursery:
+        for n, station_id in enumerate(ids[:200]):
+            node = a if n % 2 == 0 else b
+            nursery.start_soon(node.coord.claim, station_id, f"conn-{n}")
+    owners = await b.coord.owners_of([*ids, "NOT-THERE"])
+    assert set(owners) == set(ids[:200])
+    assert owners["PAGE-000"].node_id == "node-a" and owners["PAGE-000"].address == "http://127.0.0.1:1/node-a"
+    assert owners["PAGE-199"].node_id == "node-b" and owners["PAGE-199"].connection_id == "conn-199"
+    assert owners == {i: o for i in ids if (o := await a.coord.owner_of(i)) is not None}
+    assert await a.coord.owners_of([]) == {}

@@ -56,3 +56,11 @@ async def test_always_leader_until_drained(nursery: trio.Nursery) -> None:
     with trio.fail_after(1):
         await cancelled.wait()
     assert not coord.is_leader and not coord.healthy
+
+
+async def test_owners_of_matches_owner_of(nursery: trio.Nursery) -> None:
+    coord = SingleNodeCoordinator("solo", address="http://127.0.0.1:1")
+    await nursery.start(coord.run)
+    await coord.claim("CP1", "conn-1")
+    owners = await coord.owners_of(["CP1", "CP2"])
+    assert list(owners) == ["CP1"] and owners["CP1"] == await coord.owner_of("CP1")
