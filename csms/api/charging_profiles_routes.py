@@ -34,7 +34,9 @@ def check_template(commands: CommandService, profile: dict[str, Any]) -> None:
     try:
         commands.validate("SetChargingProfile", trial)
     except CommandRejected as exc:
-        message = exc.message.replace("SetChargingProfile payload invalid", "charging-profile template invalid", 1)
+        # Name fields as they are in the template body, not inside the stand-in SetChargingProfile payload.
+        message = exc.message.replace("SetChargingProfile payload invalid: ", "charging-profile template invalid: ")
+        message = message.replace("csChargingProfiles.", "").replace("csChargingProfiles ", "the template ")
         raise ApiError(422, "invalid", message, exc.details) from None
 
 
