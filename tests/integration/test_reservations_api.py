@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
 
+from csms import operations
 from csms.devtools.station import SimulatedStation
+from csms.operations import OperationsViews
+from csms.storage import Database
 from tests.integration.conftest import READ_TOKEN, Running
 
 pytestmark = pytest.mark.integration
@@ -113,3 +118,21 @@ async def test_reservations_page_newest_first_with_a_before_cursor(csms: Running
         everything = (await api.get("/api/v1/reservations")).json()
         assert len(everything["items"]) == 6 and everything["next"] is None
         assert (await api.get("/api/v1/reservations", params={"before": "x"})).status_code == 400
+
+
+async def test_reservations_on_record_survive_the_upgrade_keep_their_order_and_their_ids(
+    db: Database, tmp_path: Path
+) -> None:
+    first = tmp_path / "operations"
+    first.mkdir()
+    shutil.copy(operations.MIGRATIONS / "0001_operations.sql", first)
+    await db.migrate([("operations", first)])
+    await db.execute(
+        "INSERT INTO reservations (station_id, reservation_id, connector_id, id_tag, expiry_date, status, created_at)"
+        " VALUES ('S', 1, 1, 'T', now(), 'Active', now() - interval '1 hour'), ('S', 2, 1, 'T', now(), 'Used', now())"
+    )
+    await db.migrate([("operations", operations.MIGRATIONS)])
+    views = OperationsViews(db)
+    items, _ = await views.reservations(station_id=None, status=None, limit=10)
+    assert [(r["reservation_id"], r["status"]) for r in items] == [(2, "Used"), (1, "Active")]
+    assert [await views.next_reservation_id() for _ in range(2)] == [3, 4]
