@@ -403,7 +403,8 @@ def _server_filled(ocpp: dict[str, Schema]) -> dict[str, Schema]:
     template["required"].remove("chargingProfileId")
     template["description"] = (
         "A csChargingProfiles object (OCPP 1.6) without transactionId, which is given when it is used. Without"
-        " chargingProfileId the template gets a stable one of its own (from 1000000000 up)."
+        " chargingProfileId the template gets a stable one of its own (from 1000000000 up). Checked by the"
+        " SetChargingProfile rules (422 naming the field); the connector is checked when the template is used."
     )
     use = _object({"connectorId": INT, "template": {"type": "string", "pattern": TEMPLATE_NAME.pattern}})
     use["properties"]["transactionId"] = {**INT, "description": "For a TxProfile template."}
@@ -798,11 +799,7 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                 },
                 body=_ref("ChargingProfileTemplatePut"),
                 body_required=True,
-            )
-            | {
-                "description": "Role: **operator** (or higher). Checked by the SetChargingProfile rules (422 naming"
-                " the field); the connector is checked when the template is used."
-            },
+            ),
             "delete": _op(
                 "deleteChargingProfileTemplate",
                 "operations",
