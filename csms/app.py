@@ -221,6 +221,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     api_tokens=config.api_tokens,
                     commands=command_service,
                     operations=operations.OperationsViews(db),
+                    profile_templates=operations.ProfileTemplates(db),
                     shed=shed,
                     internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,

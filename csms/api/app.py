@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cluster import Coordinator
 from csms.api.auth import TokenAuth
+from csms.api.charging_profiles_routes import charging_profile_routes
+from csms.api.command_payloads import CommandPayloads
 from csms.api.commands_routes import command_routes
 from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.internal_routes import Shed, internal_routes
@@ -39,7 +41,7 @@ from csms.api.validation import (
 from csms.authorization import IdTagStore
 from csms.commands import CommandService
 from csms.observability import Metrics
-from csms.operations import OperationsViews
+from csms.operations import OperationsViews, ProfileTemplates
 from csms.stations import StationRegistry, hash_password
 from csms.transactions import TransactionLedger
 
@@ -71,6 +73,7 @@ class ApiServices:
     api_tokens: tuple[str, ...]
     commands: CommandService
     operations: OperationsViews
+    profile_templates: ProfileTemplates
     shed: Shed
     internal_secret: str = ""
     password_iterations: int = 20_000
@@ -254,7 +257,8 @@ def build_api(services: ApiServices) -> Starlette:
         Route("/api/v1/id-tags/{id_tag}", put_id_tag, methods=["PUT"]),
         Route("/api/v1/id-tags/{id_tag}", delete_id_tag, methods=["DELETE"]),
         Route("/api/v1/cluster", cluster_view),
-        *command_routes(auth, s.commands, s.registry),
+        *command_routes(auth, s.commands, s.registry, CommandPayloads(s.operations, s.profile_templates)),
+        *charging_profile_routes(auth, s.profile_templates, s.commands),
         *operations_routes(auth, s.operations, s.registry, s.id_tags, s.commands),
         *internal_routes(s.internal_secret, s.commands, s.shed),
     ]

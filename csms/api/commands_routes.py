@@ -9,18 +9,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.command_payloads import CommandPayloads
 from csms.api.errors import ApiError
 from csms.api.validation import json_body, page_limit, parse_bool, parse_datetime, parse_id, path_station_id
 from csms.commands import HTTP_STATUS, CommandRejected, CommandService
 from csms.stations import StationRegistry
 
 
-def command_routes(auth: TokenAuth, commands: CommandService, registry: StationRegistry) -> list[Route]:
+def command_routes(
+    auth: TokenAuth, commands: CommandService, registry: StationRegistry, payloads: CommandPayloads
+) -> list[Route]:
     async def send_command(request: Request) -> Response:
         role = auth.require(request, "operator")
         station_id = path_station_id(request)
         action = str(request.path_params["action"])
-        payload = await json_body(request)
+        payload = await payloads.complete(action, await json_body(request))
         is_async = parse_bool(request.query_params.get("async"), "async") or False
         timeout = _timeout(request.query_params.get("timeout"))
         try:

@@ -9,6 +9,7 @@ need the shared internal secret and are no client's business.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.resources
 import json
@@ -18,6 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
 from csms.commands import HTTP_STATUS
 from csms.ocpp import Validator
@@ -37,6 +39,7 @@ ERROR_CODES = (
     "method_not_allowed",
     "too_large",
     "invalid",
+    "ambiguous",
     "internal_error",
     "error",
 )
@@ -274,7 +277,22 @@ def _resource_schemas() -> dict[str, Schema]:
                 "updated_at": DT,
             }
         ),
-        "ReservationPage": _page("Reservation", STR, "Newest first, one page only: `next` is always null."),
+        "ReservationPage": _page("Reservation", INT, "Newest first; `next` is the `before` cursor."),
+        "ChargingProfileTemplate": _object(
+            {
+                "name": STR,
+                "profile": {
+                    **_ref("OCPP16.SetChargingProfileRequest.csChargingProfiles"),
+                    "description": "The csChargingProfiles object as it is sent: chargingProfileId filled in.",
+                },
+                "updated_by": STR,
+                "created_at": DT,
+                "updated_at": DT,
+            }
+        ),
+        "ChargingProfileTemplatePage": _page(
+            "ChargingProfileTemplate", STR, "Ordered by name; `next` is the `after` cursor."
+        ),
         "StationOperations": _station_operations(),
         "LocalListSync": {
             "type": "object",
@@ -372,6 +390,41 @@ def _clean(schema: Any, prefix: str) -> Any:
     return out
 
 
+def _server_filled(ocpp: dict[str, Schema]) -> dict[str, Schema]:
+    """Command bodies that may leave a field to the server (csms.api.command_payloads), and the template body."""
+    reserve = copy.deepcopy(ocpp["OCPP16.ReserveNowRequest"])
+    reserve["required"].remove("reservationId")
+    reserve["description"] = "ReserveNow.req; without reservationId the server assigns one (unique, int32)."
+    set_profile = ocpp.pop("OCPP16.SetChargingProfileRequest")
+    profile = set_profile["properties"]["csChargingProfiles"]
+    set_profile["properties"]["csChargingProfiles"] = _ref("OCPP16.SetChargingProfileRequest.csChargingProfiles")
+    template = copy.deepcopy(profile)
+    del template["properties"]["transactionId"]
+    template["required"].remove("chargingProfileId")
+    template["description"] = (
+        "A csChargingProfiles object (OCPP 1.6) without transactionId, which is given when it is used. Without"
+        " chargingProfileId the template gets a stable one of its own (from 1000000000 up). Checked by the"
+        " SetChargingProfile rules (422 naming the field); the connector is checked when the template is used."
+    )
+    use = _object({"connectorId": INT, "template": {"type": "string", "pattern": TEMPLATE_NAME.pattern}})
+    use["properties"]["transactionId"] = {**INT, "description": "For a TxProfile template."}
+    use["description"] = "SetChargingProfile with a named template instead of an inline csChargingProfiles."
+    return {
+        **ocpp,
+        "OCPP16.SetChargingProfileRequest": set_profile,
+        "OCPP16.SetChargingProfileRequest.csChargingProfiles": profile,
+        "ReserveNowCommand": reserve,
+        "ChargingProfileTemplatePut": template,
+        "SetChargingProfileFromTemplate": use,
+    }
+
+
+_COMMAND_BODIES = {
+    "ReserveNow": _ref("ReserveNowCommand"),
+    "SetChargingProfile": {"anyOf": [_ref("OCPP16.SetChargingProfileRequest"), _ref("SetChargingProfileFromTemplate")]},
+}
+
+
 def _ocpp_schemas(actions: list[str]) -> dict[str, Schema]:
     directory = importlib.resources.files("ocpp") / "v16" / "schemas"
     out: dict[str, Schema] = {}
@@ -417,6 +470,16 @@ _PARAMS: dict[str, Schema] = {
     "TransactionId": _param(
         "transaction_id", "path", {"type": "integer", "minimum": 0, "maximum": INT32_MAX}, "A transactionId.", 1
     ),
+    "ReservationId": _param(
+        "reservation_id", "path", {"type": "integer", "minimum": 0, "maximum": INT32_MAX}, "A reservationId.", 1
+    ),
+    "TemplateName": _param(
+        "name",
+        "path",
+        {"type": "string", "pattern": TEMPLATE_NAME.pattern},
+        "A charging-profile template's name: 1-64 of A-Z a-z 0-9 . _ ~ -",
+        "night-16A",
+    ),
     "CommandId": _param(
         "command_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "A command id.", 1
     ),
@@ -427,6 +490,12 @@ _PARAMS: dict[str, Schema] = {
         "query",
         {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
         "Cursor: the `next` of the previous page (ids below it).",
+    ),
+    "RowBefore": _param(
+        "before",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+        "Cursor: the `next` of the previous page.",
     ),
     "CommandBefore": _param(
         "before",
@@ -524,10 +593,16 @@ _EXTRA_RULES = {
     " and chargingProfileId >= 0; ChargePointMaxProfile only on connector 0, TxProfile only on a connector > 0;"
     " transactionId only on a TxProfile; recurrencyKind exactly on Recurring profiles; no startSchedule on a"
     " Relative profile; validFrom before validTo; periods start at 0 and increase, limits >= 0, numberPhases"
-    " 1-3; duration > 0; minChargingRate >= 0.",
+    " 1-3; duration > 0; minChargingRate >= 0; chargingProfileId, stackLevel and transactionId fit 32 bits."
+    " Instead of csChargingProfiles the body may name a template (PUT /api/v1/charging-profiles/{name}):"
+    ' `{"connectorId": 1, "template": "night-16A", "transactionId": 42}` (transactionId for a TxProfile only);'
+    " the server sends the template's profile with that transactionId, checked by the same rules; 404 if the"
+    " template does not exist, 422 if the body also has csChargingProfiles.",
     "RemoteStartTransaction": "a chargingProfile must be a TxProfile and follows the SetChargingProfile rules.",
     "GetCompositeSchedule": "duration > 0.",
-    "ReserveNow": "connectorId >= 0.",
+    "ReserveNow": "connectorId >= 0; connectorId and reservationId fit 32 bits. Without reservationId the"
+    " server assigns one (a Postgres sequence: unique across the cluster, never an id on record); it is in the"
+    " answer's `payload.reservationId`.",
 }
 
 
@@ -558,7 +633,7 @@ def _command_paths(actions: list[str]) -> dict[str, Schema]:
                     "Seconds to wait for the station (default: the replica's call timeout).",
                 ),
             ),
-            body=_ref(f"OCPP16.{action}Request"),
+            body=_COMMAND_BODIES.get(action, _ref(f"OCPP16.{action}Request")),
             body_required=required,
         )
         op["description"] += (
@@ -664,13 +739,74 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                 "operations",
                 "List reservations",
                 "read",
-                {"200": ok(_ref("ReservationPage"), "Reservations."), **list_errors},
+                {"200": ok(_ref("ReservationPage"), "A page."), **list_errors},
                 params=(
                     _p("Limit"),
+                    _p("RowBefore"),
                     _p("StationFilter"),
                     _param("status", "query", {"type": "string", "enum": list(RESERVATION_STATUSES)}, ""),
                 ),
             )
+        },
+        "/api/v1/reservations/{reservation_id}": {
+            "get": _op(
+                "getReservation",
+                "operations",
+                "One reservation by its OCPP reservationId",
+                "read",
+                {
+                    "200": ok(_ref("Reservation"), "The reservation."),
+                    "409": _error(
+                        "ambiguous: operators gave several stations this reservationId; `details.stations` lists"
+                        " them, `station_id` picks one."
+                    ),
+                    **item_errors,
+                },
+                params=(
+                    _p("ReservationId"),
+                    _param("station_id", "query", STR, "The station, if several have this reservationId."),
+                ),
+            )
+        },
+        "/api/v1/charging-profiles": {
+            "get": _op(
+                "listChargingProfileTemplates",
+                "operations",
+                "List charging-profile templates",
+                "read",
+                {"200": ok(_ref("ChargingProfileTemplatePage"), "A page."), **list_errors},
+                params=(_p("Limit"), _p("After")),
+            )
+        },
+        "/api/v1/charging-profiles/{name}": {
+            "parameters": [_p("TemplateName")],
+            "get": _op(
+                "getChargingProfileTemplate",
+                "operations",
+                "A charging-profile template",
+                "read",
+                {"200": ok(_ref("ChargingProfileTemplate"), "The template."), **item_errors},
+            ),
+            "put": _op(
+                "putChargingProfileTemplate",
+                "operations",
+                "Create or replace a charging-profile template (SetChargingProfile may send it by name)",
+                "operator",
+                {
+                    "200": ok(_ref("ChargingProfileTemplate"), "Replaced."),
+                    "201": ok(_ref("ChargingProfileTemplate"), "Created."),
+                    **write_errors,
+                },
+                body=_ref("ChargingProfileTemplatePut"),
+                body_required=True,
+            ),
+            "delete": _op(
+                "deleteChargingProfileTemplate",
+                "operations",
+                "Delete a charging-profile template (profiles already sent stay on the stations)",
+                "operator",
+                {"204": no_content, **item_errors},
+            ),
         },
         "/api/v1/transactions": {
             "get": _op(
@@ -797,7 +933,7 @@ def _document_bytes() -> bytes:
             },
             "parameters": _PARAMS,
             "responses": _RESPONSES,
-            "schemas": {**_resource_schemas(), **_ocpp_schemas(actions)},
+            "schemas": {**_resource_schemas(), **_server_filled(_ocpp_schemas(actions))},
         },
     }
     return orjson.dumps(document)

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
-from csms.api.validation import json_body, page_limit, path_station_id
+from csms.api.validation import INT32_MAX, json_body, page_limit, parse_id, path_station_id
 from csms.authorization import IdTagStore
 from csms.commands import HTTP_STATUS, CommandService
 from csms.operations import OperationsViews
@@ -37,10 +37,32 @@ def operations_routes(
         status = request.query_params.get("status")
         if status is not None and status not in RESERVATION_STATUSES:
             raise ApiError(400, "bad_request", f"status must be one of {', '.join(sorted(RESERVATION_STATUSES))}")
-        items = await views.reservations(
-            station_id=request.query_params.get("station_id"), status=status, limit=page_limit(request)
+        items, next_before = await views.reservations(
+            station_id=request.query_params.get("station_id"),
+            status=status,
+            limit=page_limit(request),
+            before=parse_id(request.query_params.get("before"), "before"),
         )
-        return JSONResponse({"items": items, "next": None})
+        return JSONResponse({"items": items, "next": next_before})
+
+    async def get_reservation(request: Request) -> Response:
+        """By the OCPP reservationId; operators may give two stations the same one, then station_id decides."""
+        auth.require(request, "read")
+        raw = str(request.path_params["reservation_id"])
+        reservation_id = parse_id(raw, "a reservation id", maximum=INT32_MAX)
+        assert reservation_id is not None
+        found = await views.reservations_with_id(reservation_id, request.query_params.get("station_id"))
+        if not found:
+            raise ApiError(404, "not_found", f"reservation {raw} does not exist")
+        if len(found) > 1:
+            stations = [r["station_id"] for r in found]
+            raise ApiError(
+                409,
+                "ambiguous",
+                f"reservation {raw} exists on several stations; add ?station_id= (one of {', '.join(stations)})",
+                {"stations": stations},
+            )
+        return JSONResponse(found[0])
 
     async def station_operations(request: Request) -> Response:
         auth.require(request, "read")
@@ -66,6 +88,7 @@ def operations_routes(
 
     return [
         Route("/api/v1/reservations", list_reservations),
+        Route("/api/v1/reservations/{reservation_id}", get_reservation),
         Route("/api/v1/stations/{station_id}/operations", station_operations),
         Route("/api/v1/stations/{station_id}/local-list", sync_local_list, methods=["POST"]),
     ]

@@ -6,9 +6,18 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+INT32_MAX = 2**31 - 1
+
 
 class InvalidOperation(ValueError):
     """The payload is schema-valid but makes no sense; the message names the field."""
+
+
+def _fits_column(payload: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """Ids the operations tables record as integer: a larger one would be sent but could not be recorded."""
+    for key in keys:
+        if key in payload and not -INT32_MAX - 1 <= payload[key] <= INT32_MAX:
+            raise InvalidOperation(f"{where}{key} must be a 32-bit integer (at most {INT32_MAX})")
 
 
 def _aware(raw: str) -> datetime:
@@ -41,6 +50,7 @@ def check_charging_profile(connector_id: int, profile: dict[str, Any]) -> None:
     """Stack levels, purposes per connector, recurrence and period ordering (OCPP 1.6 section 3.13)."""
     where = "csChargingProfiles"
     purpose, kind = profile["chargingProfilePurpose"], profile["chargingProfileKind"]
+    _fits_column(profile, ("chargingProfileId", "stackLevel", "transactionId"), f"{where}.")
     if profile["stackLevel"] < 0:
         raise InvalidOperation(f"{where}.stackLevel must not be negative")
     if profile["chargingProfileId"] < 0:
@@ -74,5 +84,7 @@ def check_operation(action: str, payload: dict[str, Any]) -> None:
         check_charging_profile(payload.get("connectorId", 1), payload["chargingProfile"])
     elif action == "GetCompositeSchedule" and payload["duration"] <= 0:
         raise InvalidOperation("duration must be positive")
-    elif action == "ReserveNow" and payload["connectorId"] < 0:
-        raise InvalidOperation("connectorId must not be negative")
+    elif action == "ReserveNow":
+        if payload["connectorId"] < 0:
+            raise InvalidOperation("connectorId must not be negative")
+        _fits_column(payload, ("connectorId", "reservationId"), "")

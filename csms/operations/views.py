@@ -20,21 +20,44 @@ def _plain(row: Any) -> dict[str, Any]:
     return data
 
 
+_RESERVATION = """station_id, reservation_id, connector_id, id_tag, parent_id_tag, expiry_date, status, transaction_id,
+command_id, created_at, updated_at"""
+
+
 class OperationsViews:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def reservations(self, *, station_id: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
+    async def reservations(
+        self, *, station_id: str | None, status: str | None, limit: int, before: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first, and the `before` cursor of the next page (None on the last one)."""
         rows = await self._db.fetch(
-            "SELECT station_id, reservation_id, connector_id, id_tag, parent_id_tag, expiry_date, status,"
-            " transaction_id, command_id, created_at, updated_at FROM reservations"
+            f"SELECT row_id, {_RESERVATION} FROM reservations"
             " WHERE ($1::text IS NULL OR station_id = $1) AND ($2::text IS NULL OR status = $2)"
-            " ORDER BY created_at DESC LIMIT $3",
+            " AND ($3::bigint IS NULL OR row_id < $3) ORDER BY row_id DESC LIMIT $4",
             station_id,
             status,
+            before,
             limit,
         )
+        items = [_plain(r) for r in rows]
+        cursors = [item.pop("row_id") for item in items]
+        return items, cursors[-1] if len(items) == limit else None
+
+    async def reservations_with_id(self, reservation_id: int, station_id: str | None) -> list[dict[str, Any]]:
+        """A reservationId is unique per station only (operators choose them), so this may find several."""
+        rows = await self._db.fetch(
+            f"SELECT {_RESERVATION} FROM reservations WHERE reservation_id = $1"
+            " AND ($2::text IS NULL OR station_id = $2) ORDER BY station_id LIMIT 10",
+            reservation_id,
+            station_id,
+        )
         return [_plain(r) for r in rows]
+
+    async def next_reservation_id(self) -> int:
+        """For a ReserveNow without reservationId: from one Postgres sequence, skipping ids on record."""
+        return int(await self._db.fetchval("SELECT next_reservation_id()"))
 
     async def station_state(self, station_id: str) -> dict[str, Any]:
         """Everything operators set up on one station, in one read transaction."""

@@ -35,6 +35,13 @@ pytestmark = pytest.mark.integration
 
 # The document's own parameter examples: seeded so that example-driven requests hit real rows.
 STATION, PASSWORD, ID_TAG, TRANSACTION_ID, COMMAND_ID = "CP-1", "fuzz-password-1", "TAG-1", 1, 1
+RESERVATION_ID, TEMPLATE = 1, "night-16A"
+TEMPLATE_PROFILE = {
+    "stackLevel": 1,
+    "chargingProfilePurpose": "TxDefaultProfile",
+    "chargingProfileKind": "Relative",
+    "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]},
+}
 FUZZ_CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 # Routes that relay a station's answer use gateway statuses on purpose (documented, with the command record as
 # body): 502 call error, 503 unknown outcome, 504 timeout. Any other 5xx, 500 included, is a failure.
@@ -52,7 +59,8 @@ def replica_overrides() -> dict[str, str]:
 
 @asynccontextmanager
 async def seeded(csms: Running) -> AsyncIterator[SimulatedStation]:
-    """A registered, connected, answering station with a transaction, an id tag and a command on record."""
+    """A registered, connected, answering station with a transaction, an id tag, a command, a reservation and a
+    charging-profile template on record."""
     await csms.put_station(STATION, password=PASSWORD)
     await csms.put_id_tag(ID_TAG, parent_id_tag="FLEET-1")
     async with SimulatedStation.connect(csms.ocpp_url, STATION, password=PASSWORD) as cp:
@@ -65,6 +73,11 @@ async def seeded(csms: Running) -> AsyncIterator[SimulatedStation]:
             response = await client.post(f"/api/v1/stations/{STATION}/commands/ClearCache", json={})
             assert response.status_code == 200, response.text
             assert response.json()["id"] == COMMAND_ID
+            reserve = {"connectorId": 1, "expiryDate": "2099-01-01T00:00:00Z", "idTag": ID_TAG}
+            response = await client.post(f"/api/v1/stations/{STATION}/commands/ReserveNow", json=reserve)
+            assert response.json()["payload"]["reservationId"] == RESERVATION_ID, response.text
+            response = await client.put(f"/api/v1/charging-profiles/{TEMPLATE}", json=TEMPLATE_PROFILE)
+            assert response.status_code == 201, response.text
         yield cp
 
 
@@ -89,7 +102,14 @@ def check_documented(document: dict[str, Any], path: str, method: str, response:
 
 
 def concrete(path: str) -> str:
-    values = {"station_id": STATION, "id_tag": ID_TAG, "transaction_id": TRANSACTION_ID, "command_id": COMMAND_ID}
+    values = {
+        "station_id": STATION,
+        "id_tag": ID_TAG,
+        "transaction_id": TRANSACTION_ID,
+        "command_id": COMMAND_ID,
+        "reservation_id": RESERVATION_ID,
+        "name": TEMPLATE,
+    }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
 
@@ -111,8 +131,11 @@ async def test_document_is_valid_openapi_and_served_without_auth(csms: Running) 
     loaded = schemathesis.openapi.from_dict(document)
     loaded.validate()
     params = document["components"]["parameters"]
-    examples = {params[name]["example"] for name in ("StationId", "IdTag", "TransactionId", "CommandId")}
-    assert examples == {STATION, ID_TAG, TRANSACTION_ID, COMMAND_ID}, "seed what the document's examples name"
+    examples = [
+        params[name]["example"]
+        for name in ("StationId", "IdTag", "TransactionId", "CommandId", "ReservationId", "TemplateName")
+    ]
+    assert examples == [STATION, ID_TAG, TRANSACTION_ID, COMMAND_ID, RESERVATION_ID, TEMPLATE], "seed the examples"
 
 
 def test_every_live_route_is_documented() -> None:
@@ -130,13 +153,16 @@ def test_every_live_route_is_documented() -> None:
     assert not [p for p in document["paths"] if p.startswith("/internal/")]
 
 
+PUT_BODIES = {"/api/v1/charging-profiles/{name}": TEMPLATE_PROFILE}
+
+
 async def test_every_documented_operation_answers_with_its_documented_shape_and_role(csms: Running) -> None:
     document = openapi_document()
     async with seeded(csms), csms.api() as admin, csms.api(READ_TOKEN) as reader, csms.api("nope") as stranger:
         ordered = sorted(operations(document), key=lambda op: op[1] == "delete")  # deletes last
         for path, method, op in ordered:
             url = concrete(path)
-            body = {"json": {}} if method in ("put", "post") else {}
+            body = {"json": PUT_BODIES.get(path, {})} if method in ("put", "post") else {}
             role = op.get("x-required-role")
             if role is not None:
                 denied = await stranger.request(method, url, **body)
@@ -169,6 +195,28 @@ EDGE_CASES: list[tuple[str, str, str, Any]] = [
     ("/api/v1/commands/{command_id}", "get", "/api/v1/commands/%C2%B2", None),
     ("/api/v1/commands/{command_id}", "get", "/api/v1/commands/9223372036854775808", None),
     ("/api/v1/reservations", "get", "/api/v1/reservations?station_id=%00", None),
+    ("/api/v1/reservations", "get", "/api/v1/reservations?before=%C2%B2", None),
+    ("/api/v1/reservations/{reservation_id}", "get", "/api/v1/reservations/%C2%B2", None),
+    ("/api/v1/reservations/{reservation_id}", "get", "/api/v1/reservations/2147483648", None),
+    ("/api/v1/charging-profiles/{name}", "get", "/api/v1/charging-profiles/%00", None),
+    (
+        "/api/v1/charging-profiles/{name}",
+        "put",
+        "/api/v1/charging-profiles/p",
+        {**TEMPLATE_PROFILE, "stackLevel": 2**31},
+    ),
+    (
+        "/api/v1/stations/{station_id}/commands/SetChargingProfile",
+        "post",
+        f"/api/v1/stations/{STATION}/commands/SetChargingProfile",
+        {"connectorId": 1, "template": "a\u0000"},
+    ),
+    (
+        "/api/v1/stations/{station_id}/commands/ReserveNow",
+        "post",
+        f"/api/v1/stations/{STATION}/commands/ReserveNow",
+        {"connectorId": 1, "expiryDate": "2099-01-01T00:00:00Z", "idTag": "T", "reservationId": 2**31},
+    ),
     ("/api/v1/id-tags/{id_tag}", "get", "/api/v1/id-tags/%00", None),
     ("/api/v1/id-tags/{id_tag}", "put", "/api/v1/id-tags/%00", {}),
     ("/api/v1/id-tags/{id_tag}", "put", "/api/v1/id-tags/TAG-2", {"parent_id_tag": "a\u0000"}),

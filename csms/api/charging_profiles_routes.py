@@ -1,0 +1,84 @@
+"""Named charging-profile templates: PUT/GET/DELETE /api/v1/charging-profiles/{name} and the list.
+
+A template is a 1.6 csChargingProfiles object checked by the SetChargingProfile rules, less what is only known
+when it is used: the connector (checked then) and the transaction (given then). SetChargingProfile sends one
+with `{"connectorId": 1, "template": "<name>"}` (see command_payloads.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from csms.api.auth import TokenAuth
+from csms.api.errors import ApiError
+from csms.api.validation import json_body, page_limit
+from csms.commands import CommandRejected, CommandService
+from csms.operations import ProfileTemplates
+
+TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9._~\-]{1,64}$")
+
+
+def check_template(commands: CommandService, profile: dict[str, Any]) -> None:
+    if "transactionId" in profile:
+        raise ApiError(
+            422, "invalid", "transactionId is not part of a template: give it in the SetChargingProfile body"
+        )
+    # A stand-in connector the purpose allows, and a stand-in id if the template leaves it to the server.
+    connector = 0 if profile.get("chargingProfilePurpose") == "ChargePointMaxProfile" else 1
+    trial = {"connectorId": connector, "csChargingProfiles": {"chargingProfileId": 0, **profile}}
+    try:
+        commands.validate("SetChargingProfile", trial)
+    except CommandRejected as exc:
+        # Name fields as they are in the template body, not inside the stand-in SetChargingProfile payload.
+        message = exc.message.replace("SetChargingProfile payload invalid: ", "charging-profile template invalid: ")
+        message = message.replace("csChargingProfiles.", "").replace("csChargingProfiles ", "the template ")
+        raise ApiError(422, "invalid", message, exc.details) from None
+
+
+def charging_profile_routes(auth: TokenAuth, templates: ProfileTemplates, commands: CommandService) -> list[Route]:
+    def path_name(request: Request) -> str:
+        name = str(request.path_params["name"])
+        if not TEMPLATE_NAME.fullmatch(name):
+            raise ApiError(400, "bad_request", "a template name is 1-64 characters of A-Z a-z 0-9 . _ ~ -")
+        return name
+
+    async def list_templates(request: Request) -> Response:
+        auth.require(request, "read")
+        limit = page_limit(request)
+        items = await templates.page(limit=limit, after=request.query_params.get("after", ""))
+        return JSONResponse({"items": items, "next": items[-1]["name"] if len(items) == limit else None})
+
+    async def get_template(request: Request) -> Response:
+        auth.require(request, "read")
+        name = path_name(request)
+        template = await templates.get(name)
+        if template is None:
+            raise ApiError(404, "not_found", f"charging-profile template {name} does not exist")
+        return JSONResponse(template)
+
+    async def put_template(request: Request) -> Response:
+        role = auth.require(request, "operator")
+        name = path_name(request)
+        profile = await json_body(request)
+        check_template(commands, profile)
+        template, created = await templates.put(name, profile, f"token:{role}")
+        return JSONResponse(template, status_code=201 if created else 200)
+
+    async def delete_template(request: Request) -> Response:
+        auth.require(request, "operator")
+        name = path_name(request)
+        if not await templates.delete(name):
+            raise ApiError(404, "not_found", f"charging-profile template {name} does not exist")
+        return Response(status_code=204)
+
+    return [
+        Route("/api/v1/charging-profiles", list_templates),
+        Route("/api/v1/charging-profiles/{name}", get_template),
+        Route("/api/v1/charging-profiles/{name}", put_template, methods=["PUT"]),
+        Route("/api/v1/charging-profiles/{name}", delete_template, methods=["DELETE"]),
+    ]
