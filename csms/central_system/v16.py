@@ -16,12 +16,13 @@ from typing import Any
 import trio
 
 from csms.authorization import IdTagStore
+from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
-from csms.ocpp import OcppError
+from csms.ocpp import INTERNAL_ERROR, PROPERTY_CONSTRAINT_VIOLATION, OcppError
 from csms.operations import OperationsRecorder
 from csms.stations import StationConnection, StationRegistry
-from csms.storage import Fence, FenceRejected
+from csms.storage import DatabaseUnavailable, Fence, FenceRejected, ValueRejected
 from csms.transactions import SampledValue, TransactionLedger
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class CentralSystem16:
         self._id_tags = id_tags
         self._operations = operations
         self._events = events
+        self._domain = domain_check("1.6")
         self._handlers: dict[str, Handler] = {
             "BootNotification": self._boot_notification,
             "Heartbeat": self._heartbeat,
@@ -94,12 +96,25 @@ class CentralSystem16:
             handler = self._handlers.get(action)
             if handler is None:
                 raise OcppError("NotSupported", f"{action} is not supported by this central system")
+            station = {"station_id": conn.station_id, "action": action}
+            try:
+                self._domain.check_request(action, payload)
+            except OcppError as exc:
+                log.warning("refused a value storage cannot hold", extra={**station, "error": exc.description})
+                raise
             try:
                 return await handler(conn, fence, payload)
             except FenceRejected:
                 # Another replica owns this station now: never answer for it again from here.
                 conn.close(1008, "ownership moved to another replica")
                 raise OcppError("InternalError", "station ownership moved; reconnect") from None
+            except ValueRejected as exc:  # the domain check should have caught it: the sender's data all the same
+                log.warning("storage refused a value the station sent", extra={**station, "error": str(exc)})
+                raise OcppError(PROPERTY_CONSTRAINT_VIOLATION, f"a value of this {action} cannot be stored") from None
+            except DatabaseUnavailable as exc:
+                # No station in the line: during an outage the log gets one line per interval, not one per call.
+                log.warning("database unavailable; calls answered with InternalError", extra={"error": str(exc)})
+                raise OcppError(INTERNAL_ERROR, "the central system cannot store this now; retry later") from None
 
         return handle
 

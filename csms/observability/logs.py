@@ -1,12 +1,20 @@
 """Structured logging: JSON lines for machines, a compact text form for people at a terminal.
 
 Call sites pass context as `extra={...}` (station_id, message_id, action, ...); every line carries the node id.
+
+Warnings and errors repeat per message when a station keeps sending the same bad thing, or when Postgres is
+down and every call fails: :class:`RepeatFilter` lets one line of a kind through per interval and puts the
+number it held back since into the next one (``repeated=N``), so a station cannot flood the log and an outage
+costs one line per interval. A kind is the logger, the message template and the ``station_id`` (if any).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -34,7 +42,10 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=repr).decode()
+        try:
+            return orjson.dumps(line, default=repr).decode()
+        except orjson.JSONEncodeError:  # e.g. an unpaired surrogate a station sent: escape it, keep the line
+            return json.dumps(line, default=repr, ensure_ascii=True, separators=(",", ":"))
 
 
 class TextFormatter(logging.Formatter):
@@ -49,10 +60,45 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(level: str, fmt: str, node_id: str) -> None:
-    import time
+class RepeatFilter(logging.Filter):
+    """At most one WARNING+ record per kind per ``interval`` seconds; the next one let through says how many
+    were held back. INFO and below pass untouched. Memory is bounded by ``max_kinds``."""
 
+    def __init__(
+        self, interval: float = 10.0, *, max_kinds: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._interval = interval
+        self._max_kinds = max_kinds
+        self._clock = clock
+        self._kinds: dict[tuple[str, object, object], list[float]] = {}  # kind -> [last let through, held back]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        kind = (record.name, record.msg, getattr(record, "station_id", None))
+        now = self._clock()
+        seen = self._kinds.get(kind)
+        if seen is not None and now - seen[0] < self._interval:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.repeated = int(seen[1])
+        if seen is None and len(self._kinds) >= self._max_kinds:
+            self._forget(now)
+        self._kinds[kind] = [now, 0]
+        return True
+
+    def _forget(self, now: float) -> None:
+        """Drop kinds quiet for an interval (their held-back counts are lost); if none are, drop them all."""
+        quiet = [kind for kind, seen in self._kinds.items() if now - seen[0] >= self._interval]
+        for kind in quiet or list(self._kinds):
+            del self._kinds[kind]
+
+
+def configure_logging(level: str, fmt: str, node_id: str, repeat_interval: float = 10.0) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatFilter(repeat_interval))
     formatter: logging.Formatter = JsonFormatter(node_id) if fmt == "json" else TextFormatter(node_id)
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)

@@ -8,6 +8,7 @@ Typical use by the station gateway::
     result = await session.call("Reset", {"type": "Soft"})
 """
 
+from csms.ocpp.domain import DomainCheck, StorageLimits
 from csms.ocpp.errors import (
     FORMAT_VIOLATION,
     FORMATION_VIOLATION,
@@ -58,6 +59,7 @@ __all__ = [
     "CallHandler",
     "CallQueueFull",
     "CallResult",
+    "DomainCheck",
     "ErrorCodes",
     "Frame",
     "FrameError",
@@ -67,6 +69,7 @@ __all__ = [
     "RpcObserver",
     "RpcSession",
     "SessionClosed",
+    "StorageLimits",
     "Validator",
     "encode",
     "error_codes",

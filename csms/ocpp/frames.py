@@ -14,6 +14,10 @@ Rules (OCPP-J 1.6 section 4; OCPP 2.0.1 part 4 "OCPP-J", sections 4.1-4.3):
 * An over-long id (> 36 characters) is echoed back in the CallError: the station made it, so it can match it.
 * Binary (bytes) frames are parsed like text: OCPP-J says "text", but refusing a well-formed call for its
   WebSocket opcode would help nobody.
+* JSON that orjson refuses but the grammar allows (RFC 8259: an unpaired surrogate escape such as
+  ``"\ud800"``, an integer beyond 64 bits) is parsed again by the standard library, so the Call's id can be
+  echoed and the offending field named (the receiver's domain check refuses such values). An id that holds an
+  unpaired surrogate is answered with an error that echoes it (escaped: ``"\ud800"`` in the JSON text).
 
 Which code a fault gets depends on the version (see :class:`ErrorCodes`): a frame that is not a valid RPC
 message is FormationViolation in 1.6 and RpcFrameworkError in 2.0.1; an unknown message type id is
@@ -23,6 +27,7 @@ FormationViolation in 1.6 and FormatViolation in 2.0.1.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +95,7 @@ def parse_frame(raw: str | bytes, version: str) -> Frame:
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise FrameError(UNKNOWN_ID, codes.rpc_framework_error, "message is not valid JSON", None, True) from None
+        msg = _loads_lenient(raw, codes)
     if not isinstance(msg, list):
         raise FrameError(UNKNOWN_ID, codes.rpc_framework_error, "message is not a JSON array", None, True)
     if len(msg) < 2:
@@ -103,6 +108,10 @@ def parse_frame(raw: str | bytes, version: str) -> Frame:
         raise FrameError(UNKNOWN_ID, codes.rpc_framework_error, "UniqueId is not a non-empty string", known_type, reply)
     if not _is_int(type_id):
         raise FrameError(unique_id, codes.rpc_framework_error, "MessageTypeId is not an integer", None, True)
+    if not _is_unicode(unique_id):
+        reply = type_id not in (CALL_RESULT, CALL_ERROR)
+        description = "UniqueId is not Unicode text (unpaired surrogate)"
+        raise FrameError(unique_id, codes.rpc_framework_error, description, type_id, reply)
     if type_id == CALL:
         return _parse_call(msg, unique_id, codes)
     if type_id == CALL_RESULT:
@@ -116,6 +125,28 @@ def parse_frame(raw: str | bytes, version: str) -> Frame:
         type_id,
         True,
     )
+
+
+def _loads_lenient(raw: str | bytes, codes: ErrorCodes) -> Any:
+    """The standard library's parser, minus its extensions (NaN, Infinity): valid JSON only."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        return json.loads(raw, parse_constant=refuse)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise FrameError(UNKNOWN_ID, codes.rpc_framework_error, "message is not valid JSON", None, True) from None
+
+
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_int(value: object) -> bool:
@@ -187,7 +218,13 @@ def encode(frame: Frame) -> str:
             frame.description[:MAX_DESCRIPTION_LENGTH],
             frame.details,
         ]
-    return orjson.dumps(msg).decode()
+    try:
+        return orjson.dumps(msg).decode()
+    except orjson.JSONEncodeError:
+        if not isinstance(frame, CallError):
+            raise
+        # Echoing a station's unpaired surrogate (in its id or a field name): escaped, the text stays valid JSON.
+        return json.dumps(msg, ensure_ascii=True, separators=(",", ":"))
 
 
 _HEADER = re.compile(r'\s*\[\s*(\d)\s*,\s*"([^"\\]{1,36})"')

@@ -200,27 +200,39 @@ class Validator:
         return OcppError(code, f"{field or '(payload)'} {what}", {"field": field, "rule": rule})
 
 
-def _compile_all(version: str, check_formats: bool) -> tuple[dict[str, _Check], dict[str, _Check]]:
+def load_schemas(version: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `ocpp` package's (request, response) JSON schemas of a version, by action."""
     try:
         directory = importlib.resources.files("ocpp") / _SCHEMA_DIRS[version] / "schemas"
     except KeyError:
         raise ValueError(f"unsupported OCPP version {version!r}") from None
     suffix = _REQUEST_SUFFIX[version]
-    formats = {"date-time": _DATE_TIME.pattern}
-    requests: dict[str, _Check] = {}
-    responses: dict[str, _Check] = {}
+    requests: dict[str, Any] = {}
+    responses: dict[str, Any] = {}
     for entry in directory.iterdir():
         name = entry.name
         if not name.endswith(".json"):
             continue
         stem = name[: -len(".json")]
         schema = json.loads(entry.read_text(encoding="utf-8-sig"))
-        check = fastjsonschema.compile(schema, formats=formats, use_default=False, use_formats=check_formats)
         if stem.endswith("Response"):
-            responses[stem[: -len("Response")]] = check
+            responses[stem[: -len("Response")]] = schema
         elif stem.endswith(suffix):
-            requests[stem[: len(stem) - len(suffix)]] = check
+            requests[stem[: len(stem) - len(suffix)]] = schema
     return requests, responses
+
+
+def _compile_all(version: str, check_formats: bool) -> tuple[dict[str, _Check], dict[str, _Check]]:
+    formats = {"date-time": _DATE_TIME.pattern}
+
+    def compiled(schemas: dict[str, Any]) -> dict[str, _Check]:
+        return {
+            action: fastjsonschema.compile(schema, formats=formats, use_default=False, use_formats=check_formats)
+            for action, schema in schemas.items()
+        }
+
+    requests, responses = load_schemas(version)
+    return compiled(requests), compiled(responses)
 
 
 def _field_path(name: str) -> str:

@@ -15,6 +15,7 @@ from csms.storage.errors import (
     MigrationError,
     QueryError,
     StorageError,
+    ValueRejected,
 )
 from csms.storage.migrator import MigrationDir
 from csms.storage.observer import NullObserver, StorageObserver
@@ -37,5 +38,6 @@ __all__ = [
     "Statement",
     "StorageError",
     "StorageObserver",
+    "ValueRejected",
     "WriteOp",
 ]

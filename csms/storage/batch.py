@@ -5,11 +5,12 @@ the same SQL from every write of the batch goes to Postgres as one pipelined ``e
 a round trip per distinct statement instead of one per write. A write's own statements keep their order.
 
 A failing write must not sink its neighbours: the batch is rolled back, the failing op's caller gets the
-error, and the rest run again as a (smaller) batch. This costs one extra transaction per bad op, where
-re-running every op in its own transaction would cost one commit (an fsync) per op. A failing merged
-statement names only its group of writers: those run alone (so the culprit gets its own error), the others
-again as a batch. When the culprit is unknown (COMMIT itself failed, a deadlock or serialization failure) or
-a batch keeps failing, each write runs alone.
+error, and the rest run again as a (smaller) batch. A failing merged statement names only its group of
+writers: in the next attempt each of those runs in its own savepoint inside the same transaction as the rest,
+so the culprit gets its own error and everyone else commits in that one transaction. Either way the
+neighbours of a bad write pay one extra attempt, never a transaction each (one commit, an fsync, per write).
+When the culprit is unknown (COMMIT itself failed, a deadlock or serialization failure) or a batch keeps
+failing, each write runs alone.
 """
 
 from __future__ import annotations
@@ -119,11 +120,12 @@ class BatchRunner:
     async def run(self, items: list[PendingWrite]) -> None:
         """Settle every item: committed value, its own error, FenceRejected or DatabaseUnavailable."""
         pending = [p for p in items if not p.abandoned]
+        isolate: set[int] = set()
         alone: list[PendingWrite] = []
         for _ in range(self._max_rounds):
             if not pending:
                 break
-            pending, solo = await self._attempt(pending)
+            pending, isolate, solo = await self._attempt(pending, isolate)
             alone.extend(solo)
         for p in [*alone, *pending]:
             await self.run_alone(p)
@@ -150,8 +152,12 @@ class BatchRunner:
             self._observer.batch_committed(1, time.perf_counter() - started)
             return
 
-    async def _attempt(self, items: list[PendingWrite]) -> tuple[list[PendingWrite], list[PendingWrite]]:
-        """One transaction over ``items``. Returns (writes to run again as a batch, writes to run alone)."""
+    async def _attempt(
+        self, items: list[PendingWrite], isolate: set[int]
+    ) -> tuple[list[PendingWrite], set[int], list[PendingWrite]]:
+        """One transaction over ``items``; those whose id is in ``isolate`` run each in a savepoint, so their
+        own failure settles them and spares the rest. Returns (writes to run again as a batch, the ids of
+        those among them to isolate, writes to run alone)."""
         started = time.perf_counter()
         live: list[PendingWrite] = []
         values: list[tuple[PendingWrite, Any]] = []
@@ -161,13 +167,17 @@ class BatchRunner:
             async with pooled_connection(self._pool, keeps_session=True) as conn, conn.transaction():
                 live = await self._check_fences(conn, items)
                 for p in live:
-                    if p.statements is None:
+                    if id(p) in isolate:
+                        await self._run_in_savepoint(conn, p, values)
+                for p in live:
+                    if p.statements is None and id(p) not in isolate:
                         try:
                             values.append((p, await p.run_on(conn)))
                         except Exception as exc:
                             suspects, error = [p], exc
                             raise
-                for group in plan_statements(p for p in live if p.statements is not None):
+                merged = (p for p in live if p.statements is not None and id(p) not in isolate)
+                for group in plan_statements(merged):
                     try:
                         await group.run(conn)
                     except Exception as exc:
@@ -179,24 +189,38 @@ class BatchRunner:
             if error is not None and not (is_unavailable(error) or is_transient(error)):
                 if len(suspects) == 1:
                     self._fail(suspects[0], error)
-                suspected = set(map(id, suspects))
-                rest = [p for p in live if id(p) not in suspected and not p.abandoned]
+                rest = [p for p in live if not p.settled and not p.abandoned]
                 if rest:
                     self._observer.batch_retried(len(rest), "op failed")
-                return rest, [p for p in suspects if not p.settled]
+                return rest, {id(p) for p in suspects}, []
             if is_unavailable(exc):
                 for p in items:
                     self._fail(p, exc)
-                return [], []
+                return [], set(), []
             rest = [p for p in items if not p.settled]
             self._observer.batch_retried(len(rest), type(exc).__name__)
-            return [], rest
+            return [], set(), rest
+        committed = [p for p in live if not p.settled]  # isolated writes that failed are settled already
         for p, value in values:
             p.succeed(value)
-        for p in live:
+        for p in committed:
             p.succeed(None)  # statement writes (ops were settled just above)
-        self._observer.batch_committed(len(live), time.perf_counter() - started)
-        return [], []
+        self._observer.batch_committed(len(committed), time.perf_counter() - started)
+        return [], set(), []
+
+    async def _run_in_savepoint(
+        self, conn: asyncpg.Connection, p: PendingWrite, values: list[tuple[PendingWrite, Any]]
+    ) -> None:
+        """A suspect write in its own savepoint: its failure settles it alone; an outage still ends the batch."""
+        try:
+            async with conn.transaction():  # nested: a savepoint
+                value = await p.run_on(conn)
+        except Exception as exc:
+            if is_unavailable(exc) or is_transient(exc):
+                raise
+            self._fail(p, exc)
+            return
+        values.append((p, value))
 
     async def _check_fences(self, conn: asyncpg.Connection, items: list[PendingWrite]) -> list[PendingWrite]:
         """Reject items whose fence is stale (settling them) and return the ones to run."""

@@ -15,7 +15,7 @@ import asyncpg
 import trio
 import trio_asyncio
 
-from csms.storage.errors import DatabaseUnavailable, IntegrityError, QueryError, StorageError
+from csms.storage.errors import DatabaseUnavailable, IntegrityError, QueryError, StorageError, ValueRejected
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -25,6 +25,8 @@ _UNAVAILABLE_CLASSES = ("08",)  # connection exception
 # admin shutdown, crash shutdown, starting up, too many connections, configuration limit exceeded
 _UNAVAILABLE_CODES = {"57P01", "57P02", "57P03", "53300", "53400"}
 _TRANSIENT_CODES = {"40001", "40P01"}  # serialization failure, deadlock: retrying may succeed
+# data exception (also what asyncpg raises when it cannot encode an argument), integrity constraint violation
+_ERROR_CLASSES: dict[str, type[QueryError]] = {"22": ValueRejected, "23": IntegrityError}
 
 
 class AsyncioBridge:
@@ -70,9 +72,9 @@ def translate(exc: BaseException) -> BaseException:
     if is_unavailable(exc):
         err: BaseException = DatabaseUnavailable(f"Postgres unavailable: {type(exc).__name__}: {exc}")
     elif isinstance(exc, asyncpg.PostgresError):
-        code = exc.sqlstate
-        cls = IntegrityError if (code or "").startswith("23") else QueryError
-        err = cls(f"{type(exc).__name__}: {exc}", code)
+        code = exc.sqlstate or ""
+        cls = _ERROR_CLASSES.get(code[:2], QueryError)
+        err = cls(f"{type(exc).__name__}: {exc}", exc.sqlstate)
     elif isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
         err = StorageError(f"{type(exc).__name__}: {exc}")
     else:

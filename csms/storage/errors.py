@@ -27,6 +27,12 @@ class IntegrityError(QueryError):
     """A constraint was violated (SQLSTATE class 23: unique, foreign key, not null, check)."""
 
 
+class ValueRejected(QueryError):
+    """Postgres (or the driver, encoding the argument) refused a value (SQLSTATE class 22, data exception): an
+    integer out of its column's range, a NUL character, text that is not UTF-8, a date out of range. The
+    value came from the caller's data, so this is the sender's mistake, not an outage or a bug in the SQL."""
+
+
 class FenceRejected(StorageError):
     """The write's fence token is not the station's current one: another node claimed the station since."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
-from csms.storage import Connection, Database, IntegrityError, NullObserver, WriteOp
+from csms.storage import Connection, Database, IntegrityError, NullObserver, Statement, ValueRejected, WriteOp
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +111,42 @@ async def test_failing_op_fails_alone_and_the_rest_of_its_batch_commits(database
         assert [r["n"] for r in rows] == [n for n in range(20) if n != 7]  # nothing of boom's insert
         assert observer.retried, "the failures should have happened inside a shared batch"
         assert len(observer.failures) == 2
+
+
+@pytest.mark.parametrize(
+    "bad_row",
+    [("CP-bad\x00", 999), ("CP-bad", 2**31)],  # refused by Postgres (22021) / by the driver encoding it (22000)
+    ids=["nul-in-text", "int4-overflow"],
+)
+async def test_one_bad_merged_statement_costs_the_rest_one_extra_attempt(
+    database_url: str, bad_row: tuple[str, int]
+) -> None:
+    """The same INSERT from 20 writers runs as one executemany; when one row is refused, the group's writers
+    are isolated in savepoints of the next attempt: the 19 others commit together, the bad one gets its own
+    clean error (not 19 transactions one after another)."""
+    observer = Recorder()
+    async with Database.open(database_url, observer=observer, max_wait=0.2, max_batch=64) as db:
+        await db.execute(_ITEMS)
+        sql = "INSERT INTO items (station, n) VALUES ($1, $2)"
+        outcomes: dict[int, object] = {}
+
+        async def station(n: int, row: tuple[str, int]) -> None:
+            try:
+                await db.write_statements([Statement(sql, row)])
+                outcomes[n] = "ok"
+            except ValueRejected as exc:
+                outcomes[n] = exc
+
+        async with trio.open_nursery() as nursery:
+            for n in range(20):
+                nursery.start_soon(station, n, bad_row if n == 13 else (f"CP-{n}", n))
+
+        assert isinstance(outcomes.pop(13), ValueRejected)
+        assert set(outcomes.values()) == {"ok"}
+        assert await db.fetchval("SELECT count(*) FROM items") == 19
+        assert observer.retried == [(20, "op failed")]  # one failed attempt...
+        assert observer.batches == [19]  # ...then one transaction for everyone else
+        assert len(observer.failures) == 1
 
 
 async def test_without_group_commit_each_write_is_its_own_transaction(database_url: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 
@@ -56,6 +58,13 @@ BROKEN = [
     (f'[3, "{LONG_ID}", {{}}]', "1.6", "FormationViolation", LONG_ID, False),
     ('[4, "a1", 5, "d", {}]', "2.0.1", "RpcFrameworkError", "a1", False),
     ('[4, "a1", "GenericError"]', "1.6", "FormationViolation", "a1", False),
+    # The standard library's extensions stay refused when orjson's refusal sends a frame to it.
+    ('[2, "a1", "DataTransfer", {"vendorId": NaN}]', "1.6", "FormationViolation", "-1", True),
+    ("[" * 5000, "1.6", "FormationViolation", "-1", True),
+    # An unpaired surrogate escape is valid JSON: the id is read (and echoed) but is not a usable id.
+    ('[2, "a\\ud800", "Heartbeat", {}]', "1.6", "FormationViolation", "a\ud800", True),
+    ('[2, "\\udc00", "Heartbeat", {}]', "2.0.1", "RpcFrameworkError", "\udc00", True),
+    ('[3, "a\\ud800", {}]', "1.6", "FormationViolation", "a\ud800", False),
 ]
 
 
@@ -67,6 +76,21 @@ def test_broken_frames(raw: str | bytes, version: str, code: str, unique_id: str
     assert info.value.description
     answer = info.value.to_call_error()
     assert answer.unique_id == unique_id and answer.code == code
+
+
+def test_an_unpaired_surrogate_id_is_echoed_as_valid_json() -> None:
+    with pytest.raises(FrameError) as info:
+        parse_frame(r'[2, "id-\ud800", "Heartbeat", {}]', "1.6")
+    text = encode(info.value.to_call_error())
+    assert text.startswith(r'[4,"id-\ud800","FormationViolation",')  # the station's id, escaped as it sent it
+    assert text.isascii() and json.loads(text)[1] == "id-\ud800"
+
+
+def test_json_orjson_refuses_but_the_grammar_allows_is_parsed() -> None:
+    """An unpaired surrogate in a payload string is left for the domain check, which names the field."""
+    assert parse_frame(r'[2, "a1", "Authorize", {"idTag": "\udc00"}]', "1.6") == Call(
+        "a1", "Authorize", {"idTag": "\udc00"}
+    )
 
 
 def test_unknown_version_is_refused() -> None:
