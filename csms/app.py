@@ -21,7 +21,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from cluster import Coordinator, EtcdClient, EtcdCoordinator, LeaderJobRunner, SingleNodeCoordinator, every
 from csms import authorization, commands, operations, stations, transactions
 from csms.api import ApiServices, build_api
-from csms.central_system import CentralSystem16, CentralSystemSettings
+from csms.central_system import CentralSystem16, CentralSystemSettings, domain_check
 from csms.config import Config, require_database
 from csms.events import EventBus
 from csms.gc_tuning import tune_garbage_collector
@@ -165,11 +165,19 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 after_connect=central.after_connect,
             )
 
+            storable = domain_check("1.6")  # what Postgres can hold, for commands as for station calls
+
             async def local_call(station_id: str, action: str, payload: dict[str, Any], timeout: float) -> Any:
                 try:
-                    return await gateway.call(station_id, action, payload, timeout)
+                    result = await gateway.call(station_id, action, payload, timeout)
                 except StationNotConnected:
                     raise commands.NotConnectedHere(station_id) from None
+                storable.check_response(action, result)  # OcppError: answered as the station's invalid response
+                return result
+
+            def check_command(action: str, payload: dict[str, Any]) -> None:
+                storable.check_request(action, payload)
+                operations.check_operation(action, payload)
 
             async def shed(count: int) -> int:
                 return await gateway.shed(count, config.drain_rate)
@@ -181,7 +189,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 local_call,
                 commands.HttpForwarder(internal_http, config.internal_secret),
                 call_timeout=config.call_timeout,
-                extra_check=operations.check_operation,
+                extra_check=check_command,
                 on_completed=recorder.command_completed,
             )
             rebalancer = Rebalancer(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -46,17 +47,31 @@ from csms.stations import StationRegistry, hash_password
 from csms.transactions import TransactionLedger
 
 
-class RejectNulInQuery:
-    """Postgres text cannot hold NUL: a query parameter carrying one is a 400, not a failed query."""
+class RejectUnreadableUrl:
+    """Path ids and query parameters must percent-decode to UTF-8 text without NUL: the server would otherwise
+    replace bad bytes with U+FFFD (``/id-tags/%FF`` would name a tag "\ufffd") and Postgres text cannot hold NUL.
+    One check here covers every route, present and future: a 400 naming the part, never a lookup or a 500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
-            await error_response(400, "bad_request", "query parameters must not contain NUL")(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            for part, raw in (("the path", raw_path), ("query parameters", scope.get("query_string", b""))):
+                if not _readable(raw):
+                    message = f"{part} must percent-decode to UTF-8 text without NUL"
+                    await error_response(400, "bad_request", message)(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
+
+
+def _readable(raw: bytes) -> bool:
+    try:
+        text = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return "\x00" not in text
 
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
@@ -263,7 +278,7 @@ def build_api(services: ApiServices) -> Starlette:
         *internal_routes(s.internal_secret, s.commands, s.shed),
     ]
     return Starlette(
-        middleware=[Middleware(RejectNulInQuery)],
+        middleware=[Middleware(RejectUnreadableUrl)],
         routes=routes,
         exception_handlers={ApiError: handle_api_error, HTTPException: not_found, Exception: internal_error},
     )

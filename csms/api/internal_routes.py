@@ -9,10 +9,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from csms.api.errors import ApiError
-from csms.api.validation import json_body
+from csms.api.validation import INT32_MAX, int_field, json_body
 from csms.commands import SECRET_HEADER, CommandService, ExecuteRequest, secret_matches
 
 Shed = Callable[[int], Awaitable[int]]
+MAX_TIMEOUT = 3600.0  # seconds; a forwarded command never waits longer than the API allows
 
 
 def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[Route]:
@@ -23,26 +24,19 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
     async def execute(request: Request) -> Response:
         check(request)
         body = await json_body(request)
-        try:
-            command = ExecuteRequest(
-                int(body["command_id"]),
-                str(body["station_id"]),
-                str(body["action"]),
-                dict(body["payload"]),
-                float(body["timeout"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ApiError(400, "bad_request", f"malformed execute request: {exc!r}") from None
+        station_id, action, payload, timeout = (body.get(k) for k in ("station_id", "action", "payload", "timeout"))
+        if not (isinstance(station_id, str) and isinstance(action, str) and isinstance(payload, dict)):
+            raise ApiError(400, "bad_request", "station_id and action must be strings, payload an object")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:
+            raise ApiError(400, "bad_request", f"timeout must be a number of seconds, 0-{MAX_TIMEOUT}")
+        command = ExecuteRequest(int_field(body, "command_id"), station_id, action, payload, float(timeout))
         result = await commands.execute_here(command)
         return JSONResponse(result.as_json())
 
     async def shed_stations(request: Request) -> Response:
         check(request)
         body = await json_body(request)
-        count = body.get("count")
-        if not isinstance(count, int) or count < 0:
-            raise ApiError(400, "bad_request", "count must be a non-negative integer")
-        return JSONResponse({"shed": await shed(count)})
+        return JSONResponse({"shed": await shed(int_field(body, "count", maximum=INT32_MAX))})
 
     return [
         Route("/internal/v1/commands/execute", execute, methods=["POST"]),

@@ -36,6 +36,14 @@ async def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
+def int_field(data: dict[str, Any], key: str, minimum: int = 0, maximum: int = INT64_MAX) -> int:
+    """A JSON integer in range; never a bool (Python's bool is an int), a float or a numeric string."""
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ApiError(400, "bad_request", f"{key} must be an integer {minimum}-{maximum}")
+    return value
+
+
 def _reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:

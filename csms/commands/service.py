@@ -146,6 +146,8 @@ class CommandService:
                 self._extra_check(action, payload)
             except ValueError as exc:
                 raise CommandRejected(f"{action} payload invalid: {exc}") from None
+            except OcppError as exc:  # a value storage cannot hold (the domain check)
+                raise CommandRejected(f"{action} payload invalid: {exc.description}", {"code": exc.code}) from None
 
     async def submit(
         self,

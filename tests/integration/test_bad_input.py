@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import orjson
 import pytest
 import trio
@@ -148,3 +149,53 @@ async def test_misbehaving_station_does_not_disturb_another(csms: Running) -> No
         assert await good.stop_transaction(tx, 1000) == {}
     async with csms.api() as api:
         assert (await api.get(f"/api/v1/transactions/{tx}")).json()["energy_wh"] == 1000
+
+
+PATH_ID_ROUTES = [
+    ("GET", "/api/v1/stations/{}"),
+    ("PUT", "/api/v1/stations/{}"),
+    ("DELETE", "/api/v1/stations/{}"),
+    ("GET", "/api/v1/transactions/{}"),
+    ("GET", "/api/v1/id-tags/{}"),
+    ("PUT", "/api/v1/id-tags/{}"),
+    ("DELETE", "/api/v1/id-tags/{}"),
+    ("GET", "/api/v1/commands/{}"),
+    ("POST", "/api/v1/stations/{}/commands/Reset"),
+    ("POST", "/api/v1/stations/CP-1/commands/{}"),
+    ("GET", "/api/v1/stations/{}/operations"),
+    ("POST", "/api/v1/stations/{}/local-list"),
+]
+
+
+@pytest.mark.parametrize("raw_id", ["%FF", "A%C3", "%ED%A0%80", "%00"])
+async def test_path_ids_that_are_not_utf8_text_get_400(csms: Running, raw_id: str) -> None:
+    async with csms.api() as api:
+        for method, template in PATH_ID_ROUTES:
+            url = httpx.URL(csms.api_url + template.format(raw_id))
+            response = await api.request(method, url, json={})
+            assert response.status_code == 400, (method, template, response.text)
+            assert response.json()["error"]["message"], response.text
+
+
+@pytest.mark.parametrize("replica_overrides", [{"CSMS_INTERNAL_SECRET": "s3cret-for-tests"}])
+async def test_internal_endpoints_take_integers_not_booleans(csms: Running) -> None:
+    execute = {"command_id": 1, "station_id": "CP-X", "action": "Reset", "payload": {"type": "Soft"}, "timeout": 1}
+    bad_bodies = [
+        ("/internal/v1/shed", {"count": True}),
+        ("/internal/v1/shed", {"count": 1.0}),
+        ("/internal/v1/shed", {"count": "1"}),
+        ("/internal/v1/shed", {"count": 2**40}),
+        ("/internal/v1/commands/execute", {**execute, "command_id": True}),
+        ("/internal/v1/commands/execute", {**execute, "command_id": "7"}),
+        ("/internal/v1/commands/execute", {**execute, "command_id": 2**63}),
+        ("/internal/v1/commands/execute", {**execute, "timeout": True}),
+        ("/internal/v1/commands/execute", {**execute, "station_id": 5}),
+        ("/internal/v1/commands/execute", {**execute, "payload": [1]}),
+    ]
+    async with csms.api() as api:
+        headers = {"X-CSMS-Internal-Secret": "s3cret-for-tests"}
+        for path, body in bad_bodies:
+            response = await api.post(path, json=body, headers=headers)
+            assert response.status_code == 400, (path, body, response.text)
+            assert response.json()["error"]["message"]
+        assert (await api.post("/internal/v1/shed", json={"count": 0}, headers=headers)).json() == {"shed": 0}

@@ -29,8 +29,18 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("StartTransaction", {**START, "connectorId": 2**31}, "PropertyConstraintViolation", "connectorId"),
     ("StartTransaction", {**START, "meterStart": 2**63}, "PropertyConstraintViolation", "meterStart"),
     ("StartTransaction", {**START, "reservationId": 2**31}, "PropertyConstraintViolation", "reservationId"),
-    ("StartTransaction", {**START, "timestamp": "9999-12-31T23:00:00-14:00"}, "PropertyConstraintViolation", "timestamp"),
-    ("StartTransaction", {**START, "timestamp": "0001-01-01T00:00:00+01:00"}, "PropertyConstraintViolation", "timestamp"),
+    (
+        "StartTransaction",
+        {**START, "timestamp": "9999-12-31T23:00:00-14:00"},
+        "PropertyConstraintViolation",
+        "timestamp",
+    ),
+    (
+        "StartTransaction",
+        {**START, "timestamp": "0001-01-01T00:00:00+01:00"},
+        "PropertyConstraintViolation",
+        "timestamp",
+    ),
     ("StartTransaction", {**START, "idTag": "T\x00G"}, "PropertyConstraintViolation", "idTag"),
     ("StopTransaction", {**STOP, "transactionId": 2**31}, "PropertyConstraintViolation", "transactionId"),
     ("StopTransaction", {**STOP, "meterStop": -(2**63)}, "PropertyConstraintViolation", "meterStop"),
@@ -152,3 +162,27 @@ async def test_postgres_outage_answers_internal_error_with_one_log_line_per_inte
     outage_lines = [r for r in caplog.records if "database unavailable" in r.getMessage()]
     assert len(outage_lines) == 1, [r.getMessage() for r in caplog.records]
     assert not any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+async def test_commands_refuse_what_storage_cannot_hold_both_ways(csms: Running) -> None:
+    """An operator's payload and a station's answer meet the same storage domain as a station's call."""
+
+    async def answer(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "GetConfiguration":
+            return {"configurationKey": [{"key": "K", "readonly": True, "value": "v\x00"}]}
+        return {"status": "Accepted"}
+
+    await csms.put_station("CP-CMD")
+    reserve = {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "TAG", "reservationId": 2**31}
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-CMD", answer=answer), csms.api() as api:
+        refused = await api.post("/api/v1/stations/CP-CMD/commands/ReserveNow", json=reserve)
+        assert refused.status_code == 422, refused.text
+        assert "reservationId" in refused.json()["error"]["message"]
+        nul = await api.post("/api/v1/stations/CP-CMD/commands/ChangeConfiguration", json={"key": "K", "value": "\x00"})
+        assert nul.status_code == 422, nul.text
+        answered = await api.post("/api/v1/stations/CP-CMD/commands/GetConfiguration", json={})
+        assert answered.json()["status"] == "call_error", answered.text
+        assert "configurationKey[0].value" in answered.json()["error"]["description"]
+        assert (
+            await api.post("/api/v1/stations/CP-CMD/commands/ReserveNow", json={**reserve, "reservationId": 7})
+        ).status_code == 200
