@@ -164,6 +164,10 @@ PATH_ID_ROUTES = [
     ("POST", "/api/v1/stations/CP-1/commands/{}"),
     ("GET", "/api/v1/stations/{}/operations"),
     ("POST", "/api/v1/stations/{}/local-list"),
+    ("GET", "/api/v1/reservations/{}"),
+    ("GET", "/api/v1/charging-profiles/{}"),
+    ("PUT", "/api/v1/charging-profiles/{}"),
+    ("DELETE", "/api/v1/charging-profiles/{}"),
 ]
 
 
