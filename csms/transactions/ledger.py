@@ -252,7 +252,8 @@ class TransactionLedger:
                 return None, []
             samples = await conn.fetch(
                 "SELECT connector_id, station_timestamp, received_at, source, measurand, phase, unit, context,"
-                " location, format, value, flag FROM meter_readings WHERE transaction_id = $1 AND station_id = $2"
+                " location, format, value, flag FROM meter_readings"
+                " WHERE transaction_id = $1 AND transaction_id <> 0 AND station_id = $2"
                 " ORDER BY station_timestamp, id",
                 transaction_id,
                 row["station_id"],
@@ -321,7 +322,7 @@ class TransactionLedger:
             WHERE t.stop_received_at IS NULL
               AND t.start_received_at < now() - make_interval(secs => $1)
               AND NOT EXISTS (SELECT 1 FROM meter_values m WHERE m.transaction_id = t.id
-                              AND m.station_id = t.station_id
+                              AND m.transaction_id <> 0 AND m.station_id = t.station_id
                               AND m.received_at > now() - make_interval(secs => $1))
             """,
             horizon_seconds,

@@ -17,8 +17,9 @@ UPDATE transactions SET stop_reason = 'Local' WHERE stop_reason IS NULL AND stop
 UPDATE unknown_stops SET stop_reason = 'Local' WHERE stop_reason IS NULL;
 
 CREATE INDEX transactions_id_tag ON transactions (id_tag, id DESC);
--- "The last reading of a transaction" (energy so far, the abandoned estimate) walks this index backwards.
-CREATE INDEX meter_values_transaction_time ON meter_values (transaction_id, station_timestamp)
+-- A transaction's readings in order; "its last plausible reading" (energy so far, the abandoned estimate)
+-- walks it backwards and stops at the first. Queries repeat `transaction_id <> 0` so the planner may use it.
+CREATE INDEX meter_values_transaction_time ON meter_values (transaction_id, station_timestamp, id)
     WHERE transaction_id <> 0;
 DROP INDEX meter_values_transaction;
 
@@ -66,6 +67,7 @@ SELECT t.id, t.station_id, t.connector_id, t.id_tag, t.id_tag_status, t.reservat
            CASE WHEN t.meter_stop < t.meter_start THEN 'meter_stop_below_start' END
        ], NULL) AS flags,
        (SELECT round(r.wh)::bigint FROM meter_readings r
-         WHERE r.transaction_id = t.id AND r.station_id = t.station_id AND r.flag IS NULL AND r.wh IS NOT NULL
+         WHERE r.transaction_id = t.id AND r.transaction_id <> 0 AND r.station_id = t.station_id
+           AND r.flag IS NULL AND r.wh IS NOT NULL
          ORDER BY r.station_timestamp DESC, r.id DESC LIMIT 1) AS last_meter_wh
 FROM transactions t;
