@@ -39,6 +39,8 @@ from csms.storage import Database, StorageError
 
 log = logging.getLogger("csms")
 
+LAST_SEEN_FLUSH_SECONDS = 5.0  # how stale `last_seen_at` may be, traded against one UPDATE per station per flush
+
 MIGRATIONS = [
     ("stations", stations.MIGRATIONS),
     ("transactions", transactions.MIGRATIONS),
@@ -131,6 +133,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             ledger = transactions.TransactionLedger(db)
             id_tags = authorization.IdTagStore(db, cache_seconds=config.id_tag_cache_seconds)
             recorder = operations.OperationsRecorder(db)
+            last_seen = stations.LastSeen(registry, LAST_SEEN_FLUSH_SECONDS)
             central = CentralSystem16(
                 CentralSystemSettings(heartbeat_interval=config.heartbeat_interval, boot_status=config.boot_status),
                 registry,
@@ -138,6 +141,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 id_tags,
                 recorder,
                 events,
+                last_seen,
             )
 
             async def record_fence(station_id: str, token: int) -> bool:
@@ -238,6 +242,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             async with internal_http, trio.open_nursery() as nursery:
                 await nursery.start(coordinator.run)
                 await nursery.start(command_service.run)
+                await nursery.start(last_seen.run)
                 nursery.start_soon(leader_jobs.run)
                 ocpp_port = await nursery.start(gateway.serve)
                 api_port = await nursery.start(serve_api, api, config)

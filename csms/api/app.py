@@ -28,17 +28,8 @@ from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.internal_routes import Shed, internal_routes
 from csms.api.openapi import openapi_endpoint
 from csms.api.operations_routes import operations_routes
-from csms.api.validation import (
-    INT32_MAX,
-    id_tag_body,
-    json_body,
-    page_limit,
-    parse_bool,
-    parse_datetime,
-    parse_id,
-    path_station_id,
-    station_body,
-)
+from csms.api.transactions_routes import transaction_routes
+from csms.api.validation import id_tag_body, json_body, page_limit, path_station_id, station_body
 from csms.authorization import IdTagStore
 from csms.commands import CommandService
 from csms.observability import Metrics
@@ -163,31 +154,6 @@ def build_api(services: ApiServices) -> Starlette:
             raise ApiError(404, "not_found", f"station {station_id} is not registered")
         return Response(status_code=204)
 
-    async def list_transactions(request: Request) -> Response:
-        auth.require(request, "read")
-        q = request.query_params
-        limit = page_limit(request)
-        before = parse_id(q.get("before"), "before", maximum=INT32_MAX)
-        items = await s.ledger.page(
-            station_id=q.get("station_id"),
-            active=parse_bool(q.get("active"), "active"),
-            since=parse_datetime(q.get("since"), "since"),
-            limit=limit,
-            before_id=before,
-        )
-        next_before = items[-1]["id"] if len(items) == limit else None
-        return JSONResponse({"items": items, "next": next_before})
-
-    async def get_transaction(request: Request) -> Response:
-        auth.require(request, "read")
-        raw = request.path_params["transaction_id"]
-        if not (raw.isascii() and raw.isdigit()) or int(raw) > INT32_MAX:
-            raise ApiError(400, "bad_request", "a transaction id is a positive 32-bit integer")
-        transaction = await s.ledger.get(int(raw))
-        if transaction is None:
-            raise ApiError(404, "not_found", f"transaction {raw} does not exist")
-        return JSONResponse(transaction)
-
     async def list_id_tags(request: Request) -> Response:
         auth.require(request, "read")
         limit = page_limit(request)
@@ -265,8 +231,7 @@ def build_api(services: ApiServices) -> Starlette:
         Route("/api/v1/stations/{station_id}", get_station),
         Route("/api/v1/stations/{station_id}", put_station, methods=["PUT"]),
         Route("/api/v1/stations/{station_id}", delete_station, methods=["DELETE"]),
-        Route("/api/v1/transactions", list_transactions),
-        Route("/api/v1/transactions/{transaction_id}", get_transaction),
+        *transaction_routes(auth, s.ledger),
         Route("/api/v1/id-tags", list_id_tags),
         Route("/api/v1/id-tags/{id_tag}", get_id_tag),
         Route("/api/v1/id-tags/{id_tag}", put_id_tag, methods=["PUT"]),

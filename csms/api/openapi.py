@@ -29,6 +29,8 @@ Schema = dict[str, Any]
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+TRANSACTION_FLAGS = ("start_in_future", "stop_in_future", "stop_before_start", "meter_stop_below_start")
+READING_FLAGS = ("after_stop", "below_meter_start", "connector_mismatch", "future_timestamp")
 RESERVATION_STATUSES = ("Active", "Faulted", "Occupied", "Rejected", "Unavailable", "Cancelled", "Used", "Expired")
 ERROR_CODES = (
     "bad_request",
@@ -37,6 +39,7 @@ ERROR_CODES = (
     "forbidden",
     "not_found",
     "method_not_allowed",
+    "conflict",
     "too_large",
     "invalid",
     "ambiguous",
@@ -140,7 +143,24 @@ _TRANSACTION = {
     "stop_received_at": _null(DT),
     "stop_reason": _null(STR),
     "stop_id_tag": _null(STR),
-    "energy_wh": _null(INT),
+    "energy_wh": {
+        **_null(INT),
+        "description": "meterStop - meterStart of a finished transaction (null while active, or if meterStop is"
+        " below meterStart).",
+    },
+    "energy_so_far_wh": {
+        **_null(INT),
+        "description": "While active: the last plausible energy register reading - meterStart (null before the"
+        " first one); when finished: energy_wh.",
+    },
+    "flags": {
+        **_array({"type": "string", "enum": list(TRANSACTION_FLAGS)}),
+        "description": "Plausible-but-odd facts, stored as sent and shown here: start_in_future / stop_in_future"
+        " (station time over a day ahead of ours), stop_before_start, meter_stop_below_start.",
+    },
+    "operator_closed_by": _null(STR),
+    "operator_close_reason": _null(STR),
+    "operator_closed_at": _null(DT),
     "active": BOOL,
 }
 _METER_SAMPLE = _object(
@@ -150,6 +170,12 @@ _METER_SAMPLE = _object(
         "received_at": DT,
         "source": {"type": "string", "enum": ["MeterValues", "StopTransaction"]},
         **{key: STR for key in ("measurand", "phase", "unit", "context", "location", "format", "value")},
+        "flag": {
+            **_null({"type": "string", "enum": list(READING_FLAGS)}),
+            "description": "null: plausible. Otherwise kept but left out of energy: after_stop (a MeterValues"
+            " timestamped after the station's stop or above meterStop), below_meter_start, connector_mismatch"
+            " (not the transaction's connector), future_timestamp (over a day ahead of our clock).",
+        },
     }
 )
 _COMMAND_STATUSES = ["pending", *sorted(set(HTTP_STATUS) - {"pending"})]
@@ -231,6 +257,25 @@ def _resource_schemas() -> dict[str, Schema]:
         "Transaction": _object(_TRANSACTION),
         "TransactionDetail": _object({**_TRANSACTION, "meter_values": _array(_METER_SAMPLE)}),
         "TransactionPage": _page("Transaction", INT, "Newest first; `next` is the `before` cursor."),
+        "TransactionClose": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["reason"],
+            "description": "Unknown fields are rejected (422).",
+            "properties": {
+                "reason": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 500,
+                    "description": "Why (recorded with who and when).",
+                },
+                "meter_stop": {
+                    **_null({"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
+                    "description": "Wh, at least meter_start (422 otherwise); default: the last plausible energy"
+                    " reading, else meter_start.",
+                },
+            },
+        },
         "IdTag": _object(
             {
                 "id_tag": STR,
@@ -819,6 +864,9 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                     _p("Limit"),
                     _p("TransactionBefore"),
                     _p("StationFilter"),
+                    _param(
+                        "id_tag", "query", {"type": "string", "minLength": 1, "maxLength": 20}, "Only this id tag's."
+                    ),
                     _param("active", "query", BOOL, "Only running (true) or finished (false) transactions."),
                     _p("Since"),
                 ),
@@ -832,6 +880,29 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                 "read",
                 {"200": ok(_ref("TransactionDetail"), "The transaction."), **item_errors},
                 params=(_p("TransactionId"),),
+            )
+        },
+        "/api/v1/transactions/{transaction_id}/close": {
+            "post": _op(
+                "closeTransaction",
+                "transactions",
+                "Close a stale open transaction (its StopTransaction will never come), with a recorded reason",
+                "operator",
+                {
+                    "200": ok(
+                        _ref("TransactionDetail"),
+                        "Closed with stop_reason ClosedByOperator and operator_closed_by/_reason/_at. A"
+                        " StopTransaction the station sends later still replaces the stop (its meterStop is the"
+                        " truth); the operator's record stays.",
+                    ),
+                    "409": _error("conflict: the transaction is already closed."),
+                    **item_errors,
+                    "413": _r("TooLarge"),
+                    "422": _r("Invalid"),
+                },
+                params=(_p("TransactionId"),),
+                body=_ref("TransactionClose"),
+                body_required=True,
             )
         },
         "/api/v1/id-tags": {

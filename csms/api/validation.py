@@ -44,7 +44,7 @@ def int_field(data: dict[str, Any], key: str, minimum: int = 0, maximum: int = I
     return value
 
 
-def _reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
+def reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise bad(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -60,7 +60,7 @@ def _optional_str(data: dict[str, Any], key: str, max_len: int) -> str | None:
 
 
 def station_body(data: dict[str, Any]) -> dict[str, Any]:
-    _reject_unknown(data, {"password", "boot_status", "description"})
+    reject_unknown(data, {"password", "boot_status", "description"})
     out: dict[str, Any] = {}
     if "password" in data:
         password = data["password"]
@@ -79,7 +79,7 @@ def station_body(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def id_tag_body(data: dict[str, Any]) -> dict[str, Any]:
-    _reject_unknown(data, {"status", "expiry_date", "parent_id_tag"})
+    reject_unknown(data, {"status", "expiry_date", "parent_id_tag"})
     status = data.get("status", "Accepted")
     if status not in ID_TAG_STATUSES:
         raise bad(f"status must be one of {', '.join(ID_TAG_STATUSES)}")

@@ -16,12 +16,13 @@ from typing import Any
 import trio
 
 from csms.authorization import IdTagStore
+from csms.central_system.plausibility import check_meter, check_start_connector
 from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import INTERNAL_ERROR, PROPERTY_CONSTRAINT_VIOLATION, OcppError
 from csms.operations import OperationsRecorder
-from csms.stations import StationConnection, StationRegistry
+from csms.stations import LastSeen, StationConnection, StationRegistry
 from csms.storage import DatabaseUnavailable, Fence, FenceRejected, ValueRejected
 from csms.transactions import SampledValue, TransactionLedger
 
@@ -68,8 +69,10 @@ class CentralSystem16:
         id_tags: IdTagStore,
         operations: OperationsRecorder,
         events: EventBus,
+        last_seen: LastSeen,
     ) -> None:
         self._settings = settings
+        self._last_seen = last_seen
         self._registry = registry
         self._ledger = ledger
         self._id_tags = id_tags
@@ -93,6 +96,7 @@ class CentralSystem16:
         fence = Fence(conn.station_id, conn.claim.token)
 
         async def handle(action: str, payload: Payload) -> Payload:
+            self._last_seen.saw(conn.station_id)
             handler = self._handlers.get(action)
             if handler is None:
                 raise OcppError("NotSupported", f"{action} is not supported by this central system")
@@ -166,6 +170,12 @@ class CentralSystem16:
         return {"idTagInfo": await self._id_tags.id_tag_info(p["idTag"])}
 
     async def _start_transaction(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        check_meter(p["meterStart"], "meterStart")
+        check_start_connector(
+            p["connectorId"],
+            await self._operations.number_of_connectors(conn.station_id),
+            await self._registry.connector_ids(conn.station_id),
+        )
         id_tag_info = await self._id_tags.id_tag_info(p["idTag"])
         # Recorded whatever the tag's status: the station may already be charging (offline start), and the
         # spec has it stop the transaction itself when the idTagInfo is not Accepted.
@@ -192,13 +202,14 @@ class CentralSystem16:
         return {"transactionId": transaction_id, "idTagInfo": id_tag_info}
 
     async def _stop_transaction(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        check_meter(p["meterStop"], "meterStop")
         outcome = await self._ledger.stop(
             fence,
             transaction_id=p["transactionId"],
             meter_stop=p["meterStop"],
             timestamp=parse(p["timestamp"], "timestamp"),
             received_at=now(),
-            reason=p.get("reason"),
+            reason=p.get("reason", "Local"),  # the spec's default
             id_tag=p.get("idTag"),
             samples=_samples(p.get("transactionData", [])),
         )

@@ -297,6 +297,16 @@ class OperationsRecorder:
 
         await self._db.write(op, fence=fence)
 
+    async def number_of_connectors(self, station_id: str) -> int | None:
+        """The station's NumberOfConnectors configuration key, if a GetConfiguration reported a number."""
+        value = await self._db.fetchval(
+            "SELECT value FROM station_configuration WHERE station_id = $1 AND key = 'NumberOfConnectors' AND known",
+            station_id,
+        )
+        if value is None or not (value.isascii() and value.strip().isdigit()):
+            return None
+        return int(value)
+
     async def expire_reservations(self) -> int:
         """Leader job."""
         result = await self._db.execute(

@@ -1,6 +1,7 @@
 """The station gateway: WebSocket handshake, one RPC session per connection, and the station registry."""
 
 from csms.stations.gateway import Gateway, GatewaySettings, StationConnection, StationNotConnected
+from csms.stations.last_seen import LastSeen
 from csms.stations.passwords import hash_password
 from csms.stations.registry import MIGRATIONS, StationRegistry
 
@@ -8,6 +9,7 @@ __all__ = [
     "MIGRATIONS",
     "Gateway",
     "GatewaySettings",
+    "LastSeen",
     "StationConnection",
     "StationNotConnected",
     "StationRegistry",

@@ -21,6 +21,13 @@ UPDATE stations SET vendor = $2, model = $3, serial_number = $4, firmware_versio
 WHERE id = $1
 """
 _TOUCH = "UPDATE stations SET last_seen_at = $2 WHERE id = $1"
+# Many stations at once; never backwards: a replica that lost a station may still flush an older time for it.
+_TOUCH_MANY = """
+UPDATE stations s SET last_seen_at = greatest(s.last_seen_at, v.seen)
+FROM unnest($1::text[], $2::timestamptz[]) AS v(id, seen)
+WHERE s.id = v.id
+"""
+_TOUCH_CHUNK = 500  # rows locked per statement: hot-path writes to the same rows never wait long
 _INSERT_STATUS_HISTORY = """
 INSERT INTO connector_status_history (station_id, connector_id, status, error_code, info, vendor_id,
     vendor_error_code, station_timestamp, received_at)
@@ -167,6 +174,20 @@ class StationRegistry:
 
     async def touch(self, fence: Fence, received_at: datetime) -> None:
         await self._db.write_statements([Statement(_TOUCH, (fence.station_id, received_at))], fence=fence)
+
+    async def touch_many(self, seen: dict[str, datetime]) -> None:
+        """Unfenced on purpose: last_seen only moves forward, whoever writes it."""
+        ids = sorted(seen)
+        for at in range(0, len(ids), _TOUCH_CHUNK):
+            chunk = ids[at : at + _TOUCH_CHUNK]
+            await self._db.execute(_TOUCH_MANY, chunk, [seen[i] for i in chunk])
+
+    async def connector_ids(self, station_id: str) -> list[int]:
+        """Connectors the station reported a status for (0, the station itself, included)."""
+        rows = await self._db.fetch(
+            "SELECT connector_id FROM connector_status WHERE station_id = $1 ORDER BY connector_id", station_id
+        )
+        return [row["connector_id"] for row in rows]
 
     async def record_status(
         self,

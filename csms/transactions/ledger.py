@@ -1,7 +1,9 @@
 """The transaction ledger: the only code that touches `transactions`, `meter_values` and `unknown_stops`.
 
 Every write goes through the group-commit writer with the station's fence, so a replica that lost a station
-can never write for it again, and every method is safe to repeat: stations retry with new message ids.
+can never write for it again, and every method is safe to repeat: stations retry with new message ids. Every
+station write and read is scoped by the sending station: a transactionId that is not the sender's own never
+touches another station's rows. Plausibility (flags, energy so far) is derived by the views of migration 0002.
 """
 
 from __future__ import annotations
@@ -30,16 +32,24 @@ class SampledValue:
     format: str = "Raw"
 
 
+# Stops we record when the station could not: a station's own StopTransaction still replaces them.
+PLACEHOLDER_STOPS = ("Abandoned", "ClosedByOperator")
+
+# A sample is tied to the transaction it names only if that is the sender's own; any other id (another
+# station's, or one never issued) is kept against the sender with transaction_id 0 and the id it named, which
+# the meter_readings view flags as unknown_transaction. One statement, no extra round trip on the hot path.
 _INSERT_SAMPLE = """
-INSERT INTO meter_values (station_id, connector_id, transaction_id, station_timestamp, received_at, source,
-                          measurand, phase, unit, context, location, format, value)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+INSERT INTO meter_values (station_id, connector_id, transaction_id, reported_transaction_id, station_timestamp,
+                          received_at, source, measurand, phase, unit, context, location, format, value)
+SELECT $1, $2, coalesce(t.id, 0), CASE WHEN t.id IS NULL AND $3 <> 0 THEN $3 END, $4, $5, $6, $7, $8, $9, $10,
+       $11, $12, $13
+FROM (VALUES (1)) AS one LEFT JOIN transactions t ON t.id = $3 AND t.station_id = $1
 ON CONFLICT ON CONSTRAINT meter_values_once DO NOTHING
 """
 
 _COLUMNS = """id, station_id, connector_id, id_tag, id_tag_status, reservation_id, remote_started, meter_start,
 start_timestamp, start_received_at, meter_stop, stop_timestamp, stop_received_at, stop_reason, stop_id_tag,
-energy_wh"""
+energy_wh, flags, last_meter_wh, operator_closed_by, operator_close_reason, operator_closed_at"""
 
 
 def _sample_rows(
@@ -86,10 +96,15 @@ async def _insert_samples(
 
 def _transaction_json(row: Any) -> dict[str, Any]:
     data = dict(row)
-    for key in ("start_timestamp", "start_received_at", "stop_timestamp", "stop_received_at"):
+    for key in ("start_timestamp", "start_received_at", "stop_timestamp", "stop_received_at", "operator_closed_at"):
         if data.get(key) is not None:
             data[key] = data[key].isoformat()
     data["active"] = data["stop_received_at"] is None
+    last_wh = data.pop("last_meter_wh")
+    if not data["active"]:
+        data["energy_so_far_wh"] = data["energy_wh"]
+    else:
+        data["energy_so_far_wh"] = last_wh - data["meter_start"] if last_wh is not None else None
     return data
 
 
@@ -154,14 +169,16 @@ class TransactionLedger:
         meter_stop: int,
         timestamp: datetime,
         received_at: datetime,
-        reason: str | None,
+        reason: str,
         id_tag: str | None,
         samples: list[SampledValue],
     ) -> str:
-        """Close a transaction once; returns 'stopped', 'already-stopped' or 'unknown' (recorded aside).
+        """Close a transaction once; returns 'stopped', 'already-stopped' or 'unknown'.
 
-        A transaction the leader closed as abandoned is still closed by the station's real stop, late as it is:
-        the station's meterStop is the truth, the leader's estimate only a placeholder."""
+        'unknown' is any id that is not the sender's own (another station's included): it is recorded as the
+        sender's unknown stop and answered, so the station can clear its queue; no other row is touched.
+        A placeholder stop (leader's Abandoned, an operator's close) is still replaced by the station's real
+        stop, late as it is: the station's meterStop is the truth, the placeholder only an estimate."""
         station_id = fence.station_id
 
         async def op(conn: Connection) -> str:
@@ -169,7 +186,8 @@ class TransactionLedger:
                 """
                 UPDATE transactions SET meter_stop = $3, stop_timestamp = $4, stop_received_at = $5,
                     stop_reason = $6, stop_id_tag = $7
-                WHERE id = $1 AND station_id = $2 AND (stop_received_at IS NULL OR stop_reason = 'Abandoned')
+                WHERE id = $1 AND station_id = $2
+                  AND (stop_received_at IS NULL OR stop_reason = ANY($8::text[]))
                 RETURNING connector_id
                 """,
                 transaction_id,
@@ -179,6 +197,7 @@ class TransactionLedger:
                 received_at,
                 reason,
                 id_tag,
+                list(PLACEHOLDER_STOPS),
             )
             if row is not None:
                 outcome, connector_id = "stopped", row["connector_id"]
@@ -221,19 +240,23 @@ class TransactionLedger:
         received_at: datetime,
         samples: list[SampledValue],
     ) -> None:
-        """Store samples; late ones for a finished transaction are kept, but never change its energy."""
+        """Store samples against the sender; late or implausible ones are kept, flagged, and left out of energy."""
         rows = _sample_rows(fence.station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples)
         # Plain statements: the writer merges every MeterValues sample of a batch into one executemany.
         await self._db.write_statements([Statement(_INSERT_SAMPLE, row) for row in rows], fence=fence)
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         async def read(conn: Connection) -> tuple[Any, list[Any]]:
-            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM transactions WHERE id = $1", transaction_id)
+            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM transaction_rows WHERE id = $1", transaction_id)
+            if row is None:
+                return None, []
             samples = await conn.fetch(
                 "SELECT connector_id, station_timestamp, received_at, source, measurand, phase, unit, context,"
-                " location, format, value FROM meter_values WHERE transaction_id = $1"
+                " location, format, value, flag FROM meter_readings"
+                " WHERE transaction_id = $1 AND transaction_id <> 0 AND station_id = $2"
                 " ORDER BY station_timestamp, id",
                 transaction_id,
+                row["station_id"],
             )
             return row, samples
 
@@ -255,6 +278,7 @@ class TransactionLedger:
         self,
         *,
         station_id: str | None = None,
+        id_tag: str | None = None,
         active: bool | None = None,
         since: datetime | None = None,
         limit: int = 100,
@@ -263,11 +287,12 @@ class TransactionLedger:
         """Newest first; page with `before_id` (the last id of the previous page)."""
         rows = await self._db.fetch(
             f"""
-            SELECT {_COLUMNS} FROM transactions
+            SELECT {_COLUMNS} FROM transaction_rows
             WHERE ($1::text IS NULL OR station_id = $1)
               AND ($2::boolean IS NULL OR (stop_received_at IS NULL) = $2)
               AND ($3::timestamptz IS NULL OR start_timestamp >= $3)
               AND ($4::integer IS NULL OR id < $4)
+              AND ($6::text IS NULL OR id_tag = $6)
             ORDER BY id DESC LIMIT $5
             """,
             station_id,
@@ -275,6 +300,7 @@ class TransactionLedger:
             since,
             before_id,
             limit,
+            id_tag,
         )
         return [_transaction_json(row) for row in rows]
 
@@ -285,26 +311,58 @@ class TransactionLedger:
     async def close_abandoned(self, horizon_seconds: float) -> int:
         """Leader job: close transactions silent for longer than the horizon (no stop, no meter value).
 
-        meterStop is the last energy register reading we have (Wh or kWh), else meterStart; the stop reason
-        'Abandoned' is not an OCPP reason, so a StopTransaction that turns up later still replaces it.
+        meterStop is the last plausible energy register reading, else meterStart; the stop reason 'Abandoned'
+        is not an OCPP reason, so a StopTransaction that turns up later still replaces it.
         """
         result = await self._db.execute(
-            r"""
+            """
             UPDATE transactions t SET stop_reason = 'Abandoned', stop_received_at = now(), stop_timestamp = now(),
-                meter_stop = coalesce((
-                    SELECT round(CASE WHEN m.unit = 'kWh' THEN m.value::numeric * 1000 ELSE m.value::numeric END)
-                    FROM meter_values m
-                    WHERE m.transaction_id = t.id AND m.measurand = 'Energy.Active.Import.Register'
-                      AND m.unit IN ('Wh', 'kWh') AND m.value ~ '^[0-9]+(\.[0-9]+)?$'
-                    ORDER BY m.station_timestamp DESC LIMIT 1), t.meter_start)
+                meter_stop = coalesce((SELECT v.last_meter_wh FROM transaction_rows v WHERE v.id = t.id),
+                                      t.meter_start)
             WHERE t.stop_received_at IS NULL
               AND t.start_received_at < now() - make_interval(secs => $1)
               AND NOT EXISTS (SELECT 1 FROM meter_values m WHERE m.transaction_id = t.id
+                              AND m.transaction_id <> 0 AND m.station_id = t.station_id
                               AND m.received_at > now() - make_interval(secs => $1))
             """,
             horizon_seconds,
         )
         return int(result.rsplit(" ", 1)[-1])
+
+    async def close_by_operator(
+        self, transaction_id: int, *, reason: str, meter_stop: int | None, requested_by: str
+    ) -> tuple[str, int]:
+        """An operator closes a stale open transaction: ('closed' | 'unknown' | 'already-closed' |
+        'below-start', its meterStart). meterStop defaults to the last plausible reading, else meterStart.
+        Who and why stay on the row even if the station's real StopTransaction later replaces the stop."""
+
+        async def op(conn: Connection) -> tuple[str, int]:
+            row = await conn.fetchrow(
+                "SELECT meter_start, stop_received_at FROM transactions WHERE id = $1 FOR UPDATE", transaction_id
+            )
+            if row is None:
+                return "unknown", 0
+            if row["stop_received_at"] is not None:
+                return "already-closed", row["meter_start"]
+            if meter_stop is not None and meter_stop < row["meter_start"]:
+                return "below-start", row["meter_start"]
+            await conn.execute(
+                """
+                UPDATE transactions t SET stop_reason = 'ClosedByOperator', stop_received_at = now(),
+                    stop_timestamp = now(), operator_closed_at = now(), operator_closed_by = $3,
+                    operator_close_reason = $4,
+                    meter_stop = coalesce($2, (SELECT v.last_meter_wh FROM transaction_rows v WHERE v.id = t.id),
+                                          t.meter_start)
+                WHERE t.id = $1
+                """,
+                transaction_id,
+                meter_stop,
+                requested_by,
+                reason,
+            )
+            return "closed", row["meter_start"]
+
+        return await self._db.transaction(op)
 
     async def mark_remote_started(self, fence: Fence, transaction_id: int) -> None:
         sql = "UPDATE transactions SET remote_started = true WHERE id = $1 AND station_id = $2"

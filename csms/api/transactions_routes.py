@@ -1,0 +1,108 @@
+"""Transactions: list (filters), one with its meter values, and an operator's close of a stale one."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from csms.api.auth import TokenAuth
+from csms.api.errors import ApiError
+from csms.api.validation import (
+    INT32_MAX,
+    INT64_MAX,
+    bad,
+    json_body,
+    page_limit,
+    parse_bool,
+    parse_datetime,
+    parse_id,
+    reject_unknown,
+)
+from csms.transactions import TransactionLedger
+
+log = logging.getLogger(__name__)
+
+MAX_CLOSE_REASON = 500
+
+
+def _path_transaction_id(request: Request) -> int:
+    raw = request.path_params["transaction_id"]
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > INT32_MAX:
+        raise ApiError(400, "bad_request", "a transaction id is a positive 32-bit integer")
+    return int(raw)
+
+
+def _id_tag_filter(raw: str | None) -> str | None:
+    if raw is not None and not 1 <= len(raw) <= 20:
+        raise ApiError(400, "bad_request", "id_tag must be 1-20 characters (OCPP IdToken)")
+    return raw
+
+
+def close_body(data: dict[str, Any]) -> tuple[str, int | None]:
+    """{"reason": text (required), "meter_stop": Wh (optional; default: the last plausible reading)}."""
+    reject_unknown(data, {"reason", "meter_stop"})
+    reason = data.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_CLOSE_REASON or "\x00" in reason:
+        raise bad(f"reason is required: a non-empty string of at most {MAX_CLOSE_REASON} characters (no NUL)")
+    meter_stop = data.get("meter_stop")
+    if meter_stop is not None and (
+        isinstance(meter_stop, bool) or not isinstance(meter_stop, int) or not 0 <= meter_stop <= INT64_MAX
+    ):
+        raise bad(f"meter_stop must be an integer number of Wh, 0-{INT64_MAX}, or absent")
+    return reason, meter_stop
+
+
+def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route]:
+    async def list_transactions(request: Request) -> Response:
+        auth.require(request, "read")
+        q = request.query_params
+        limit = page_limit(request)
+        items = await ledger.page(
+            station_id=q.get("station_id"),
+            id_tag=_id_tag_filter(q.get("id_tag")),
+            active=parse_bool(q.get("active"), "active"),
+            since=parse_datetime(q.get("since"), "since"),
+            limit=limit,
+            before_id=parse_id(q.get("before"), "before", maximum=INT32_MAX),
+        )
+        next_before = items[-1]["id"] if len(items) == limit else None
+        return JSONResponse({"items": items, "next": next_before})
+
+    async def get_transaction(request: Request) -> Response:
+        auth.require(request, "read")
+        transaction_id = _path_transaction_id(request)
+        transaction = await ledger.get(transaction_id)
+        if transaction is None:
+            raise ApiError(404, "not_found", f"transaction {transaction_id} does not exist")
+        return JSONResponse(transaction)
+
+    async def close_transaction(request: Request) -> Response:
+        """For a transaction whose StopTransaction will never come (station replaced, queue lost)."""
+        role = auth.require(request, "operator")
+        transaction_id = _path_transaction_id(request)
+        reason, meter_stop = close_body(await json_body(request))
+        requested_by = f"token:{role}"
+        outcome, meter_start = await ledger.close_by_operator(
+            transaction_id, reason=reason, meter_stop=meter_stop, requested_by=requested_by
+        )
+        if outcome == "unknown":
+            raise ApiError(404, "not_found", f"transaction {transaction_id} does not exist")
+        if outcome == "already-closed":
+            raise ApiError(409, "conflict", f"transaction {transaction_id} is already closed")
+        if outcome == "below-start":
+            raise bad(f"meter_stop must be at least the transaction's meter_start ({meter_start} Wh)")
+        log.info(
+            "transaction closed by an operator",
+            extra={"transaction_id": transaction_id, "requested_by": requested_by, "reason": reason},
+        )
+        return JSONResponse(await ledger.get(transaction_id))
+
+    return [
+        Route("/api/v1/transactions", list_transactions),
+        Route("/api/v1/transactions/{transaction_id}", get_transaction),
+        Route("/api/v1/transactions/{transaction_id}/close", close_transaction, methods=["POST"]),
+    ]
