@@ -132,7 +132,11 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             id_tags = authorization.IdTagStore(db, cache_seconds=config.id_tag_cache_seconds)
             recorder = operations.OperationsRecorder(db)
             central = CentralSystem16(
-                CentralSystemSettings(heartbeat_interval=config.heartbeat_interval, boot_status=config.boot_status),
+                CentralSystemSettings(
+                    heartbeat_interval=config.heartbeat_interval,
+                    boot_status=config.boot_status,
+                    reclaim_trigger=config.reclaim_trigger,
+                ),
                 registry,
                 ledger,
                 id_tags,
