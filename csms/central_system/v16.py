@@ -19,7 +19,7 @@ from csms.authorization import IdTagStore
 from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
-from csms.ocpp import INTERNAL_ERROR, PROPERTY_CONSTRAINT_VIOLATION, OcppError, SessionClosed
+from csms.ocpp import INTERNAL_ERROR, PROPERTY_CONSTRAINT_VIOLATION, AnswerWithheld, OcppError, SessionClosed
 from csms.operations import OperationsRecorder
 from csms.stations import StationConnection, StationRegistry
 from csms.storage import DatabaseUnavailable, Fence, FenceRejected, ValueRejected
@@ -108,9 +108,10 @@ class CentralSystem16:
             try:
                 return await handler(conn, fence, payload)
             except FenceRejected:
-                # Another replica owns this station now: never answer for it again from here.
+                # Another replica owns this station now: never answer for it again from here. No CallError
+                # either (a station may take it as final): unanswered, the call is resent to the new owner.
                 conn.close(1008, "ownership moved to another replica")
-                raise OcppError("InternalError", "station ownership moved; reconnect") from None
+                raise AnswerWithheld("another replica owns the station now") from None
             except ValueRejected as exc:  # the domain check should have caught it: the sender's data all the same
                 log.warning("storage refused a value the station sent", extra={**station, "error": str(exc)})
                 raise OcppError(PROPERTY_CONSTRAINT_VIOLATION, f"a value of this {action} cannot be stored") from None
