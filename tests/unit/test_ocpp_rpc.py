@@ -654,16 +654,15 @@ async def test_our_call_cut_off_says_whether_the_station_left() -> None:
                 await session.call("Reset", {"type": "Hard"})
     assert closed.value.by_station and session.station_left
 
-    async with connected() as (session, station, _):
-        async with trio.open_nursery() as nursery:
+    async with connected() as (session, station, _), trio.open_nursery() as nursery:
 
-            async def close_when_called() -> None:
-                await station.receive()
-                session.stop_reading()
+        async def close_when_called() -> None:
+            await station.receive()
+            session.stop_reading()
 
-            nursery.start_soon(close_when_called)
-            with pytest.raises(SessionClosed) as closed:
-                await session.call("Reset", {"type": "Hard"})
+        nursery.start_soon(close_when_called)
+        with pytest.raises(SessionClosed) as closed:
+            await session.call("Reset", {"type": "Hard"})
     assert not closed.value.by_station
 
 
