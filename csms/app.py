@@ -135,7 +135,11 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             recorder = operations.OperationsRecorder(db)
             last_seen = stations.LastSeen(registry, LAST_SEEN_FLUSH_SECONDS)
             central = CentralSystem16(
-                CentralSystemSettings(heartbeat_interval=config.heartbeat_interval, boot_status=config.boot_status),
+                CentralSystemSettings(
+                    heartbeat_interval=config.heartbeat_interval,
+                    boot_status=config.boot_status,
+                    reclaim_trigger=config.reclaim_trigger,
+                ),
                 registry,
                 ledger,
                 id_tags,

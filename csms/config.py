@@ -131,6 +131,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Accepted",
         "default BootNotification answer",
     ),
+    Setting(
+        "reclaim_trigger",
+        _choice("status", "boot", "both", "none"),
+        "both",
+        "asked of a station that reconnects without booting: per-connector status, a boot, both or none",
+    ),
     Setting("heartbeat_interval", _positive_int, "300", "heartbeat interval (s) given in BootNotification.conf"),
     Setting("ping_interval", _non_negative_float, "30", "WebSocket ping interval (s); 0 disables"),
     Setting("ping_timeout", _positive_float, "20", "close a station whose pong is this late (s)"),

@@ -623,7 +623,8 @@ def _command_outcomes(record: Schema, *, with_async: bool) -> dict[str, Schema]:
         "200": "completed: the station answered; `result` is its CallResult payload.",
         "409": "offline: the station is not connected to any replica.",
         "502": "call_error: the station answered with a CallError (or an answer that broke the schema).",
-        "503": "unknown_outcome: the station moved between replicas mid-call; it may or may not have acted;"
+        "503": "unknown_outcome: the station moved between replicas (error.code OwnershipMoved) or disconnected"
+        " (StationDisconnected, e.g. a hard Reset) mid-call; it may or may not have acted;"
         " or failed: the CSMS could not send it now (too many calls in flight); retry later.",
         "504": "timeout: no answer from the station in time.",
     }

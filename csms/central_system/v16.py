@@ -20,7 +20,7 @@ from csms.central_system.plausibility import check_meter, check_start_connector
 from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
-from csms.ocpp import INTERNAL_ERROR, PROPERTY_CONSTRAINT_VIOLATION, OcppError
+from csms.ocpp import INTERNAL_ERROR, PROPERTY_CONSTRAINT_VIOLATION, AnswerWithheld, OcppError, SessionClosed
 from csms.operations import OperationsRecorder
 from csms.stations import LastSeen, StationConnection, StationRegistry
 from csms.storage import DatabaseUnavailable, Fence, FenceRejected, ValueRejected
@@ -36,8 +36,11 @@ Handler = Callable[[StationConnection, Fence, Payload], Awaitable[Payload]]
 class CentralSystemSettings:
     heartbeat_interval: int = 300
     boot_status: str = "Accepted"
-    # A station that reconnects without booting is asked for fresh connector states after this delay.
+    # A station that reconnects without booting is asked, after this delay, for what reclaim_trigger names.
     trigger_status_after: float = 2.0
+    # CSMS_RECLAIM_TRIGGER: "status" (per-connector StatusNotification: firmware that validates TriggerMessage
+    # strictly), "boot" (BootNotification: firmware idle after a disconnect until a boot is accepted), both, none.
+    reclaim_trigger: str = "both"
 
 
 def _samples(meter_values: list[Payload]) -> list[SampledValue]:
@@ -109,9 +112,10 @@ class CentralSystem16:
             try:
                 return await handler(conn, fence, payload)
             except FenceRejected:
-                # Another replica owns this station now: never answer for it again from here.
+                # Another replica owns this station now: never answer for it again from here. No CallError
+                # either (a station may take it as final): unanswered, the call is resent to the new owner.
                 conn.close(1008, "ownership moved to another replica")
-                raise OcppError("InternalError", "station ownership moved; reconnect") from None
+                raise AnswerWithheld("another replica owns the station now") from None
             except ValueRejected as exc:  # the domain check should have caught it: the sender's data all the same
                 log.warning("storage refused a value the station sent", extra={**station, "error": str(exc)})
                 raise OcppError(PROPERTY_CONSTRAINT_VIOLATION, f"a value of this {action} cannot be stored") from None
@@ -123,17 +127,30 @@ class CentralSystem16:
         return handle
 
     async def after_connect(self, conn: StationConnection) -> None:
-        """Reclaim: a station back without a BootNotification is asked for its connector states."""
+        """Reclaim: a station back without a BootNotification is asked to boot and/or for its connector states."""
+        trigger = self._settings.reclaim_trigger
+        if trigger == "none":
+            return
         await trio.sleep(self._settings.trigger_status_after)
         if conn.booted or conn.rpc is None:
             return
-        try:
-            await conn.rpc.call("TriggerMessage", {"requestedMessage": "StatusNotification"})
-        except Exception as exc:
-            log.info(
-                "TriggerMessage after reconnect failed",
-                extra={"station_id": conn.station_id, "error": repr(exc)},
-            )
+        requests: list[Payload] = []
+        if trigger in ("boot", "both"):
+            requests.append({"requestedMessage": "BootNotification"})
+        if trigger in ("status", "both"):
+            # Never without connectorId: some firmware rejects that. Connector 0 is the station itself.
+            connectors = sorted({0, *await self._registry.connector_ids(conn.station_id)})
+            requests += [{"requestedMessage": "StatusNotification", "connectorId": c} for c in connectors]
+        for request in requests:
+            try:
+                await conn.rpc.call("TriggerMessage", request)
+            except SessionClosed:
+                return
+            except Exception as exc:  # a station may reject or ignore one trigger; ask for the rest anyway
+                log.info(
+                    "TriggerMessage after reconnect failed",
+                    extra={"station_id": conn.station_id, "request": request, "error": repr(exc)},
+                )
 
     async def _boot_notification(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         status = await self._registry.boot_policy(conn.station_id) or self._settings.boot_status

@@ -3,7 +3,9 @@
 Routing: the replica that receives the API request looks the owner up in etcd; if it is the owner it sends the
 OCPP call itself, otherwise it forwards to the owner's internal endpoint. If ownership moves while a command is
 in flight, the caller still gets a definite answer: idempotent actions are retried once on the new owner, the
-others are reported as `unknown_outcome` (the station may or may not have acted), never left hanging.
+others are reported as `unknown_outcome` (the station may or may not have acted), never left hanging. The
+error code says why: `OwnershipMoved` (a replica closed the connection) or `StationDisconnected` (the station
+dropped it mid-call, as a station does when it carries out a hard Reset).
 """
 
 from __future__ import annotations
@@ -190,10 +192,13 @@ class CommandService:
         started = time.monotonic()
         attempts = 0
         delivered = False  # a try that may have reached the station
+        disconnected = ""  # the replica on which the station dropped the connection during a try that reached it
         previous: Owner | None = None
         while True:
             owner = await self._find_owner(request.station_id, not_like=previous)
             if owner is None:
+                if disconnected:  # sent, then the station left and has not come back
+                    return await self._unknown_outcome(request, started, disconnected, attempts, disconnected=True)
                 return await self._offline(request, started, attempts, f"station {request.station_id} is not connected")
             attempts += 1
             outcome = await self._execute_on(owner, request)
@@ -214,15 +219,19 @@ class CommandService:
             if maybe_sent:
                 resent_already = delivered
                 delivered = True
+                left = bool(outcome.error and outcome.error.get("disconnected") is True)
+                disconnected = outcome.node_id if left else ""
                 if resent_already or request.action not in IDEMPOTENT_ACTIONS:
-                    return await self._unknown_outcome(request, started, outcome.node_id, attempts)
+                    return await self._unknown_outcome(request, started, outcome.node_id, attempts, disconnected=left)
                 previous = owner  # wait for the station to land on another connection, then send once more
             else:
                 # Not sent: the owner key moved ahead of the connection (a claim is registering) or the
                 # owner went away. Ask again shortly, bounded in attempts and time.
                 if attempts >= MAX_ROUTING_ATTEMPTS or time.monotonic() - started > request.timeout:
                     if delivered:
-                        return await self._unknown_outcome(request, started, outcome.node_id, attempts)
+                        return await self._unknown_outcome(
+                            request, started, outcome.node_id, attempts, disconnected=bool(disconnected)
+                        )
                     return await self._offline(
                         request, started, attempts, "no replica held a live connection to the station; not sent"
                     )
@@ -238,15 +247,21 @@ class CommandService:
             attempts=attempts,
         )
 
-    async def _unknown_outcome(self, request: ExecuteRequest, started: float, node_id: str, attempts: int) -> Payload:
-        return await self._store.finish(
-            request.command_id,
-            "unknown_outcome",
-            error={
+    async def _unknown_outcome(
+        self, request: ExecuteRequest, started: float, node_id: str, attempts: int, *, disconnected: bool
+    ) -> Payload:
+        if disconnected:
+            error = {"code": "StationDisconnected", "description": _disconnected(request)}
+        else:
+            error = {
                 "code": "OwnershipMoved",
                 "description": "the station moved to another replica while the command was in flight;"
                 " it may or may not have been carried out",
-            },
+            }
+        return await self._store.finish(
+            request.command_id,
+            "unknown_outcome",
+            error=error,
             latency_ms=_ms(started),
             executed_by=node_id,
             attempts=attempts,
@@ -280,8 +295,10 @@ class CommandService:
             result = await self._local_call(request.station_id, request.action, request.payload, request.timeout)
         except NotConnectedHere:
             return ExecuteResult("moved", node, error={"maybe_sent": False, "description": "not connected here"})
-        except SessionClosed:
-            return ExecuteResult("moved", node, error={"maybe_sent": True, "description": "connection closed"})
+        except SessionClosed as exc:
+            return ExecuteResult(
+                "moved", node, error={"maybe_sent": True, "disconnected": exc.by_station, "description": str(exc)}
+            )
         except CallErrorReceived as exc:
             return ExecuteResult(
                 "call_error", node, error={"code": exc.code, "description": exc.description, "details": exc.details}
@@ -309,6 +326,13 @@ class CommandService:
     async def expire_stale(self) -> int:
         """Leader job: pending commands whose executor died are closed as unknown_outcome."""
         return await self._store.expire_stale(older_than_seconds=max(60.0, 3 * self._call_timeout))
+
+
+def _disconnected(request: ExecuteRequest) -> str:
+    if request.action == "Reset":
+        kind = str(request.payload.get("type", "")).lower()
+        return f"station disconnected after Reset — expected for a {kind} reset: it restarts without answering first"
+    return f"the station disconnected before answering {request.action}; it may or may not have carried it out"
 
 
 def _ms(started: float) -> float:

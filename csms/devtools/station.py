@@ -121,6 +121,7 @@ class SimulatedStation:
                     yield station
                 finally:
                     nursery.cancel_scope.cancel()
+                    station._abandon_pending()
 
     async def _reader(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -128,8 +129,7 @@ class SimulatedStation:
                 try:
                     text = await self.ws.get_message()
                 except Exception:
-                    for channel in self._pending.values():
-                        channel.close()
+                    self._abandon_pending()
                     return
                 frame = orjson.loads(text)
                 if frame[0] == 2:
@@ -140,6 +140,13 @@ class SimulatedStation:
                 else:
                     with contextlib.suppress(trio.WouldBlock):
                         self._unmatched_send.send_nowait(frame)
+
+    def _abandon_pending(self) -> None:
+        """Our calls still waiting end with "connection closed" now, not at their timeout: the reader may never
+        see the close (trio-websocket can hang in the close handshake with a peer that already went away)."""
+        for channel in self._pending.values():
+            channel.close()
+        self._pending.clear()
 
     async def _answer_call(self, frame: list[Any]) -> None:
         _, unique_id, action, payload = frame

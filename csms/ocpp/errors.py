@@ -122,7 +122,21 @@ class CallErrorReceived(Exception):
 
 
 class SessionClosed(Exception):
-    """The RPC session ended (connection closed) before our call got an answer, or before it was made."""
+    """The RPC session ended (connection closed) before our call got an answer, or before it was made.
+
+    ``by_station``: the station ended it (closed or dropped the connection, or stopped taking our frames), as
+    opposed to this side closing it (drain, rebalancing, ownership moved, shutdown)."""
+
+    def __init__(self, message: str, *, by_station: bool = False) -> None:
+        super().__init__(message)
+        self.by_station = by_station
+
+
+class AnswerWithheld(Exception):
+    """Raise from a Call handler when the call must stay unanswered (e.g. another replica owns the station now).
+
+    The session then ends without answering it or any later call, so the station resends them on its next
+    connection: neither a false CallResult nor a CallError it might take as final."""
 
 
 class CallQueueFull(Exception):

@@ -14,6 +14,11 @@ SHOULD NOT send a Call before the previous one is answered or timed out); later 
 most ``max_queued_calls`` of them. The ``timeout`` of a call covers its wait in that queue too, so an API
 request that calls a station is bounded end to end.
 
+``stop_reading()`` ends a session gently (drain, rebalancing, ownership moved): no new frame is read, every
+Call already read (queued, being handled, or already buffered by the transport) is handled and answered in
+order, then ``serve()`` returns and the owner closes the socket. A handler that raises AnswerWithheld ends the
+session at once, leaving that call and every later one unanswered for the station to resend elsewhere.
+
 Sends go through one lock, bounded by ``send_timeout`` and shielded from cancellation, so a timed-out caller
 can never leave half a frame on the wire; a send that fails or times out ends the session (the peer is gone or
 not reading).
@@ -42,6 +47,7 @@ from csms.ocpp.errors import (
     INTERNAL_ERROR,
     NOT_IMPLEMENTED,
     NOT_SUPPORTED,
+    AnswerWithheld,
     CallErrorReceived,
     CallQueueFull,
     InvalidResponse,
@@ -74,6 +80,10 @@ class MessageTransport(Protocol):
 
     async def receive(self) -> str | bytes:
         """Next message; raises (any exception) when the connection is closed, which ends ``serve()``."""
+        ...
+
+    def buffered(self) -> list[str | bytes]:
+        """The messages already received but not yet returned by ``receive``, taken now without waiting."""
         ...
 
 
@@ -136,13 +146,22 @@ class RpcSession:
         self._outstanding: _Outstanding | None = None
         self._call_scopes: set[trio.CancelScope] = set()
         self._serve_scope: trio.CancelScope | None = None
+        self._read_scope: trio.CancelScope | None = None
+        self._leftover: list[str | bytes] = []  # read by the transport before stop_reading(): still answered
         self._started = False
+        self._stopping = False
         self._closed = False
+        self._station_left = False  # the station closed the connection or stopped taking our frames
         self._ids = itertools.count(1)
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def station_left(self) -> bool:
+        """The station closed the connection (or stopped taking our frames), rather than this side closing it."""
+        return self._station_left
 
     @property
     def version(self) -> str:
@@ -151,8 +170,9 @@ class RpcSession:
     # ------------------------------------------------------------------ serving
 
     async def serve(self) -> None:
-        """Run until the transport closes (its ``receive`` raises) or a send fails; then fail waiting callers
-        with SessionClosed. Cancelling the surrounding scope also ends it."""
+        """Run until the transport closes (its ``receive`` raises), a send fails, or ``stop_reading()`` and every
+        call read before it is answered; then fail waiting callers with SessionClosed. Cancelling the
+        surrounding scope also ends it (at once)."""
         if self._started:
             raise RuntimeError("RpcSession.serve() may only run once")
         self._started = True
@@ -164,9 +184,23 @@ class RpcSession:
                 self._serve_scope = nursery.cancel_scope
                 nursery.start_soon(self._handle_loop, receive_inbox)
                 await self._read_loop(send_inbox)
-                nursery.cancel_scope.cancel()
+                if self._station_left:
+                    nursery.cancel_scope.cancel()  # nobody to answer; the station resends what it misses
+                # else stop_reading(): the handler task answers what the inbox holds, then the inbox ends
         finally:
             self._close()
+
+    def stop_reading(self) -> None:
+        """Begin a gentle end: read no new frame, answer every Call read so far, then let ``serve()`` return.
+
+        Frames the transport already holds were received by this replica, so they count as read. The caller
+        bounds how long this may take by cancelling ``serve()`` when its patience runs out."""
+        if self._stopping or self._closed:
+            return
+        self._stopping = True
+        self._leftover = self._transport.buffered()
+        if self._read_scope is not None:
+            self._read_scope.cancel()
 
     def _close(self) -> None:
         """Idempotent: mark closed, stop serving, fail every waiting caller with SessionClosed."""
@@ -177,16 +211,35 @@ class RpcSession:
             scope.cancel()
 
     async def _read_loop(self, inbox: trio.MemorySendChannel[_Inbox]) -> None:
-        while True:
-            try:
-                raw = await self._transport.receive()
-            except Exception as exc:
-                log.debug("transport closed", extra=self._ctx(error=repr(exc)))
-                return
-            arrived = trio.current_time()
-            item = self._route(raw)
-            if item is not None:
-                await inbox.send((arrived, item))  # waits while the inbox is full: back-pressure
+        """Queue frames until the transport closes or stop_reading(); closing the inbox ends the handler task."""
+        async with inbox:
+            pending: _Inbox | None = None
+            with trio.CancelScope() as self._read_scope:
+                if self._stopping:
+                    self._read_scope.cancel()
+                while True:
+                    try:
+                        raw = await self._transport.receive()
+                    except Exception as exc:
+                        log.debug("transport closed", extra=self._ctx(error=repr(exc)))
+                        self._station_left = True
+                        return
+                    pending = self._routed(raw)
+                    if pending is not None:
+                        await inbox.send(pending)  # waits while the inbox is full: back-pressure
+                        pending = None
+            # stop_reading(): a frame cut off mid-queueing (memory channel sends are cancel-safe), then the
+            # frames the transport had already received, in arrival order.
+            if pending is not None:
+                await inbox.send(pending)
+            for raw in self._leftover:
+                item = self._routed(raw)
+                if item is not None:
+                    await inbox.send(item)
+
+    def _routed(self, raw: str | bytes) -> _Inbox | None:
+        item = self._route(raw)
+        return None if item is None else (trio.current_time(), item)
 
     def _route(self, raw: str | bytes) -> Call | CallError | None:
         """Answer responses to our calls now; return what the handler task must answer, if anything."""
@@ -246,7 +299,15 @@ class RpcSession:
             if isinstance(item, CallError):
                 reply, action, outcome = item, INVALID_FRAME, item.code
             else:
-                reply, action, outcome = await self._dispatch(item)
+                try:
+                    reply, action, outcome = await self._dispatch(item)
+                except AnswerWithheld as exc:
+                    log.info(
+                        "call left unanswered; session ends",
+                        extra=self._ctx(message_id=item.unique_id, action=item.action, reason=str(exc)),
+                    )
+                    self._close()
+                    return
             try:
                 text = encode(reply)
             except TypeError as exc:  # e.g. a non-str key in a free-form customData object
@@ -283,6 +344,8 @@ class RpcSession:
                 raise trio.TooSlowError
         except OcppError as exc:
             return CallError(call.unique_id, exc.code, exc.description, exc.details), action, exc.code
+        except AnswerWithheld:
+            raise
         except trio.TooSlowError:
             log.error(
                 "handler timed out",
@@ -326,8 +389,9 @@ class RpcSession:
                 failure = trio.TooSlowError()
         if failure is not None:
             log.warning("send failed, closing session", extra=self._ctx(error=repr(failure)))
+            self._station_left = True
             self._close()
-            raise SessionClosed("send failed") from failure
+            raise SessionClosed("send failed", by_station=True) from failure
 
     # ------------------------------------------------------------------ our calls
 
@@ -373,8 +437,8 @@ class RpcSession:
             self._observe_outgoing(label, outcome, trio.current_time() - started)
 
     async def _call(self, action: str, payload: dict[str, Any], seconds: float) -> dict[str, Any]:
-        if self._closed:
-            raise SessionClosed("session is closed")
+        if self._closed or self._stopping:
+            raise SessionClosed("session is closed" if self._closed else "session is closing")
         if action not in self._validator.csms_actions:
             code = NOT_SUPPORTED if self._validator.knows(action) else NOT_IMPLEMENTED
             raise OcppError(code, f"{action!r} is not an action a CSMS sends to a station")
@@ -393,6 +457,8 @@ class RpcSession:
             finally:
                 self._call_scopes.discard(scope)
         # Only reached when _close() cancelled the scope.
+        if self._station_left:
+            raise SessionClosed("the station disconnected before answering", by_station=True)
         raise SessionClosed("session closed before the station answered")
 
     async def _exchange(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:

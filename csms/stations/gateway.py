@@ -3,7 +3,11 @@
 A connection's life: refuse bad handshakes with an HTTP status before the upgrade, claim the station (the
 newest connection wins, here and across replicas), record the claim's fence token in Postgres, then serve the
 RPC session until the station leaves, the claim is lost, or the replica drains. Every connection runs in the
-server's handler nursery inside its own cancel scope, so losing a claim closes exactly that connection at once.
+server's handler nursery inside its own cancel scope, so a failure closes exactly that connection at once.
+
+Closes this replica starts for a drain, rebalancing or a lost claim are gentle: stop reading, commit and answer
+every call already read, then send the close frame (bounded by the call timeout). What the station sent after
+that is unanswered, so it resends it on its next connection; nothing it was told is stored is lost.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class GatewaySettings:
 
 
 class InFlight:
-    """Counts calls in progress on a connection so a drain can close it between calls, not inside one."""
+    """Counts our calls to a station in progress, so a drain lets them finish first (answers need the reader)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -103,13 +107,24 @@ class StationConnection:
     close_code: int = 1000
     close_reason: str = "bye"
     booted: bool = False
-    closing: bool = False  # draining or shedding: no new commands, close once in-flight calls end
+    closing: bool = False  # draining, shedding or moved: no new commands; ends once what was read is answered
     in_flight: InFlight = field(default_factory=InFlight)
 
     def close(self, code: int, reason: str) -> None:
-        """Ask the connection to end; the handler closes the socket with this code as it unwinds."""
+        """End the connection now; the handler closes the socket with this code as it unwinds."""
         self.close_code, self.close_reason = code, reason
         self.cancel_scope.cancel()
+
+    def close_gently(self, code: int, reason: str, grace: float) -> None:
+        """Read no more, commit and answer every call already read, then close with this code; at once after
+        ``grace`` seconds (a handler stuck on a dead Postgres must not hold the close forever)."""
+        self.closing = True
+        self.close_code, self.close_reason = code, reason
+        if self.rpc is None:
+            self.cancel_scope.cancel()
+            return
+        self.rpc.stop_reading()
+        self.cancel_scope.deadline = min(self.cancel_scope.deadline, trio.current_time() + grace)
 
 
 class Gateway:
@@ -230,7 +245,7 @@ class Gateway:
     async def _close_when_idle(self, conn: StationConnection, reason: str) -> None:
         with trio.move_on_after(self._settings.call_timeout):
             await conn.in_flight.wait_idle()
-        conn.close(GOING_AWAY, reason)
+        conn.close_gently(GOING_AWAY, reason, self._settings.call_timeout)
 
     # -- connection lifecycle ------------------------------------------------------------------------------
 
@@ -283,7 +298,7 @@ class Gateway:
         conn = StationConnection(station_id, connection_id, protocol, claim, ws)
         previous = self._connections.get(station_id)
         if previous is not None:
-            previous.close(GOING_AWAY, "replaced by a newer connection")
+            previous.close_gently(GOING_AWAY, "replaced by a newer connection", self._settings.call_timeout)
         self._connections[station_id] = conn
         if self._observer:
             self._observer.connection_opened()
@@ -336,19 +351,9 @@ class Gateway:
 
     async def _run_session(self, conn: StationConnection) -> None:
         s = self._settings
-        transport = _WebSocketTransport(conn.ws)
-        handler = self._handler_factory(conn)
-
-        async def counted(action: str, payload: dict[str, Any]) -> dict[str, Any]:
-            conn.in_flight.enter()
-            try:
-                return await handler(action, payload)
-            finally:
-                conn.in_flight.leave()
-
         rpc = RpcSession(
-            transport,
-            counted,
+            _WebSocketTransport(conn.ws),
+            self._handler_factory(conn),
             self._validator,
             call_timeout=s.call_timeout,
             max_frame_bytes=s.max_frame_bytes,
@@ -363,7 +368,8 @@ class Gateway:
                 nursery.start_soon(self._after_connect, conn)
             with contextlib.suppress(ConnectionClosed):
                 await rpc.serve()
-            conn.close_reason = "station closed the connection"
+            if rpc.station_left:
+                conn.close_reason = "station closed the connection"
             nursery.cancel_scope.cancel()
 
     async def _keep_alive(self, conn: StationConnection) -> None:
@@ -382,7 +388,12 @@ class Gateway:
     def _claim_lost(self, claim: Claim) -> None:
         conn = self._connections.get(claim.station_id)
         if conn is not None and conn.connection_id == claim.connection_id:
-            conn.close(GOING_AWAY, "ownership moved: a newer connection, or this replica's lease expired")
+            # Gently: writes the new owner's fence rejects stay unanswered (AnswerWithheld), the rest are answered.
+            conn.close_gently(
+                GOING_AWAY,
+                "ownership moved: a newer connection, or this replica's lease expired",
+                self._settings.call_timeout,
+            )
 
     def _fenced(self) -> None:
         for conn in list(self._connections.values()):
@@ -400,6 +411,17 @@ class _WebSocketTransport:
 
     async def receive(self) -> str | bytes:
         return await self._ws.get_message()
+
+    def buffered(self) -> list[str | bytes]:
+        # trio-websocket has no public "take without waiting"; its receive channel holds the messages it has
+        # already read off the socket (at most message_queue_size), and receive_nowait never blocks.
+        channel = self._ws._recv_channel
+        messages: list[str | bytes] = []
+        while True:
+            try:
+                messages.append(channel.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return messages
 
 
 __all__ = ["Gateway", "GatewaySettings", "StationConnection", "StationNotConnected"]

@@ -153,6 +153,13 @@ class StationRegistry:
         result = await self._db.execute("DELETE FROM stations WHERE id = $1", station_id)
         return bool(result.endswith(" 1"))
 
+    async def connector_ids(self, station_id: str) -> list[int]:
+        """The connectors the station has reported a status for, in order (0, the station itself, included)."""
+        rows = await self._db.fetch(
+            "SELECT connector_id FROM connector_status WHERE station_id = $1 ORDER BY connector_id", station_id
+        )
+        return [int(row["connector_id"]) for row in rows]
+
     async def boot_policy(self, station_id: str) -> str | None:
         return await self._db.fetchval("SELECT boot_status FROM stations WHERE id = $1", station_id)
 

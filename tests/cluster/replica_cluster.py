@@ -460,23 +460,26 @@ class FirmwareStation:
         backoff = 0.05
         while True:
             try:
-                async with SimulatedStation.connect(
-                    self.url, self.station_id, connect_timeout=self.connect_timeout
-                ) as station:
-                    self.connections += 1
-                    backoff = 0.05
-                    self._drop = trio.Event()
-                    self._current = station
-                    self._notify()
-                    while station.ws.closed is None and not self._drop.is_set():
-                        with trio.move_on_after(0.05):
-                            await self._drop.wait()
-                    closed = station.ws.closed
-                    self.close_codes.append(closed.code if closed is not None else None)
-                    self._current = None
-                    self._notify()
-                    if not self.reconnect:
-                        self.done.set()  # now, not after the close handshake with a possibly dead peer
+                with trio.CancelScope() as link:
+                    async with SimulatedStation.connect(
+                        self.url, self.station_id, connect_timeout=self.connect_timeout
+                    ) as station:
+                        self.connections += 1
+                        backoff = 0.05
+                        self._drop = trio.Event()
+                        self._current = station
+                        self._notify()
+                        while station.ws.closed is None and not self._drop.is_set():
+                            with trio.move_on_after(0.05):
+                                await self._drop.wait()
+                        closed = station.ws.closed
+                        self.close_codes.append(closed.code if closed is not None else None)
+                        self._current = None
+                        self._notify()
+                        if not self.reconnect:
+                            self.done.set()  # now, not after the close handshake with a possibly dead peer
+                        # Bounded: trio-websocket can hang in the close handshake with a peer already gone.
+                        link.deadline = trio.current_time() + 3
             except Exception as exc:  # refused, reset, handshake timeout: all mean "try again later"
                 self.connect_failures[type(exc).__name__] += 1
             except BaseException as exc:

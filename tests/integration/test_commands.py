@@ -103,3 +103,30 @@ async def test_internal_endpoint_needs_the_secret(csms: Running) -> None:
         assert response.status_code == 403  # no secret configured: closed, even to admin tokens
         response = await api.post("/internal/v1/shed", json={"count": 1}, headers={"X-CSMS-Internal-Secret": ""})
         assert response.status_code == 403
+
+
+@pytest.mark.parametrize("replica_overrides", [{"CSMS_CALL_TIMEOUT": "3", "CSMS_RECLAIM_TRIGGER": "none"}])
+async def test_station_that_drops_the_socket_mid_command_is_reported_disconnected(csms: Running) -> None:
+    """A hard Reset answered by dropping the socket (no CallResult) is a disconnect, not "ownership moved"; so is
+    any command whose station leaves mid-call and does not come back."""
+    await csms.put_station("CP-DROP")
+    stations: list[SimulatedStation] = []
+
+    async def drop_when_called(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action in ("Reset", "ChangeConfiguration"):
+            await stations[-1].ws.aclose()
+            raise trio.TooSlowError  # the simulator's way of staying silent
+        return await accept_everything(action, payload)
+
+    async with csms.api() as api:
+        for action, payload, wanted in [
+            ("Reset", {"type": "Hard"}, "expected for a hard reset"),
+            ("ChangeConfiguration", {"key": "K", "value": "V"}, "disconnected before answering ChangeConfiguration"),
+        ]:
+            async with SimulatedStation.connect(csms.ocpp_url, "CP-DROP", answer=drop_when_called) as station:
+                stations.append(station)
+                response = await api.post(f"/api/v1/stations/CP-DROP/commands/{action}", json=payload)
+            body = response.json()
+            assert response.status_code == 503 and body["status"] == "unknown_outcome", body
+            assert body["error"]["code"] == "StationDisconnected", body
+            assert wanted in body["error"]["description"], body

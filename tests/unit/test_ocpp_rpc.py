@@ -14,6 +14,7 @@ import trio
 import trio.testing
 
 from csms.ocpp import (
+    AnswerWithheld,
     CallErrorReceived,
     CallQueueFull,
     InvalidResponse,
@@ -39,6 +40,14 @@ class MemoryTransport:
 
     async def receive(self) -> str | bytes:
         return await self._inbound.receive()
+
+    def buffered(self) -> list[str | bytes]:
+        messages: list[str | bytes] = []
+        while True:
+            try:
+                messages.append(self._inbound.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return messages
 
 
 class Station:
@@ -532,6 +541,9 @@ class BrokenSendTransport:
         await trio.sleep_forever()
         raise AssertionError
 
+    def buffered(self) -> list[str | bytes]:
+        return []
+
 
 async def test_failed_send_ends_the_session(caplog: pytest.LogCaptureFixture) -> None:
     session = RpcSession(BrokenSendTransport(), default_handler, Validator.for_version("1.6"))
@@ -551,6 +563,9 @@ class StuckTransport:
         await trio.sleep_forever()
         raise AssertionError
 
+    def buffered(self) -> list[str | bytes]:
+        return []
+
 
 async def test_send_that_never_completes_ends_the_session(autojump_clock: trio.testing.MockClock) -> None:
     session = RpcSession(StuckTransport(), default_handler, Validator.for_version("1.6"), send_timeout=2)
@@ -566,6 +581,89 @@ async def test_serve_runs_once() -> None:
         await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(RuntimeError):
             await session.serve()
+
+
+# ---------------------------------------------------------------- ending a session
+
+
+async def test_stop_reading_answers_every_call_already_read_and_no_later_one() -> None:
+    """A drain/shed/move close: calls in the handler, the inbox, mid-queueing and the transport's buffer are all
+    answered, in order; a frame arriving after stop_reading() is not read, so the station resends it elsewhere."""
+    release = trio.Event()
+    handled: list[str] = []
+
+    async def handler(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        handled.append(payload["vendorId"])
+        await release.wait()
+        return {"status": "Accepted"}
+
+    def call(n: int) -> list[Any]:
+        return [2, f"c{n}", "DataTransfer", {"vendorId": f"v{n}"}]
+
+    async with connected(handler, max_inbox=1) as (session, station, _):
+        for n in range(1, 5):  # 1 in the handler, 2 in the inbox, 3 blocked on the full inbox, 4 still buffered
+            await station.send(call(n))
+        await trio.testing.wait_all_tasks_blocked()
+        assert handled == ["v1"]
+        session.stop_reading()
+        await station.send(call(5))  # after the close started
+        with pytest.raises(SessionClosed):
+            await session.call("ClearCache", {})  # no new calls of ours once closing
+        release.set()
+        for n in range(1, 5):
+            assert await station.receive() == [3, f"c{n}", {"status": "Accepted"}]
+        with trio.fail_after(5):
+            while not session.closed:
+                await trio.sleep(0.01)
+        assert await station.nothing_received(0.2)
+    assert handled == ["v1", "v2", "v3", "v4"]
+    assert not session.station_left
+
+
+async def test_withheld_answer_ends_the_session_without_answering_later_calls() -> None:
+    """Ownership moved: neither a CallResult nor a CallError for that call or any after it."""
+
+    async def handler(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "StatusNotification":
+            raise AnswerWithheld("another replica owns the station now")
+        return await default_handler(action, payload)
+
+    status = {"connectorId": 1, "status": "Available", "errorCode": "NoError"}
+    async with connected(handler) as (session, station, _):
+        await station.send([2, "s1", "StatusNotification", status])
+        await station.send([2, "h1", "Heartbeat", {}])
+        with trio.fail_after(5):
+            while not session.closed:
+                await trio.sleep(0.01)
+        assert await station.nothing_received(0.2)
+        with pytest.raises(SessionClosed) as closed:
+            await session.call("ClearCache", {})
+        assert not closed.value.by_station
+
+
+async def test_our_call_cut_off_says_whether_the_station_left() -> None:
+    async with connected() as (session, station, _):
+
+        async def hang_up_when_called() -> None:
+            assert (await station.receive())[2] == "Reset"
+            await station.hang_up()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hang_up_when_called)
+            with pytest.raises(SessionClosed) as closed:
+                await session.call("Reset", {"type": "Hard"})
+    assert closed.value.by_station and session.station_left
+
+    async with connected() as (session, station, _), trio.open_nursery() as nursery:
+
+        async def close_when_called() -> None:
+            await station.receive()
+            session.stop_reading()
+
+        nursery.start_soon(close_when_called)
+        with pytest.raises(SessionClosed) as closed:
+            await session.call("Reset", {"type": "Hard"})
+    assert not closed.value.by_station
 
 
 @pytest.fixture(autouse=True)
