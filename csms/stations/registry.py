@@ -189,13 +189,6 @@ class StationRegistry:
             chunk = ids[at : at + _TOUCH_CHUNK]
             await self._db.execute(_TOUCH_MANY, chunk, [seen[i] for i in chunk])
 
-    async def connector_ids(self, station_id: str) -> list[int]:
-        """Connectors the station reported a status for (0, the station itself, included)."""
-        rows = await self._db.fetch(
-            "SELECT connector_id FROM connector_status WHERE station_id = $1 ORDER BY connector_id", station_id
-        )
-        return [row["connector_id"] for row in rows]
-
     async def record_status(
         self,
         fence: Fence,
