@@ -91,19 +91,23 @@ def test_the_validator_can_fail() -> None:
         kubernetes_validate.validate(bad, K8S_VERSIONS[0], strict=True)
 
 
+SECRET = "internalSecret.value=0123456789abcdef"
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
         ([], "database.url or database.existingSecret"),
-        (["database.url=postgresql://x/y", "config.registraton=auto"], "registraton"),
-        (["database.url=postgresql://x/y", "config.logLevel=verbose"], "logLevel"),
-        (["database.url=mysql://x/y"], "url"),
-        (["database.url=postgresql://x/y", "replicaCount=0"], "replicaCount"),
-        (["database.url=postgresql://x/y", "lifecycle.terminationGracePeriodSeconds=20"], "must exceed"),
-        (["database.url=postgresql://x/y", "tls.enabled=true"], "tls.secretName"),
-        (["database.url=postgresql://x/y", "etcd.endpoints=null"], "etcd"),
-        (["database.url=postgresql://x/y", "apiTokens.tokens={short}"], "tokens"),
-        (["database.url=postgresql://x/y", "podDisruptionBudget.minAvailable=2"], "not both"),
+        (["database.url=postgresql://x/y"], "internalSecret.existingSecret"),
+        (["database.url=postgresql://x/y", SECRET, "config.registraton=auto"], "registraton"),
+        (["database.url=postgresql://x/y", SECRET, "config.logLevel=verbose"], "logLevel"),
+        (["database.url=mysql://x/y", SECRET], "url"),
+        (["database.url=postgresql://x/y", SECRET, "replicaCount=0"], "replicaCount"),
+        (["database.url=postgresql://x/y", SECRET, "lifecycle.terminationGracePeriodSeconds=20"], "must exceed"),
+        (["database.url=postgresql://x/y", SECRET, "tls.enabled=true"], "tls.secretName"),
+        (["database.url=postgresql://x/y", SECRET, "etcd.endpoints=null"], "etcd"),
+        (["database.url=postgresql://x/y", SECRET, "apiTokens.tokens={short}"], "tokens"),
+        (["database.url=postgresql://x/y", SECRET, "podDisruptionBudget.minAvailable=2"], "not both"),
     ],
 )
 def test_bad_values_fail_at_install(helm: str, sets: list[str], message: str) -> None:

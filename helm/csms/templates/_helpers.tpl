@@ -64,23 +64,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The inter-replica secret: the given value, else the one already in the cluster (so upgrades keep it and
-old and new replicas still trust each other mid-rollout), else a new random one.
-*/}}
-{{- define "csms.internalSecretValue" -}}
-{{- if .Values.internalSecret.value }}
-{{- .Values.internalSecret.value }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "csms.secretName" .) }}
-{{- if and $existing (hasKey $existing.data "internal-secret") }}
-{{- index $existing.data "internal-secret" | b64dec }}
-{{- else }}
-{{- randAlphaNum 48 }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/*
 The grace period covers the preStop sleep, then the whole drain, then a margin. A smaller override is refused so a drain is never cut short by SIGKILL.
 */}}
 {{- define "csms.terminationGracePeriodSeconds" -}}
@@ -103,6 +86,9 @@ The grace period covers the preStop sleep, then the whole drain, then a margin. 
 {{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.etcd.endpoints) }}
 {{- fail "etcd.endpoints is empty: more than one replica needs an external etcd to coordinate" }}
+{{- end }}
+{{- if and (not .Values.internalSecret.value) (not .Values.internalSecret.existingSecret) }}
+{{- fail "set internalSecret.existingSecret (a Secret you manage) or internalSecret.value (e.g. --set internalSecret.value=$(openssl rand -hex 32)): the chart never generates it, so every render (helm template, GitOps) gives the same Secret" }}
 {{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
 {{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" }}
