@@ -105,7 +105,7 @@ SECRET = "internalSecret.value=0123456789abcdef"
         (["database.url=postgresql://x/y", SECRET, "replicaCount=0"], "replicaCount"),
         (["database.url=postgresql://x/y", SECRET, "lifecycle.terminationGracePeriodSeconds=20"], "must exceed"),
         (["database.url=postgresql://x/y", SECRET, "tls.enabled=true"], "tls.secretName"),
-        (["database.url=postgresql://x/y", SECRET, "etcd.endpoints=null"], "etcd"),
+        (["database.url=postgresql://x/y", SECRET, "etcd.embedded.enabled=false"], "no etcd"),
         (["database.url=postgresql://x/y", SECRET, "apiTokens.tokens={short}"], "tokens"),
         (["database.url=postgresql://x/y", SECRET, "podDisruptionBudget.minAvailable=2"], "not both"),
     ],
@@ -304,7 +304,7 @@ def test_replicas_spread_and_disruptions_are_bounded(rendered: Rendered) -> None
     assert anti.get("preferredDuringSchedulingIgnoredDuringExecution") or anti.get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     )
-    pdb = rendered.one("PodDisruptionBudget")
+    pdb = rendered.one("PodDisruptionBudget", "csms")
     assert _selects_pods(pdb["spec"]["selector"]["matchLabels"], rendered)
     assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable", 0) >= 2
 
@@ -342,7 +342,7 @@ def test_ingress_routes_ocpp_and_api_to_rendered_services(rendered: Rendered) ->
 
 
 def test_network_policy_admits_stations_and_replicas(rendered: Rendered) -> None:
-    policy = rendered.one("NetworkPolicy")
+    policy = rendered.one("NetworkPolicy", "csms")
     assert _selects_pods(policy["spec"]["podSelector"]["matchLabels"], rendered)
     rules = policy["spec"]["ingress"]
     ports = {p["port"] for rule in rules for p in rule["ports"]}
