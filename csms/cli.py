@@ -1,4 +1,4 @@
-"""`csms serve` runs one replica; `csms dev` runs a local cluster on embedded defaults."""
+"""`csms serve` runs one replica; `csms migrate` applies the schema and exits; `csms dev` runs a local cluster."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run one replica (every setting also reads CSMS_<NAME>)")
     settings.add_arguments(serve)
+    migrate = commands.add_parser(
+        "migrate", help="apply the schema migrations and exit (reads the same settings as serve; needs the database)"
+    )
+    settings.add_arguments(migrate)
     dev = commands.add_parser("dev", help="run a local cluster: Postgres, etcd, replicas and a balancer")
     dev.add_argument("--replicas", type=int, default=3, help="replica processes (default 3)")
     dev.add_argument("--data-dir", default=".csms-dev", help="where Postgres and etcd keep their data")
@@ -23,12 +27,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    if args.command == "serve":
+    if args.command in ("serve", "migrate"):
         try:
             config = settings.load(args)
             settings.require_database(config)
         except settings.ConfigError as exc:
             sys.exit(f"csms: configuration error: {exc}")
+        if args.command == "migrate":
+            from csms.migrate import main_migrate
+
+            main_migrate(config)
+            return
         from csms.app import main_serve
 
         main_serve(config)
