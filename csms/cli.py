@@ -22,6 +22,18 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--data-dir", default=".csms-dev", help="where Postgres and etcd keep their data")
     dev.add_argument("--ocpp-port", type=int, default=9000, help="balancer port for stations")
     dev.add_argument("--api-port", type=int, default=8080, help="balancer port for the API")
+    dev.add_argument(
+        "--registration",
+        choices=["known", "auto"],
+        default="known",
+        help="known (default): register stations with passwords through the API; auto: accept any station id",
+    )
+    dev.add_argument(
+        "--restart",
+        choices=["never", "on-failure", "always"],
+        default="never",
+        help="what to do when a replica exits (every exit is reported with its code and last log lines)",
+    )
     return parser
 
 
