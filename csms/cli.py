@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from csms import config as settings
 
 
+def _version() -> str:
+    try:
+        return version("csms")
+    except PackageNotFoundError:
+        return "0.0.0+local"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csms", description="OCPP charging station management system")
+    parser.add_argument("--version", action="version", version=f"csms {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run one replica (every setting also reads CSMS_<NAME>)")
     settings.add_arguments(serve)
