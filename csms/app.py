@@ -31,7 +31,7 @@ from csms.leader_jobs import (
     expire_reservations,
     expire_stale_commands,
 )
-from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging
+from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging, measure_event_loop_lag
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.storage_metrics import StorageMetrics
 from csms.stations import Gateway, GatewaySettings, StationNotConnected, StationRegistry
@@ -248,6 +248,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 await nursery.start(command_service.run)
                 await nursery.start(last_seen.run)
                 nursery.start_soon(leader_jobs.run)
+                nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
                 ocpp_port = await nursery.start(gateway.serve)
                 api_port = await nursery.start(serve_api, api, config)
                 log.info("replica ready", extra={"ocpp_port": ocpp_port, "api_port": api_port})

@@ -2,6 +2,9 @@
 
 It stands in for the cloud load balancer in the local cluster and in cluster tests: a station that loses its
 replica reconnects through it and lands on a survivor. Not for production (no health checks beyond connect).
+
+In front of HTTP (the API) it can answer `GET /metrics` itself with its own metrics, so a scrape of the
+balancer's address never returns one random replica's numbers as if they were the cluster's.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ class TcpBalancer:
         *,
         connect_timeout: float = 2.0,
         health_urls: list[str] | None = None,
+        own_metrics: bool = False,
     ) -> None:
-        """`health_urls[i]` (a /readyz URL) gates backend i, as a cloud balancer's health check would."""
+        """`health_urls[i]` (a /readyz URL) gates backend i, as a cloud balancer's health check would.
+        `own_metrics`: HTTP only; the first request of a connection that is `GET /metrics` gets the balancer's own
+        metrics (and the replicas' /metrics addresses) instead of being forwarded."""
         self.backends = list(backends)
         self._health_urls = health_urls
         self._healthy = [True] * len(self.backends)
@@ -44,6 +50,8 @@ class TcpBalancer:
         self.port = 0
         self._cut = False
         self._live: set[trio.CancelScope] = set()
+        self._own_metrics = own_metrics
+        self._connections_total = 0
 
     def set_backends(self, backends: list[tuple[str, int]]) -> None:
         """Change the pool (a scale-out or scale-in); health is re-learnt by the watcher, if any."""
@@ -84,14 +92,65 @@ class TcpBalancer:
                 continue
         return None
 
+    def metrics_text(self) -> str:
+        """Prometheus text: this balancer's own state; each replica's metrics stay at the replica's address."""
+        lines = [
+            "# HELP csms_dev_balancer_backend_up 1 if the backend passed its last health check. These are the dev"
+            " balancer's own metrics, not a replica's: scrape each replica's /metrics (the metrics label).",
+            "# TYPE csms_dev_balancer_backend_up gauge",
+        ]
+        urls = self._health_urls or []
+        for i, (host, port) in enumerate(self.backends):
+            metrics = urls[i].replace("/readyz", "/metrics") if i < len(urls) else ""
+            up = 1 if i < len(self._healthy) and self._healthy[i] else 0
+            lines.append(f'csms_dev_balancer_backend_up{{backend="{host}:{port}",metrics="{metrics}"}} {up}')
+        lines += [
+            "# HELP csms_dev_balancer_connections_open Client connections being proxied now.",
+            "# TYPE csms_dev_balancer_connections_open gauge",
+            f"csms_dev_balancer_connections_open {len(self._live)}",
+            "# HELP csms_dev_balancer_connections_total Client connections accepted.",
+            "# TYPE csms_dev_balancer_connections_total counter",
+            f"csms_dev_balancer_connections_total {self._connections_total}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    async def _first_request(self, client: trio.SocketStream) -> bytes | None:
+        """The first bytes a client sends; None when it answered them itself (its own /metrics) or gave up."""
+        try:
+            with trio.move_on_after(10):
+                first = await client.receive_some(_CHUNK)
+                if not first.startswith(b"GET /metrics"):
+                    return first or None
+                body = self.metrics_text().encode()
+                head = (
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                )
+                await client.send_all(head.encode() + body)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        return None
+
     async def _handle(self, client: trio.SocketStream) -> None:
         async with client:
             if self._cut:
                 return
+            self._connections_total += 1
+            first = b""
+            if self._own_metrics:
+                peeked = await self._first_request(client)
+                if peeked is None:
+                    return
+                first = peeked
             backend = await self._connect_any()
             if backend is None:
                 return
             async with backend:
+                if first:
+                    try:
+                        await backend.send_all(first)
+                    except (trio.BrokenResourceError, OSError):
+                        return
                 with trio.CancelScope() as scope:
                     self._live.add(scope)
                     try:

@@ -2,7 +2,7 @@
 
 It starts Postgres and etcd (data kept under --data-dir), N plain `csms serve` replicas, and dev balancers in
 front of their OCPP and API ports, then prints where to connect. Each replica is an ordinary process with
-ordinary settings: the launcher only supervises.
+ordinary settings: the launcher only supervises (it reports every exit and restarts by `--restart` policy).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from csms.devtools.balancer import TcpBalancer
 from csms.devtools.etcd import EtcdServer
 from csms.devtools.postgres import PostgresServer
 from csms.devtools.replica import ReplicaProcess
+from csms.devtools.supervisor import Supervisor
 
 
 def _dev_token(data_dir: Path) -> str:
@@ -33,7 +34,7 @@ async def _run_replicas(args: argparse.Namespace, data_dir: Path, token: str, da
         "CSMS_ETCD_ENDPOINTS": etcd_url,
         "CSMS_API_TOKENS": token,
         "CSMS_INTERNAL_SECRET": token + "-internal",
-        "CSMS_REGISTRATION": "auto",
+        "CSMS_REGISTRATION": args.registration,
         "CSMS_LOG_FORMAT": "text",
     }
     replicas = [ReplicaProcess(f"replica-{i + 1}", env, log_dir=data_dir) for i in range(args.replicas)]
@@ -44,20 +45,12 @@ async def _run_replicas(args: argparse.Namespace, data_dir: Path, token: str, da
             await trio.to_thread.run_sync(replica.wait_ready, 60.0)
         health = [f"{r.api_url}/readyz" for r in replicas]
         ocpp = TcpBalancer([("127.0.0.1", r.ocpp_port) for r in replicas], health_urls=health)
-        api = TcpBalancer([("127.0.0.1", r.api_port) for r in replicas], health_urls=health)
+        api = TcpBalancer([("127.0.0.1", r.api_port) for r in replicas], health_urls=health, own_metrics=True)
         async with trio.open_nursery() as nursery:
             await nursery.start(ocpp.serve, "127.0.0.1", args.ocpp_port)
             await nursery.start(api.serve, "127.0.0.1", args.api_port)
-            print(
-                f"\nCSMS local cluster: {len(replicas)} replicas behind a dev balancer\n"
-                f"  stations connect to  ws://127.0.0.1:{ocpp.port}/ocpp/<station id>  (auto-registration on)\n"
-                f"  REST API             http://127.0.0.1:{api.port}/api/v1/stations\n"
-                f"  dev token            {token}   (Authorization: Bearer {token})\n"
-                f"  metrics per replica  " + ", ".join(f"{r.api_url}/metrics" for r in replicas) + "\n"
-                f"  replica logs         {data_dir}/replica-*.log\n"
-                "Ctrl-C stops everything.",
-                flush=True,
-            )
+            print(_banner(args, replicas, ocpp.port, api.port, token, data_dir), flush=True)
+            nursery.start_soon(Supervisor(replicas, args.restart, say=lambda text: print(text, flush=True)).run)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     break
@@ -68,6 +61,33 @@ async def _run_replicas(args: argparse.Namespace, data_dir: Path, token: str, da
             replica.terminate()
         for replica in replicas:
             await trio.to_thread.run_sync(replica.stop)
+
+
+def _banner(
+    args: argparse.Namespace, replicas: list[ReplicaProcess], ocpp_port: int, api_port: int, token: str, data_dir: Path
+) -> str:
+    api = f"http://127.0.0.1:{api_port}"
+    if args.registration == "auto":
+        stations = "any station id is registered on first connect (--registration auto)"
+    else:
+        stations = (
+            "register a station first (known stations only; --registration auto to skip):\n"
+            f"    curl -X PUT -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n"
+            f'      -d \'{{"password": "station-secret-1"}}\' {api}/api/v1/stations/CP-1\n'
+            f"    then connect as CP-1 with HTTP Basic CP-1:station-secret-1"
+        )
+    return (
+        f"\nCSMS local cluster: {len(replicas)} replicas behind a dev balancer\n"
+        f"  stations connect to  ws://127.0.0.1:{ocpp_port}/ocpp/<station id>\n"
+        f"  stations             {stations}\n"
+        f"  REST API             {api}/api/v1/stations\n"
+        f"  dev token            {token}   (Authorization: Bearer {token})\n"
+        f"  metrics per replica  " + ", ".join(f"{r.api_url}/metrics" for r in replicas) + "\n"
+        f"                       ({api}/metrics is the balancer's own, not a replica's)\n"
+        f"  replica logs         {data_dir}/replica-*.log\n"
+        f"  replica exits        reported here; restart policy: {args.restart} (--restart never|on-failure|always)\n"
+        "Ctrl-C stops everything."
+    )
 
 
 def main_dev(args: argparse.Namespace) -> None:

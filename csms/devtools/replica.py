@@ -19,8 +19,12 @@ def free_port() -> int:
 
 
 class ReplicaProcess:
-    def __init__(self, node_id: str, env: dict[str, str], *, log_dir: Path | None = None) -> None:
+    def __init__(
+        self, node_id: str, env: dict[str, str], *, log_dir: Path | None = None, cwd: Path | None = None
+    ) -> None:
+        """`cwd` is where `python -m csms` runs; it comes first on sys.path (an older release's tree, say)."""
         self.node_id = node_id
+        self.cwd = cwd
         self.ocpp_port = free_port()
         self.api_port = free_port()
         self.env = {
@@ -46,7 +50,11 @@ class ReplicaProcess:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "csms", "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "csms", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.cwd,
             )
 
     def wait_ready(self, timeout: float = 30.0) -> None:

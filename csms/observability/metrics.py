@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, Info, ProcessCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -18,7 +18,16 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # CPU, memory, open files (process_*) and garbage collections (python_gc_*): the sizing signals per replica.
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
         self.build_info = Info("csms_build", "Version and node of this replica", registry=r)
+        self.event_loop_lag = Histogram(
+            "csms_event_loop_lag_seconds",
+            "How late the event loop woke a sleeping task: time the loop spent on other work (or blocked)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.stations_connected = Gauge(
             "csms_stations_connected", "Station WebSocket connections open on this replica", registry=r
         )

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Prepares a checkout to run or test: a virtualenv with the package and its dev tools, and the Postgres and
-# etcd server binaries (Debian packages when we may install them, else whatever is already on the machine).
-# Sourced by deploy/local/run.sh and tests/run.sh; idempotent and quiet when there is nothing to do.
+# Prepares a checkout to run or test, sourced with the purpose as its argument:
+#   source deploy/local/bootstrap.sh run    # what running needs: the package alone, Postgres and etcd servers
+#   source deploy/local/bootstrap.sh test   # everything: the dev and bench extras, and promtool for alert tests
+# Debian packages are installed when we may (root with apt-get), else it names the ones to install.
+# Idempotent and quiet when there is nothing to do.
 set -euo pipefail
+purpose="${1:-test}"
+case "$purpose" in
+  run | test) ;;
+  *) echo "bootstrap: unknown purpose '$purpose' (run or test)" >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 
@@ -12,6 +19,9 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
 fi
 if ! command -v etcd >/dev/null 2>&1; then
   need_apt+=(etcd-server)
+fi
+if [ "$purpose" = test ] && ! command -v promtool >/dev/null 2>&1; then
+  need_apt+=(prometheus)  # only for promtool (`check rules`, `test rules`); its service never starts
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -32,10 +42,15 @@ python="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml deploy/local/bootstrap.sh | sha1sum | cut -c1-12)
-if [ ! -f "$stamp" ]; then
+hash=$(cat pyproject.toml deploy/local/bootstrap.sh | sha1sum | cut -c1-12)
+# A test install is a superset of a run install, so either stamp satisfies `run`.
+if [ ! -f ".venv/.installed-test-$hash" ] && { [ "$purpose" = test ] || [ ! -f ".venv/.installed-run-$hash" ]; }; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev,bench]'
-  rm -f .venv/.installed-* && touch "$stamp"
+  if [ "$purpose" = test ]; then
+    .venv/bin/python -m pip install -q -e '.[dev,bench]'
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
+  rm -f .venv/.installed-* && touch ".venv/.installed-$purpose-$hash"
 fi
 export PATH="$root/.venv/bin:$PATH"

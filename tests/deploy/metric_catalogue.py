@@ -68,8 +68,25 @@ def families(source: str | None = None) -> dict[str, Family]:
     return exposed
 
 
-_NAME = re.compile(r"(?<![\w$.])(csms_[a-zA-Z0-9_]*)")
-_SELECTOR = re.compile(r"(csms_[a-zA-Z0-9_]*|up)\s*\{([^}]*)\}")
+# The process and garbage-collector families prometheus-client's default collectors add to the registry.
+STANDARD = {
+    "process_cpu_seconds_total": Family("process_cpu_seconds_total", "Counter", frozenset()),
+    "process_resident_memory_bytes": Family("process_resident_memory_bytes", "Gauge", frozenset()),
+    "process_virtual_memory_bytes": Family("process_virtual_memory_bytes", "Gauge", frozenset()),
+    "process_open_fds": Family("process_open_fds", "Gauge", frozenset()),
+    "process_max_fds": Family("process_max_fds", "Gauge", frozenset()),
+    "process_start_time_seconds": Family("process_start_time_seconds", "Gauge", frozenset()),
+    "python_gc_collections_total": Family("python_gc_collections_total", "Counter", frozenset({"generation"})),
+    "python_gc_objects_collected_total": Family(
+        "python_gc_objects_collected_total", "Counter", frozenset({"generation"})
+    ),
+    "python_gc_objects_uncollectable_total": Family(
+        "python_gc_objects_uncollectable_total", "Counter", frozenset({"generation"})
+    ),
+}
+
+_NAME = re.compile(r"(?<![\w$.])((?:csms|process|python_gc)_[a-zA-Z0-9_]*)")
+_SELECTOR = re.compile(r"((?:csms|process|python_gc)_[a-zA-Z0-9_]*|up)\s*\{([^}]*)\}")
 _MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 # Strings and Grafana variables never name a metric.

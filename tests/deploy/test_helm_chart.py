@@ -91,19 +91,23 @@ def test_the_validator_can_fail() -> None:
         kubernetes_validate.validate(bad, K8S_VERSIONS[0], strict=True)
 
 
+SECRET = "internalSecret.value=0123456789abcdef"
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
         ([], "database.url or database.existingSecret"),
-        (["database.url=postgresql://x/y", "config.registraton=auto"], "registraton"),
-        (["database.url=postgresql://x/y", "config.logLevel=verbose"], "logLevel"),
-        (["database.url=mysql://x/y"], "url"),
-        (["database.url=postgresql://x/y", "replicaCount=0"], "replicaCount"),
-        (["database.url=postgresql://x/y", "lifecycle.terminationGracePeriodSeconds=20"], "must exceed"),
-        (["database.url=postgresql://x/y", "tls.enabled=true"], "tls.secretName"),
-        (["database.url=postgresql://x/y", "etcd.endpoints=null"], "etcd"),
-        (["database.url=postgresql://x/y", "apiTokens.tokens={short}"], "tokens"),
-        (["database.url=postgresql://x/y", "podDisruptionBudget.minAvailable=2"], "not both"),
+        (["database.url=postgresql://x/y"], "internalSecret.existingSecret"),
+        (["database.url=postgresql://x/y", SECRET, "config.registraton=auto"], "registraton"),
+        (["database.url=postgresql://x/y", SECRET, "config.logLevel=verbose"], "logLevel"),
+        (["database.url=mysql://x/y", SECRET], "url"),
+        (["database.url=postgresql://x/y", SECRET, "replicaCount=0"], "replicaCount"),
+        (["database.url=postgresql://x/y", SECRET, "lifecycle.terminationGracePeriodSeconds=20"], "must exceed"),
+        (["database.url=postgresql://x/y", SECRET, "tls.enabled=true"], "tls.secretName"),
+        (["database.url=postgresql://x/y", SECRET, "etcd.embedded.enabled=false"], "no etcd"),
+        (["database.url=postgresql://x/y", SECRET, "apiTokens.tokens={short}"], "tokens"),
+        (["database.url=postgresql://x/y", SECRET, "podDisruptionBudget.minAvailable=2"], "not both"),
     ],
 )
 def test_bad_values_fail_at_install(helm: str, sets: list[str], message: str) -> None:
@@ -300,7 +304,7 @@ def test_replicas_spread_and_disruptions_are_bounded(rendered: Rendered) -> None
     assert anti.get("preferredDuringSchedulingIgnoredDuringExecution") or anti.get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     )
-    pdb = rendered.one("PodDisruptionBudget")
+    pdb = rendered.one("PodDisruptionBudget", "csms")
     assert _selects_pods(pdb["spec"]["selector"]["matchLabels"], rendered)
     assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable", 0) >= 2
 
@@ -338,7 +342,7 @@ def test_ingress_routes_ocpp_and_api_to_rendered_services(rendered: Rendered) ->
 
 
 def test_network_policy_admits_stations_and_replicas(rendered: Rendered) -> None:
-    policy = rendered.one("NetworkPolicy")
+    policy = rendered.one("NetworkPolicy", "csms")
     assert _selects_pods(policy["spec"]["podSelector"]["matchLabels"], rendered)
     rules = policy["spec"]["ingress"]
     ports = {p["port"] for rule in rules for p in rule["ports"]}
@@ -361,10 +365,11 @@ def test_monitoring_objects_match_the_shipped_rules_and_dashboard(helm: str) -> 
     assert monitor["spec"]["selector"]["matchLabels"].items() <= api["metadata"]["labels"].items()
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["api"]
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
-    # The rules and dashboard in deploy/ say job="csms": the ServiceMonitor's job label must give that.
-    assert api["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "csms"
+    # The rules in deploy/ say job="csms"; the chart's are the same with this release's job (the Service name).
     rule = rendered.one("PrometheusRule")
-    assert rule["spec"] == yaml.safe_load((REPO / "deploy" / "prometheus" / "alerts.yaml").read_text())
+    shipped = (REPO / "deploy" / "prometheus" / "alerts.yaml").read_text()
+    own = shipped.replace('job="csms"', f'job="{api["metadata"]["name"]}", namespace="csms"')
+    assert rule["spec"] == yaml.safe_load(own)
     dashboard = rendered.one("ConfigMap", "-dashboard")
     shipped = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "csms.json").read_text())
     assert json.loads(dashboard["data"]["csms.json"]) == shipped

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.deploy.chart import REPO
-from tests.deploy.metric_catalogue import Family, families, problems
+from tests.deploy.metric_catalogue import STANDARD, Family, families, problems
 
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yaml"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "csms.json"
@@ -20,7 +20,7 @@ DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "csms.json"
 def known() -> dict[str, Family]:
     found = families()
     assert len({f.name for f in found.values()}) >= 10, "could not parse the metric definitions"
-    return found
+    return {**found, **STANDARD}
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -47,8 +47,8 @@ def _dashboard_exprs() -> list[tuple[str, str]]:
     return exprs
 
 
-def test_metric_names_follow_prometheus_conventions(known: dict[str, Family]) -> None:
-    for family in {f.name: f for f in known.values()}.values():
+def test_metric_names_follow_prometheus_conventions() -> None:
+    for family in {f.name: f for f in families().values()}.values():
         assert family.name.startswith("csms_"), family.name
         if family.kind == "Counter":
             assert family.name.endswith("_total"), f"counter {family.name} must end in _total"
@@ -98,6 +98,14 @@ def test_dashboard_shows_what_the_issue_asks_with_real_metrics(known: dict[str, 
         "csms_db_errors_total",
         "csms_db_group_commit_batch_size",
         "csms_etcd_request_duration_seconds_bucket",
+        # Per replica: CPU, memory (and memory per connection, the sizing limit), open files, GC, loop lag.
+        "sum by (instance) (rate(process_cpu_seconds_total",
+        "sum by (instance) (process_resident_memory_bytes",
+        "/ clamp_min(sum by (instance) (csms_stations_connected",
+        "sum by (instance) (process_open_fds",
+        "sum by (instance, generation) (rate(python_gc_collections_total",
+        "csms_event_loop_lag_seconds_bucket",
+        "sum by (instance) (rate(csms_cluster_takeovers_total",
     ):
         assert needed in text, f"dashboard lacks {needed}"
 
@@ -108,7 +116,10 @@ def test_dashboard_is_portable_grafana_json() -> None:
     ids = [p["id"] for p in _panels(dashboard["panels"])]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     names = {v["name"] for v in dashboard["templating"]["list"]}
-    assert {"datasource", "job", "instance"} <= names
+    assert {"datasource", "namespace", "job", "instance"} <= names
+    for _, expr in _dashboard_exprs():
+        if "csms_build_info, namespace" not in expr:
+            assert 'namespace=~"$namespace"' in expr, f"not scoped to the namespace variable: {expr}"
     for panel in _panels(dashboard["panels"]):
         if panel["type"] != "row":
             # The datasource is a variable, so the same JSON works in compose and with kube-prometheus-stack.

@@ -64,23 +64,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The inter-replica secret: the given value, else the one already in the cluster (so upgrades keep it and
-old and new replicas still trust each other mid-rollout), else a new random one.
-*/}}
-{{- define "csms.internalSecretValue" -}}
-{{- if .Values.internalSecret.value }}
-{{- .Values.internalSecret.value }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "csms.secretName" .) }}
-{{- if and $existing (hasKey $existing.data "internal-secret") }}
-{{- index $existing.data "internal-secret" | b64dec }}
-{{- else }}
-{{- randAlphaNum 48 }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/*
 The grace period covers the preStop sleep, then the whole drain, then a margin. A smaller override is refused so a drain is never cut short by SIGKILL.
 */}}
 {{- define "csms.terminationGracePeriodSeconds" -}}
@@ -101,8 +84,14 @@ The grace period covers the preStop sleep, then the whole drain, then a margin. 
 {{- if and (not .Values.database.url) (not .Values.database.existingSecret) }}
 {{- fail "set database.url or database.existingSecret: the replicas need an external Postgres" }}
 {{- end }}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.etcd.endpoints) }}
-{{- fail "etcd.endpoints is empty: more than one replica needs an external etcd to coordinate" }}
+{{- if and (not (include "csms.etcdEndpoints" .)) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
+{{- fail "no etcd: set etcd.endpoints (external) or etcd.embedded.enabled=true; more than one replica needs etcd to coordinate" }}
+{{- end }}
+{{- if and (include "csms.etcdEmbedded" .) (or .Values.etcd.username .Values.etcd.password .Values.etcd.existingSecret .Values.etcd.ca.secretName) }}
+{{- fail "etcd.username, etcd.password, etcd.existingSecret and etcd.ca are for external etcd: set etcd.endpoints too" }}
+{{- end }}
+{{- if and (not .Values.internalSecret.value) (not .Values.internalSecret.existingSecret) }}
+{{- fail "set internalSecret.existingSecret (a Secret you manage) or internalSecret.value (e.g. --set internalSecret.value=$(openssl rand -hex 32)): the chart never generates it, so every render (helm template, GitOps) gives the same Secret" }}
 {{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
 {{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" }}
@@ -113,4 +102,37 @@ The grace period covers the preStop sleep, then the whole drain, then a margin. 
 {{- if and .Values.etcd.existingSecretUsernameKey (not .Values.etcd.existingSecret) }}
 {{- fail "etcd.existingSecretUsernameKey needs etcd.existingSecret" }}
 {{- end }}
+{{- end }}
+
+{{/* The chart's own etcd runs when no external endpoints are given (and it is not switched off). */}}
+{{- define "csms.etcdEmbedded" -}}
+{{- if and (not .Values.etcd.endpoints) .Values.etcd.embedded.enabled }}true{{- end }}
+{{- end }}
+
+{{- define "csms.etcdName" -}}
+{{- printf "%s-etcd" (include "csms.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Member i's stable DNS name behind the headless Service. */}}
+{{- define "csms.etcdMemberHost" -}}
+{{- $name := include "csms.etcdName" .root }}
+{{- printf "%s-%d.%s.%s.svc" $name (int .index) $name .root.Release.Namespace }}
+{{- end }}
+
+{{/* CSMS_ETCD_ENDPOINTS: the external endpoints, else every in-chart member (the client fails over between them). */}}
+{{- define "csms.etcdEndpoints" -}}
+{{- if .Values.etcd.endpoints }}
+{{- join "," .Values.etcd.endpoints }}
+{{- else if include "csms.etcdEmbedded" . }}
+{{- $urls := list }}
+{{- range $i := until (int .Values.etcd.embedded.replicas) }}
+{{- $urls = append $urls (printf "http://%s:2379" (include "csms.etcdMemberHost" (dict "root" $ "index" $i))) }}
+{{- end }}
+{{- join "," $urls }}
+{{- end }}
+{{- end }}
+
+{{- define "csms.etcdSelectorLabels" -}}
+{{ include "csms.selectorLabels" . }}
+app.kubernetes.io/component: etcd
 {{- end }}
