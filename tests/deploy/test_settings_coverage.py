@@ -155,11 +155,11 @@ def test_readme_lists_every_setting_with_its_chart_value() -> None:
         assert value in rows[setting.env], f"README row {setting.env} should name its chart value {value}"
 
 
-@pytest.mark.parametrize("name", ["reclaim_trigger"])
+@pytest.mark.parametrize("name", ["future_knob"])
 def test_the_coverage_check_catches_a_new_setting(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Guards the checks above: a setting only config.py knows must fail them."""
     monkeypatch.setitem(SETTINGS, name, csms_config.Setting(name, str, "x", "new"))
-    with pytest.raises(AssertionError, match="CSMS_RECLAIM_TRIGGER has no chart value"):
+    with pytest.raises(AssertionError, match="CSMS_FUTURE_KNOB has no chart value"):
         test_every_setting_has_a_chart_value()
-    with pytest.raises(AssertionError, match="CSMS_RECLAIM_TRIGGER"):
+    with pytest.raises(AssertionError, match="CSMS_FUTURE_KNOB"):
         test_readme_lists_every_setting_with_its_chart_value()
