@@ -95,7 +95,9 @@ async def test_a_restarted_replica_gets_its_share_back_at_one_disconnect_per_mov
             moved = [sid for sid in ids if after[sid] != before[sid]]
             disconnects = {s.station_id: s.connections - connections[s.station_id] for s in stations}
             total = sum(disconnects.values())
-            print(f"rebalanced in {took:.1f}s: {len(moved)} moved, {total} disconnects, {dict(Counter(after.values()))}")
+            print(
+                f"rebalanced in {took:.1f}s: {len(moved)} moved, {total} disconnects, {dict(Counter(after.values()))}"
+            )
             assert len(moved) >= 10
             assert total <= 1.5 * len(moved), f"{total} disconnects to move {len(moved)} stations"
             assert {s.station_id: disconnects[s.station_id] for s in charging if disconnects[s.station_id]} == {}
