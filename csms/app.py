@@ -203,6 +203,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     interval=config.rebalance_interval,
                     drain_rate=config.drain_rate,
                 ),
+                on_round=metrics.rebalance_rounds.inc,
             )
             leader_jobs = LeaderJobRunner(
                 coordinator,

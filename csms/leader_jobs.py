@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -62,6 +63,7 @@ class Rebalancer:
         secret: str,
         local_shed: Shed,
         settings: RebalanceSettings,
+        on_round: Callable[[], None] = lambda: None,
     ) -> None:
         self._coordinator = coordinator
         self._client = client
@@ -70,7 +72,7 @@ class Rebalancer:
         self._s = settings
         self._floor = 0
         self._floor_until = 0.0
-        self.rounds = 0  # rounds that shed something
+        self._on_round = on_round  # called for each round that gives orders
 
     async def round(self) -> None:
         nodes = {n.node_id: n for n in await self._coordinator.nodes()}
@@ -86,7 +88,7 @@ class Rebalancer:
             return
         shed_most = max(order.count for order in plan.values())
         hold = shed_most / s.drain_rate + s.hold_slack
-        self.rounds += 1
+        self._on_round()
         self._floor, self._floor_until = max(total, floor), trio.current_time() + hold + s.interval
         log.info("rebalance round", extra={"counts": counts, "orders": {n: o.count for n, o in plan.items()}})
         async with trio.open_nursery() as nursery:
