@@ -18,6 +18,8 @@ from csms.transactions import TransactionLedger
 
 log = logging.getLogger(__name__)
 
+MAX_HOLD = 600.0  # seconds
+
 
 @dataclass(frozen=True)
 class RebalanceSettings:
@@ -87,7 +89,10 @@ class Rebalancer:
         if not plan:
             return
         shed_most = max(order.count for order in plan.values())
-        hold = shed_most / s.drain_rate + s.hold_slack
+        # Until the next round (which renews it while still uneven) plus the time shed stations take to come back:
+        # a station backing off after two refusals must still find the full replicas refusing. Capped, because
+        # once even a hold only delays newcomers (each at most 3 refusals per replica).
+        hold = min(shed_most / s.drain_rate + s.interval + s.hold_slack, MAX_HOLD)
         self._on_round()
         self._floor, self._floor_until = max(total, floor), trio.current_time() + hold + s.interval
         log.info("rebalance round", extra={"counts": counts, "orders": {n: o.count for n, o in plan.items()}})
