@@ -77,7 +77,11 @@ class Rebalancer:
         self._on_round = on_round  # called for each round that gives orders
 
     async def round(self) -> None:
-        nodes = {n.node_id: n for n in await self._coordinator.nodes()}
+        # A draining (or otherwise unready) replica is no destination: its stations are leaving it.
+        members = await self._coordinator.nodes()
+        if len(members) < 2:
+            return
+        nodes = {n.node_id: n for n in members if await self._ready(n)}
         counts = await self._coordinator.owned_counts()
         total = sum(counts.get(node, 0) for node in nodes)
         floor = self._floor if trio.current_time() < self._floor_until else 0
@@ -99,6 +103,12 @@ class Rebalancer:
         async with trio.open_nursery() as nursery:
             for node_id, order in plan.items():
                 nursery.start_soon(self._order, nodes[node_id], order, hold)
+
+    async def _ready(self, node: NodeInfo) -> bool:
+        try:
+            return (await self._client.get(node.address.rstrip("/") + "/readyz", timeout=2)).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def _order(self, node: NodeInfo, order: ShedOrder, hold: float) -> None:
         try:
