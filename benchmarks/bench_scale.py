@@ -14,6 +14,8 @@ measures contention for those cores, not scale-out. The fairer figure is the eff
 CPU-second (if a 3-replica cluster keeps the single replica's efficiency, its throughput scales with the
 cores it is given); the "projected" ratio = 3 x (efficiency with 3) / (efficiency with 1) assumes each replica
 gets a core of its own and Postgres keeps up. Writes benchmarks/results/scale-<UTC time>.json and .md.
+
+What getting to an even spread costs the stations (disconnects per station moved) is bench_rebalance.py's.
 """
 
 from __future__ import annotations

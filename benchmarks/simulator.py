@@ -93,6 +93,7 @@ class _Stats:
         self.errors: dict[str, int] = {}  # lifetime
         self.connects = 0
         self.disconnects = 0
+        self.closes: list[tuple[str, float, bool]] = []  # (station id, trio time, had a transaction open)
         self.csms_calls = 0
 
     def answered(self, action: str, seconds: float) -> None:
@@ -320,6 +321,7 @@ class Fleet:
                     raise
                 if isinstance(exc, _Closed):
                     self.stats.disconnects += 1
+                    self.stats.closes.append((station_id, trio.current_time(), any(t is not None for t in state.tx)))
                     self.stats.error(str(exc))
                 elif isinstance(exc, ConnectionRejected):
                     self.stats.error(f"rejected:{exc.status_code}")

@@ -15,7 +15,7 @@ from cluster.etcd_client import EtcdClient
 from cluster.etcd_coordinator import EtcdCoordinator
 from cluster.leader_jobs import LeaderJobRunner, every
 from cluster.observer import ClusterObserver, NullObserver
-from cluster.rebalance import plan_shedding
+from cluster.rebalance import ShedOrder, plan_shedding
 from cluster.results import KeyValue, WatchEvent
 from cluster.single_node import SingleNodeCoordinator
 from cluster.txn import Compare, Op
@@ -38,6 +38,7 @@ __all__ = [
     "NullObserver",
     "Op",
     "Owner",
+    "ShedOrder",
     "SingleNodeCoordinator",
     "WatchEvent",
     "every",

@@ -1,25 +1,59 @@
-"""Rebalancing plan: which nodes should shed how many stations to approach an even spread.
+"""Rebalancing plan: which nodes should shed how many stations, and which must turn newcomers away meanwhile.
 
-Pure arithmetic, so the leader job stays trivial and the policy is unit-testable. Shedding is gradual: each
-round moves at most `step` stations per node, because shed stations reconnect through the load balancer,
-which may well send some of them straight back.
+Pure arithmetic, so the leader job stays trivial and the policy is unit-testable.
+
+Why the plan holds admission, not just sheds: a shed station reconnects through a load balancer that knows
+nothing of load. With R replicas of which k are under-loaded, a plain round-robin sends it to an under-loaded
+one with probability k/R only, so moving n stations costs about n*R/k disconnects (three per move when one
+replica of three restarts). Instead every node at or above its fair share refuses new connections for a
+short hold (HTTP 503 before the upgrade, which costs a station a retry, not a session); the shed station's
+next attempt lands on a node below its share, so each move costs one disconnect and the plan sheds exactly the
+excess. The under-loaded nodes never refuse, so there is always somewhere to go.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 
-def plan_shedding(counts: dict[str, int], nodes: list[str], tolerance: float, step: int) -> dict[str, int]:
-    """{node: stations to shed this round} for nodes above mean * (1 + tolerance)."""
+@dataclass(frozen=True, slots=True)
+class ShedOrder:
+    """What the leader asks of one node for one round."""
+
+    count: int  # stations to close now (0: only hold admission)
+    target: int  # the node's fair share: refuse new stations while holding this many or more
+    may_interrupt: int  # how many of `count` may have a charging session (the severe part of the excess)
+
+
+def plan_shedding(
+    counts: dict[str, int],
+    nodes: list[str],
+    *,
+    tolerance: float,
+    step: int,
+    severe: float,
+    fleet: int = 0,
+) -> dict[str, ShedOrder]:
+    """Orders for one round, or {} when every node is within mean * (1 + tolerance).
+
+    `fleet` is a floor for the number of stations: ones shed last round may still be reconnecting and owned by
+    nobody, and planning without them would shed again what is merely in flight. Charging stations may be
+    shed only for the part of a node's excess above mean * (1 + severe).
+    """
     if len(nodes) < 2:
         return {}
     live = {node: counts.get(node, 0) for node in nodes}
-    mean = sum(live.values()) / len(live)
+    mean = max(sum(live.values()), fleet) / len(live)
     ceiling = math.ceil(mean * (1 + tolerance))
-    target = math.ceil(mean)
-    return {
-        node: min(count - target, step)
-        for node, count in sorted(live.items())
-        if count > ceiling and count - target > 0
-    }
+    if all(count <= ceiling for count in live.values()):
+        return {}
+    fair = math.ceil(mean)
+    severe_line = math.ceil(mean * (1 + severe))
+    orders = {}
+    for node, count in sorted(live.items()):
+        if count < fair:
+            continue  # under-loaded: it takes the shed stations
+        shed = min(count - fair, step) if count > ceiling else 0
+        orders[node] = ShedOrder(shed, fair, max(0, min(shed, count - severe_line)))
+    return orders

@@ -27,6 +27,7 @@ from csms.events import EventBus
 from csms.gc_tuning import tune_garbage_collector
 from csms.leader_jobs import (
     Rebalancer,
+    RebalanceSettings,
     close_abandoned_transactions,
     expire_reservations,
     expire_stale_commands,
@@ -34,6 +35,7 @@ from csms.leader_jobs import (
 from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging, measure_event_loop_lag
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.storage_metrics import StorageMetrics
+from csms.shedding import Shedder
 from csms.stations import Gateway, GatewaySettings, StationNotConnected, StationRegistry
 from csms.storage import Database, StorageError
 
@@ -187,9 +189,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 storable.check_request(action, payload)
                 operations.check_operation(action, payload)
 
-            async def shed(count: int) -> int:
-                return await gateway.shed(count, config.drain_rate)
-
+            shed = Shedder(gateway, ledger, metrics, config.drain_rate, config.rebalance_station_cooldown)
             internal_http = httpx.AsyncClient(timeout=10.0)
             command_service = commands.CommandService(
                 commands.CommandStore(db),
@@ -201,7 +201,17 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 on_completed=recorder.command_completed,
             )
             rebalancer = Rebalancer(
-                coordinator, internal_http, config.internal_secret, shed, config.rebalance_tolerance
+                coordinator,
+                internal_http,
+                config.internal_secret,
+                shed,
+                RebalanceSettings(
+                    tolerance=config.rebalance_tolerance,
+                    active_tx_imbalance=config.rebalance_active_tx_imbalance,
+                    interval=config.rebalance_interval,
+                    drain_rate=config.drain_rate,
+                ),
+                on_round=metrics.rebalance_rounds.inc,
             )
             leader_jobs = LeaderJobRunner(
                 coordinator,

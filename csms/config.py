@@ -164,6 +164,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("rebalance_tolerance", _non_negative_float, "0.1", "allowed deviation from an even spread"),
     Setting("rebalance_interval", _positive_float, "10", "seconds between the leader's rebalancing rounds"),
+    Setting(
+        "rebalance_active_tx_imbalance",
+        _non_negative_float,
+        "1.0",
+        "rebalancing sheds stations with an open transaction only from replicas above their fair share by more "
+        "than this fraction (and only for that part of the excess)",
+    ),
+    Setting(
+        "rebalance_station_cooldown",
+        _non_negative_float,
+        "300",
+        "rebalancing never disconnects a station connected for less than this many seconds",
+    ),
     Setting("tls_cert_file", str, "", "certificate for wss:// (unset: plain ws)"),
     Setting("tls_key_file", str, "", "private key for wss://"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info", "log level"),

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cluster import ShedOrder
 from csms.api.errors import ApiError
 from csms.api.validation import INT32_MAX, int_field, json_body
 from csms.commands import SECRET_HEADER, CommandService, ExecuteRequest, secret_matches
+from csms.shedding import Shed
 
-Shed = Callable[[int], Awaitable[int]]
 MAX_TIMEOUT = 3600.0  # seconds; a forwarded command never waits longer than the API allows
+
+
+def _optional_count(body: dict[str, object], key: str) -> int:
+    return int_field(body, key, maximum=INT32_MAX) if key in body else 0
 
 
 def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[Route]:
@@ -36,7 +39,12 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
     async def shed_stations(request: Request) -> Response:
         check(request)
         body = await json_body(request)
-        return JSONResponse({"shed": await shed(int_field(body, "count", maximum=INT32_MAX))})
+        hold = body.get("hold", 0)
+        if not isinstance(hold, int | float) or isinstance(hold, bool) or not 0 <= hold <= 3600:
+            raise ApiError(400, "bad_request", "hold must be a number of seconds, 0-3600")
+        count = int_field(body, "count", maximum=INT32_MAX)
+        order = ShedOrder(count, _optional_count(body, "target"), _optional_count(body, "may_interrupt"))
+        return JSONResponse({"shed": await shed(order, float(hold))})
 
     return [
         Route("/internal/v1/commands/execute", execute, methods=["POST"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 
 import httpx
 import trio
@@ -170,3 +171,20 @@ class TcpBalancer:
                 nursery.start_soon(self._watch_health)
             task_status.started(self.port)
             await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+
+
+async def _serve_forever(backends: list[tuple[str, int]]) -> None:
+    balancer = TcpBalancer(backends)
+    async with trio.open_nursery() as nursery:
+        print(await nursery.start(balancer.serve, "127.0.0.1", 0), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m csms.devtools.balancer HOST:PORT...`: a plain round-robin balancer (no health checks) on a
+    free loopback port, which it prints; benchmarks run it in its own process so it has a core of its own."""
+    pairs = [arg.rsplit(":", 1) for arg in (sys.argv[1:] if argv is None else argv)]
+    trio.run(_serve_forever, [(host, int(port)) for host, port in pairs])
+
+
+if __name__ == "__main__":
+    main()

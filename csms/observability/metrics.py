@@ -37,6 +37,15 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.rebalance_rounds = Counter(
+            "csms_rebalance_rounds_total", "Rebalancing rounds this replica gave shed orders in (as leader)", registry=r
+        )
+        self.rebalance_shed = Counter(
+            "csms_rebalance_shed_total",
+            "Stations this replica closed for rebalancing, by whether they had a transaction open",
+            ["charging"],
+            registry=r,
+        )
         self.messages = Counter(
             "csms_ocpp_messages_total",
             "OCPP calls handled, by direction (in: from stations, out: to stations), action and outcome",

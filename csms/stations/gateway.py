@@ -16,7 +16,7 @@ import contextlib
 import logging
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from cluster import Claim, Coordinator
 from csms.events import EventBus, StationConnected, StationDisconnected
 from csms.ocpp import RpcObserver, RpcSession, Validator
+from csms.stations.admission import AdmissionHold
 from csms.stations.handshake import (
     UNAUTHORIZED_HEADERS,
     Refusal,
@@ -109,6 +110,7 @@ class StationConnection:
     booted: bool = False
     closing: bool = False  # draining, shedding or moved: no new commands; ends once what was read is answered
     in_flight: InFlight = field(default_factory=InFlight)
+    opened_at: float = field(default_factory=trio.current_time)
 
     def close(self, code: int, reason: str) -> None:
         """End the connection now; the handler closes the socket with this code as it unwinds."""
@@ -156,6 +158,7 @@ class Gateway:
         )
         self._connections: dict[str, StationConnection] = {}
         self._accepting = True
+        self.admission = AdmissionHold()  # rebalancing turns newcomers away while this replica is full
         self._all_closed: trio.Event | None = None
         self._validator = Validator.for_version("1.6")
         self.port: int = settings.port
@@ -227,9 +230,16 @@ class Gateway:
             self._all_closed = trio.Event()
             await self._all_closed.wait()
 
-    async def shed(self, count: int, rate: float) -> int:
-        """Rebalancing: close up to `count` stations gently; they reconnect through the balancer elsewhere."""
-        victims = [c for c in self._connections.values() if not c.closing][:count]
+    def settled_stations(self, min_age: float) -> list[str]:
+        """Stations connected here for at least `min_age` seconds, longest first: the ones rebalancing may move
+        (a younger connection was made recently, so closing it would disconnect that station twice too soon)."""
+        oldest = trio.current_time() - min_age
+        settled = [c for c in self._connections.values() if not c.closing and c.opened_at <= oldest]
+        return [c.station_id for c in sorted(settled, key=lambda c: c.opened_at)]
+
+    async def shed(self, station_ids: Iterable[str], rate: float) -> int:
+        """Rebalancing: close these stations gently; they reconnect through the balancer elsewhere."""
+        victims = [c for s in station_ids if (c := self._connections.get(s)) is not None and not c.closing]
         await self._close_gradually(victims, rate, "rebalancing")
         return len(victims)
 
@@ -334,6 +344,8 @@ class Gateway:
         if not self._accepting:
             raise Refusal(503, "replica is draining; reconnect")
         station_id = station_id_from_path(request.path, self._settings.path_prefix)
+        if self.admission.refuses(station_id, len(self._connections)):
+            raise Refusal(503, "replica above its fair share while rebalancing; retry", (("Retry-After", "1"),))
         protocol = choose_subprotocol(list(request.proposed_subprotocols))
         known, password_hash = await self._credentials.submit(station_id)
         if not known:

@@ -308,6 +308,16 @@ class TransactionLedger:
         """What a replica reclaiming a station carries on with."""
         return await self.page(station_id=station_id, active=True, limit=1000)
 
+    async def stations_charging(self, station_ids: list[str]) -> set[str]:
+        """Which of these stations have a transaction open (rebalancing leaves them be: some end a session on
+        any disconnect)."""
+        rows = await self._db.fetch(
+            "SELECT DISTINCT station_id FROM transactions"
+            " WHERE station_id = ANY($1::text[]) AND stop_received_at IS NULL",
+            station_ids,
+        )
+        return {row["station_id"] for row in rows}
+
     async def close_abandoned(self, horizon_seconds: float) -> int:
         """Leader job: close transactions silent for longer than the horizon (no stop, no meter value).
 

@@ -437,6 +437,7 @@ class FirmwareStation:
     attempts: list[Attempt] = field(default_factory=list)
     connect_failures: Counter[str] = field(default_factory=Counter)
     close_codes: list[int | None] = field(default_factory=list)
+    closed_at: list[float] = field(default_factory=list)  # trio time each connection was seen to end
     connections: int = 0
     _current: SimulatedStation | None = None
     _drop: trio.Event = field(default_factory=trio.Event)
@@ -474,6 +475,7 @@ class FirmwareStation:
                                 await self._drop.wait()
                         closed = station.ws.closed
                         self.close_codes.append(closed.code if closed is not None else None)
+                        self.closed_at.append(trio.current_time())
                         self._current = None
                         self._notify()
                         if not self.reconnect:
