@@ -19,11 +19,12 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from cluster import Coordinator, EtcdClient, EtcdCoordinator, LeaderJobRunner, SingleNodeCoordinator, every
-from csms import authorization, commands, operations, stations, transactions
+from csms import authorization, commands, console, operations, stations, transactions
 from csms.api import ApiServices, build_api
+from csms.api.command_payloads import CommandPayloads
 from csms.central_system import CentralSystem16, CentralSystemSettings, domain_check
 from csms.config import Config, require_database
-from csms.events import EventBus
+from csms.events import EventBus, StationConnected, StationDisconnected
 from csms.gc_tuning import tune_garbage_collector
 from csms.leader_jobs import (
     Rebalancer,
@@ -49,6 +50,7 @@ MIGRATIONS = [
     ("authorization", authorization.MIGRATIONS),
     ("commands", commands.MIGRATIONS),
     ("operations", operations.MIGRATIONS),
+    ("console", console.MIGRATIONS),
 ]
 
 
@@ -236,6 +238,35 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     "accepting": not draining.is_set(),
                 }
 
+            presence = stations.PresenceRecorder(db, config.node_id)
+            events.subscribe(StationConnected, lambda e: presence.connected(e.station_id, e.connection_id, e.protocol))
+            events.subscribe(
+                StationDisconnected, lambda e: presence.disconnected(e.station_id, e.connection_id, e.reason)
+            )
+            operations_views = operations.OperationsViews(db)
+            profile_templates = operations.ProfileTemplates(db)
+            hub = console.LiveHub(db, coordinator)
+            console_app = console.build_console(
+                console.ConsoleServices(
+                    registry=registry,
+                    fleet=stations.FleetViews(db),
+                    sessions=transactions.SessionViews(db),
+                    id_tags=id_tags,
+                    coordinator=coordinator,
+                    commands=command_service,
+                    payloads=CommandPayloads(operations_views, profile_templates),
+                    operations=operations_views,
+                    audit=console.ConsoleAudit(db),
+                    hub=hub,
+                    auth=console.Sessions(
+                        console.derive_key(config.console_secret, config.internal_secret, config.api_tokens),
+                        config.api_tokens,
+                        config.console_session_minutes * 60,
+                    ),
+                    http=internal_http,
+                    readiness=readiness,
+                )
+            )
             api = build_api(
                 ApiServices(
                     registry=registry,
@@ -246,17 +277,20 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     readiness=readiness,
                     api_tokens=config.api_tokens,
                     commands=command_service,
-                    operations=operations.OperationsViews(db),
-                    profile_templates=operations.ProfileTemplates(db),
+                    operations=operations_views,
+                    profile_templates=profile_templates,
                     shed=shed,
                     internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,
+                    console=console_app,
                 )
             )
             async with internal_http, trio.open_nursery() as nursery:
                 await nursery.start(coordinator.run)
                 await nursery.start(command_service.run)
                 await nursery.start(last_seen.run)
+                await nursery.start(presence.run)
+                await nursery.start(hub.run)
                 nursery.start_soon(leader_jobs.run)
                 nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
                 ocpp_port = await nursery.start(gateway.serve)

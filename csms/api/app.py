@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cluster import Coordinator
@@ -83,6 +83,7 @@ class ApiServices:
     shed: Shed
     internal_secret: str = ""
     password_iterations: int = 20_000
+    console: ASGIApp | None = None  # the operator console, mounted at /ui
 
 
 def build_api(services: ApiServices) -> Starlette:
@@ -222,7 +223,7 @@ def build_api(services: ApiServices) -> Starlette:
     async def internal_error(request: Request, exc: Exception) -> Response:
         return error_response(500, "internal_error", "internal error; see the replica's log")
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
@@ -242,6 +243,8 @@ def build_api(services: ApiServices) -> Starlette:
         *operations_routes(auth, s.operations, s.registry, s.id_tags, s.commands),
         *internal_routes(s.internal_secret, s.commands, s.shed),
     ]
+    if s.console is not None:
+        routes.append(Mount("/ui", app=s.console))
     return Starlette(
         middleware=[Middleware(RejectUnreadableUrl)],
         routes=routes,

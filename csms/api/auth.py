@@ -23,17 +23,26 @@ class TokenAuth:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
             raise ApiError(401, "unauthorized", "a bearer token is required (Authorization: Bearer <token>)")
-        candidate = presented.strip().encode()
-        role = None
-        for secret, token_role in self._tokens:
-            if hmac.compare_digest(secret, candidate):
-                role = token_role
+        role = self.match(presented.strip())
         if role is None:
             raise ApiError(401, "unauthorized", "the bearer token is not valid")
         return role
 
+    def match(self, presented: str) -> str | None:
+        """The role of a presented token, or None (every token compared, in constant time each)."""
+        candidate = presented.encode()
+        role = None
+        for secret, token_role in self._tokens:
+            if hmac.compare_digest(secret, candidate):
+                role = token_role
+        return role
+
+    @staticmethod
+    def allows(role: str, needed: str) -> bool:
+        return _RANK[role] >= _RANK[needed]
+
     def require(self, request: Request, needed: str) -> str:
         role = self.role_of(request)
-        if _RANK[role] < _RANK[needed]:
+        if not self.allows(role, needed):
             raise ApiError(403, "forbidden", f"this token's role ({role}) may not do this; needs {needed}")
         return role

@@ -15,6 +15,8 @@ from csms.api.validation import json_body, page_limit, parse_bool, parse_datetim
 from csms.commands import HTTP_STATUS, CommandRejected, CommandService
 from csms.stations import StationRegistry
 
+Payload = dict[str, Any]
+
 
 def command_routes(
     auth: TokenAuth, commands: CommandService, registry: StationRegistry, payloads: CommandPayloads
@@ -23,18 +25,12 @@ def command_routes(
         role = auth.require(request, "operator")
         station_id = path_station_id(request)
         action = str(request.path_params["action"])
-        payload = await payloads.complete(action, await json_body(request))
+        body = await json_body(request)
         is_async = parse_bool(request.query_params.get("async"), "async") or False
         timeout = _timeout(request.query_params.get("timeout"))
-        try:
-            commands.validate(action, payload)
-        except CommandRejected as exc:
-            raise ApiError(422, "invalid", exc.message, exc.details) from None
-        known, _ = await registry.credentials(station_id)
-        if not known:
-            raise ApiError(404, "not_found", f"station {station_id} is not registered")
-        record = await commands.submit(station_id, action, payload, f"token:{role}", wait=not is_async, timeout=timeout)
-        status = 202 if is_async and record["status"] == "pending" else HTTP_STATUS[record["status"]]
+        record, status = await submit_command(
+            commands, registry, payloads, station_id, action, body, f"token:{role}", is_async=is_async, timeout=timeout
+        )
         return JSONResponse(record, status_code=status)
 
     async def get_command(request: Request) -> Response:
@@ -67,6 +63,32 @@ def command_routes(
         Route("/api/v1/commands", list_commands),
         Route("/api/v1/commands/{command_id}", get_command),
     ]
+
+
+async def submit_command(
+    commands: CommandService,
+    registry: StationRegistry,
+    payloads: CommandPayloads,
+    station_id: str,
+    action: str,
+    body: Payload,
+    requested_by: str,
+    *,
+    is_async: bool = False,
+    timeout: float | None = None,
+) -> tuple[Payload, int]:
+    """Fill in, validate (422), check the station (404) and run a command: the one path for the REST API and the
+    console. Returns the command record and its HTTP status."""
+    payload = await payloads.complete(action, body)
+    try:
+        commands.validate(action, payload)
+    except CommandRejected as exc:
+        raise ApiError(422, "invalid", exc.message, exc.details) from None
+    known, _ = await registry.credentials(station_id)
+    if not known:
+        raise ApiError(404, "not_found", f"station {station_id} is not registered")
+    record = await commands.submit(station_id, action, payload, requested_by, wait=not is_async, timeout=timeout)
+    return record, 202 if is_async and record["status"] == "pending" else HTTP_STATUS[record["status"]]
 
 
 def _timeout(raw: Any) -> float | None:

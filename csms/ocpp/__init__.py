@@ -36,7 +36,7 @@ from csms.ocpp.errors import (
 )
 from csms.ocpp.frames import Call, CallError, CallResult, Frame, FrameError, encode, parse_frame
 from csms.ocpp.rpc import CallHandler, MessageTransport, RpcObserver, RpcSession
-from csms.ocpp.schemas import Validator
+from csms.ocpp.schemas import Validator, load_schemas
 
 __all__ = [
     "FORMATION_VIOLATION",
@@ -75,5 +75,6 @@ __all__ = [
     "Validator",
     "encode",
     "error_codes",
+    "load_schemas",
     "parse_frame",
 ]

@@ -1,5 +1,6 @@
 """The station gateway: WebSocket handshake, one RPC session per connection, and the station registry."""
 
+from csms.stations.fleet import STATES, FleetViews, PresenceRecorder, StationFilter
 from csms.stations.gateway import Gateway, GatewaySettings, StationConnection, StationNotConnected
 from csms.stations.last_seen import LastSeen
 from csms.stations.passwords import hash_password
@@ -7,10 +8,14 @@ from csms.stations.registry import MIGRATIONS, StationRegistry
 
 __all__ = [
     "MIGRATIONS",
+    "STATES",
+    "FleetViews",
     "Gateway",
     "GatewaySettings",
     "LastSeen",
+    "PresenceRecorder",
     "StationConnection",
+    "StationFilter",
     "StationNotConnected",
     "StationRegistry",
     "hash_password",

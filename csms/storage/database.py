@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import trio
 import trio_asyncio
 
-from csms.storage import fencing
+from csms.storage import fencing, listener
 from csms.storage.batch import BatchRunner, PendingWrite
 from csms.storage.bridge import AsyncioBridge
 from csms.storage.coalesce import Coalescer
@@ -36,6 +36,7 @@ class Database:
     def __init__(
         self,
         bridge: AsyncioBridge,
+        url: str,
         pool: Any,
         writer_runner: BatchRunner,
         writer: GroupCommitWriter | None,
@@ -44,6 +45,7 @@ class Database:
         observer: StorageObserver | None = None,
     ) -> None:
         self._bridge = bridge
+        self._url = url
         self._observer: StorageObserver = observer if observer is not None else NullObserver()
         self._pool = pool
         self._runner = writer_runner
@@ -162,7 +164,7 @@ class Database:
                         batch_timeout=call_timeout,
                         workers=writers,
                     )
-                db = cls(bridge, pool, runner, writer, call_timeout=call_timeout, observer=obs)
+                db = cls(bridge, url, pool, runner, writer, call_timeout=call_timeout, observer=obs)
                 async with trio.open_nursery() as nursery:
                     if writer is not None:
                         await nursery.start(writer.run)
@@ -238,6 +240,22 @@ class Database:
         if pending.result is None:
             raise DatabaseUnavailable("write was not run")
         return pending.result.unwrap()
+
+    # ------------------------------------------------------------------ notifications between replicas
+
+    async def listen(
+        self,
+        channel: str,
+        on_message: Callable[[str], None],
+        *,
+        on_reconnect: Callable[[], None],
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Call ``on_message(payload)`` for every NOTIFY on ``channel`` (from any replica) until cancelled;
+        ``on_reconnect()`` after the listening connection was replaced (notifications may have been missed)."""
+        await listener.listen(
+            self._bridge, self._url, channel, on_message, on_reconnect=on_reconnect, task_status=task_status
+        )
 
     # ------------------------------------------------------------------ fencing
 

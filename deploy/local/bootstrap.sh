@@ -23,6 +23,10 @@ fi
 if [ "$purpose" = test ] && ! command -v promtool >/dev/null 2>&1; then
   need_apt+=(prometheus)  # only for promtool (`check rules`, `test rules`); its service never starts
 fi
+# Test side: the console's browser tests drive Debian's chromium with Playwright (never `playwright install`).
+if [ "$purpose" = test ] && ! command -v chromium >/dev/null 2>&1; then
+  need_apt+=(chromium)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing ${need_apt[*]} (Debian packages)" >&2
