@@ -34,6 +34,7 @@ ELSEWHERE = {
     "etcd_ca_file": "etcd.ca",
     "tls_cert_file": "tls.secretName",
     "tls_key_file": "tls.secretName",
+    "console_secret": "(derived from apiTokens and internalSecret)",
 }
 # The schema type a setting's parser implies.
 SCHEMA_TYPES = {
