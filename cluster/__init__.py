@@ -3,7 +3,7 @@
 Knows nothing of OCPP or Postgres; the CSMS programs against ``Coordinator``.
 """
 
-from cluster.contract import Claim, Coordinator, NodeInfo, Owner
+from cluster.contract import Claim, Coordinator, EpochSource, NodeInfo, NoEpochs, Owner
 from cluster.errors import (
     ClaimSuperseded,
     EtcdCompacted,
@@ -26,6 +26,7 @@ __all__ = [
     "ClusterObserver",
     "Compare",
     "Coordinator",
+    "EpochSource",
     "EtcdClient",
     "EtcdCompacted",
     "EtcdCoordinator",
@@ -34,6 +35,7 @@ __all__ = [
     "EtcdUnavailable",
     "KeyValue",
     "LeaderJobRunner",
+    "NoEpochs",
     "NodeInfo",
     "NullObserver",
     "Op",

@@ -11,11 +11,21 @@ import trio
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Ownership of one station by one connection; ``token`` is the fence token (monotonic per station)."""
+    """Ownership of one station by one connection, ordered by its key (epoch, revision).
+
+    ``revision`` orders claims inside one coordinator domain (an etcd revision, a lone node's counter); ``epoch``
+    orders the domains themselves (see ``EpochSource``). The fence token that writes carry is derived from this
+    key by whoever records it (Postgres, in the CSMS).
+    """
 
     station_id: str
     connection_id: str
-    token: int
+    revision: int
+    epoch: int = 0
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.epoch, self.revision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,22 @@ class NodeInfo:
     address: str
     version: str
     started_at: float
+
+
+class EpochSource(Protocol):
+    """Orders coordinator domains for fencing: a domain is a name for one revision space (one etcd data set,
+    one lone-node process). The source issues each domain an epoch the first time it is seen, larger than every
+    epoch before, and says whether the domain's epoch is still the newest one."""
+
+    async def fence_epoch(self, domain: str) -> tuple[int, bool]: ...
+
+
+class NoEpochs:
+    """For a coordinator whose claims are never compared across domains (tests of the coordinator alone)."""
+
+    async def fence_epoch(self, domain: str) -> tuple[int, bool]:
+        await trio.lowlevel.checkpoint()
+        return 0, True
 
 
 @runtime_checkable
@@ -62,7 +88,9 @@ class Coordinator(Protocol):
 
     def on_claim_lost(self, cb: Callable[[Claim], None]) -> None: ...
 
-    def on_fenced(self, cb: Callable[[], None]) -> None: ...
+    def on_lease_lost(self, cb: Callable[[], None]) -> None:
+        """The node lost its lease: no leadership and no new claims until it rejoins. Its stations are kept
+        (their writes are fenced in Postgres) and re-claimed when it rejoins."""
 
     def on_leader_changed(self, cb: Callable[[bool], None]) -> None: ...
 

@@ -1,16 +1,22 @@
 """Station ownership, membership and leadership on etcd (ARCHITECTURE.md section 3).
 
 Keys under ``prefix``: ``nodes/{node}`` and ``owners/{station}`` and ``leader``, all bound to this
-node's lease, so a dead node's claims vanish with its lease. The lease is renewed every TTL/3; if a
-renewal has not succeeded by the local deadline (TTL minus a margin, measured from when the last
-successful renewal was *sent*), the node fences itself before etcd can expire it, and rejoins with
-a new lease when etcd answers again.
+node's lease, so a dead node's claims vanish with its lease; and ``fence-domain`` (no lease), a random name
+for this etcd's revision space, read atomically with every claim: an etcd rebuilt from empty has none, gets a
+new one, and so a new fence epoch (claims are ordered by (epoch, revision); see ``EpochSource``).
+
+The lease is renewed every TTL/3; if a renewal has not succeeded by the local deadline (TTL minus a margin,
+measured from when the last successful renewal was *sent*), the node gives up its membership and leadership
+before etcd can expire the lease, but keeps the stations it serves: every write for them is fenced in
+Postgres, so another node claiming one of them is enough to stop us writing for it. When etcd answers
+again the node rejoins with a new lease and claims its stations again (losing those claimed meanwhile).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +24,7 @@ import orjson
 import trio
 
 from cluster.callbacks import Flag, Hooks
-from cluster.contract import Claim, NodeInfo, Owner
+from cluster.contract import Claim, EpochSource, NodeInfo, NoEpochs, Owner
 from cluster.errors import ClaimSuperseded, EtcdCompacted, EtcdError, EtcdLeaseNotFound, EtcdUnavailable
 from cluster.etcd_client import EtcdClient
 from cluster.observer import ClusterObserver, NullObserver
@@ -34,20 +40,36 @@ _OWNERS_PER_TXN = 100  # etcd's --max-txn-ops defaults to 128; one more op reads
 class _OwnerPut:
     """One station's owner-key put waiting for (or riding in) a batched claim txn.
 
-    ``expected`` is the guard: the key's mod revision it must still have (0: the key must be absent).
-    The outcome is exact per station: ``revision`` when the put landed, else ``current`` (the key as
-    read atomically with the failed compare, None if absent) so the claimer can retry on that revision.
+    ``expected`` is the guard: the key's mod revision it must still have (0: the key must be absent); with
+    ``mine`` the key must instead hold exactly ``value`` (our own claim, whatever its revision: re-claiming
+    after a rejoin). The outcome is exact per station: ``revision`` (and the ``domain`` read with it) when the
+    put landed, else ``current`` (the key as read atomically with the failed compare, None if absent) so the
+    claimer can retry on that revision.
     """
 
     key: str
     value: bytes
     expected: int
     lease: int
+    mine: bool = False
     done: trio.Event = field(default_factory=trio.Event)
     abandoned: bool = False
     revision: int = 0
+    domain: str = ""
     current: KeyValue | None = None
     error: BaseException | None = None
+
+    def guard(self) -> Compare:
+        if self.mine:
+            return Compare.value(self.key, "=", self.value)
+        if self.expected == 0:
+            return Compare.create_revision(self.key, "=", 0)
+        return Compare.mod_revision(self.key, "=", self.expected)
+
+    def holds(self, kv: KeyValue | None) -> bool:
+        if self.mine:
+            return kv is not None and kv.value == self.value
+        return (kv.mod_revision if kv is not None else 0) == self.expected
 
     def finish(self, *, revision: int = 0, current: KeyValue | None = None, error: BaseException | None = None) -> None:
         self.revision, self.current, self.error = revision, current, error
@@ -86,6 +108,7 @@ class EtcdCoordinator:
         claim_attempts: int = 5,
         claim_batch: int = 64,
         observer: ClusterObserver | None = None,
+        epochs: EpochSource | None = None,
     ) -> None:
         self.node_id = node_id
         self.address = address
@@ -100,6 +123,8 @@ class EtcdCoordinator:
         self._puts: list[_OwnerPut] = []
         self._puts_ready = trio.Event()
         self._observer: ClusterObserver = observer or NullObserver()
+        self._epochs: EpochSource = epochs or NoEpochs()
+        self._epoch_of_domain: dict[str, int] = {}
         self._started_at = time.time()
 
         self._lease_id: int | None = None
@@ -115,12 +140,15 @@ class EtcdCoordinator:
         self._generation: trio.CancelScope | None = None
 
         self._claims: dict[str, Claim] = {}
+        # Claims made under a lease we lost: still served (Postgres fences their writes), re-claimed on rejoin.
+        self._orphans: dict[str, Claim] = {}
+        self._orphaned = trio.Event()
         self._inflight: dict[str, _Inflight] = {}
         self._leader = Flag(False)
         self._leader_id: str | None = None
 
         self._lost: Hooks[Claim] = Hooks()
-        self._fenced: Hooks[None] = Hooks()
+        self._lease_lost_hooks: Hooks[None] = Hooks()
         self._leader_hooks: Hooks[bool] = Hooks()
 
     # -- keys -------------------------------------------------------------------------------------
@@ -139,6 +167,13 @@ class EtcdCoordinator:
     @property
     def _leader_key(self) -> str:
         return f"{self._prefix}leader"
+
+    @property
+    def _domain_key(self) -> str:
+        return f"{self._prefix}fence-domain"
+
+    def _owner_value(self, connection_id: str) -> bytes:
+        return orjson.dumps({"node_id": self.node_id, "connection_id": connection_id})
 
     # -- public state -----------------------------------------------------------------------------
 
@@ -160,14 +195,14 @@ class EtcdCoordinator:
 
     @property
     def held_claims(self) -> dict[str, Claim]:
-        """Claims this node currently believes it holds (a copy)."""
-        return dict(self._claims)
+        """Claims this node currently believes it holds, re-claimed after a lost lease or not (a copy)."""
+        return {**self._orphans, **self._claims}
 
     def on_claim_lost(self, cb: Callable[[Claim], None]) -> None:
         self._lost.add(cb)
 
-    def on_fenced(self, cb: Callable[[], None]) -> None:
-        self._fenced.add(lambda _: cb())
+    def on_lease_lost(self, cb: Callable[[], None]) -> None:
+        self._lease_lost_hooks.add(lambda _: cb())
 
     def on_leader_changed(self, cb: Callable[[bool], None]) -> None:
         self._leader_hooks.add(cb)
@@ -199,6 +234,7 @@ class EtcdCoordinator:
                     generation.start_soon(self._owners_watch_loop, self._join_revision + 1)
                     generation.start_soon(self._election_loop)
                     generation.start_soon(self._claim_batcher)
+                    generation.start_soon(self._reclaim_orphans)
                 if not self._draining:
                     await self._join_until_done()
         if self._draining:
@@ -211,6 +247,7 @@ class EtcdCoordinator:
             self._run_scope.cancel()
         lease, self._lease_id = self._lease_id, None
         self._claims.clear()
+        self._orphans.clear()
         self._fail_puts([])
         self._healthy.set(False)
         self._set_leader(None)
@@ -240,7 +277,7 @@ class EtcdCoordinator:
             try:
                 await self._join()
                 return
-            except EtcdError as exc:
+            except Exception as exc:  # etcd unreachable, or Postgres (the fence epoch) unreachable
                 log.warning("node %s: joining the cluster failed: %r", self.node_id, exc)
             await trio.sleep(delay)
             delay = min(delay * 2, max(0.2, self._ttl / 4))
@@ -251,6 +288,7 @@ class EtcdCoordinator:
         try:
             info = {"address": self.address, "version": self.version, "started_at": self._started_at}
             put = await self._etcd.put(self._nodes_prefix + self.node_id, orjson.dumps(info), lease=lease.id)
+            await self._ensure_domain()
         except BaseException:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await self._revoke_quietly(lease.id)
@@ -263,10 +301,36 @@ class EtcdCoordinator:
         self._healthy.set(True)
         self._observer.lease_state("live")
         log.info("node %s joined with lease %x", self.node_id, lease.id)
-        if self._stale_lease is not None:
-            # Our previous incarnation's keys must not linger as if we still served those stations.
-            stale, self._stale_lease = self._stale_lease, None
-            await self._revoke_quietly(stale)
+
+    async def _ensure_domain(self) -> None:
+        """Agree with the other nodes on this etcd's fence domain, and know its epoch.
+
+        The domain is a random name kept in etcd (an etcd rebuilt from empty has none and gets a new one, so its
+        restarted revisions come with a newer epoch). If another domain was seen since ours (a single node served
+        this database meanwhile), ours starts afresh too, or its claims would be older than that node's.
+        """
+        key = self._domain_key
+        for _ in range(5):
+            kv = (await self._etcd.get(key)).first()
+            if kv is not None:
+                domain = kv.value.decode(errors="replace")
+                epoch, newest = await self._epochs.fence_epoch(domain)
+                if newest:
+                    self._epoch_of_domain[domain] = epoch
+                    return
+            guard = Compare.mod_revision(key, "=", kv.mod_revision) if kv else Compare.create_revision(key, "=", 0)
+            await self._etcd.txn([guard], [Op.put(key, f"etcd:{uuid.uuid4().hex}")])  # lost a race: read again
+        raise EtcdError("could not agree on a fence domain in 5 tries")
+
+    async def _epoch(self, domain: str) -> int:
+        if not domain:  # someone deleted the domain key: start a new domain; this claim fails, the next works
+            await self._ensure_domain()
+            raise EtcdUnavailable("the fence domain key was missing from etcd")
+        epoch = self._epoch_of_domain.get(domain)
+        if epoch is None:
+            epoch, _ = await self._epochs.fence_epoch(domain)
+            self._epoch_of_domain[domain] = epoch
+        return epoch
 
     async def _revoke_quietly(self, lease_id: int) -> None:
         try:
@@ -274,7 +338,7 @@ class EtcdCoordinator:
         except EtcdError as exc:
             log.debug("revoking lease %x: %r", lease_id, exc)
 
-    # -- lease keepalive and self-fencing ---------------------------------------------------------
+    # -- lease keepalive ---------------------------------------------------------------------------
 
     async def _keepalive_loop(self) -> None:
         interval = self._granted_ttl / 3
@@ -292,37 +356,85 @@ class EtcdCoordinator:
                         with trio.fail_after(budget):
                             ttl = await self._etcd.lease_keepalive(lease)
                     except EtcdLeaseNotFound:
-                        self._fence("lease expired in etcd")
+                        self._lease_lost("lease expired in etcd")
                         return
                     except (EtcdError, trio.TooSlowError) as exc:
                         log.debug("keepalive failed: %r", exc)
                         await trio.sleep(retry)
                         continue
                     except Exception:
-                        # A bug here must not kill the replica: fence (the safe state) and rejoin afresh.
+                        # A bug here must not kill the replica: give up the lease (the safe state), rejoin afresh.
                         log.exception("keepalive crashed")
-                        self._fence("keepalive crashed")
+                        self._lease_lost("keepalive crashed")
                         return
                     self._last_renew_sent = sent
                     self._lease_deadline = sent + ttl - self._margin
                     renewed = True
             if not renewed:
-                self._fence("lease not renewed before its deadline")
+                self._lease_lost("lease not renewed before its deadline")
                 return
 
-    def _fence(self, reason: str) -> None:
-        """Stop serving everything now: etcd may already consider our lease expired."""
+    def _lease_lost(self, reason: str) -> None:
+        """etcd may already consider our lease expired: stop leading and claiming now, and rejoin.
+
+        The stations we serve are kept (as orphans, re-claimed on rejoin): their owner keys may be gone, but
+        each of their writes still commits only under its fence in Postgres, so the first claim another node
+        records for one of them stops us writing for it (and the rejected write closes that connection).
+        """
         if self._draining:
             return
-        log.warning("node %s fenced: %s", self.node_id, reason)
-        self._stale_lease, self._lease_id = self._lease_id, None
+        log.warning("node %s lost its lease (%s); serving %d stations on", self.node_id, reason, len(self._claims))
+        if self._lease_id is not None:
+            self._stale_lease, self._lease_id = self._lease_id, None
+        self._orphans.update(self._claims)
         self._claims.clear()
+        self._orphaned.set()
         self._healthy.set(False)
         self._set_leader(None)
-        self._observer.lease_state("fenced")
-        self._fenced.fire(None)
+        self._observer.lease_state("lost")
+        self._lease_lost_hooks.fire(None)
         if self._generation is not None:
             self._generation.cancel()
+
+    async def _reclaim_orphans(self) -> None:
+        """After a rejoin (or a key that vanished): claim the stations we still serve again under our lease, and
+        lose those that another connection claimed meanwhile; then revoke the old lease (and its last keys)."""
+        lease = self._lease_id
+        assert lease is not None
+        while True:
+            self._orphaned = trio.Event()
+            while self._orphans:
+                async with trio.open_nursery() as nursery:
+                    for orphan in list(self._orphans.values()):
+                        nursery.start_soon(self._reclaim, orphan, lease)
+                if self._orphans:  # etcd failed some: try again shortly, in this session
+                    await trio.sleep(min(1.0, self._ttl / 4))
+            if self._stale_lease is not None:
+                stale, self._stale_lease = self._stale_lease, None
+                await self._revoke_quietly(stale)
+            await self._orphaned.wait()
+
+    async def _reclaim(self, orphan: Claim, lease: int) -> None:
+        station_id = orphan.station_id
+        key, value = self._owner_key(station_id), self._owner_value(orphan.connection_id)
+        try:
+            put = await self._put_owner(key, value, 0, lease, mine=True)
+            if put.error is None and not put.revision and put.current is None:
+                put = await self._put_owner(key, value, 0, lease)  # our key went with the old lease: create it
+            if put.error is not None:
+                raise put.error
+            epoch = await self._epoch(put.domain) if put.revision else 0
+        except Exception as exc:
+            log.info("re-claiming %s failed: %r", station_id, exc)
+            return
+        if self._orphans.get(station_id) is not orphan:
+            return  # released, or claimed by a new connection, meanwhile
+        del self._orphans[station_id]
+        if put.revision:
+            self._claims[station_id] = Claim(station_id, orphan.connection_id, put.revision, epoch)
+        else:
+            self._observer.claim_lost(station_id)
+            self._lost.fire(orphan)
 
     # -- claims -----------------------------------------------------------------------------------
 
@@ -336,12 +448,13 @@ class EtcdCoordinator:
         inflight = self._inflight.setdefault(station_id, _Inflight())
         inflight.count += 1
         try:
-            token, took_over = await self._claim_txn(station_id, connection_id, lease)
-            if any(rev > token for rev in inflight.seen):
+            revision, domain, took_over = await self._claim_txn(station_id, connection_id, lease)
+            if any(rev > revision for rev in inflight.seen):
                 self._observer.claim_finished(time.perf_counter() - started, "superseded")
                 raise ClaimSuperseded(f"station {station_id}: a newer claim landed during ours")
             if self._lease_id != lease:
-                raise EtcdUnavailable("fenced while claiming")
+                raise EtcdUnavailable("lease lost while claiming")
+            epoch = await self._epoch(domain)
         except EtcdError:
             self._observer.claim_finished(time.perf_counter() - started, "error")
             raise
@@ -349,18 +462,21 @@ class EtcdCoordinator:
             inflight.count -= 1
             if inflight.count == 0:
                 del self._inflight[station_id]
-        claim = Claim(station_id, connection_id, token)
+        claim = Claim(station_id, connection_id, revision, epoch)
         old = self._claims.get(station_id)
-        if old is None or old.token < token:
+        if old is None or old.revision < revision:
             self._claims[station_id] = claim
         self._observer.claim_finished(time.perf_counter() - started, "takeover" if took_over else "created")
-        if old is not None and old.token < token and old.connection_id != connection_id:
+        if old is not None and old.revision < revision and old.connection_id != connection_id:
             self._lose(old)
+        orphan = self._orphans.get(station_id)
+        if orphan is not None:  # a new connection of a station we served before losing our lease
+            self._lose(orphan)
         return claim
 
-    async def _claim_txn(self, station_id: str, connection_id: str, lease: int) -> tuple[int, bool]:
+    async def _claim_txn(self, station_id: str, connection_id: str, lease: int) -> tuple[int, str, bool]:
         key = self._owner_key(station_id)
-        value = orjson.dumps({"node_id": self.node_id, "connection_id": connection_id})
+        value = self._owner_value(connection_id)
         expected = 0  # first try: create-if-absent
         took_over = False
         for _ in range(self._claim_attempts):
@@ -368,7 +484,7 @@ class EtcdCoordinator:
             if put.error is not None:
                 raise put.error
             if put.revision:
-                return put.revision, took_over
+                return put.revision, put.domain, took_over
             kv = put.current
             if kv is None:
                 expected = 0
@@ -377,11 +493,11 @@ class EtcdCoordinator:
                 took_over = _decode(kv.value).get("node_id") != self.node_id
         raise EtcdError(f"station {station_id}: claim lost {self._claim_attempts} races in a row")
 
-    async def _put_owner(self, key: str, value: bytes, expected: int, lease: int) -> _OwnerPut:
+    async def _put_owner(self, key: str, value: bytes, expected: int, lease: int, *, mine: bool = False) -> _OwnerPut:
         """Queue one guarded owner-key put for the batcher and wait for its own outcome."""
         if self._lease_id != lease:
-            raise EtcdUnavailable("fenced while claiming")
-        put = _OwnerPut(key, value, expected, lease)
+            raise EtcdUnavailable("lease lost while claiming")
+        put = _OwnerPut(key, value, expected, lease, mine)
         self._puts.append(put)
         self._puts_ready.set()
         try:
@@ -394,10 +510,10 @@ class EtcdCoordinator:
     async def _claim_batcher(self) -> None:
         """Send queued owner puts, up to ``claim_batch`` distinct keys per txn, one txn at a time.
 
-        All guards go in one txn: if every one holds, every put lands at the txn's revision (the fence
-        token of each claim). If any fails, nothing is written and the failure branch reads every key at
-        the same revision, so each put learns exactly whether its own guard held: those whose guard held
-        are simply re-sent in the next txn, the others return the key they saw to their claimer.
+        All guards go in one txn: if every one holds, every put lands at the txn's revision (each claim's
+        revision), read together with the fence domain. If any fails, nothing is written and the failure branch
+        reads every key at the same revision, so each put learns exactly whether its own guard held: those whose
+        guard held are simply re-sent in the next txn, the others return the key they saw to their claimer.
         """
         lease = self._lease_id
         assert lease is not None
@@ -412,7 +528,7 @@ class EtcdCoordinator:
                 batch, keys, rest = [], set(), []
                 for put in self._puts:
                     if put.lease != lease:  # queued under a lease this session does not hold
-                        put.finish(error=EtcdUnavailable("fenced while claiming"))
+                        put.finish(error=EtcdUnavailable("lease lost while claiming"))
                         continue
                     # One put per key per txn (etcd refuses duplicates); a key's later puts wait their turn.
                     if len(batch) < self._claim_batch and put.key not in keys:
@@ -428,7 +544,7 @@ class EtcdCoordinator:
             self._fail_puts(batch)
 
     def _fail_puts(self, batch: list[_OwnerPut]) -> None:
-        """The session ended (fenced, draining, cancelled): nobody will send these puts now."""
+        """The session ended (lease lost, draining, cancelled): nobody will send these puts now."""
         gone = EtcdUnavailable("cluster session ended while claiming")
         for put in [*batch, *self._puts]:
             if not put.done.is_set():
@@ -438,13 +554,8 @@ class EtcdCoordinator:
     async def _send_batch(self, batch: list[_OwnerPut], lease: int) -> None:
         try:
             result = await self._etcd.txn(
-                [
-                    Compare.create_revision(p.key, "=", 0)
-                    if p.expected == 0
-                    else Compare.mod_revision(p.key, "=", p.expected)
-                    for p in batch
-                ],
-                [Op.put(p.key, p.value, lease=lease) for p in batch],
+                [p.guard() for p in batch],
+                [*(Op.put(p.key, p.value, lease=lease) for p in batch), Op.get(self._domain_key)],
                 [Op.get(p.key) for p in batch],
             )
         except EtcdError as exc:
@@ -452,30 +563,42 @@ class EtcdCoordinator:
                 put.finish(error=exc)
             return
         if result.succeeded:
+            domain = result.responses[-1]
+            assert isinstance(domain, RangeResult)
+            kv = domain.first()
             for put in batch:
+                put.domain = kv.value.decode(errors="replace") if kv is not None else ""
                 put.finish(revision=result.revision)
             return
         retry = []
         for put, response in zip(batch, result.responses, strict=True):
             assert isinstance(response, RangeResult)
             kv = response.first()
-            held = (kv.mod_revision if kv is not None else 0) == put.expected
-            if held and not put.abandoned:
+            if put.holds(kv) and not put.abandoned:
                 retry.append(put)  # innocent: another key in the txn failed its guard
             else:
                 put.finish(current=kv)
         self._puts[:0] = retry
 
     async def release(self, claim: Claim) -> None:
-        """Delete the owner key only if it still records this claim (compare on its revision)."""
-        if self._claims.get(claim.station_id) == claim:
-            del self._claims[claim.station_id]
-        key = self._owner_key(claim.station_id)
-        await self._etcd.txn([Compare.mod_revision(key, "=", claim.token)], [Op.delete(key)])
+        """Delete the owner key only if it still records this connection's claim (compare on its revision,
+        which a re-claim after a lost lease may have moved on from ``claim``'s)."""
+        station_id = claim.station_id
+        orphan = self._orphans.get(station_id)
+        if orphan is not None and orphan.connection_id == claim.connection_id:
+            del self._orphans[station_id]  # its key went, or goes, with the lease we lost
+        current = self._claims.get(station_id)
+        if current is None or current.connection_id != claim.connection_id:
+            return  # not ours (any more): nothing of ours to delete
+        del self._claims[station_id]
+        key = self._owner_key(station_id)
+        await self._etcd.txn([Compare.mod_revision(key, "=", current.revision)], [Op.delete(key)])
 
     def _lose(self, claim: Claim) -> None:
         if self._claims.get(claim.station_id) == claim:
             del self._claims[claim.station_id]
+        if self._orphans.get(claim.station_id) == claim:
+            del self._orphans[claim.station_id]
         self._observer.claim_lost(claim.station_id)
         self._lost.fire(claim)
 
@@ -486,13 +609,20 @@ class EtcdCoordinator:
         if inflight is not None:
             inflight.seen.append(revision)
         claim = self._claims.get(station_id)
-        if claim is None or revision <= claim.token:
+        if claim is None or revision <= claim.revision:
             return
-        if event.type == "PUT":
-            owner = _decode(event.kv.value)
-            if owner.get("node_id") == self.node_id and owner.get("connection_id") == claim.connection_id:
-                return
-        self._lose(claim)
+        if event.type == "DELETE":
+            self._orphan(claim)  # our lease expired or was revoked (or someone deleted the key): we still serve it
+            return
+        owner = _decode(event.kv.value)
+        if owner.get("node_id") != self.node_id or owner.get("connection_id") != claim.connection_id:
+            self._lose(claim)
+
+    def _orphan(self, claim: Claim) -> None:
+        """The claim's key is gone but nobody else claimed the station: keep serving it and claim it again."""
+        del self._claims[claim.station_id]
+        self._orphans[claim.station_id] = claim
+        self._orphaned.set()
 
     async def _resync_claims(self) -> int:
         """After a compaction gap: drop every claim whose key changed; returns the read revision."""
@@ -500,7 +630,9 @@ class EtcdCoordinator:
         current = {kv.key[len(self._owners_prefix) :].decode(errors="replace"): kv for kv in result.kvs}
         for station_id, claim in list(self._claims.items()):
             kv = current.get(station_id)
-            if kv is None or kv.mod_revision != claim.token:
+            if kv is None:
+                self._orphan(claim)
+            elif kv.mod_revision != claim.revision:
                 self._lose(claim)
         return result.revision
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 ClaimOutcome = Literal["created", "takeover", "superseded", "error"]
-LeaseState = Literal["live", "fenced", "drained"]
+LeaseState = Literal["live", "lost", "drained"]
 
 
 class ClusterObserver(Protocol):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 
 import trio
 
 from cluster.callbacks import Flag, Hooks
-from cluster.contract import Claim, NodeInfo, Owner
+from cluster.contract import Claim, EpochSource, NodeInfo, NoEpochs, Owner
 from cluster.errors import EtcdUnavailable
 from cluster.observer import ClusterObserver, NullObserver
 
@@ -16,8 +17,9 @@ from cluster.observer import ClusterObserver, NullObserver
 class SingleNodeCoordinator:
     """Always leader, always healthy; the newest connection for a station still wins.
 
-    Fence tokens come from the wall clock in nanoseconds (bumped to stay strictly increasing), so they
-    keep growing across process restarts and tokens stored in Postgres stay comparable.
+    Each process is its own coordinator domain: ``run()`` takes a fresh epoch from ``epochs`` (newer than any
+    domain before it, a previous run or an etcd cluster on the same database), and claims are numbered by a
+    counter inside it. So a restart, or a move from a cluster back to a single node, never meets a newer key.
     """
 
     def __init__(
@@ -27,24 +29,23 @@ class SingleNodeCoordinator:
         address: str = "",
         version: str = "",
         observer: ClusterObserver | None = None,
+        epochs: EpochSource | None = None,
     ) -> None:
         self.node_id = node_id
+        self._epochs: EpochSource = epochs or NoEpochs()
+        self._epoch = 0
         self._info = NodeInfo(node_id=node_id, address=address, version=version, started_at=time.time())
         self._observer = observer or NullObserver()
         self._claims: dict[str, Claim] = {}
-        self._last_token = 0
+        self._last_revision = 0
         self._lost: Hooks[Claim] = Hooks()
-        self._fenced: Hooks[None] = Hooks()
         self._leader_hooks: Hooks[bool] = Hooks()
         self._leader = Flag(True)
         self._drained = False
         self._drained_event = trio.Event()
 
-    def _next_token(self) -> int:
-        self._last_token = max(time.time_ns(), self._last_token + 1)
-        return self._last_token
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._epoch, _ = await self._epochs.fence_epoch(f"single:{self.node_id}:{uuid.uuid4().hex}")
         self._observer.lease_state("live")
         self._observer.leader(True)
         task_status.started()
@@ -55,7 +56,8 @@ class SingleNodeCoordinator:
         if self._drained:
             raise EtcdUnavailable("coordinator drained: not accepting stations")
         started = time.perf_counter()
-        claim = Claim(station_id, connection_id, self._next_token())
+        self._last_revision += 1
+        claim = Claim(station_id, connection_id, self._last_revision, self._epoch)
         old = self._claims.get(station_id)
         self._claims[station_id] = claim
         self._observer.claim_finished(time.perf_counter() - started, "created" if old is None else "takeover")
@@ -95,8 +97,8 @@ class SingleNodeCoordinator:
     def on_claim_lost(self, cb: Callable[[Claim], None]) -> None:
         self._lost.add(cb)
 
-    def on_fenced(self, cb: Callable[[], None]) -> None:
-        self._fenced.add(lambda _: cb())
+    def on_lease_lost(self, cb: Callable[[], None]) -> None:
+        pass  # no lease to lose
 
     def on_leader_changed(self, cb: Callable[[bool], None]) -> None:
         self._leader_hooks.add(cb)

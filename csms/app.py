@@ -18,7 +18,16 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from cluster import Coordinator, EtcdClient, EtcdCoordinator, LeaderJobRunner, SingleNodeCoordinator, every
+from cluster import (
+    Claim,
+    Coordinator,
+    EpochSource,
+    EtcdClient,
+    EtcdCoordinator,
+    LeaderJobRunner,
+    SingleNodeCoordinator,
+    every,
+)
 from csms import authorization, commands, console, operations, stations, transactions
 from csms.api import ApiServices, build_api
 from csms.api.command_payloads import CommandPayloads
@@ -77,11 +86,15 @@ def _advertise_address(config: Config) -> str:
 
 
 @asynccontextmanager
-async def open_coordinator(config: Config, metrics: Metrics) -> AsyncIterator[Coordinator]:
+async def open_coordinator(config: Config, metrics: Metrics, epochs: EpochSource) -> AsyncIterator[Coordinator]:
     observer = ClusterMetrics(metrics)
     if not config.etcd_endpoints:
         yield SingleNodeCoordinator(
-            config.node_id, address=_advertise_address(config), version=package_version(), observer=observer
+            config.node_id,
+            address=_advertise_address(config),
+            version=package_version(),
+            observer=observer,
+            epochs=epochs,
         )
         return
     async with EtcdClient(
@@ -99,6 +112,7 @@ async def open_coordinator(config: Config, metrics: Metrics) -> AsyncIterator[Co
             prefix=config.etcd_prefix,
             lease_ttl=config.lease_ttl,
             observer=observer,
+            epochs=epochs,
         )
 
 
@@ -131,7 +145,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
         observer=StorageMetrics(metrics),
     ) as db:
         await db.migrate(MIGRATIONS)
-        async with open_coordinator(config, metrics) as coordinator:
+        async with open_coordinator(config, metrics, db) as coordinator:
             events = EventBus()
             registry = StationRegistry(db)
             ledger = transactions.TransactionLedger(db)
@@ -152,8 +166,8 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 last_seen,
             )
 
-            async def record_fence(station_id: str, token: int) -> bool:
-                return await db.record_fence(station_id, token, config.node_id)
+            async def record_fence(claim: Claim) -> int | None:
+                return await db.record_fence(claim.station_id, claim.epoch, claim.revision, config.node_id)
 
             gateway = Gateway(
                 GatewaySettings(

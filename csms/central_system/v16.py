@@ -96,7 +96,7 @@ class CentralSystem16:
         }
 
     def handler_for(self, conn: StationConnection) -> Callable[[str, Payload], Awaitable[Payload]]:
-        fence = Fence(conn.station_id, conn.claim.token)
+        fence = Fence(conn.station_id, conn.fence)
 
         async def handle(action: str, payload: Payload) -> Payload:
             self._last_seen.saw(conn.station_id)

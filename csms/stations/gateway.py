@@ -1,9 +1,11 @@
 """The WebSocket gateway: handshake, ownership claim, one RPC session per connection, drain.
 
 A connection's life: refuse bad handshakes with an HTTP status before the upgrade, claim the station (the
-newest connection wins, here and across replicas), record the claim's fence token in Postgres, then serve the
-RPC session until the station leaves, the claim is lost, or the replica drains. Every connection runs in the
-server's handler nursery inside its own cancel scope, so a failure closes exactly that connection at once.
+newest connection wins, here and across replicas), record the claim in Postgres (which hands out the fence
+token its writes carry), then serve the RPC session until the station leaves, the claim is lost (etcd says so,
+or a write is refused under a newer fence), or the replica drains. Losing the cluster lease alone closes
+nothing: the writes stay fenced in Postgres. Every connection runs in the server's handler nursery inside its
+own cancel scope, so a failure closes exactly that connection at once.
 
 Closes this replica starts for a drain, rebalancing or a lost claim are gentle: stop reading, commit and answer
 every call already read, then send the close frame (bounded by the call timeout). What the station sent after
@@ -42,7 +44,8 @@ log = logging.getLogger(__name__)
 
 # An RPC session's handler for one connection, built by the composition root: (station, fence token, rpc).
 HandlerFactory = Callable[["StationConnection"], Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]]
-FenceRecorder = Callable[[str, int], Awaitable[bool]]
+# Records a claim in Postgres: the station's fence token for this connection's writes, None if a newer claim is.
+FenceRecorder = Callable[[Claim], Awaitable[int | None]]
 
 GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
@@ -102,6 +105,7 @@ class StationConnection:
     connection_id: str
     protocol: str
     claim: Claim
+    fence: int  # the fence token every write for this connection carries (recorded with the claim)
     ws: WebSocketConnection
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     rpc: RpcSession | None = None
@@ -163,7 +167,6 @@ class Gateway:
         self._validator = Validator.for_version("1.6")
         self.port: int = settings.port
         coordinator.on_claim_lost(self._claim_lost)
-        coordinator.on_fenced(self._fenced)
 
     # -- public face ---------------------------------------------------------------------------------------
 
@@ -292,7 +295,8 @@ class Gateway:
         try:
             with trio.fail_after(self._settings.handshake_timeout):
                 claim = await self._coordinator.claim(station_id, connection_id)
-                if not await self._record_fence(station_id, claim.token):
+                fence = await self._record_fence(claim)
+                if fence is None:
                     raise RuntimeError("a newer claim is already recorded")
         except Exception as exc:
             log.warning("claim failed", extra={"station_id": station_id, "error": repr(exc)})
@@ -305,7 +309,7 @@ class Gateway:
         except BaseException:
             await self._release_quietly(claim)  # the station left mid-handshake: don't leave it owned by us
             raise
-        conn = StationConnection(station_id, connection_id, protocol, claim, ws)
+        conn = StationConnection(station_id, connection_id, protocol, claim, fence, ws)
         previous = self._connections.get(station_id)
         if previous is not None:
             previous.close_gently(GOING_AWAY, "replaced by a newer connection", self._settings.call_timeout)
@@ -402,14 +406,8 @@ class Gateway:
         if conn is not None and conn.connection_id == claim.connection_id:
             # Gently: writes the new owner's fence rejects stay unanswered (AnswerWithheld), the rest are answered.
             conn.close_gently(
-                GOING_AWAY,
-                "ownership moved: a newer connection, or this replica's lease expired",
-                self._settings.call_timeout,
+                GOING_AWAY, "ownership moved: a newer connection claimed the station", self._settings.call_timeout
             )
-
-    def _fenced(self) -> None:
-        for conn in list(self._connections.values()):
-            conn.close(GOING_AWAY, "replica lost its cluster lease")
 
 
 class _WebSocketTransport:

@@ -54,7 +54,7 @@ class Database:
         self._closed = False
         self._migrations_applied = False
         # Concurrent fence records (a reconnect storm claims thousands of stations at once) share statements.
-        self._fences: Coalescer[tuple[str, int, str], bool] = Coalescer(
+        self._fences: Coalescer[tuple[str, int, int, str], int | None] = Coalescer(
             self._record_fences, key=lambda request: request[0], max_batch=200, parallel=2
         )
 
@@ -259,25 +259,28 @@ class Database:
 
     # ------------------------------------------------------------------ fencing
 
-    async def record_fence(self, station_id: str, token: int, node_id: str) -> bool:
-        """Record ``token`` as ``station_id``'s fence if it is newer than the current one (or the same
-        token by the same node: an idempotent retry). False means a newer claim exists: stand down."""
-        return await self._fences.submit((station_id, token, node_id))
+    async def record_fence(self, station_id: str, epoch: int, revision: int, node_id: str) -> int | None:
+        """Record a claim ordered by its coordinator key (epoch, revision) if that key is newer than the recorded
+        one (or the same key by the same node: an idempotent retry). Returns the station's fence, which the
+        claimant's writes must carry; None means a newer claim is recorded: stand down."""
+        return await self._fences.submit((station_id, epoch, revision, node_id))
 
-    async def _record_fences(self, requests: list[tuple[str, int, str]]) -> list[bool]:
+    async def _record_fences(self, requests: list[tuple[str, int, int, str]]) -> list[int | None]:
         """One statement for a batch of fence records (distinct stations), each with its exact outcome."""
         if len(requests) == 1:
-            station_id, token, node_id = requests[0]
-            return [await self.fetchval(fencing.RECORD_FENCE, station_id, token, node_id) is not None]
+            station_id, epoch, revision, node_id = requests[0]
+            fence: int | None = await self.fetchval(fencing.RECORD_FENCE, station_id, epoch, revision, node_id)
+            return [fence]
         ordered = sorted(requests)  # rows locked in one order by every replica: no deadlock between batches
-        rows = await self.fetch(
-            fencing.RECORD_FENCES,
-            [r[0] for r in ordered],
-            [r[1] for r in ordered],
-            [r[2] for r in ordered],
-        )
-        accepted = {row["station_id"] for row in rows}
-        return [station_id in accepted for station_id, _, _ in requests]
+        rows = await self.fetch(fencing.RECORD_FENCES, *(list(column) for column in zip(*ordered, strict=True)))
+        accepted = {row["station_id"]: row["fence"] for row in rows}
+        return [accepted.get(request[0]) for request in requests]
+
+    async def fence_epoch(self, domain: str) -> tuple[int, bool]:
+        """The epoch of a coordinator domain (issued when first seen) and whether it is the newest epoch."""
+        row = await self.fetchrow(fencing.FENCE_EPOCH, domain)
+        assert row is not None  # the upsert always returns its row
+        return int(row["epoch"]), bool(row["newest"])
 
     async def current_fence(self, station_id: str) -> int | None:
         return await self.fetchval(fencing.CURRENT_FENCE, station_id)

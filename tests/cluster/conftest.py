@@ -103,7 +103,7 @@ def start_node(nursery: trio.Nursery, prefix: str, etcd_url: str) -> NodeFactory
         scope = await nursery.start(run)
         node = Node(coord, scope)
         coord.on_claim_lost(node.lost.append)
-        coord.on_fenced(lambda: node.fenced.append(trio.current_time()))
+        coord.on_lease_lost(lambda: node.fenced.append(trio.current_time()))
         coord.on_leader_changed(node.leader_changes.append)
         return node
 

@@ -1,10 +1,15 @@
-"""Self-fencing: etcd unreachable for longer than the lease TTL, then back (real etcd, SIGSTOP/SIGCONT)."""
+"""Lease loss: etcd unreachable for longer than the lease TTL, then back (real etcd, SIGSTOP/SIGCONT).
+
+The node gives up membership and leadership before etcd can expire its lease, but keeps the stations it holds
+(Postgres fences their writes) and claims them again under a new lease when etcd is back.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import pytest
 import trio
 
@@ -15,7 +20,7 @@ NodeFactory = Callable[..., Awaitable[Any]]
 WaitUntil = Callable[..., Awaitable[float]]
 
 
-async def test_node_fences_itself_before_its_lease_can_expire_and_rejoins(
+async def test_node_gives_up_its_lease_in_time_keeps_its_claims_and_reclaims_them(
     private_etcd: EtcdServer, start_node: NodeFactory, wait_until: WaitUntil, prefix: str
 ) -> None:
     ttl = 2.0
@@ -28,12 +33,13 @@ async def test_node_fences_itself_before_its_lease_can_expire_and_rejoins(
     paused_at = trio.current_time()
     private_etcd.pause()
     try:
-        await wait_until(lambda: a.fenced != [], ttl + 1, "fenced")
-        # Fenced strictly before etcd could have expired the lease (TTL after the last renewal).
+        await wait_until(lambda: a.fenced != [], ttl + 1, "lease given up")
+        # Given up strictly before etcd could have expired the lease (TTL after the last renewal).
         assert a.fenced[0] - paused_at < ttl
-        assert not a.coord.healthy and not a.coord.is_leader and a.coord.held_claims == {}
-        assert a.lost == []  # on_fenced covers every station; no per-claim noise
-        with pytest.raises(EtcdUnavailable):
+        assert not a.coord.healthy and not a.coord.is_leader
+        assert a.coord.held_claims == {"CP1": claim}  # still served: no claim is lost by an outage alone
+        assert a.lost == []
+        with pytest.raises(EtcdUnavailable):  # but no new station until etcd is back
             await a.coord.claim("CP2", "conn-2")
         await trio.sleep(ttl + 0.5 - (trio.current_time() - paused_at))
     finally:
@@ -43,25 +49,39 @@ async def test_node_fences_itself_before_its_lease_can_expire_and_rejoins(
     assert took < 3
     assert a.coord.lease_id not in (None, old_lease)
     assert len(a.fenced) == 1
+    await wait_until(lambda: a.coord.held_claims["CP1"].revision > claim.revision, 3, "CP1 claimed again")
+    assert a.lost == []
     await wait_until(lambda: a.coord.is_leader, 3, "leads again")
 
     async with EtcdClient([url]) as etcd:
-        stale = (await etcd.get(prefix + "owners/CP1")).first()
-        assert stale is None  # the old claim went with the old lease
+        owner = (await etcd.get(prefix + "owners/CP1")).first()
+        assert owner is not None and owner.lease == a.coord.lease_id
+        assert orjson.loads(owner.value) == {"node_id": "node-a", "connection_id": "conn-1"}
         nodes = await etcd.get(prefix + "nodes/", prefix=True)
         assert [kv.lease for kv in nodes.kvs] == [a.coord.lease_id]
     again = await a.coord.claim("CP1", "conn-3")
-    assert again.token > claim.token
+    assert again.revision > a.coord.held_claims["CP1"].revision - 1 and a.lost[-1].connection_id == "conn-1"
+    await a.coord.release(again)
+    async with EtcdClient([url]) as etcd:
+        assert (await etcd.get(prefix + "owners/CP1")).first() is None
 
 
-async def test_lease_lost_while_healthy_fences_at_once(
-    start_node: NodeFactory, wait_until: WaitUntil, etcd: EtcdClient
+async def test_a_station_claimed_elsewhere_while_the_lease_was_lost_is_lost_on_rejoin(
+    start_node: NodeFactory, wait_until: WaitUntil, etcd: EtcdClient, prefix: str
 ) -> None:
     a = await start_node("node-a", ttl=5.0)
-    await a.coord.claim("CP1", "conn-1")
+    b = await start_node("node-b", ttl=5.0)
+    kept = await a.coord.claim("CP1", "conn-1")
+    taken = await a.coord.claim("CP2", "conn-2")
     lease = a.coord.lease_id
     assert lease is not None
-    await etcd.lease_revoke(lease)  # e.g. an operator, or etcd restored from an old snapshot
-    await wait_until(lambda: a.fenced != [], 3, "fenced on lease-not-found")
+    await etcd.lease_revoke(lease)  # e.g. an operator, or etcd restored from an old snapshot: our keys are gone
+    await b.coord.claim("CP2", "conn-b")  # and another node claims one of our stations meanwhile
+    await wait_until(lambda: a.fenced != [], 3, "lease loss noticed")
     await wait_until(lambda: a.coord.healthy, 3, "rejoined")
     assert a.coord.lease_id != lease
+    await wait_until(lambda: a.lost == [taken], 3, "CP2 lost to node-b")
+    await wait_until(lambda: a.coord.held_claims.get("CP1", kept).revision > kept.revision, 3, "CP1 re-claimed")
+    assert set(a.coord.held_claims) == {"CP1"}
+    stored = (await etcd.get(prefix + "owners/CP2")).first()
+    assert stored is not None and orjson.loads(stored.value)["node_id"] == "node-b"

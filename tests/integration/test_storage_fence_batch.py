@@ -11,12 +11,12 @@ pytestmark = pytest.mark.integration
 
 
 async def test_concurrent_fence_records_keep_per_station_outcomes(db: Database) -> None:
-    for i in range(0, 60, 2):  # even stations already hold token 100
-        assert await db.record_fence(f"CP-{i}", 100, "node-a")
-    outcomes: dict[tuple[str, int], bool] = {}
+    for i in range(0, 60, 2):  # even stations already hold a claim at revision 100 (fence 1)
+        assert await db.record_fence(f"CP-{i}", 1, 100, "node-a") == 1
+    outcomes: dict[tuple[str, int], int | None] = {}
 
-    async def record(station: str, token: int, node: str) -> None:
-        outcomes[(station, token)] = await db.record_fence(station, token, node)
+    async def record(station: str, revision: int, node: str) -> None:
+        outcomes[(station, revision)] = await db.record_fence(station, 1, revision, node)
 
     async with trio.open_nursery() as nursery:
         for i in range(60):
@@ -25,14 +25,15 @@ async def test_concurrent_fence_records_keep_per_station_outcomes(db: Database) 
             nursery.start_soon(record, f"CP-{i}", 200, "node-b")  # same station twice at once: both exact
 
     for i in range(60):
-        if i % 3:  # (the others raced their own newer token: either order is right for the older one)
-            assert outcomes[(f"CP-{i}", 50)] is (i % 2 == 1), i
+        if i % 3:  # (the others raced their own newer claim: either order is right for the older one)
+            assert outcomes[(f"CP-{i}", 50)] == (None if i % 2 == 0 else 1), i
     for i in range(0, 60, 3):
-        assert outcomes[(f"CP-{i}", 200)], i
-        assert await db.current_fence(f"CP-{i}") == 200
+        fence = outcomes[(f"CP-{i}", 200)]
+        assert fence is not None, i
+        assert await db.current_fence(f"CP-{i}") == fence
     for i in range(60):
         if i % 3:
-            assert await db.current_fence(f"CP-{i}") == (100 if i % 2 == 0 else 50)
+            assert await db.current_fence(f"CP-{i}") == 1
 
 
 async def test_coalescer_batches_and_isolates_failures() -> None:

@@ -35,6 +35,7 @@ async def test_applies_in_order_once_and_records_them(db: Database, tmp_path: Pa
     assert [tuple(r.values()) for r in rows] == [
         ("storage", 1, "schema_migrations"),
         ("storage", 2, "station_fences"),
+        ("storage", 3, "fence_epochs"),
         ("storage", 4, "change_feed"),
         ("things", 1, "create"),
         ("things", 2, "add_colour"),
@@ -63,7 +64,7 @@ async def test_concurrent_migrators_apply_each_migration_exactly_once(database_u
         for _ in range(4):
             nursery.start_soon(replica)
 
-    everything = [("storage", 1), ("storage", 2), ("storage", 4), ("counted", 1), ("counted", 2)]
+    everything = [("storage", 1), ("storage", 2), ("storage", 3), ("storage", 4), ("counted", 1), ("counted", 2)]
     assert sorted(applied, key=len) == [[], [], [], everything]
     async with Database.open(database_url, pool_size=1) as db:
         assert await db.fetchval("SELECT count(*) FROM runs") == 1

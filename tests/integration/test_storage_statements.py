@@ -89,13 +89,14 @@ async def test_a_failing_merged_statement_fails_only_its_own_write(database_url:
 
 async def test_statement_writes_are_fenced(db: Database) -> None:
     await db.execute(_ITEMS)
-    assert await db.record_fence("CP-1", 5, "node-a")
-    await db.write_statements([Statement(_INSERT_ITEM, ("CP-1", 1))], fence=Fence("CP-1", 5))
-    assert await db.record_fence("CP-1", 6, "node-b")
+    old = await db.record_fence("CP-1", 1, 5, "node-a")
+    assert old is not None
+    await db.write_statements([Statement(_INSERT_ITEM, ("CP-1", 1))], fence=Fence("CP-1", old))
+    assert await db.record_fence("CP-1", 1, 6, "node-b")
     with pytest.raises(FenceRejected):
-        await db.write_statements([Statement(_INSERT_ITEM, ("CP-1", 2))], fence=Fence("CP-1", 5))
+        await db.write_statements([Statement(_INSERT_ITEM, ("CP-1", 2))], fence=Fence("CP-1", old))
     with pytest.raises(FenceRejected):  # no statements: the fence is still checked
-        await db.write_statements([], fence=Fence("CP-1", 5))
+        await db.write_statements([], fence=Fence("CP-1", old))
     assert await db.fetchval("SELECT count(*) FROM items") == 1
 
 
