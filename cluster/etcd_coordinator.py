@@ -386,9 +386,8 @@ class EtcdCoordinator:
         log.warning("node %s lost its lease (%s); serving %d stations on", self.node_id, reason, len(self._claims))
         if self._lease_id is not None:
             self._stale_lease, self._lease_id = self._lease_id, None
-        self._orphans.update(self._claims)
+        self._orphans.update(self._claims)  # re-claimed by the next session's _reclaim_orphans
         self._claims.clear()
-        self._orphaned.set()
         self._healthy.set(False)
         self._set_leader(None)
         self._observer.lease_state("lost")

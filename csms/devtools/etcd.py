@@ -163,6 +163,12 @@ class EtcdServer:
         self.stop()
         return self.start()
 
+    def wipe(self) -> str:
+        """Stop, delete every key, lease and revision (a new data directory), start empty on the same ports."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        return self.start()
+
     def pause(self) -> None:
         """SIGSTOP: the process keeps its sockets but answers nothing (a hung or partitioned etcd)."""
         self._signal(signal.SIGSTOP)
