@@ -583,7 +583,8 @@ def ownership_violations(audit: list[dict[str, Any]]) -> list[str]:
 
     Sound because of how the trail is built: each audited write row records the writing replica (its session
     setting, set from outside the product) and the station's fence row as read *inside the writing
-    transaction*; fence tokens are etcd claim revisions, which only grow. Rules:
+    transaction*; fence tokens are allocated by Postgres per accepted claim (previous + 1), so they only grow.
+    Rules:
     1. a fence change is made by the node it names, and a station's fence tokens strictly increase;
     2. every write was made by the node holding the station's current fence (writer == fence_node);
     3. in audit order (a sequence drawn inside the transactions, which the fence row lock serialises per
