@@ -10,13 +10,13 @@ After the chaos window every replica is brought back, the stations finish their 
 are checked against Postgres:
 
 1. Never two replicas serving one station at once. Evidence: the harness's audit trail, written by database
-   triggers, records for every fenced write (transactions, meter values, status history) the replica that
-   made it and the station's fence row read inside that same transaction, plus every fence change. Fence
-   tokens are allocated by Postgres per accepted claim, so they only grow; the product holds the fence row
-   locked (FOR SHARE) until commit, so audit order is the per-station serialisation order.
-   `ownership_violations` then requires: each write came from the replica holding the newest fence at that instant, and no write ever followed
-   (in that order) a newer claim than its own. A stale owner still serving after a takeover would show up
-   as a write by a non-holder or under an older fence. Each acknowledged call the station made after a
+   triggers, records for every fenced write (transactions, meter values, status history) the replica that made it
+   and the station's fence row read inside that same transaction, plus every fence change. Fence tokens are
+   allocated by Postgres per accepted claim, so they only grow; the product holds the fence row locked (FOR
+   SHARE) until commit, so audit order is the per-station serialisation order. `ownership_violations` then
+   requires: each write came from the replica holding the newest fence at that instant, and no write ever
+   followed (in that order) a newer claim than its own. A stale owner still serving after a takeover would show
+   up as a write by a non-holder or under an older fence. Each acknowledged call the station made after a
    reconnect is such a write, so "acked calls came from the owner with the newest token" is covered.
 2. Every acknowledged StartTransaction has exactly one transactions row (found by station and meterStart,
    which is unique per station here), with the transactionId the station was given; no other rows exist.
