@@ -443,7 +443,7 @@ class EtcdCoordinator:
         lease = self._lease_id
         if lease is None or not self.healthy:
             self._observer.claim_finished(time.perf_counter() - started, "error")
-            raise EtcdUnavailable("cannot claim: this node has no live lease (fenced or not joined)")
+            raise EtcdUnavailable("cannot claim: this node has no live lease (lost, or not joined yet)")
         inflight = self._inflight.setdefault(station_id, _Inflight())
         inflight.count += 1
         try:
