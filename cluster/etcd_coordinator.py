@@ -14,6 +14,7 @@ again the node rejoins with a new lease and claims its stations again (losing th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -426,8 +427,11 @@ class EtcdCoordinator:
         except Exception as exc:
             log.info("re-claiming %s failed: %r", station_id, exc)
             return
-        if self._orphans.get(station_id) is not orphan:
-            return  # released, or claimed by a new connection, meanwhile
+        if self._orphans.get(station_id) is not orphan:  # released, or claimed by a new connection, meanwhile
+            if put.revision:  # the key we just moved must not outlive the connection
+                with contextlib.suppress(EtcdError):
+                    await self._etcd.txn([Compare.mod_revision(key, "=", put.revision)], [Op.delete(key)])
+            return
         del self._orphans[station_id]
         if put.revision:
             self._claims[station_id] = Claim(station_id, orphan.connection_id, put.revision, epoch)
