@@ -62,7 +62,11 @@ async def _answers_until_closed(ws: WebSocketConnection) -> tuple[list[list[Any]
             return frames, closed.reason.code
 
 
-@pytest.mark.parametrize("replica_overrides", [{"CSMS_INTERNAL_SECRET": SECRET, "CSMS_RECLAIM_TRIGGER": "none"}])
+# No rebalancing cool-down: the connection under test is seconds old.
+OVERRIDES = {"CSMS_INTERNAL_SECRET": SECRET, "CSMS_RECLAIM_TRIGGER": "none", "CSMS_REBALANCE_STATION_COOLDOWN": "0"}
+
+
+@pytest.mark.parametrize("replica_overrides", [OVERRIDES])
 async def test_shed_answers_and_stores_every_call_it_read(csms: Running) -> None:
     await csms.put_station(STATION)
     async with SimulatedStation.connect(csms.ocpp_url, STATION) as station:
@@ -78,7 +82,7 @@ async def test_shed_answers_and_stores_every_call_it_read(csms: Running) -> None
     async def shed() -> None:
         async with csms.api() as api:
             response = await api.post(
-                "/internal/v1/shed", json={"count": 1}, headers={"X-CSMS-Internal-Secret": SECRET}
+                "/internal/v1/shed", json={"count": 1, "may_interrupt": 1}, headers={"X-CSMS-Internal-Secret": SECRET}
             )
         assert response.json() == {"shed": 1}, response.text
         shed_done.set()
