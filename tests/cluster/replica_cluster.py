@@ -14,6 +14,7 @@ ownership invariants of the failover, partition and chaos tests are checked agai
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import re
 import subprocess
@@ -461,10 +462,13 @@ class FirmwareStation:
         backoff = 0.05
         while True:
             try:
-                with trio.CancelScope() as link:
+                # Bounded from outside too: trio-websocket's client can hang in a handshake after a refusal.
+                opened = False
+                with trio.CancelScope(deadline=trio.current_time() + self.connect_timeout + 3) as link:
                     async with SimulatedStation.connect(
                         self.url, self.station_id, connect_timeout=self.connect_timeout
                     ) as station:
+                        link.deadline, opened = math.inf, True
                         self.connections += 1
                         backoff = 0.05
                         self._drop = trio.Event()
@@ -482,6 +486,8 @@ class FirmwareStation:
                             self.done.set()  # now, not after the close handshake with a possibly dead peer
                         # Bounded: trio-websocket can hang in the close handshake with a peer already gone.
                         link.deadline = trio.current_time() + 3
+                if link.cancelled_caught and not opened:
+                    self.connect_failures["hung handshake"] += 1
             except Exception as exc:  # refused, reset, handshake timeout: all mean "try again later"
                 self.connect_failures[type(exc).__name__] += 1
             except BaseException as exc:
