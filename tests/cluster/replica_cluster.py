@@ -433,6 +433,7 @@ class FirmwareStation:
     connect_timeout: float = 2.0
     max_backoff: float = 1.0
     reconnect: bool = True  # False: one connection only (tests that pin a station to one replica)
+    subprotocols: list[str] | None = None  # None: OCPP 1.6; ["ocpp2.0.1"] for a 2.0.1 station
     acked: list[Acked] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     connect_failures: Counter[str] = field(default_factory=Counter)
@@ -463,7 +464,7 @@ class FirmwareStation:
             try:
                 with trio.CancelScope() as link:
                     async with SimulatedStation.connect(
-                        self.url, self.station_id, connect_timeout=self.connect_timeout
+                        self.url, self.station_id, connect_timeout=self.connect_timeout, subprotocols=self.subprotocols
                     ) as station:
                         self.connections += 1
                         backoff = 0.05
