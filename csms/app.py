@@ -31,7 +31,7 @@ from cluster import (
 from csms import authorization, commands, console, operations, stations, transactions
 from csms.api import ApiServices, build_api
 from csms.api.command_payloads import CommandPayloads
-from csms.central_system import CentralSystem16, CentralSystemSettings, domain_check
+from csms.central_system import CentralSystem16, CentralSystem201, CentralSystemSettings, domain_check
 from csms.config import Config, require_database
 from csms.events import EventBus, StationConnected, StationDisconnected
 from csms.gc_tuning import tune_garbage_collector
@@ -152,19 +152,19 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             id_tags = authorization.IdTagStore(db, cache_seconds=config.id_tag_cache_seconds)
             recorder = operations.OperationsRecorder(db)
             last_seen = stations.LastSeen(registry, LAST_SEEN_FLUSH_SECONDS)
-            central = CentralSystem16(
-                CentralSystemSettings(
-                    heartbeat_interval=config.heartbeat_interval,
-                    boot_status=config.boot_status,
-                    reclaim_trigger=config.reclaim_trigger,
-                ),
-                registry,
-                ledger,
-                id_tags,
-                recorder,
-                events,
-                last_seen,
+            central_settings = CentralSystemSettings(
+                heartbeat_interval=config.heartbeat_interval,
+                boot_status=config.boot_status,
+                reclaim_trigger=config.reclaim_trigger,
             )
+            domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen)
+            # One adapter per subprotocol, in the server's preference order (CSMS_OCPP_VERSIONS).
+            # NotifyReport -> device model (issue 10 part B): pass record_report=DeviceModel(db).record_report.
+            available: dict[str, stations.ProtocolAdapter] = {
+                "ocpp1.6": CentralSystem16(*domain),
+                "ocpp2.0.1": CentralSystem201(*domain),
+            }
+            adapters = [available[subprotocol] for subprotocol in config.ocpp_versions]
 
             async def record_fence(claim: Claim) -> int | None:
                 return await db.record_fence(claim.station_id, claim.epoch, claim.revision, config.node_id)
@@ -184,11 +184,10 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 registry,
                 coordinator,
                 record_fence,
-                central.handler_for,
+                adapters,
                 events,
                 observer=GatewayMetrics(metrics),
                 rpc_observer=RpcMetrics(metrics),
-                after_connect=central.after_connect,
             )
 
             storable = domain_check("1.6")  # what Postgres can hold, for commands as for station calls

@@ -69,6 +69,17 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+OCPP_SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
+
+
+def _ocpp_versions(raw: str) -> tuple[str, ...]:
+    versions = _csv(raw)
+    unknown = [v for v in versions if v not in OCPP_SUBPROTOCOLS]
+    if not versions or unknown or len(set(versions)) != len(versions):
+        raise ValueError(f"must list distinct subprotocols of {', '.join(OCPP_SUBPROTOCOLS)}, most preferred first")
+    return versions
+
+
 def _path_prefix(raw: str) -> str:
     if not raw.startswith("/"):
         raise ValueError("must start with /")
@@ -114,6 +125,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("bind", str, "0.0.0.0", "address the OCPP and API servers listen on"),
     Setting("ocpp_port", _port, "9000", "OCPP WebSocket port"),
     Setting("api_port", _port, "8080", "REST API, health and metrics port"),
+    Setting(
+        "ocpp_versions",
+        _ocpp_versions,
+        "ocpp2.0.1,ocpp1.6",
+        "OCPP subprotocols offered, most preferred first (the first one a station also offers is used)",
+    ),
     Setting("ocpp_path_prefix", _path_prefix, "/ocpp/", "URL path under which stations connect (id appended)"),
     Setting("node_id", str, "", "this replica's id (default: hostname-pid)"),
     Setting("advertise_address", str, "", "internal http://host:port other replicas use to reach this API"),

@@ -29,7 +29,7 @@ from csms.api.internal_routes import Shed, internal_routes
 from csms.api.openapi import openapi_endpoint
 from csms.api.operations_routes import operations_routes
 from csms.api.transactions_routes import transaction_routes
-from csms.api.validation import id_tag_body, json_body, page_limit, path_station_id, station_body
+from csms.api.validation import id_tag_body, json_body, page_limit, parse_id, path_station_id, station_body
 from csms.authorization import IdTagStore
 from csms.commands import CommandService
 from csms.observability import Metrics
@@ -131,6 +131,19 @@ def build_api(services: ApiServices) -> Starlette:
         station["notifications"] = await s.registry.notifications(station_id, limit=20)
         return JSONResponse(station)
 
+    async def station_events(request: Request) -> Response:
+        """What a station reported beyond transactions (2.0.1 Notify*, security events, ...), newest first."""
+        auth.require(request, "read")
+        station_id = path_station_id(request)
+        limit = page_limit(request)
+        action = request.query_params.get("action")
+        if action is not None and not (action.isascii() and action.isalnum() and len(action) <= 64):
+            raise ApiError(400, "bad_request", "action must be an OCPP action name (letters and digits)")
+        before = parse_id(request.query_params.get("before"), "before")
+        items = await s.registry.events(station_id, action=action, limit=limit, before_id=before)
+        next_before = items[-1]["id"] if len(items) == limit else None
+        return JSONResponse({"items": items, "next": next_before})
+
     async def put_station(request: Request) -> Response:
         auth.require(request, "operator")
         station_id = path_station_id(request)
@@ -164,8 +177,8 @@ def build_api(services: ApiServices) -> Starlette:
 
     def path_id_tag(request: Request) -> str:
         id_tag = request.path_params["id_tag"]
-        if not 1 <= len(id_tag) <= 20 or "\x00" in id_tag:
-            raise ApiError(400, "bad_request", "an id tag is 1-20 characters (OCPP IdToken)")
+        if not 1 <= len(id_tag) <= 36 or "\x00" in id_tag:
+            raise ApiError(400, "bad_request", "an id tag is 1-36 characters (OCPP 2.0.1 IdToken; 1.6 uses 1-20)")
         return str(id_tag)
 
     async def get_id_tag(request: Request) -> Response:
@@ -180,7 +193,9 @@ def build_api(services: ApiServices) -> Starlette:
         auth.require(request, "operator")
         id_tag = path_id_tag(request)
         body = id_tag_body(await json_body(request))
-        tag, created = await s.id_tags.put(id_tag, body["status"], body["expiry_date"], body["parent_id_tag"])
+        tag, created = await s.id_tags.put(
+            id_tag, body["status"], body["expiry_date"], body["parent_id_tag"], body["type"]
+        )
         return JSONResponse(tag.as_json(), status_code=201 if created else 200)
 
     async def delete_id_tag(request: Request) -> Response:
@@ -232,6 +247,7 @@ def build_api(services: ApiServices) -> Starlette:
         Route("/api/v1/stations/{station_id}", get_station),
         Route("/api/v1/stations/{station_id}", put_station, methods=["PUT"]),
         Route("/api/v1/stations/{station_id}", delete_station, methods=["DELETE"]),
+        Route("/api/v1/stations/{station_id}/events", station_events),
         *transaction_routes(auth, s.ledger),
         Route("/api/v1/id-tags", list_id_tags),
         Route("/api/v1/id-tags/{id_tag}", get_id_tag),

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
+from csms.authorization import TOKEN_TYPES
 from csms.commands import HTTP_STATUS
 from csms.ocpp import Validator
 from csms.ocpp.schemas import _DATE_TIME
@@ -29,7 +30,14 @@ Schema = dict[str, Any]
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
-TRANSACTION_FLAGS = ("start_in_future", "stop_in_future", "stop_before_start", "meter_stop_below_start")
+TRANSACTION_FLAGS = (
+    "start_in_future",
+    "stop_in_future",
+    "stop_before_start",
+    "meter_stop_below_start",
+    "missing_events",
+)
+PROTOCOL = {"type": "string", "enum": ["ocpp2.0.1", "ocpp1.6"]}
 READING_FLAGS = ("after_stop", "below_meter_start", "connector_mismatch", "future_timestamp")
 RESERVATION_STATUSES = ("Active", "Faulted", "Occupied", "Rejected", "Unavailable", "Cancelled", "Used", "Expired")
 ERROR_CODES = (
@@ -114,9 +122,12 @@ _STATION = {
     "has_password": BOOL,
     "connected": BOOL,
     "owner_node": _null(STR),
+    "protocol": {**_null(PROTOCOL), "description": "The subprotocol of the station's latest connection."},
+    "last_boot_reason": {**_null(STR), "description": "OCPP 2.0.1 BootReason of the last boot (null for 1.6)."},
 }
 _CONNECTOR = _object(
     {
+        "evse_id": {**_null(INT), "description": "OCPP 2.0.1 EVSE (connectors numbered per EVSE); null for 1.6."},
         "connector_id": INT,
         "status": STR,
         "error_code": STR,
@@ -131,11 +142,11 @@ _TRANSACTION = {
     "id": INT,
     "station_id": STR,
     "connector_id": INT,
-    "id_tag": STR,
-    "id_tag_status": STR,
+    "id_tag": {**_null(STR), "description": "The idTag (1.6) / idToken (2.0.1); a 2.0.1 one may be absent."},
+    "id_tag_status": _null(STR),
     "reservation_id": _null(INT),
     "remote_started": BOOL,
-    "meter_start": INT,
+    "meter_start": {**_null(INT), "description": "2.0.1: the Transaction.Begin (else first) energy reading."},
     "start_timestamp": DT,
     "start_received_at": DT,
     "meter_stop": _null(INT),
@@ -156,19 +167,30 @@ _TRANSACTION = {
     "flags": {
         **_array({"type": "string", "enum": list(TRANSACTION_FLAGS)}),
         "description": "Plausible-but-odd facts, stored as sent and shown here: start_in_future / stop_in_future"
-        " (station time over a day ahead of ours), stop_before_start, meter_stop_below_start.",
+        " (station time over a day ahead of ours), stop_before_start, meter_stop_below_start, missing_events"
+        " (2.0.1: seqNos missing from an ended transaction).",
     },
     "operator_closed_by": _null(STR),
     "operator_close_reason": _null(STR),
     "operator_closed_at": _null(DT),
     "active": BOOL,
+    "protocol": PROTOCOL,
+    "station_tx_id": {**_null(STR), "description": "OCPP 2.0.1: the station's own transactionId (null for 1.6)."},
+    "evse_id": _null(INT),
+    "id_token_type": _null(STR),
+    "charging_state": _null(STR),
+    "trigger_reason": {**_null(STR), "description": "2.0.1: the triggerReason of the latest event (by seqNo)."},
+    "remote_start_id": _null(INT),
+    "offline": {**BOOL, "description": "2.0.1: some event was queued while the station was offline."},
+    "event_count": _null(INT),
+    "missing_seq_nos": _null(INT),
 }
 _METER_SAMPLE = _object(
     {
         "connector_id": INT,
         "station_timestamp": DT,
         "received_at": DT,
-        "source": {"type": "string", "enum": ["MeterValues", "StopTransaction"]},
+        "source": {"type": "string", "enum": ["MeterValues", "StopTransaction", "TransactionEvent"]},
         **{key: STR for key in ("measurand", "phase", "unit", "context", "location", "format", "value")},
         "flag": {
             **_null({"type": "string", "enum": list(READING_FLAGS)}),
@@ -282,6 +304,7 @@ def _resource_schemas() -> dict[str, Schema]:
                 "status": {"type": "string", "enum": list(ID_TAG_STATUSES)},
                 "expiry_date": _null(DT),
                 "parent_id_tag": _null(STR),
+                "type": _null(STR),
             }
         ),
         "IdTagPut": {
@@ -291,9 +314,23 @@ def _resource_schemas() -> dict[str, Schema]:
             "properties": {
                 "status": {"type": "string", "enum": list(ID_TAG_STATUSES), "default": "Accepted"},
                 "expiry_date": _null(DT),
-                "parent_id_tag": _null({"type": "string", "minLength": 1, "maxLength": 20}),
+                "parent_id_tag": _null({"type": "string", "minLength": 1, "maxLength": 36}),
+                "type": {
+                    **_null({"type": "string", "enum": list(TOKEN_TYPES)}),
+                    "description": "OCPP 2.0.1 IdTokenEnumType the token must be presented with; null: any.",
+                },
             },
         },
+        "StationEvent": _object(
+            {
+                "id": INT,
+                "action": STR,
+                "summary": {**_null(STR), "description": "The report's status/type field, when it has one."},
+                "payload": {**OBJ, "description": "The request as the station sent it."},
+                "received_at": DT,
+            }
+        ),
+        "StationEventPage": _page("StationEvent", INT, "Newest first; `next` is the `before` cursor."),
         "IdTagPage": _page("IdTag", STR, "Ordered by id tag; `next` is the `after` cursor."),
         "Cluster": _object(
             {
@@ -508,7 +545,7 @@ _PARAMS: dict[str, Schema] = {
     "IdTag": _param(
         "id_tag",
         "path",
-        {"type": "string", "minLength": 1, "maxLength": 20, "pattern": "^[^/]*$"},
+        {"type": "string", "minLength": 1, "maxLength": 36, "pattern": "^[^/]*$"},
         "An OCPP IdToken: 1-20 characters (a path segment, so no '/').",
         "TAG-1",
     ),
@@ -753,6 +790,22 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                 {"204": no_content, **item_errors},
             ),
         },
+        "/api/v1/stations/{station_id}/events": {
+            "get": _op(
+                "listStationEvents",
+                "stations",
+                "What a station reported beyond transactions (2.0.1 Notify*, security events, certificates), each"
+                " kept once",
+                "read",
+                {"200": ok(_ref("StationEventPage"), "A page."), **item_errors},
+                params=(
+                    _p("StationId"),
+                    _param("action", "query", STR, "Only this OCPP action (e.g. SecurityEventNotification)."),
+                    _p("Limit"),
+                    _p("RowBefore"),
+                ),
+            )
+        },
         "/api/v1/stations/{station_id}/operations": {
             "get": _op(
                 "getStationOperations",
@@ -866,7 +919,7 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                     _p("TransactionBefore"),
                     _p("StationFilter"),
                     _param(
-                        "id_tag", "query", {"type": "string", "minLength": 1, "maxLength": 20}, "Only this id tag's."
+                        "id_tag", "query", {"type": "string", "minLength": 1, "maxLength": 36}, "Only this id tag's."
                     ),
                     _param("active", "query", BOOL, "Only running (true) or finished (false) transactions."),
                     _p("Since"),

@@ -37,8 +37,8 @@ def _path_transaction_id(request: Request) -> int:
 
 
 def _id_tag_filter(raw: str | None) -> str | None:
-    if raw is not None and not 1 <= len(raw) <= 20:
-        raise ApiError(400, "bad_request", "id_tag must be 1-20 characters (OCPP IdToken)")
+    if raw is not None and not 1 <= len(raw) <= 36:
+        raise ApiError(400, "bad_request", "id_tag must be 1-36 characters (OCPP IdToken)")
     return raw
 
 

@@ -10,6 +10,7 @@ import orjson
 from starlette.requests import Request
 
 from csms.api.errors import ApiError
+from csms.authorization import TOKEN_TYPES
 
 MAX_BODY_BYTES = 64 * 1024
 INT32_MAX = 2**31 - 1
@@ -79,7 +80,7 @@ def station_body(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def id_tag_body(data: dict[str, Any]) -> dict[str, Any]:
-    reject_unknown(data, {"status", "expiry_date", "parent_id_tag"})
+    reject_unknown(data, {"status", "expiry_date", "parent_id_tag", "type"})
     status = data.get("status", "Accepted")
     if status not in ID_TAG_STATUSES:
         raise bad(f"status must be one of {', '.join(ID_TAG_STATUSES)}")
@@ -88,10 +89,13 @@ def id_tag_body(data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(expiry, str):
             raise bad("expiry_date must be an RFC 3339 date-time string or null")
         expiry = parse_datetime(expiry, "expiry_date", status=422)
-    parent = _optional_str(data, "parent_id_tag", 20)
+    parent = _optional_str(data, "parent_id_tag", 36)
     if parent == "":
         raise bad("parent_id_tag must not be empty")
-    return {"status": status, "expiry_date": expiry, "parent_id_tag": parent}
+    token_type = data.get("type")
+    if token_type is not None and token_type not in TOKEN_TYPES:
+        raise bad(f"type must be one of {', '.join(TOKEN_TYPES)} (OCPP 2.0.1 IdTokenEnumType) or null for any")
+    return {"status": status, "expiry_date": expiry, "parent_id_tag": parent, "type": token_type}
 
 
 def path_station_id(request: Request) -> str:

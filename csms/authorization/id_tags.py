@@ -14,6 +14,9 @@ from csms.storage import Database
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+# OCPP 2.0.1 IdTokenEnumType; a tag stored without a type matches any of them.
+TOKEN_TYPES = ("Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization")
+_SELECT = "SELECT id_tag, status, expiry_date, parent_id_tag, token_type FROM id_tags"
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class IdTag:
     status: str
     expiry_date: datetime | None
     parent_id_tag: str | None
+    token_type: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -29,11 +33,12 @@ class IdTag:
             "status": self.status,
             "expiry_date": self.expiry_date.isoformat() if self.expiry_date else None,
             "parent_id_tag": self.parent_id_tag,
+            "type": self.token_type,
         }
 
 
 def _row_to_tag(row: Any) -> IdTag:
-    return IdTag(row["id_tag"], row["status"], row["expiry_date"], row["parent_id_tag"])
+    return IdTag(row["id_tag"], row["status"], row["expiry_date"], row["parent_id_tag"], row["token_type"])
 
 
 class IdTagStore:
@@ -75,18 +80,31 @@ class IdTagStore:
             info["parentIdTag"] = tag.parent_id_tag
         return info
 
+    async def id_token_info(self, id_token: str, token_type: str, *, now: datetime | None = None) -> dict[str, Any]:
+        """The OCPP 2.0.1 IdTokenInfo: unknown tokens are Unknown, a type other than the stored one Invalid,
+        lapsed ones Expired; NoAuthorization (the station needs none) is Accepted without a look-up."""
+        if token_type == "NoAuthorization":
+            return {"status": "Accepted"}
+        tag = await self._lookup(id_token)
+        if tag is None:
+            return {"status": "Unknown"}
+        if tag.token_type is not None and tag.token_type != token_type:
+            return {"status": "Invalid"}
+        info: dict[str, Any] = {"status": tag.status}
+        if tag.expiry_date is not None:
+            info["cacheExpiryDateTime"] = tag.expiry_date.isoformat()
+            if tag.status == "Accepted" and tag.expiry_date <= (now or datetime.now(UTC)):
+                info["status"] = "Expired"
+        if tag.parent_id_tag:
+            info["groupIdToken"] = {"idToken": tag.parent_id_tag, "type": "Central"}  # a group the CSMS issued
+        return info
+
     async def get(self, id_tag: str) -> IdTag | None:
-        row = await self._db.fetchrow(
-            "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag = $1", id_tag
-        )
+        row = await self._db.fetchrow(f"{_SELECT} WHERE id_tag = $1", id_tag)
         return _row_to_tag(row) if row else None
 
     async def page(self, *, limit: int = 100, after: str = "") -> list[IdTag]:
-        rows = await self._db.fetch(
-            "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags WHERE id_tag > $1 ORDER BY id_tag LIMIT $2",
-            after,
-            limit,
-        )
+        rows = await self._db.fetch(f"{_SELECT} WHERE id_tag > $1 ORDER BY id_tag LIMIT $2", after, limit)
         return [_row_to_tag(row) for row in rows]
 
     async def local_list_entries(self, *, changed_since: datetime | None, limit: int) -> list[dict[str, Any]]:
@@ -108,20 +126,26 @@ class IdTagStore:
         return entries
 
     async def put(
-        self, id_tag: str, status: str, expiry_date: datetime | None, parent_id_tag: str | None
+        self,
+        id_tag: str,
+        status: str,
+        expiry_date: datetime | None,
+        parent_id_tag: str | None,
+        token_type: str | None = None,
     ) -> tuple[IdTag, bool]:
         """Create or replace; returns the tag and whether it was created."""
         row = await self._db.fetchrow(
             """
-            INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag) VALUES ($1, $2, $3, $4)
+            INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag, token_type) VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (id_tag) DO UPDATE SET status = EXCLUDED.status, expiry_date = EXCLUDED.expiry_date,
-                parent_id_tag = EXCLUDED.parent_id_tag, updated_at = now()
-            RETURNING id_tag, status, expiry_date, parent_id_tag, (xmax = 0) AS created
+                parent_id_tag = EXCLUDED.parent_id_tag, token_type = EXCLUDED.token_type, updated_at = now()
+            RETURNING id_tag, status, expiry_date, parent_id_tag, token_type, (xmax = 0) AS created
             """,
             id_tag,
             status,
             expiry_date,
             parent_id_tag,
+            token_type,
         )
         assert row is not None
         self._cache.pop(id_tag, None)  # after the commit: a lookup racing the write cannot re-cache the old tag

@@ -9,27 +9,22 @@ non-event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import trio
 
 from csms.authorization import IdTagStore
+from csms.central_system.dispatch import Handler, Payload, station_handler
 from csms.central_system.plausibility import check_meter, check_start_connector
+from csms.central_system.reclaim import reclaim
 from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
-from csms.ocpp import INTERNAL_ERROR, PROPERTY_CONSTRAINT_VIOLATION, AnswerWithheld, OcppError, SessionClosed
+from csms.ocpp import CallHandler, Validator
 from csms.operations import OperationsRecorder
-from csms.stations import LastSeen, StationConnection, StationRegistry
-from csms.storage import DatabaseUnavailable, Fence, FenceRejected, ValueRejected
+from csms.stations import BootInfo, LastSeen, StationConnection, StationRegistry
+from csms.storage import Fence
 from csms.transactions import SampledValue, TransactionLedger
 
 log = logging.getLogger(__name__)
-
-Payload = dict[str, Any]
-Handler = Callable[[StationConnection, Fence, Payload], Awaitable[Payload]]
 
 
 @dataclass(frozen=True)
@@ -63,7 +58,24 @@ def _samples(meter_values: list[Payload]) -> list[SampledValue]:
     return samples
 
 
+def _boot_info(p: Payload) -> BootInfo:
+    return BootInfo(
+        vendor=p.get("chargePointVendor"),
+        model=p.get("chargePointModel"),
+        serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber"),
+        firmware_version=p.get("firmwareVersion"),
+        iccid=p.get("iccid"),
+        imsi=p.get("imsi"),
+        meter_type=p.get("meterType"),
+        meter_serial=p.get("meterSerialNumber"),
+    )
+
+
 class CentralSystem16:
+    """The OCPP 1.6 protocol adapter (the gateway's ProtocolAdapter for subprotocol ocpp1.6)."""
+
+    subprotocol = "ocpp1.6"
+
     def __init__(
         self,
         settings: CentralSystemSettings,
@@ -82,6 +94,7 @@ class CentralSystem16:
         self._operations = operations
         self._events = events
         self._domain = domain_check("1.6")
+        self.validator = Validator.for_version("1.6")
         self._handlers: dict[str, Handler] = {
             "BootNotification": self._boot_notification,
             "Heartbeat": self._heartbeat,
@@ -95,45 +108,15 @@ class CentralSystem16:
             "FirmwareStatusNotification": self._firmware_status,
         }
 
-    def handler_for(self, conn: StationConnection) -> Callable[[str, Payload], Awaitable[Payload]]:
-        fence = Fence(conn.station_id, conn.fence)
-
-        async def handle(action: str, payload: Payload) -> Payload:
-            self._last_seen.saw(conn.station_id)
-            handler = self._handlers.get(action)
-            if handler is None:
-                raise OcppError("NotSupported", f"{action} is not supported by this central system")
-            station = {"station_id": conn.station_id, "action": action}
-            try:
-                self._domain.check_request(action, payload)
-            except OcppError as exc:
-                log.warning("refused a value storage cannot hold", extra={**station, "error": exc.description})
-                raise
-            try:
-                return await handler(conn, fence, payload)
-            except FenceRejected:
-                # Another replica owns this station now: never answer for it again from here. No CallError
-                # either (a station may take it as final): unanswered, the call is resent to the new owner.
-                conn.close(1008, "ownership moved to another replica")
-                raise AnswerWithheld("another replica owns the station now") from None
-            except ValueRejected as exc:  # the domain check should have caught it: the sender's data all the same
-                log.warning("storage refused a value the station sent", extra={**station, "error": str(exc)})
-                raise OcppError(PROPERTY_CONSTRAINT_VIOLATION, f"a value of this {action} cannot be stored") from None
-            except DatabaseUnavailable as exc:
-                # No station in the line: during an outage the log gets one line per interval, not one per call.
-                log.warning("database unavailable; calls answered with InternalError", extra={"error": str(exc)})
-                raise OcppError(INTERNAL_ERROR, "the central system cannot store this now; retry later") from None
-
-        return handle
+    def handler_for(self, conn: StationConnection) -> CallHandler:
+        return station_handler(conn, self._handlers, self._domain, self._last_seen)
 
     async def after_connect(self, conn: StationConnection) -> None:
         """Reclaim: a station back without a BootNotification is asked to boot and/or for its connector states."""
-        trigger = self._settings.reclaim_trigger
-        if trigger == "none":
-            return
-        await trio.sleep(self._settings.trigger_status_after)
-        if conn.booted or conn.rpc is None:
-            return
+        s = self._settings
+        await reclaim(conn, s.reclaim_trigger, s.trigger_status_after, self._reclaim_requests)
+
+    async def _reclaim_requests(self, conn: StationConnection, trigger: str) -> list[Payload]:
         requests: list[Payload] = []
         if trigger in ("boot", "both"):
             requests.append({"requestedMessage": "BootNotification"})
@@ -141,21 +124,12 @@ class CentralSystem16:
             # Never without connectorId: some firmware rejects that. Connector 0 is the station itself.
             connectors = sorted({0, *await self._registry.connector_ids(conn.station_id)})
             requests += [{"requestedMessage": "StatusNotification", "connectorId": c} for c in connectors]
-        for request in requests:
-            try:
-                await conn.rpc.call("TriggerMessage", request)
-            except SessionClosed:
-                return
-            except Exception as exc:  # a station may reject or ignore one trigger; ask for the rest anyway
-                log.info(
-                    "TriggerMessage after reconnect failed",
-                    extra={"station_id": conn.station_id, "request": request, "error": repr(exc)},
-                )
+        return requests
 
     async def _boot_notification(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         status = await self._registry.boot_policy(conn.station_id) or self._settings.boot_status
         received = now()
-        await self._registry.record_boot(fence, p, status, received)
+        await self._registry.record_boot(fence, _boot_info(p), status, received)
         conn.booted = True
         self._events.publish(StationBooted(conn.station_id, status))
         return {

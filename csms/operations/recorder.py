@@ -297,6 +297,20 @@ class OperationsRecorder:
 
         await self._db.write(op, fence=fence)
 
+    async def reservation_status(self, fence: Fence, reservation_id: int, status: str) -> None:
+        """OCPP 2.0.1 ReservationStatusUpdate: the station ended a reservation (Expired, Removed)."""
+
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "UPDATE reservations SET status = $3, updated_at = now()"
+                " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'",
+                fence.station_id,
+                reservation_id,
+                status,
+            )
+
+        await self._db.write(op, fence=fence)
+
     async def number_of_connectors(self, station_id: str) -> int | None:
         """The station's NumberOfConnectors configuration key, if a GetConfiguration reported a number."""
         value = await self._db.fetchval(

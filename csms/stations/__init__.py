@@ -1,19 +1,21 @@
 """The station gateway: WebSocket handshake, one RPC session per connection, and the station registry."""
 
 from csms.stations.fleet import STATES, FleetViews, PresenceRecorder, StationFilter
-from csms.stations.gateway import Gateway, GatewaySettings, StationConnection, StationNotConnected
+from csms.stations.gateway import Gateway, GatewaySettings, ProtocolAdapter, StationConnection, StationNotConnected
 from csms.stations.last_seen import LastSeen
 from csms.stations.passwords import hash_password
-from csms.stations.registry import MIGRATIONS, StationRegistry
+from csms.stations.registry import MIGRATIONS, BootInfo, StationRegistry
 
 __all__ = [
     "MIGRATIONS",
     "STATES",
+    "BootInfo",
     "FleetViews",
     "Gateway",
     "GatewaySettings",
     "LastSeen",
     "PresenceRecorder",
+    "ProtocolAdapter",
     "StationConnection",
     "StationFilter",
     "StationNotConnected",

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 
 from cluster import Claim, Coordinator
 from csms.events import EventBus, StationConnected, StationDisconnected
-from csms.ocpp import RpcObserver, RpcSession, Validator
+from csms.ocpp import CallHandler, RpcObserver, RpcSession, Validator
 from csms.stations.admission import AdmissionHold
 from csms.stations.handshake import (
     UNAUTHORIZED_HEADERS,
@@ -38,14 +38,26 @@ from csms.stations.handshake import (
 )
 from csms.stations.passwords import PasswordChecker
 from csms.stations.registry import StationRegistry
-from csms.storage import Coalescer
+from csms.storage import Coalescer, Fence
 
 log = logging.getLogger(__name__)
 
-# An RPC session's handler for one connection, built by the composition root: (station, fence token, rpc).
-HandlerFactory = Callable[["StationConnection"], Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]]
 # Records a claim in Postgres: the station's fence token for this connection's writes, None if a newer claim is.
 FenceRecorder = Callable[[Claim], Awaitable[int | None]]
+
+
+class ProtocolAdapter(Protocol):
+    """One OCPP version as the gateway sees it, chosen per connection by the negotiated subprotocol: its
+    validator (schemas, framing codes), its call handlers and its reclaim step. Built by the composition root;
+    a new version (2.1) is one more adapter, nothing here changes."""
+
+    subprotocol: str  # "ocpp1.6", "ocpp2.0.1"
+    validator: Validator
+
+    def handler_for(self, conn: StationConnection) -> CallHandler: ...
+
+    async def after_connect(self, conn: StationConnection) -> None: ...
+
 
 GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
@@ -111,7 +123,9 @@ class StationConnection:
     rpc: RpcSession | None = None
     close_code: int = 1000
     close_reason: str = "bye"
-    booted: bool = False
+    booted: bool = False  # a BootNotification was answered on this connection
+    boot_status: str | None = None  # what the station was last told at boot (this connection, else Postgres)
+    triggered: set[str] = field(default_factory=set)  # messages asked for with TriggerMessage on this connection
     closing: bool = False  # draining, shedding or moved: no new commands; ends once what was read is answered
     in_flight: InFlight = field(default_factory=InFlight)
     opened_at: float = field(default_factory=trio.current_time)
@@ -140,20 +154,19 @@ class Gateway:
         registry: StationRegistry,
         coordinator: Coordinator,
         record_fence: FenceRecorder,
-        handler_factory: HandlerFactory,
+        adapters: Sequence[ProtocolAdapter],
         events: EventBus,
         observer: GatewayObserver | None = None,
         rpc_observer: RpcObserver | None = None,
-        after_connect: Callable[[StationConnection], Awaitable[None]] | None = None,
     ) -> None:
+        """``adapters`` in server preference order (CSMS_OCPP_VERSIONS): the first one the station offers wins."""
         self._settings = settings
         self._registry = registry
         self._coordinator = coordinator
         self._record_fence = record_fence
-        self._handler_factory = handler_factory
+        self._adapters = {adapter.subprotocol: adapter for adapter in adapters}
         self._events = events
         self._observer = observer
-        self._after_connect = after_connect
         self._rpc_observer = rpc_observer
         self._passwords = PasswordChecker()
         # A reconnect storm's credential reads go to Postgres as one query per batch, not one per handshake.
@@ -164,7 +177,6 @@ class Gateway:
         self._accepting = True
         self.admission = AdmissionHold()  # rebalancing turns newcomers away while this replica is full
         self._all_closed: trio.Event | None = None
-        self._validator = Validator.for_version("1.6")
         self.port: int = settings.port
         coordinator.on_claim_lost(self._claim_lost)
 
@@ -193,6 +205,8 @@ class Gateway:
         conn = self.connection(station_id)
         if conn.rpc is None or conn.closing:
             raise StationNotConnected(station_id)
+        if action == "TriggerMessage":  # a station not yet accepted may send what we asked for (2.0.1 B02)
+            conn.triggered.add(str(payload.get("requestedMessage")))
         conn.in_flight.enter()
         try:
             return await conn.rpc.call(action, payload, timeout=timeout)
@@ -298,6 +312,7 @@ class Gateway:
                 fence = await self._record_fence(claim)
                 if fence is None:
                     raise RuntimeError("a newer claim is already recorded")
+                await self._registry.record_protocol(Fence(station_id, fence), protocol)
         except Exception as exc:
             log.warning("claim failed", extra={"station_id": station_id, "error": repr(exc)})
             await self._release_quietly(claim)
@@ -350,7 +365,7 @@ class Gateway:
         station_id = station_id_from_path(request.path, self._settings.path_prefix)
         if self.admission.refuses(station_id, len(self._connections)):
             raise Refusal(503, "replica above its fair share while rebalancing; retry", (("Retry-After", "1"),))
-        protocol = choose_subprotocol(list(request.proposed_subprotocols))
+        protocol = choose_subprotocol(list(request.proposed_subprotocols), list(self._adapters))
         known, password_hash = await self._credentials.submit(station_id)
         if not known:
             if self._settings.registration != "auto":
@@ -367,10 +382,11 @@ class Gateway:
 
     async def _run_session(self, conn: StationConnection) -> None:
         s = self._settings
+        adapter = self._adapters[conn.protocol]
         rpc = RpcSession(
             _WebSocketTransport(conn.ws),
-            self._handler_factory(conn),
-            self._validator,
+            adapter.handler_for(conn),
+            adapter.validator,
             call_timeout=s.call_timeout,
             max_frame_bytes=s.max_frame_bytes,
             observer=self._rpc_observer,
@@ -380,8 +396,7 @@ class Gateway:
         async with trio.open_nursery() as nursery:
             if s.ping_interval > 0:
                 nursery.start_soon(self._keep_alive, conn)
-            if self._after_connect is not None:
-                nursery.start_soon(self._after_connect, conn)
+            nursery.start_soon(adapter.after_connect, conn)
             with contextlib.suppress(ConnectionClosed):
                 await rpc.serve()
             if rpc.station_left:
@@ -434,4 +449,4 @@ class _WebSocketTransport:
                 return messages
 
 
-__all__ = ["Gateway", "GatewaySettings", "StationConnection", "StationNotConnected"]
+__all__ = ["Gateway", "GatewaySettings", "ProtocolAdapter", "StationConnection", "StationNotConnected"]

@@ -15,7 +15,8 @@ from urllib.parse import unquote
 # we apply the same rule to both: URL-unreserved characters only, after percent-decoding.
 _STATION_ID = re.compile(r"^[A-Za-z0-9._~\-]{1,48}$")
 
-SUPPORTED_SUBPROTOCOLS = ("ocpp1.6",)
+# Every subprotocol this server has an adapter for, newest first (the default server preference).
+SUPPORTED_SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,16 @@ def station_id_from_path(path: str, prefix: str) -> str:
     return station_id
 
 
-def choose_subprotocol(proposed: list[str]) -> str:
-    for protocol in proposed:
-        if protocol in SUPPORTED_SUBPROTOCOLS:
+def choose_subprotocol(proposed: list[str], offered: list[str]) -> str:
+    """The server's preference wins (RFC 6455 lets the server pick any the client proposed): the first of
+    ``offered`` (CSMS_OCPP_VERSIONS order, newest first by default) that the station proposed."""
+    for protocol in offered:
+        if protocol in proposed:
             return protocol
-    offered = ", ".join(proposed) or "none"
-    raise Refusal(400, f"no supported OCPP subprotocol offered ({offered}); this server speaks ocpp1.6")
+    proposed_text = ", ".join(proposed) or "none"
+    raise Refusal(
+        400, f"no supported OCPP subprotocol offered ({proposed_text}); this server speaks {', '.join(offered)}"
+    )
 
 
 def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 _STATION_COLUMNS = """id, password_hash, boot_status, description, auto_registered, vendor, model, serial_number,
 firmware_version, iccid, imsi, meter_type, meter_serial, last_boot_status, last_boot_at, last_seen_at, created_at,
-updated_at"""
+updated_at, protocol, last_boot_reason"""
 
 # Hot-path writes are plain statements: the group-commit writer merges each one across a batch.
 _RECORD_BOOT = """
 UPDATE stations SET vendor = $2, model = $3, serial_number = $4, firmware_version = $5, iccid = $6, imsi = $7,
-    meter_type = $8, meter_serial = $9, last_boot_status = $10, last_boot_at = $11, last_seen_at = $11
+    meter_type = $8, meter_serial = $9, last_boot_status = $10, last_boot_at = $11, last_seen_at = $11,
+    last_boot_reason = $12
 WHERE id = $1
 """
 _TOUCH = "UPDATE stations SET last_seen_at = $2 WHERE id = $1"
@@ -30,15 +32,16 @@ WHERE s.id = v.id
 _TOUCH_CHUNK = 500  # rows locked per statement: hot-path writes to the same rows never wait long
 _INSERT_STATUS_HISTORY = """
 INSERT INTO connector_status_history (station_id, connector_id, status, error_code, info, vendor_id,
-    vendor_error_code, station_timestamp, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    vendor_error_code, station_timestamp, received_at, evse_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 _UPSERT_STATUS = """
 INSERT INTO connector_status (station_id, connector_id, status, error_code, info, vendor_id, vendor_error_code,
-    station_timestamp, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (station_id, connector_id) DO UPDATE SET status = EXCLUDED.status, error_code = EXCLUDED.error_code,
-    info = EXCLUDED.info, vendor_id = EXCLUDED.vendor_id, vendor_error_code = EXCLUDED.vendor_error_code,
+    station_timestamp, received_at, evse_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET status = EXCLUDED.status,
+    error_code = EXCLUDED.error_code, info = EXCLUDED.info, vendor_id = EXCLUDED.vendor_id,
+    vendor_error_code = EXCLUDED.vendor_error_code,
     station_timestamp = EXCLUDED.station_timestamp, received_at = EXCLUDED.received_at
 WHERE coalesce(EXCLUDED.station_timestamp, EXCLUDED.received_at)
    >= coalesce(connector_status.station_timestamp, connector_status.received_at)
@@ -46,10 +49,32 @@ WHERE coalesce(EXCLUDED.station_timestamp, EXCLUDED.received_at)
 _INSERT_NOTIFICATION = (
     "INSERT INTO station_notifications (station_id, kind, status, received_at) VALUES ($1, $2, $3, $4)"
 )
+_RECORD_PROTOCOL = "UPDATE stations SET protocol = $2 WHERE id = $1 AND protocol IS DISTINCT FROM $2"
+# A retried report (new message id, same content) has the same digest: kept once.
+_INSERT_EVENT = """
+INSERT INTO station_events (station_id, action, summary, payload, digest, received_at)
+VALUES ($1, $2, $3, $4, md5($4::jsonb::text), $5)
+ON CONFLICT ON CONSTRAINT station_events_once DO NOTHING
+"""
 _INSERT_DATA_TRANSFER = (
     "INSERT INTO data_transfers (station_id, vendor_id, message_id, data, answered, received_at)"
     " VALUES ($1, $2, $3, $4, $5, $6)"
 )
+
+
+@dataclass(frozen=True)
+class BootInfo:
+    """What a BootNotification says about a station, whatever the protocol version calls the fields."""
+
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    meter_type: str | None = None
+    meter_serial: str | None = None
+    reason: str | None = None  # 2.0.1 BootReason; 1.6 has none
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -91,8 +116,9 @@ class StationRegistry:
         async def read(conn: Connection) -> tuple[Any, list[Any]]:
             row = await conn.fetchrow(f"SELECT {_STATION_COLUMNS} FROM stations WHERE id = $1", station_id)
             connectors = await conn.fetch(
-                "SELECT connector_id, status, error_code, info, vendor_id, vendor_error_code, station_timestamp,"
-                " received_at FROM connector_status WHERE station_id = $1 ORDER BY connector_id",
+                "SELECT nullif(evse_id, 0) AS evse_id, connector_id, status, error_code, info, vendor_id,"
+                " vendor_error_code, station_timestamp, received_at FROM connector_status WHERE station_id = $1"
+                " ORDER BY evse_id, connector_id",
                 station_id,
             )
             return row, connectors
@@ -153,29 +179,35 @@ class StationRegistry:
         result = await self._db.execute("DELETE FROM stations WHERE id = $1", station_id)
         return bool(result.endswith(" 1"))
 
-    async def connector_ids(self, station_id: str) -> list[int]:
-        """The connectors the station has reported a status for, in order (0, the station itself, included)."""
-        rows = await self._db.fetch(
-            "SELECT connector_id FROM connector_status WHERE station_id = $1 ORDER BY connector_id", station_id
-        )
-        return [int(row["connector_id"]) for row in rows]
-
     async def boot_policy(self, station_id: str) -> str | None:
         return await self._db.fetchval("SELECT boot_status FROM stations WHERE id = $1", station_id)
 
-    async def record_boot(self, fence: Fence, info: dict[str, Any], status: str, received_at: datetime) -> None:
+    async def protocol_of(self, station_id: str) -> str | None:
+        """The subprotocol of the station's latest connection ("ocpp1.6", "ocpp2.0.1"); None: never connected."""
+        return await self._db.fetchval("SELECT protocol FROM stations WHERE id = $1", station_id)
+
+    async def record_protocol(self, fence: Fence, protocol: str) -> None:
+        """At connect, under the new claim: a station may switch version between connections."""
+        await self._db.write_statements([Statement(_RECORD_PROTOCOL, (fence.station_id, protocol))], fence=fence)
+
+    async def last_boot_status(self, station_id: str) -> str | None:
+        """What the station was last answered to a BootNotification (on any replica): None if it never booted."""
+        return await self._db.fetchval("SELECT last_boot_status FROM stations WHERE id = $1", station_id)
+
+    async def record_boot(self, fence: Fence, info: BootInfo, status: str, received_at: datetime) -> None:
         args = (
             fence.station_id,
-            info.get("chargePointVendor"),
-            info.get("chargePointModel"),
-            info.get("chargePointSerialNumber") or info.get("chargeBoxSerialNumber"),
-            info.get("firmwareVersion"),
-            info.get("iccid"),
-            info.get("imsi"),
-            info.get("meterType"),
-            info.get("meterSerialNumber"),
+            info.vendor,
+            info.model,
+            info.serial_number,
+            info.firmware_version,
+            info.iccid,
+            info.imsi,
+            info.meter_type,
+            info.meter_serial,
             status,
             received_at,
+            info.reason,
         )
         await self._db.write_statements([Statement(_RECORD_BOOT, args)], fence=fence)
 
@@ -189,6 +221,23 @@ class StationRegistry:
             chunk = ids[at : at + _TOUCH_CHUNK]
             await self._db.execute(_TOUCH_MANY, chunk, [seen[i] for i in chunk])
 
+    async def connector_ids(self, station_id: str) -> list[int]:
+        """1.6 connectors the station reported a status for (0, the station itself, included)."""
+        rows = await self._db.fetch(
+            "SELECT connector_id FROM connector_status WHERE station_id = $1 AND evse_id = 0 ORDER BY connector_id",
+            station_id,
+        )
+        return [int(row["connector_id"]) for row in rows]
+
+    async def evse_connectors(self, station_id: str) -> list[tuple[int, int]]:
+        """2.0.1 (EVSE, connector) pairs the station reported a status for."""
+        rows = await self._db.fetch(
+            "SELECT evse_id, connector_id FROM connector_status WHERE station_id = $1 AND evse_id > 0"
+            " ORDER BY evse_id, connector_id",
+            station_id,
+        )
+        return [(row["evse_id"], row["connector_id"]) for row in rows]
+
     async def record_status(
         self,
         fence: Fence,
@@ -201,8 +250,10 @@ class StationRegistry:
         vendor_error_code: str | None,
         timestamp: datetime | None,
         received_at: datetime,
+        evse_id: int = 0,
     ) -> None:
-        """History always grows; the current state only moves forward in station time (late messages lose)."""
+        """History always grows; the current state only moves forward in station time (late messages lose).
+        ``evse_id`` 0: a 1.6 connector (numbered station-wide, no EVSE level)."""
         args = (
             fence.station_id,
             connector_id,
@@ -213,6 +264,7 @@ class StationRegistry:
             vendor_error_code,
             timestamp,
             received_at,
+            evse_id,
         )
         await self._db.write_statements(
             [Statement(_INSERT_STATUS_HISTORY, args), Statement(_UPSERT_STATUS, args)], fence=fence
@@ -234,6 +286,27 @@ class StationRegistry:
     ) -> None:
         args = (fence.station_id, vendor_id, message_id, data, answered, received_at)
         await self._db.write_statements([Statement(_INSERT_DATA_TRANSFER, args)], fence=fence)
+
+    async def record_event(
+        self, fence: Fence, action: str, summary: str | None, payload: dict[str, Any], received_at: datetime
+    ) -> None:
+        """A station's report kept as sent (2.0.1 Notify*, security events, status notifications)."""
+        args = (fence.station_id, action, summary, payload, received_at)
+        await self._db.write_statements([Statement(_INSERT_EVENT, args)], fence=fence)
+
+    async def events(
+        self, station_id: str, *, action: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; page with ``before_id`` (the last id of the previous page)."""
+        rows = await self._db.fetch(
+            "SELECT id, action, summary, payload, received_at FROM station_events WHERE station_id = $1"
+            " AND ($2::text IS NULL OR action = $2) AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+            station_id,
+            action,
+            before_id,
+            limit,
+        )
+        return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
 
     async def notifications(self, station_id: str, limit: int = 50) -> list[dict[str, Any]]:
         rows = await self._db.fetch(

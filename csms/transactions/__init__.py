@@ -1,6 +1,17 @@
 """Charging sessions and their meter values; idempotent under retried, late and out-of-order messages."""
 
-from csms.transactions.ledger import MIGRATIONS, SampledValue, TransactionLedger
+from csms.transactions.ledger import MIGRATIONS, TransactionLedger
+from csms.transactions.samples import SampledValue
+from csms.transactions.transaction_events import EventOutcome, TransactionEventInput
 from csms.transactions.views import CSV_COLUMNS, SessionFilter, SessionViews
 
-__all__ = ["CSV_COLUMNS", "MIGRATIONS", "SampledValue", "SessionFilter", "SessionViews", "TransactionLedger"]
+__all__ = [
+    "CSV_COLUMNS",
+    "MIGRATIONS",
+    "EventOutcome",
+    "SampledValue",
+    "SessionFilter",
+    "SessionViews",
+    "TransactionEventInput",
+    "TransactionLedger",
+]

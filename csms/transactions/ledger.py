@@ -8,90 +8,25 @@ touches another station's rows. Plausibility (flags, energy so far) is derived b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from csms.storage import Connection, Database, Fence, Statement
+from csms.transactions.samples import INSERT_SAMPLE, SampledValue, insert_samples, sample_rows
+from csms.transactions.transaction_events import EventOutcome, TransactionEventInput, events_of, record_event
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-@dataclass(frozen=True)
-class SampledValue:
-    """One OCPP sampledValue with its meterValue timestamp; absent optional fields are ''."""
-
-    timestamp: datetime
-    value: str
-    measurand: str = "Energy.Active.Import.Register"
-    phase: str = ""
-    unit: str = "Wh"
-    context: str = "Sample.Periodic"
-    location: str = "Outlet"
-    format: str = "Raw"
 
 
 # Stops we record when the station could not: a station's own StopTransaction still replaces them.
 PLACEHOLDER_STOPS = ("Abandoned", "ClosedByOperator")
 
-# A sample is tied to the transaction it names only if that is the sender's own; any other id (another
-# station's, or one never issued) is kept against the sender with transaction_id 0 and the id it named, which
-# the meter_readings view flags as unknown_transaction. One statement, no extra round trip on the hot path.
-_INSERT_SAMPLE = """
-INSERT INTO meter_values (station_id, connector_id, transaction_id, reported_transaction_id, station_timestamp,
-                          received_at, source, measurand, phase, unit, context, location, format, value)
-SELECT $1, $2, coalesce(t.id, 0), CASE WHEN t.id IS NULL AND $3 <> 0 THEN $3 END, $4, $5, $6, $7, $8, $9, $10,
-       $11, $12, $13
-FROM (VALUES (1)) AS one LEFT JOIN transactions t ON t.id = $3 AND t.station_id = $1
-ON CONFLICT ON CONSTRAINT meter_values_once DO NOTHING
-"""
-
 _COLUMNS = """id, station_id, connector_id, id_tag, id_tag_status, reservation_id, remote_started, meter_start,
 start_timestamp, start_received_at, meter_stop, stop_timestamp, stop_received_at, stop_reason, stop_id_tag,
-energy_wh, flags, last_meter_wh, operator_closed_by, operator_close_reason, operator_closed_at"""
-
-
-def _sample_rows(
-    station_id: str,
-    connector_id: int,
-    transaction_id: int,
-    received_at: datetime,
-    source: str,
-    samples: list[SampledValue],
-) -> list[tuple[Any, ...]]:
-    return [
-        (
-            station_id,
-            connector_id,
-            transaction_id,
-            s.timestamp,
-            received_at,
-            source,
-            s.measurand,
-            s.phase,
-            s.unit,
-            s.context,
-            s.location,
-            s.format,
-            s.value,
-        )
-        for s in samples
-    ]
-
-
-async def _insert_samples(
-    conn: Connection,
-    station_id: str,
-    connector_id: int,
-    transaction_id: int,
-    received_at: datetime,
-    source: str,
-    samples: list[SampledValue],
-) -> None:
-    if samples:
-        rows = _sample_rows(station_id, connector_id, transaction_id, received_at, source, samples)
-        await conn.executemany(_INSERT_SAMPLE, rows)
+energy_wh, flags, last_meter_wh, operator_closed_by, operator_close_reason, operator_closed_at, protocol,
+station_tx_id, evse_id, id_token_type, charging_state, trigger_reason, remote_start_id, offline, event_count,
+missing_seq_nos"""
 
 
 def _transaction_json(row: Any) -> dict[str, Any]:
@@ -104,7 +39,8 @@ def _transaction_json(row: Any) -> dict[str, Any]:
     if not data["active"]:
         data["energy_so_far_wh"] = data["energy_wh"]
     else:
-        data["energy_so_far_wh"] = last_wh - data["meter_start"] if last_wh is not None else None
+        start = data["meter_start"]  # None: a 2.0.1 transaction without an energy reading yet
+        data["energy_so_far_wh"] = last_wh - start if last_wh is not None and start is not None else None
     return data
 
 
@@ -134,7 +70,8 @@ class TransactionLedger:
                 INSERT INTO transactions (station_id, connector_id, id_tag, id_tag_status, reservation_id,
                     remote_started, meter_start, start_timestamp, start_received_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                ON CONFLICT ON CONSTRAINT transactions_start_once DO NOTHING
+                ON CONFLICT (station_id, connector_id, id_tag, start_timestamp, meter_start)
+                    WHERE station_tx_id IS NULL DO NOTHING
                 RETURNING id
                 """,
                 station_id,
@@ -150,7 +87,7 @@ class TransactionLedger:
             if tx_id is None:
                 tx_id = await conn.fetchval(
                     "SELECT id FROM transactions WHERE station_id = $1 AND connector_id = $2 AND id_tag = $3"
-                    " AND start_timestamp = $4 AND meter_start = $5",
+                    " AND start_timestamp = $4 AND meter_start = $5 AND station_tx_id IS NULL",
                     station_id,
                     connector_id,
                     id_tag,
@@ -224,7 +161,7 @@ class TransactionLedger:
                     )
                     return "unknown"
                 outcome = "already-stopped"
-            await _insert_samples(
+            await insert_samples(
                 conn, station_id, connector_id, transaction_id, received_at, "StopTransaction", samples
             )
             return outcome
@@ -239,17 +176,28 @@ class TransactionLedger:
         transaction_id: int | None,
         received_at: datetime,
         samples: list[SampledValue],
+        evse_id: int | None = None,
     ) -> None:
         """Store samples against the sender; late or implausible ones are kept, flagged, and left out of energy."""
-        rows = _sample_rows(fence.station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples)
+        rows = sample_rows(
+            fence.station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples, evse_id
+        )
         # Plain statements: the writer merges every MeterValues sample of a batch into one executemany.
-        await self._db.write_statements([Statement(_INSERT_SAMPLE, row) for row in rows], fence=fence)
+        await self._db.write_statements([Statement(INSERT_SAMPLE, row) for row in rows], fence=fence)
+
+    async def transaction_event(self, fence: Fence, event: TransactionEventInput) -> EventOutcome:
+        """OCPP 2.0.1: keep a TransactionEvent once and re-derive its transaction (see transaction_events)."""
+
+        async def op(conn: Connection) -> EventOutcome:
+            return await record_event(conn, fence, event)
+
+        return await self._db.write(op, fence=fence)
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
-        async def read(conn: Connection) -> tuple[Any, list[Any]]:
+        async def read(conn: Connection) -> tuple[Any, list[Any], list[dict[str, Any]]]:
             row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM transaction_rows WHERE id = $1", transaction_id)
             if row is None:
-                return None, []
+                return None, [], []
             samples = await conn.fetch(
                 "SELECT connector_id, station_timestamp, received_at, source, measurand, phase, unit, context,"
                 " location, format, value, flag FROM meter_readings"
@@ -258,12 +206,15 @@ class TransactionLedger:
                 transaction_id,
                 row["station_id"],
             )
-            return row, samples
+            events = await events_of(conn, row["station_id"], transaction_id) if row["station_tx_id"] else []
+            return row, samples, events
 
-        row, samples = await self._db.transaction(read)
+        row, samples, events = await self._db.transaction(read)
         if row is None:
             return None
         data = _transaction_json(row)
+        if row["station_tx_id"]:
+            data["events"] = events
         data["meter_values"] = [
             {
                 **dict(s),
@@ -354,7 +305,7 @@ class TransactionLedger:
                 return "unknown", 0
             if row["stop_received_at"] is not None:
                 return "already-closed", row["meter_start"]
-            if meter_stop is not None and meter_stop < row["meter_start"]:
+            if meter_stop is not None and row["meter_start"] is not None and meter_stop < row["meter_start"]:
                 return "below-start", row["meter_start"]
             await conn.execute(
                 """

@@ -434,6 +434,7 @@ class FirmwareStation:
     connect_timeout: float = 2.0
     max_backoff: float = 1.0
     reconnect: bool = True  # False: one connection only (tests that pin a station to one replica)
+    subprotocols: list[str] | None = None  # None: OCPP 1.6; ["ocpp2.0.1"] for a 2.0.1 station
     acked: list[Acked] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     connect_failures: Counter[str] = field(default_factory=Counter)
@@ -466,7 +467,7 @@ class FirmwareStation:
                 opened = False
                 with trio.CancelScope(deadline=trio.current_time() + self.connect_timeout + 3) as link:
                     async with SimulatedStation.connect(
-                        self.url, self.station_id, connect_timeout=self.connect_timeout
+                        self.url, self.station_id, connect_timeout=self.connect_timeout, subprotocols=self.subprotocols
                     ) as station:
                         link.deadline, opened = math.inf, True
                         self.connections += 1

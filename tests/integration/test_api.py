@@ -72,7 +72,7 @@ async def test_id_tags_crud(csms: Running) -> None:
         assert bad.status_code == 422 and "status" in bad.json()["error"]["message"]
         bad_date = await api.put("/api/v1/id-tags/TAG-1", json={"expiry_date": "tomorrow"})
         assert bad_date.status_code == 422
-        assert (await api.put("/api/v1/id-tags/" + "X" * 21, json={})).status_code == 400
+        assert (await api.put("/api/v1/id-tags/" + "X" * 37, json={})).status_code == 400
         assert [t["id_tag"] for t in (await api.get("/api/v1/id-tags")).json()["items"]] == ["TAG-1"]
         assert (await api.delete("/api/v1/id-tags/TAG-1")).status_code == 204
         assert (await api.get("/api/v1/id-tags/TAG-1")).status_code == 404

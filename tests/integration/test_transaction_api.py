@@ -22,7 +22,7 @@ async def test_transactions_filter_by_id_tag(csms: Running) -> None:
         listed = (await api.get("/api/v1/transactions", params={"id_tag": "TAG-TWO", "active": "true"})).json()
         assert [t["id"] for t in listed["items"]] == [second]
         assert (await api.get("/api/v1/transactions", params={"id_tag": "NOBODY"})).json()["items"] == []
-        response = await api.get("/api/v1/transactions", params={"id_tag": "X" * 21})
+        response = await api.get("/api/v1/transactions", params={"id_tag": "X" * 37})
         assert response.status_code == 400 and "id_tag" in response.json()["error"]["message"]
 
 
