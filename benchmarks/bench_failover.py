@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import secrets
 import signal
 import subprocess
 import sys
@@ -116,6 +117,7 @@ class Bench:
             "CSMS_ETCD_PREFIX": self.prefix,
             "CSMS_REGISTRATION": "auto",
             "CSMS_API_TOKENS": "bench-failover-token",
+            "CSMS_INTERNAL_SECRET": secrets.token_urlsafe(32),
             "CSMS_LEASE_TTL": str(args.lease_ttl),
             "CSMS_DRAIN_RATE": str(args.drain_rate),
             "CSMS_DRAIN_TIMEOUT": str(drain_timeout),

@@ -46,7 +46,7 @@ from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_lo
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.storage_metrics import StorageMetrics
 from csms.shedding import Shedder
-from csms.stations import Gateway, GatewaySettings, StationNotConnected, StationRegistry
+from csms.stations import AuthLimits, Gateway, GatewaySettings, StationNotConnected, StationRegistry
 from csms.storage import Database, StorageError
 
 log = logging.getLogger("csms")
@@ -180,6 +180,12 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     call_timeout=config.call_timeout,
                     max_frame_bytes=config.max_frame_bytes,
                     ssl_context=_ssl_context(config),
+                    auth=AuthLimits(
+                        failures_per_minute=config.auth_failures_per_minute,
+                        source_failures_per_minute=config.auth_source_failures_per_minute,
+                        max_concurrent_hashes=config.auth_max_concurrent_hashes,
+                        max_queued_hashes=config.auth_max_queued_hashes,
+                    ),
                 ),
                 registry,
                 coordinator,

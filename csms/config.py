@@ -26,6 +26,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 65535:
@@ -161,6 +168,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_frame_bytes", _positive_int, "65536", "largest OCPP frame accepted (bytes)"),
     Setting("id_tag_cache_seconds", _non_negative_float, "5", "how long a replica caches id-tag lookups (0: never)"),
     Setting("password_iterations", _positive_int, "20000", "PBKDF2 iterations for new station password hashes"),
+    Setting(
+        "auth_failures_per_minute",
+        _non_negative_float,
+        "10",
+        "failed station passwords allowed per station id a minute, then 429 before hashing (0: no limit)",
+    ),
+    Setting(
+        "auth_source_failures_per_minute",
+        _non_negative_float,
+        "60",
+        "failed station passwords allowed per source address (TCP peer) a minute (0: no limit)",
+    ),
+    Setting("auth_max_concurrent_hashes", _positive_int, "2", "password verifications (PBKDF2) run at once"),
+    Setting(
+        "auth_max_queued_hashes",
+        _non_negative_int,
+        "256",
+        "password verifications that may wait; more are refused at once with 503",
+    ),
     Setting("db_pool_size", _positive_int, "8", "Postgres connections per replica"),
     Setting("group_commit", _bool, "true", "batch hot-path writes of many stations into one transaction"),
     Setting("group_commit_max_batch", _positive_int, "256", "most writes in one group commit"),
@@ -260,6 +286,10 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
         values["node_id"] = f"{socket.gethostname()}-{os.getpid()}"
     if bool(values["tls_cert_file"]) != bool(values["tls_key_file"]):
         raise ConfigError("CSMS_TLS_CERT_FILE and CSMS_TLS_KEY_FILE must be set together")
+    if values["etcd_endpoints"] and not values["internal_secret"]:
+        raise ConfigError(
+            "CSMS_INTERNAL_SECRET must be set when CSMS_ETCD_ENDPOINTS is (replicas forward commands with it)"
+        )
     return Config(values)
 
 

@@ -149,9 +149,10 @@ def build_api(services: ApiServices) -> Starlette:
         station_id = path_station_id(request)
         body = station_body(await json_body(request))
         password = body.get("password")
+        password_hash = await hash_password(password, s.password_iterations) if password else None
         created = await s.registry.put(
             station_id,
-            password_hash=hash_password(password, s.password_iterations) if password else None,
+            password_hash=password_hash,
             set_password="password" in body,
             boot_status=body.get("boot_status"),
             set_boot_status="boot_status" in body,

@@ -28,15 +28,21 @@ def _dev_token(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-async def _run_replicas(args: argparse.Namespace, data_dir: Path, token: str, database_url: str, etcd_url: str) -> None:
-    env = {
+def replica_env(token: str, database_url: str, etcd_url: str, registration: str = "auto") -> dict[str, str]:
+    """The replicas' settings. The internal secret is random per run and independent of the API token: whoever
+    holds the (printed) dev token must not be able to call the replica-to-replica endpoints."""
+    return {
         "CSMS_DATABASE_URL": database_url,
         "CSMS_ETCD_ENDPOINTS": etcd_url,
         "CSMS_API_TOKENS": token,
-        "CSMS_INTERNAL_SECRET": token + "-internal",
-        "CSMS_REGISTRATION": args.registration,
+        "CSMS_INTERNAL_SECRET": secrets.token_urlsafe(32),
+        "CSMS_REGISTRATION": registration,
         "CSMS_LOG_FORMAT": "text",
     }
+
+
+async def _run_replicas(args: argparse.Namespace, data_dir: Path, token: str, database_url: str, etcd_url: str) -> None:
+    env = replica_env(token, database_url, etcd_url, args.registration)
     replicas = [ReplicaProcess(f"replica-{i + 1}", env, log_dir=data_dir) for i in range(args.replicas)]
     for replica in replicas:
         replica.start()

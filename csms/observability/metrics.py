@@ -46,6 +46,18 @@ class Metrics:
             ["charging"],
             registry=r,
         )
+        self.password_hashes = Counter(
+            "csms_station_password_hashes_total",
+            "PBKDF2 password verifications run for station handshakes, by outcome (ok, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.auth_throttled = Counter(
+            "csms_station_auth_throttled_total",
+            "Station handshakes refused before hashing: failures per station or source, or hashing busy",
+            ["scope"],
+            registry=r,
+        )
         self.messages = Counter(
             "csms_ocpp_messages_total",
             "OCPP calls handled, by direction (in: from stations, out: to stations), action and outcome",
@@ -152,3 +164,9 @@ class GatewayMetrics:
 
     def handshake_refused(self, status: int) -> None:
         self._m.handshake_refusals.labels(str(status)).inc()
+
+    def password_hashed(self, ok: bool) -> None:
+        self._m.password_hashes.labels("ok" if ok else "failed").inc()
+
+    def auth_throttled(self, scope: str) -> None:
+        self._m.auth_throttled.labels(scope).inc()

@@ -1,5 +1,6 @@
 """The station gateway: WebSocket handshake, one RPC session per connection, and the station registry."""
 
+from csms.stations.authentication import AuthLimits
 from csms.stations.fleet import STATES, FleetViews, PresenceRecorder, StationFilter
 from csms.stations.gateway import Gateway, GatewaySettings, ProtocolAdapter, StationConnection, StationNotConnected
 from csms.stations.last_seen import LastSeen
@@ -8,6 +9,7 @@ from csms.stations.registry import MIGRATIONS, BootInfo, StationRegistry
 
 __all__ = [
     "MIGRATIONS",
+    "AuthLimits",
     "STATES",
     "BootInfo",
     "FleetViews",

@@ -28,6 +28,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from cluster import Claim, Coordinator
 from csms.events import EventBus, StationConnected, StationDisconnected
 from csms.ocpp import CallHandler, RpcObserver, RpcSession, Validator
+from csms.stations.authentication import AuthLimits, AuthObserver, StationAuthenticator, source_key
 from csms.stations.admission import AdmissionHold
 from csms.stations.handshake import (
     UNAUTHORIZED_HEADERS,
@@ -36,7 +37,6 @@ from csms.stations.handshake import (
     choose_subprotocol,
     station_id_from_path,
 )
-from csms.stations.passwords import PasswordChecker
 from csms.stations.registry import StationRegistry
 from csms.storage import Coalescer, Fence
 
@@ -67,7 +67,7 @@ class StationNotConnected(Exception):
     """The station has no connection on this replica."""
 
 
-class GatewayObserver(Protocol):
+class GatewayObserver(AuthObserver, Protocol):
     def connection_opened(self) -> None: ...
     def connection_closed(self) -> None: ...
     def handshake_refused(self, status: int) -> None: ...
@@ -85,6 +85,7 @@ class GatewaySettings:
     max_frame_bytes: int = 65536
     ssl_context: ssl.SSLContext | None = None
     handshake_timeout: float = 10.0
+    auth: AuthLimits = field(default_factory=AuthLimits)
 
 
 class InFlight:
@@ -168,7 +169,7 @@ class Gateway:
         self._events = events
         self._observer = observer
         self._rpc_observer = rpc_observer
-        self._passwords = PasswordChecker()
+        self._auth = StationAuthenticator(settings.auth, observer)
         # A reconnect storm's credential reads go to Postgres as one query per batch, not one per handshake.
         self._credentials: Coalescer[str, tuple[bool, str | None]] = Coalescer(
             registry.credentials_many, key=lambda station_id: station_id, max_batch=200, parallel=2
@@ -291,10 +292,12 @@ class Gateway:
         except Refusal as refusal:
             if self._observer:
                 self._observer.handshake_refused(refusal.status)
-            log.info(
-                "handshake refused",
-                extra={"path": request.path, "status": refusal.status, "reason": refusal.reason},
-            )
+            if refusal.status != 429:  # a guesser's throttled attempts are counted, and logged once per key
+                log.info(
+                    "handshake refused",
+                    extra={"path": request.path, "status": refusal.status, "reason": refusal.reason},
+                )
+            await self._auth.linger(refusal)
             headers = [(k.encode(), v.encode()) for k, v in refusal.headers]
             headers.append((b"Content-Type", b"text/plain; charset=utf-8"))
             await request.reject(refusal.status, extra_headers=headers, body=refusal.reason.encode() + b"\n")
@@ -366,18 +369,20 @@ class Gateway:
         if self.admission.refuses(station_id, len(self._connections)):
             raise Refusal(503, "replica above its fair share while rebalancing; retry", (("Retry-After", "1"),))
         protocol = choose_subprotocol(list(request.proposed_subprotocols), list(self._adapters))
+        credentials = basic_credentials(request.headers)
+        self._auth.screen(station_id, credentials[1] if credentials else None)  # a guesser costs no query
         known, password_hash = await self._credentials.submit(station_id)
         if not known:
             if self._settings.registration != "auto":
                 raise Refusal(404, f"unknown station {station_id}")
             await self._registry.auto_register(station_id)
         if password_hash is not None:
-            credentials = basic_credentials(request.headers)
             if credentials is None:
                 raise Refusal(401, "HTTP Basic credentials required", UNAUTHORIZED_HEADERS)
             user, password = credentials
-            if user != station_id or not await self._passwords.check(station_id, password, password_hash):
+            if user != station_id:
                 raise Refusal(401, "bad credentials", UNAUTHORIZED_HEADERS)
+            await self._auth.check(station_id, source_key(request.remote), password, password_hash)
         return station_id, protocol
 
     async def _run_session(self, conn: StationConnection) -> None:

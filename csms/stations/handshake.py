@@ -24,6 +24,7 @@ class Refusal(Exception):
     status: int
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
+    linger: float = 0.0  # seconds to hold the answer: slows a client that ignores Retry-After
 
 
 def station_id_from_path(path: str, prefix: str) -> str:
