@@ -9,8 +9,8 @@ from csms.stations.registry import MIGRATIONS, BootInfo, StationRegistry
 
 __all__ = [
     "MIGRATIONS",
-    "AuthLimits",
     "STATES",
+    "AuthLimits",
     "BootInfo",
     "FleetViews",
     "Gateway",

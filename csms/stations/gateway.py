@@ -28,8 +28,8 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from cluster import Claim, Coordinator
 from csms.events import EventBus, StationConnected, StationDisconnected
 from csms.ocpp import CallHandler, RpcObserver, RpcSession, Validator
-from csms.stations.authentication import AuthLimits, AuthObserver, StationAuthenticator, source_key
 from csms.stations.admission import AdmissionHold
+from csms.stations.authentication import AuthLimits, AuthObserver, StationAuthenticator, source_key
 from csms.stations.handshake import (
     UNAUTHORIZED_HEADERS,
     Refusal,
