@@ -39,6 +39,7 @@ ELSEWHERE = {
 # The schema type a setting's parser implies.
 SCHEMA_TYPES = {
     "_positive_int": "integer",
+    "_non_negative_int": "integer",
     "_port": "integer",
     "_positive_float": "number",
     "_non_negative_float": "number",
