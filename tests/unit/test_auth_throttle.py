@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.lowlevel
+from trio_websocket import Endpoint
 
 from csms.stations import AuthLimits, hash_password
-from csms.stations.authentication import MAX_LINGERING, StationAuthenticator
+from csms.stations.authentication import MAX_LINGERING, StationAuthenticator, source_key
 from csms.stations.handshake import Refusal
 from csms.stations.passwords import verify_password
 from csms.stations.throttle import FailureThrottle
@@ -106,3 +107,10 @@ async def test_throttled_answers_are_held_but_only_so_many_at_once(autojump_cloc
     assert sorted(round(t - start, 3) for t in answered_at) == [0.0] * 88 + [2.0] * MAX_LINGERING
     await auth.linger(Refusal(401, "bad credentials"))  # other refusals are answered at once
     assert trio.current_time() - start == 2.0
+
+
+def test_source_key_is_the_ipv4_address_or_the_ipv6_slash_64() -> None:
+    assert source_key(Endpoint("192.0.2.7", 5000, False)) == "192.0.2.7"
+    assert source_key(Endpoint("::ffff:192.0.2.7", 5000, False)) == "192.0.2.7"
+    a, b = Endpoint("2001:db8:1:2::1", 1, False), Endpoint("2001:db8:1:2:ffff::9", 2, False)
+    assert source_key(a) == source_key(b) == "2001:db8:1:2::/64"
