@@ -87,6 +87,7 @@ def _banner(
         f"  stations connect to  ws://127.0.0.1:{ocpp_port}/ocpp/<station id>\n"
         f"  stations             {stations}\n"
         f"  REST API             {api}/api/v1/stations\n"
+        f"  console              {api}/ui/   (sign in with the dev token)\n"
         f"  dev token            {token}   (Authorization: Bearer {token})\n"
         f"  metrics per replica  " + ", ".join(f"{r.api_url}/metrics" for r in replicas) + "\n"
         f"                       ({api}/metrics is the balancer's own, not a replica's)\n"
