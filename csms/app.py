@@ -28,7 +28,7 @@ from cluster import (
     SingleNodeCoordinator,
     every,
 )
-from csms import authorization, commands, console, operations, stations, transactions
+from csms import authorization, commands, console, devicemodel, operations, stations, transactions
 from csms.api import ApiServices, build_api
 from csms.api.command_payloads import CommandPayloads
 from csms.central_system import CentralSystem16, CentralSystem201, CentralSystemSettings, domain_check
@@ -60,6 +60,7 @@ MIGRATIONS = [
     ("commands", commands.MIGRATIONS),
     ("operations", operations.MIGRATIONS),
     ("console", console.MIGRATIONS),
+    ("devicemodel", devicemodel.MIGRATIONS),
 ]
 
 
@@ -152,6 +153,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             id_tags = authorization.IdTagStore(db, cache_seconds=config.id_tag_cache_seconds)
             recorder = operations.OperationsRecorder(db)
             last_seen = stations.LastSeen(registry, LAST_SEEN_FLUSH_SECONDS)
+            device_model = devicemodel.DeviceModel(db)
             central_settings = CentralSystemSettings(
                 heartbeat_interval=config.heartbeat_interval,
                 boot_status=config.boot_status,
@@ -159,10 +161,9 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             )
             domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen)
             # One adapter per subprotocol, in the server's preference order (CSMS_OCPP_VERSIONS).
-            # NotifyReport -> device model (issue 10 part B): pass record_report=DeviceModel(db).record_report.
             available: dict[str, stations.ProtocolAdapter] = {
                 "ocpp1.6": CentralSystem16(*domain),
-                "ocpp2.0.1": CentralSystem201(*domain),
+                "ocpp2.0.1": CentralSystem201(*domain, record_report=device_model.record_report),
             }
             adapters = [available[subprotocol] for subprotocol in config.ocpp_versions]
 
@@ -196,19 +197,33 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 rpc_observer=RpcMetrics(metrics),
             )
 
-            storable = domain_check("1.6")  # what Postgres can hold, for commands as for station calls
+            # What Postgres can hold, for commands as for station calls, per protocol.
+            storable = {protocol: domain_check(commands.version_of(protocol)) for protocol in commands.PROTOCOLS}
 
-            async def local_call(station_id: str, action: str, payload: dict[str, Any], timeout: float) -> Any:
+            async def local_call(
+                station_id: str, protocol: str, action: str, payload: dict[str, Any], timeout: float
+            ) -> Any:
                 try:
+                    if gateway.connection(station_id).protocol != protocol:
+                        raise commands.ProtocolChanged(gateway.connection(station_id).protocol)
                     result = await gateway.call(station_id, action, payload, timeout)
                 except StationNotConnected:
                     raise commands.NotConnectedHere(station_id) from None
-                storable.check_response(action, result)  # OcppError: answered as the station's invalid response
+                # OcppError: recorded like a station's invalid response.
+                storable[protocol].check_response(action, result)
                 return result
 
-            def check_command(action: str, payload: dict[str, Any]) -> None:
-                storable.check_request(action, payload)
-                operations.check_operation(action, payload)
+            def check_command(protocol: str, action: str, payload: dict[str, Any]) -> None:
+                storable[protocol].check_request(action, payload)
+                operations.check_operation(protocol, action, payload)
+
+            async def command_requested(record: dict[str, Any]) -> None:
+                await recorder.command_requested(record)
+                await device_model.command_requested(record)
+
+            async def command_completed(record: dict[str, Any]) -> None:
+                await recorder.command_completed(record)
+                await device_model.command_completed(record)
 
             shed = Shedder(gateway, ledger, metrics, config.drain_rate, config.rebalance_station_cooldown)
             internal_http = httpx.AsyncClient(timeout=10.0)
@@ -219,7 +234,8 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 commands.HttpForwarder(internal_http, config.internal_secret),
                 call_timeout=config.call_timeout,
                 extra_check=check_command,
-                on_completed=recorder.command_completed,
+                on_requested=command_requested,
+                on_completed=command_completed,
             )
             rebalancer = Rebalancer(
                 coordinator,
@@ -298,6 +314,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     commands=command_service,
                     operations=operations_views,
                     profile_templates=profile_templates,
+                    device_model=devicemodel.DeviceModelViews(db),
                     shed=shed,
                     internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,

@@ -24,6 +24,7 @@ from csms.api.auth import TokenAuth
 from csms.api.charging_profiles_routes import charging_profile_routes
 from csms.api.command_payloads import CommandPayloads
 from csms.api.commands_routes import command_routes
+from csms.api.devicemodel_routes import devicemodel_routes
 from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.internal_routes import Shed, internal_routes
 from csms.api.openapi import openapi_endpoint
@@ -32,6 +33,7 @@ from csms.api.transactions_routes import transaction_routes
 from csms.api.validation import id_tag_body, json_body, page_limit, parse_id, path_station_id, station_body
 from csms.authorization import IdTagStore
 from csms.commands import CommandService
+from csms.devicemodel import DeviceModelViews
 from csms.observability import Metrics
 from csms.operations import OperationsViews, ProfileTemplates
 from csms.stations import StationRegistry, hash_password
@@ -80,6 +82,7 @@ class ApiServices:
     commands: CommandService
     operations: OperationsViews
     profile_templates: ProfileTemplates
+    device_model: DeviceModelViews
     shed: Shed
     internal_secret: str = ""
     password_iterations: int = 20_000
@@ -258,6 +261,7 @@ def build_api(services: ApiServices) -> Starlette:
         *command_routes(auth, s.commands, s.registry, CommandPayloads(s.operations, s.profile_templates)),
         *charging_profile_routes(auth, s.profile_templates, s.commands),
         *operations_routes(auth, s.operations, s.registry, s.id_tags, s.commands),
+        *devicemodel_routes(auth, s.device_model, s.registry),
         *internal_routes(s.internal_secret, s.commands, s.shed),
     ]
     if s.console is not None:

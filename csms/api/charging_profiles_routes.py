@@ -32,7 +32,7 @@ def check_template(commands: CommandService, profile: dict[str, Any]) -> None:
     connector = 0 if profile.get("chargingProfilePurpose") == "ChargePointMaxProfile" else 1
     trial = {"connectorId": connector, "csChargingProfiles": {"chargingProfileId": 0, **profile}}
     try:
-        commands.validate("SetChargingProfile", trial)
+        commands.validate("SetChargingProfile", trial, "ocpp1.6")  # templates are 1.6 profiles
     except CommandRejected as exc:
         # Name fields as they are in the template body, not inside the stand-in SetChargingProfile payload.
         message = exc.message.replace("SetChargingProfile payload invalid: ", "charging-profile template invalid: ")

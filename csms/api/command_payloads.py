@@ -5,6 +5,8 @@
 - SetChargingProfile with `{"connectorId", "template", "transactionId"?}` instead of `csChargingProfiles`: the
   named template's profile, with the transactionId (TxProfile) from the body. The result is then validated
   like any inline profile, so a template that does not suit the connector is a 422.
+
+Both are OCPP 1.6 shapes: for a station that speaks 2.0.1 the body is sent as given (a template is a 422).
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ class CommandPayloads:
         self._views = views
         self._templates = templates
 
-    async def complete(self, action: str, body: Payload) -> Payload:
+    async def complete(self, action: str, body: Payload, protocol: str | None) -> Payload:
+        if protocol not in (None, "ocpp1.6"):
+            if action == "SetChargingProfile" and "template" in body:
+                raise ApiError(
+                    422, "invalid", f"templates are OCPP 1.6 charging profiles; the station speaks {protocol}"
+                )
+            return body
         if action == "ReserveNow" and "reservationId" not in body:
             return {**body, "reservationId": await self._views.next_reservation_id()}
         if action == "SetChargingProfile" and "template" in body:

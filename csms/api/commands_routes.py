@@ -1,4 +1,8 @@
-"""Operator commands: POST /api/v1/stations/{id}/commands/{Action}, and the audit trail."""
+"""Operator commands: POST /api/v1/stations/{id}/commands/{Action}, and the audit trail.
+
+The body is checked against the OCPP version the station negotiated on its latest connection (a station that
+never connected: any version whose catalogue has the action), before the station is looked up (404).
+"""
 
 from __future__ import annotations
 
@@ -79,15 +83,18 @@ async def submit_command(
 ) -> tuple[Payload, int]:
     """Fill in, validate (422), check the station (404) and run a command: the one path for the REST API and the
     console. Returns the command record and its HTTP status."""
-    payload = await payloads.complete(action, body)
+    protocol = await registry.protocol_of(station_id)  # None: never connected (or not registered)
+    payload = await payloads.complete(action, body, protocol)
     try:
-        commands.validate(action, payload)
+        protocol = commands.validate(action, payload, protocol)
     except CommandRejected as exc:
         raise ApiError(422, "invalid", exc.message, exc.details) from None
     known, _ = await registry.credentials(station_id)
     if not known:
         raise ApiError(404, "not_found", f"station {station_id} is not registered")
-    record = await commands.submit(station_id, action, payload, requested_by, wait=not is_async, timeout=timeout)
+    record = await commands.submit(
+        station_id, action, payload, requested_by, protocol=protocol, wait=not is_async, timeout=timeout
+    )
     return record, 202 if is_async and record["status"] == "pending" else HTTP_STATUS[record["status"]]
 
 

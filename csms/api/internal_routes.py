@@ -9,7 +9,7 @@ from starlette.routing import Route
 from cluster import ShedOrder
 from csms.api.errors import ApiError
 from csms.api.validation import INT32_MAX, int_field, json_body
-from csms.commands import SECRET_HEADER, CommandService, ExecuteRequest, secret_matches
+from csms.commands import PROTOCOLS, SECRET_HEADER, CommandService, ExecuteRequest, secret_matches
 from csms.shedding import Shed
 
 MAX_TIMEOUT = 3600.0  # seconds; a forwarded command never waits longer than the API allows
@@ -32,7 +32,11 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
             raise ApiError(400, "bad_request", "station_id and action must be strings, payload an object")
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:
             raise ApiError(400, "bad_request", f"timeout must be a number of seconds, 0-{MAX_TIMEOUT}")
-        command = ExecuteRequest(int_field(body, "command_id"), station_id, action, payload, float(timeout))
+        protocol = body.get("protocol", "ocpp1.6")  # a replica from before OCPP 2.0.1 sends none
+        if protocol not in PROTOCOLS:
+            raise ApiError(400, "bad_request", f"protocol must be one of {', '.join(PROTOCOLS)}")
+        command_id = int_field(body, "command_id")
+        command = ExecuteRequest(command_id, station_id, action, payload, float(timeout), protocol)
         result = await commands.execute_here(command)
         return JSONResponse(result.as_json())
 

@@ -2,8 +2,9 @@
 
 Written by hand (not inferred from handlers) so that it states what the server promises; the integration test
 `tests/integration/test_openapi.py` checks it against the live routes and fuzzes the server with it, so the two
-cannot drift apart silently. Command payloads are the `ocpp` package's own OCPP 1.6 JSON schemas, the same
-files the server validates with. Replica-to-replica routes (/internal/v1/...) are left out on purpose: they
+cannot drift apart silently. Command payloads are the `ocpp` package's own OCPP 1.6 and 2.0.1 JSON schemas,
+the same files the server validates with (components `OCPP16.*` and `OCPP201.*`). Replica-to-replica routes
+(/internal/v1/...) are left out on purpose: they
 need the shared internal secret and are no client's business.
 """
 
@@ -22,8 +23,7 @@ from starlette.responses import Response
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
 from csms.authorization import TOKEN_TYPES
-from csms.commands import HTTP_STATUS
-from csms.ocpp import Validator
+from csms.commands import HTTP_STATUS, PROTOCOLS, catalogue
 from csms.ocpp.schemas import _DATE_TIME
 
 Schema = dict[str, Any]
@@ -57,8 +57,22 @@ ERROR_CODES = (
 
 
 def command_actions() -> list[str]:
-    """Every OCPP 1.6 action the CSMS may send (the server accepts exactly these on the commands route)."""
-    return sorted(Validator.for_version("1.6").csms_actions)
+    """Every action the CSMS may send in some OCPP version (the union of the per-version catalogues)."""
+    return sorted({action for actions in catalogue().values() for action in actions})
+
+
+# Per protocol: the schema directory, the request file's suffix, and the components' prefix.
+_OCPP_SCHEMAS = {"ocpp1.6": ("v16", "", "OCPP16"), "ocpp2.0.1": ("v201", "Request", "OCPP201")}
+
+
+def _schema_file(protocol: str, action: str, kind: str) -> Any:
+    directory, suffix, _ = _OCPP_SCHEMAS[protocol]
+    name = f"{action}{suffix}.json" if kind == "Request" else f"{action}Response.json"
+    return importlib.resources.files("ocpp") / directory / "schemas" / name
+
+
+def _protocols_of(action: str) -> list[str]:
+    return [protocol for protocol, actions in catalogue().items() if action in actions]
 
 
 # ------------------------------------------------------------------------------------------- schema helpers
@@ -72,6 +86,8 @@ OBJ: Schema = {"type": "object"}
 
 
 def _null(schema: Schema) -> Schema:
+    if "anyOf" in schema:
+        return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
     if "$ref" in schema or "enum" in schema:
         return {"anyOf": [schema, {"type": "null"}]}
     return {**schema, "type": [schema["type"], "null"]}
@@ -200,6 +216,7 @@ _METER_SAMPLE = _object(
         },
     }
 )
+_NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 50}
 _COMMAND_STATUSES = ["pending", *sorted(set(HTTP_STATUS) - {"pending"})]
 
 
@@ -209,6 +226,7 @@ def _command_record(payload: Schema, result: Schema) -> Schema:
             {
                 "id": INT,
                 "station_id": STR,
+                "protocol": {"type": "string", "enum": list(PROTOCOLS)},
                 "action": STR,
                 "payload": payload,
                 "status": {"type": "string", "enum": _COMMAND_STATUSES},
@@ -223,7 +241,8 @@ def _command_record(payload: Schema, result: Schema) -> Schema:
                 "async": BOOL,
             }
         ),
-        "description": "One audited command. `result` is the station's CallResult payload (status completed);"
+        "description": "One audited command, in the OCPP version (`protocol`) it was validated for and sent in."
+        " `result` is the station's CallResult payload (status completed);"
         " `error` is {code, description, details?}: the station's CallError (call_error) or the CSMS's own"
         " reason (offline, timeout, unknown_outcome, failed).",
     }
@@ -376,6 +395,7 @@ def _resource_schemas() -> dict[str, Schema]:
             "ChargingProfileTemplate", STR, "Ordered by name; `next` is the `after` cursor."
         ),
         "StationOperations": _station_operations(),
+        **_device_model_schemas(),
         "LocalListSync": {
             "type": "object",
             "additionalProperties": False,
@@ -437,8 +457,101 @@ def _station_operations() -> Schema:
             "composite_schedules": _array(
                 _object({"connector_id": INT, "duration": INT, "result": OBJ, "received_at": DT})
             ),
+            "remote_starts": {
+                **_array(
+                    _object(
+                        {
+                            "remote_start_id": INT,
+                            "id_token": STR,
+                            "id_token_type": STR,
+                            "evse_id": _null(INT),
+                            "command_id": _null(INT),
+                            "status": STR,
+                            "transaction_id": _null(STR),
+                            "requested_at": DT,
+                            "linked_at": _null(DT),
+                        }
+                    )
+                ),
+                "description": "OCPP 2.0.1 RequestStartTransaction requests, newest first: `status` is the"
+                " station's answer (Requested until it comes), `transaction_id` the station's transactionId once"
+                " its TransactionEvent named the remoteStartId (`linked_at`).",
+            },
         }
     )
+
+
+def _device_model_schemas() -> Schema:
+    evse = _object({"id": INT, "connectorId": INT}, optional=("connectorId",))
+    attribute = _object(
+        {
+            "type": {"type": "string", "enum": ["Actual", "Target", "MinSet", "MaxSet"]},
+            "value": STR,
+            "mutability": {"type": "string", "enum": ["ReadOnly", "WriteOnly", "ReadWrite"]},
+            "persistent": BOOL,
+            "constant": BOOL,
+            "source": {"type": "string", "enum": ["NotifyReport", "GetVariables", "SetVariables"]},
+            "reboot_required": BOOL,
+            "updated_at": DT,
+        },
+        optional=("value", "mutability", "persistent", "constant"),
+    )
+    characteristics = _object(
+        {
+            "unit": STR,
+            "dataType": STR,
+            "minLimit": NUM,
+            "maxLimit": NUM,
+            "valuesList": STR,
+            "supportsMonitoring": BOOL,
+        },
+        optional=("unit", "minLimit", "maxLimit", "valuesList"),
+    )
+    variable = _object(
+        {
+            "id": INT,
+            "component": _object({"name": STR, "instance": STR, "evse": evse}, optional=("instance", "evse")),
+            "variable": _object({"name": STR, "instance": STR}, optional=("instance",)),
+            "characteristics": _null(characteristics),
+            "attributes": _array(attribute),
+            "report_request_id": _null(INT),
+            "updated_at": DT,
+        }
+    )
+    variable["description"] = (
+        "One variable of an OCPP 2.0.1 station's device model, in OCPP's own terms. `attributes` (Actual, Target,"
+        " MinSet, MaxSet) say where their value last came from (`source`): a NotifyReport, a GetVariables answer"
+        " or a SetVariables the station accepted (`reboot_required`: it answered RebootRequired)."
+    )
+    report = _object(
+        {
+            "request_id": INT,
+            "action": _null({"type": "string", "enum": ["GetBaseReport", "GetReport"]}),
+            "command_id": _null(INT),
+            "request": _null(OBJ),
+            "answer": _null(STR),
+            "parts": INT,
+            "last_seq_no": _null(INT),
+            "complete": BOOL,
+            "variables": INT,
+            "generated_at": _null(DT),
+            "requested_at": _null(DT),
+            "updated_at": DT,
+        }
+    )
+    report["description"] = (
+        "A device-model report by requestId: the GetBaseReport/GetReport command that asked for it (action and"
+        " command_id are null for a report nobody here asked for), the station's answer, and the NotifyReport"
+        " parts received so far; complete once the part with tbc = false and every part before it arrived."
+    )
+    return {
+        "DeviceVariable": variable,
+        "DeviceVariablePage": _page(
+            "DeviceVariable", INT, "In the order first reported; `next` is the `after` cursor."
+        ),
+        "DeviceModelReport": report,
+        "DeviceModelReports": _object({"items": _array(_ref("DeviceModelReport"))}),
+    }
 
 
 # ------------------------------------------------------------------------------------------ OCPP schemas
@@ -501,25 +614,41 @@ def _server_filled(ocpp: dict[str, Schema]) -> dict[str, Schema]:
     }
 
 
-_COMMAND_BODIES = {
-    "ReserveNow": _ref("ReserveNowCommand"),
-    "SetChargingProfile": {"anyOf": [_ref("OCPP16.SetChargingProfileRequest"), _ref("SetChargingProfileFromTemplate")]},
+# OCPP 1.6 bodies the server may complete (csms.api.command_payloads); 2.0.1 bodies are sent as given.
+_COMMAND_BODIES_V16 = {
+    "ReserveNow": [_ref("ReserveNowCommand")],
+    "SetChargingProfile": [_ref("OCPP16.SetChargingProfileRequest"), _ref("SetChargingProfileFromTemplate")],
 }
 
 
+def _command_body(action: str) -> Schema:
+    bodies: list[Schema] = []
+    for protocol in _protocols_of(action):
+        prefix = _OCPP_SCHEMAS[protocol][2]
+        default = [_ref(f"{prefix}.{action}Request")]
+        bodies += _COMMAND_BODIES_V16.get(action, default) if protocol == "ocpp1.6" else default
+    return _either(bodies)
+
+
+def _either(refs: list[Schema]) -> Schema:
+    return refs[0] if len(refs) == 1 else {"anyOf": refs}
+
+
 def _ocpp_schemas(actions: list[str]) -> dict[str, Schema]:
-    directory = importlib.resources.files("ocpp") / "v16" / "schemas"
     out: dict[str, Schema] = {}
     for action in actions:
-        for kind, file_name in (("Request", f"{action}.json"), ("Response", f"{action}Response.json")):
-            raw = json.loads((directory / file_name).read_text(encoding="utf-8-sig"))
-            name = f"OCPP16.{action}{kind}"
-            for def_name, sub in raw.pop("definitions", {}).items():
-                out[f"{name}.{def_name}"] = _clean(sub, name)
-            out[name] = _clean(raw, name)
-        out[f"CommandRecord.{action}"] = _command_record(
-            _ref(f"OCPP16.{action}Request"), _ref(f"OCPP16.{action}Response")
-        )
+        requests, responses = [], []
+        for protocol in _protocols_of(action):
+            prefix = _OCPP_SCHEMAS[protocol][2]
+            for kind in ("Request", "Response"):
+                raw = json.loads(_schema_file(protocol, action, kind).read_text(encoding="utf-8-sig"))
+                name = f"{prefix}.{action}{kind}"
+                for def_name, sub in raw.pop("definitions", {}).items():
+                    out[f"{name}.{def_name}"] = _clean(sub, name)
+                out[name] = _clean(raw, name)
+            requests.append(_ref(f"{prefix}.{action}Request"))
+            responses.append(_ref(f"{prefix}.{action}Response"))
+        out[f"CommandRecord.{action}"] = _command_record(_either(requests), _either(responses))
     return out
 
 
@@ -671,8 +800,11 @@ def _command_outcomes(record: Schema, *, with_async: bool) -> dict[str, Schema]:
 
 
 # Rules the OCPP JSON schemas cannot express, checked before sending (csms.operations.validation): 422.
-_EXTRA_RULES = {
-    "SetChargingProfile": "connectorId >= 0, and the charging profile rules of OCPP 1.6 section 3.13: stackLevel"
+_EXTRA_RULES: dict[tuple[str, str], str] = {
+    (
+        "ocpp1.6",
+        "SetChargingProfile",
+    ): "connectorId >= 0, and the charging profile rules of OCPP 1.6 section 3.13: stackLevel"
     " and chargingProfileId >= 0; ChargePointMaxProfile only on connector 0, TxProfile only on a connector > 0;"
     " transactionId only on a TxProfile; recurrencyKind exactly on Recurring profiles; no startSchedule on a"
     " Relative profile; validFrom before validTo; periods start at 0 and increase, limits >= 0, numberPhases"
@@ -681,19 +813,39 @@ _EXTRA_RULES = {
     ' `{"connectorId": 1, "template": "night-16A", "transactionId": 42}` (transactionId for a TxProfile only);'
     " the server sends the template's profile with that transactionId, checked by the same rules; 404 if the"
     " template does not exist, 422 if the body also has csChargingProfiles.",
-    "RemoteStartTransaction": "a chargingProfile must be a TxProfile and follows the SetChargingProfile rules.",
-    "GetCompositeSchedule": "duration > 0.",
-    "ReserveNow": "connectorId >= 0; connectorId and reservationId fit 32 bits. Without reservationId the"
+    (
+        "ocpp1.6",
+        "RemoteStartTransaction",
+    ): "a chargingProfile must be a TxProfile and follows the SetChargingProfile rules.",
+    ("ocpp1.6", "GetCompositeSchedule"): "duration > 0.",
+    ("ocpp1.6", "ReserveNow"): "connectorId >= 0; connectorId and reservationId fit 32 bits. Without reservationId the"
     " server assigns one (a Postgres sequence: unique across the cluster, never an id on record); it is in the"
     " answer's `payload.reservationId`.",
+    ("ocpp2.0.1", "SetChargingProfile"): "evseId >= 0 and the charging profile rules of OCPP 2.0.1 (K01): id and"
+    " stackLevel >= 0 and fit 32 bits; ChargingStationMaxProfile only on EVSE 0; TxProfile only on an EVSE > 0"
+    " and with a transactionId, which no other purpose may have; ChargingStationExternalConstraints is not for a"
+    " CSMS to set; recurrencyKind exactly on Recurring profiles; startSchedule on every schedule of an Absolute or"
+    " Recurring profile and on none of a Relative one; schedule ids unique; periods start at 0 and increase,"
+    " limits >= 0, numberPhases 1-3, phaseToUse 1-3 only with numberPhases 1; duration > 0; minChargingRate >= 0;"
+    " validFrom before validTo.",
+    ("ocpp2.0.1", "RequestStartTransaction"): "remoteStartId fits 32 bits (it links the transaction that follows:"
+    " see `remote_starts` in GET /api/v1/stations/{station_id}/operations); evseId > 0; a chargingProfile is a"
+    " TxProfile without transactionId and follows the SetChargingProfile rules.",
+    ("ocpp2.0.1", "GetBaseReport"): "requestId fits 32 bits (the NotifyReport parts that answer are tied to it:"
+    " GET /api/v1/stations/{station_id}/reports).",
+    ("ocpp2.0.1", "GetReport"): "requestId fits 32 bits (as GetBaseReport).",
+    ("ocpp2.0.1", "GetCompositeSchedule"): "evseId >= 0; duration > 0.",
 }
 
 
 def _command_paths(actions: list[str]) -> dict[str, Schema]:
     paths: dict[str, Schema] = {}
     for action in actions:
-        request = importlib.resources.files("ocpp") / "v16" / "schemas" / f"{action}.json"
-        required = bool(json.loads(request.read_text(encoding="utf-8-sig")).get("required"))
+        protocols = _protocols_of(action)
+        required = all(
+            json.loads(_schema_file(protocol, action, "Request").read_text(encoding="utf-8-sig")).get("required")
+            for protocol in protocols
+        )
         op = _op(
             f"command{action}",
             "commands",
@@ -716,15 +868,22 @@ def _command_paths(actions: list[str]) -> dict[str, Schema]:
                     "Seconds to wait for the station (default: the replica's call timeout).",
                 ),
             ),
-            body=_COMMAND_BODIES.get(action, _ref(f"OCPP16.{action}Request")),
+            body=_command_body(action),
             body_required=required,
         )
+        versions = " and ".join(f"OCPP {protocol.removeprefix('ocpp')}" for protocol in protocols)
+        op["x-ocpp-versions"] = protocols
         op["description"] += (
-            f" The body is the OCPP 1.6 {action}.req payload, validated against the spec's schema (422 with the"
-            " exact violation) before the station is looked up (404) or anything is sent."
+            f" An operation of {versions}. The body is the {action} request payload of the version the station"
+            " negotiated on its latest connection, validated against the spec's schema (422 with the exact"
+            " violation) before the station is looked up (404) or anything is sent; a station speaking a version"
+            f" without {action} gets 422 naming its version (`details.allowed` lists that version's operations)."
+            " A station that never connected: the body must suit one of the versions."
         )
-        if action in _EXTRA_RULES:
-            op["description"] += f" Also checked (422): {_EXTRA_RULES[action]}"
+        for protocol in protocols:
+            rules = _EXTRA_RULES.get((protocol, action))
+            if rules:
+                op["description"] += f" Also checked for {protocol} (422): {rules}"
         paths[f"/api/v1/stations/{{station_id}}/commands/{action}"] = {"post": op}
     return paths
 
@@ -830,6 +989,32 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                 },
                 params=(_p("StationId"),),
                 body=_ref("LocalListSync"),
+            )
+        },
+        "/api/v1/stations/{station_id}/variables": {
+            "get": _op(
+                "listStationVariables",
+                "device-model",
+                "An OCPP 2.0.1 station's device model: its components' variables, attributes and characteristics",
+                "read",
+                {"200": ok(_ref("DeviceVariablePage"), "A page."), **item_errors},
+                params=(
+                    _p("StationId"),
+                    _param("component", "query", _NAME, "Only this component (exact name)."),
+                    _param("variable", "query", _NAME, "Only this variable (exact name)."),
+                    _p("Limit"),
+                    _param("after", "query", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Cursor."),
+                ),
+            )
+        },
+        "/api/v1/stations/{station_id}/reports": {
+            "get": _op(
+                "listStationReports",
+                "device-model",
+                "The latest 20 device-model reports of a station (GetBaseReport/GetReport and their parts)",
+                "read",
+                {"200": ok(_ref("DeviceModelReports"), "Newest request first."), **item_errors},
+                params=(_p("StationId"),),
             )
         },
         "/api/v1/reservations": {
@@ -1025,7 +1210,7 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
     return paths
 
 
-_DESCRIPTION = """Operate OCPP 1.6 charging stations through any replica of the CSMS cluster.
+_DESCRIPTION = """Operate OCPP 1.6 and 2.0.1 charging stations through any replica of the CSMS cluster.
 
 Authentication: `Authorization: Bearer <token>`. A token has a role: **read** may use every GET,
 **operator** may also change things and send commands, **admin** may do everything. Each operation names the
@@ -1033,7 +1218,9 @@ role it needs. Every failure has the body `{"error": {"status", "code", "message
 
 Commands (`POST /api/v1/stations/{station_id}/commands/{Action}`) answer with the audited command record; its
 HTTP status follows the outcome (200 completed, 202 pending, 409 offline, 502 call error, 503 unknown outcome,
-504 timeout). The replica-to-replica endpoints under /internal/v1 are not part of this API."""
+504 timeout). Which actions exist and what their bodies look like depends on the OCPP version the station
+negotiated (`x-ocpp-versions` on each command). The replica-to-replica endpoints under /internal/v1 are not part
+of this API."""
 
 
 @functools.cache
@@ -1044,7 +1231,16 @@ def _document_bytes() -> bytes:
         "info": {"title": "CSMS REST API", "version": "1", "description": _DESCRIPTION},
         "tags": [
             {"name": name}
-            for name in ("stations", "commands", "operations", "transactions", "id-tags", "cluster", "health")
+            for name in (
+                "stations",
+                "commands",
+                "operations",
+                "device-model",
+                "transactions",
+                "id-tags",
+                "cluster",
+                "health",
+            )
         ],
         "paths": _paths(actions),
         "components": {

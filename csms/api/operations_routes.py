@@ -10,7 +10,7 @@ from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
 from csms.api.validation import INT32_MAX, json_body, page_limit, parse_id, path_station_id
 from csms.authorization import IdTagStore
-from csms.commands import HTTP_STATUS, CommandService
+from csms.commands import HTTP_STATUS, CommandRejected, CommandService
 from csms.operations import OperationsViews
 from csms.stations import StationRegistry
 
@@ -83,7 +83,11 @@ def operations_routes(
             "updateType": update_type,
             "localAuthorizationList": entries,
         }
-        record = await commands.submit(station_id, "SendLocalList", payload, f"token:{role}")
+        protocol = await registry.protocol_of(station_id)
+        try:
+            record = await commands.submit(station_id, "SendLocalList", payload, f"token:{role}", protocol=protocol)
+        except CommandRejected as exc:  # the list is OCPP 1.6's; a 2.0.1 station needs idToken entries
+            raise ApiError(422, "invalid", exc.message, exc.details) from None
         return JSONResponse(record, status_code=HTTP_STATUS[record["status"]])
 
     return [

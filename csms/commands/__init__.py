@@ -1,14 +1,16 @@
 """Operator-initiated OCPP operations: validation, routing to the owning replica, and their audit trail."""
 
-from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere
+from csms.commands.catalogue import IDEMPOTENT_ACTIONS, PROTOCOLS, actions, catalogue, version_of
+from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere, ProtocolChanged
 from csms.commands.forwarding import SECRET_HEADER, HttpForwarder, secret_matches
-from csms.commands.service import HTTP_STATUS, IDEMPOTENT_ACTIONS, CommandService, ExecuteRequest, ExecuteResult
+from csms.commands.service import HTTP_STATUS, CommandService, ExecuteRequest, ExecuteResult
 from csms.commands.store import MIGRATIONS, CommandStore
 
 __all__ = [
     "HTTP_STATUS",
     "IDEMPOTENT_ACTIONS",
     "MIGRATIONS",
+    "PROTOCOLS",
     "SECRET_HEADER",
     "CommandRejected",
     "CommandService",
@@ -18,5 +20,9 @@ __all__ = [
     "ForwardFailed",
     "HttpForwarder",
     "NotConnectedHere",
+    "ProtocolChanged",
+    "actions",
+    "catalogue",
     "secret_matches",
+    "version_of",
 ]

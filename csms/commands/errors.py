@@ -21,3 +21,11 @@ class ForwardFailed(Exception):
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+class ProtocolChanged(Exception):
+    """The station's live connection speaks another protocol than the one the command was validated for."""
+
+    def __init__(self, protocol: str) -> None:
+        super().__init__(protocol)
+        self.protocol = protocol

@@ -6,6 +6,11 @@ in flight, the caller still gets a definite answer: idempotent actions are retri
 others are reported as `unknown_outcome` (the station may or may not have acted), never left hanging. The
 error code says why: `OwnershipMoved` (a replica closed the connection) or `StationDisconnected` (the station
 dropped it mid-call, as a station does when it carries out a hard Reset).
+
+Versions: a payload is validated against the station's negotiated protocol (its latest connection) and the
+command carries that protocol to the owner, which sends it only on a connection of the same protocol (a
+station that reconnected with another version in between gets nothing it would misread). Everything else
+about routing is version-agnostic.
 """
 
 from __future__ import annotations
@@ -19,36 +24,21 @@ from typing import Any, Protocol
 import trio
 
 from cluster import Coordinator, Owner
-from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere
+from csms.commands.catalogue import IDEMPOTENT_ACTIONS, PROTOCOLS, actions, catalogue, validator_for, version_of
+from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere, ProtocolChanged
 from csms.commands.store import CommandStore
-from csms.ocpp import CallErrorReceived, CallQueueFull, OcppError, SessionClosed, Validator
+from csms.ocpp import CallErrorReceived, CallQueueFull, OcppError, SessionClosed
 
 log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
-# Sends an OCPP call on this replica's own connection to the station; raises NotConnectedHere.
-LocalCall = Callable[[str, str, Payload, float], Awaitable[Payload]]
-# Checks beyond the schema (e.g. charging profile rules); raises ValueError with a readable message.
-ExtraCheck = Callable[[str, Payload], None]
-# Runs after a command is recorded as finished, with its record (domain bookkeeping of its effect).
-CompletionHook = Callable[[Payload], Awaitable[None]]
-
-# Safe to send twice: a second delivery leaves the station as the first did.
-IDEMPOTENT_ACTIONS = frozenset(
-    {
-        "ChangeAvailability",
-        "ChangeConfiguration",
-        "ClearCache",
-        "GetConfiguration",
-        "GetLocalListVersion",
-        "GetCompositeSchedule",
-        "TriggerMessage",
-        "UnlockConnector",
-        "CancelReservation",
-        "ClearChargingProfile",
-        "SetChargingProfile",
-    }
-)
+# Sends an OCPP call on this replica's own connection to the station, if that connection speaks the given
+# protocol: (station_id, protocol, action, payload, timeout); raises NotConnectedHere or ProtocolChanged.
+LocalCall = Callable[[str, str, str, Payload, float], Awaitable[Payload]]
+# Checks beyond the schema (e.g. charging profile rules): (protocol, action, payload); raises ValueError.
+ExtraCheck = Callable[[str, str, Payload], None]
+# Domain bookkeeping of a command, with its record: before it is sent (recorded, not yet answered) and after.
+CommandHook = Callable[[Payload], Awaitable[None]]
 
 MAX_ROUTING_ATTEMPTS = 10
 
@@ -74,6 +64,7 @@ class ExecuteRequest:
     action: str
     payload: Payload
     timeout: float
+    protocol: str = "ocpp1.6"
 
     def as_json(self) -> Payload:
         return {
@@ -82,6 +73,7 @@ class ExecuteRequest:
             "action": self.action,
             "payload": self.payload,
             "timeout": self.timeout,
+            "protocol": self.protocol,
         }
 
 
@@ -113,17 +105,18 @@ class CommandService:
         call_timeout: float,
         max_async: int = 64,
         extra_check: ExtraCheck | None = None,
-        on_completed: CompletionHook | None = None,
+        on_requested: CommandHook | None = None,
+        on_completed: CommandHook | None = None,
     ) -> None:
         self._store = store
         self._coordinator = coordinator
         self._local_call = local_call
         self._forwarder = forwarder
         self._call_timeout = call_timeout
-        self._validator = Validator.for_version("1.6")
         self._async_slots = trio.Semaphore(max_async)
         self._nursery: trio.Nursery | None = None
         self._extra_check = extra_check
+        self._on_requested = on_requested
         self._on_completed = on_completed
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -133,23 +126,52 @@ class CommandService:
             task_status.started()
             await trio.sleep_forever()
 
-    def validate(self, action: str, payload: Payload) -> None:
-        if action not in self._validator.csms_actions:
+    def validate(self, action: str, payload: Payload, protocol: str | None) -> str:
+        """Check a payload for a station speaking `protocol`; returns the protocol it suits.
+
+        A station that never connected (None) has no version yet: the payload must suit one of them (checked
+        oldest first, so a 1.6 payload keeps its 1.6 answer); it will be found offline anyway.
+        """
+        candidates = [protocol] if protocol is not None else [p for p in PROTOCOLS if action in actions(p)]
+        if protocol is not None and (protocol not in PROTOCOLS or action not in actions(protocol)):
+            known = sorted(actions(protocol)) if protocol in PROTOCOLS else []
             raise CommandRejected(
-                f"{action} is not an OCPP 1.6 operation a CSMS sends to a station",
-                {"allowed": sorted(self._validator.csms_actions)},
+                f"{action} is not an OCPP {version_of(protocol)} operation a CSMS sends to a station"
+                f" (the station speaks {protocol})",
+                {"protocol": protocol, "allowed": {protocol: known}},
             )
+        if not candidates:
+            raise CommandRejected(
+                f"{action} is not an operation a CSMS sends to a station in any OCPP version"
+                f" ({', '.join(version_of(p) for p in PROTOCOLS)})",
+                {"protocol": None, "allowed": catalogue()},
+            )
+        first: CommandRejected | None = None
+        for candidate in candidates:
+            try:
+                self._check(candidate, action, payload)
+                return candidate
+            except CommandRejected as exc:
+                first = first or exc
+        assert first is not None
+        raise first
+
+    def _check(self, protocol: str, action: str, payload: Payload) -> None:
         try:
-            self._validator.validate_request(action, payload)
+            validator_for(protocol).validate_request(action, payload)
         except OcppError as exc:
-            raise CommandRejected(f"{action} payload invalid: {exc.description}", {"code": exc.code}) from None
+            raise CommandRejected(
+                f"{action} payload invalid: {exc.description}", {"code": exc.code, "protocol": protocol}
+            ) from None
         if self._extra_check is not None:
             try:
-                self._extra_check(action, payload)
+                self._extra_check(protocol, action, payload)
             except ValueError as exc:
-                raise CommandRejected(f"{action} payload invalid: {exc}") from None
+                raise CommandRejected(f"{action} payload invalid: {exc}", {"protocol": protocol}) from None
             except OcppError as exc:  # a value storage cannot hold (the domain check)
-                raise CommandRejected(f"{action} payload invalid: {exc.description}", {"code": exc.code}) from None
+                raise CommandRejected(
+                    f"{action} payload invalid: {exc.description}", {"code": exc.code, "protocol": protocol}
+                ) from None
 
     async def submit(
         self,
@@ -158,14 +180,20 @@ class CommandService:
         payload: Payload,
         requested_by: str,
         *,
+        protocol: str | None,
         wait: bool = True,
         timeout: float | None = None,
     ) -> Payload:
-        """Validate, record and run a command; with wait=False return the pending record at once."""
-        self.validate(action, payload)
+        """Validate for the station's protocol (None: not known yet), record and run a command; with
+        wait=False return the pending record at once."""
+        protocol = self.validate(action, payload, protocol)
         seconds = min(timeout or self._call_timeout, 300.0)
-        command_id = await self._store.create(station_id, action, payload, requested_by, not wait)
-        request = ExecuteRequest(command_id, station_id, action, payload, seconds)
+        command_id = await self._store.create(station_id, protocol, action, payload, requested_by, not wait)
+        request = ExecuteRequest(command_id, station_id, action, payload, seconds, protocol)
+        if self._on_requested is not None:
+            await self._on_requested(
+                {"id": command_id, "station_id": station_id, "protocol": protocol, "action": action, "payload": payload}
+            )
         if not wait:
             if self._nursery is None or not self._async_slots.value:
                 return await self._store.finish(
@@ -173,10 +201,10 @@ class CommandService:
                     "failed",
                     error={"code": "Busy", "description": "too many asynchronous commands in flight; retry later"},
                 )
+            record = await self._store.get(command_id)  # read before the call starts: a fast answer can't race it
+            assert record is not None
             await self._async_slots.acquire()
             self._nursery.start_soon(self._run_async, request)
-            record = await self._store.get(command_id)
-            assert record is not None
             return record
         return await self._route(request)
 
@@ -221,7 +249,7 @@ class CommandService:
                 delivered = True
                 left = bool(outcome.error and outcome.error.get("disconnected") is True)
                 disconnected = outcome.node_id if left else ""
-                if resent_already or request.action not in IDEMPOTENT_ACTIONS:
+                if resent_already or request.action not in IDEMPOTENT_ACTIONS[request.protocol]:
                     return await self._unknown_outcome(request, started, outcome.node_id, attempts, disconnected=left)
                 previous = owner  # wait for the station to land on another connection, then send once more
             else:
@@ -292,9 +320,21 @@ class CommandService:
         """Send the call on this replica's connection (the owner side of a forwarded command)."""
         node = self._coordinator.node_id
         try:
-            result = await self._local_call(request.station_id, request.action, request.payload, request.timeout)
+            result = await self._local_call(
+                request.station_id, request.protocol, request.action, request.payload, request.timeout
+            )
         except NotConnectedHere:
             return ExecuteResult("moved", node, error={"maybe_sent": False, "description": "not connected here"})
+        except ProtocolChanged as exc:
+            return ExecuteResult(
+                "failed",
+                node,
+                error={
+                    "code": "ProtocolChanged",
+                    "description": f"the station reconnected speaking {exc.protocol}; the command was validated"
+                    f" for {request.protocol} and was not sent",
+                },
+            )
         except SessionClosed as exc:
             return ExecuteResult(
                 "moved", node, error={"maybe_sent": True, "disconnected": exc.by_station, "description": str(exc)}

@@ -12,8 +12,8 @@ from csms.storage import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-_COLUMNS = """id, station_id, action, payload, status, result, error, requested_by, requested_at, completed_at,
-latency_ms, executed_by, attempts, is_async"""
+_COLUMNS = """id, station_id, protocol, action, payload, status, result, error, requested_by, requested_at,
+completed_at, latency_ms, executed_by, attempts, is_async"""
 
 
 def _json(value: Any) -> Any:
@@ -36,12 +36,13 @@ class CommandStore:
         self._db = db
 
     async def create(
-        self, station_id: str, action: str, payload: dict[str, Any], requested_by: str, is_async: bool
+        self, station_id: str, protocol: str, action: str, payload: dict[str, Any], requested_by: str, is_async: bool
     ) -> int:
         value = await self._db.fetchval(
-            "INSERT INTO commands (station_id, action, payload, status, requested_by, is_async)"
-            " VALUES ($1, $2, $3::jsonb, 'pending', $4, $5) RETURNING id",
+            "INSERT INTO commands (station_id, protocol, action, payload, status, requested_by, is_async)"
+            " VALUES ($1, $2, $3, $4::jsonb, 'pending', $5, $6) RETURNING id",
             station_id,
+            protocol,
             action,
             orjson.dumps(payload).decode(),
             requested_by,

@@ -1,8 +1,10 @@
 """The state behind operator operations: reservations, smart charging, configuration, jobs, local lists."""
 
+from csms.operations.checks import check_operation
 from csms.operations.recorder import MIGRATIONS, OperationsRecorder
+from csms.operations.remote_start import RemoteStart, take_remote_start
 from csms.operations.templates import ProfileTemplates
-from csms.operations.validation import InvalidOperation, check_operation
+from csms.operations.validation import InvalidOperation
 from csms.operations.views import OperationsViews
 
 __all__ = [
@@ -11,5 +13,7 @@ __all__ = [
     "OperationsRecorder",
     "OperationsViews",
     "ProfileTemplates",
+    "RemoteStart",
     "check_operation",
+    "take_remote_start",
 ]

@@ -1,7 +1,8 @@
 """Keeps the state behind operator operations: reservations, charging profiles, configuration, availability,
 firmware and diagnostics jobs, remote starts and local-list versions.
 
-Two kinds of input: a command the station answered (`command_completed`), and station messages that close the
+Three kinds of input: a command about to be sent (`command_requested`: a 2.0.1 remote start is on record before
+the station can act on it), a command the station answered (`command_completed`), and station messages that close the
 loop (a StartTransaction that consumes a reservation or answers a remote start, a firmware status). The
 first arrives on whichever replica served the API request, the second on the station's owner; both only touch
 Postgres, so where they run does not matter.
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from csms.operations.remote_start import remote_start_answered, remote_start_requested
 from csms.storage import Connection, Database, Fence
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ def _ts(value: str | None) -> datetime | None:
 class OperationsRecorder:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._effects = {
+        v16 = {
             "ReserveNow": self._reserve_now,
             "CancelReservation": self._cancel_reservation,
             "SetChargingProfile": self._set_charging_profile,
@@ -48,10 +50,29 @@ class OperationsRecorder:
             "SendLocalList": self._send_local_list,
             "GetLocalListVersion": self._get_local_list_version,
         }
+        v201 = {"RequestStartTransaction": self._request_start_answered}
+        self._effects = {"ocpp1.6": v16, "ocpp2.0.1": v201}
+
+    async def command_requested(self, record: Payload) -> None:
+        """Before a command is sent: a 2.0.1 remote start goes on record, so the TransactionEvent that may
+        follow at once can be linked to it."""
+        if (record["protocol"], record["action"]) != ("ocpp2.0.1", "RequestStartTransaction"):
+            return
+        p = record["payload"]
+
+        async def op(conn: Connection) -> None:
+            await remote_start_requested(
+                conn, record["station_id"], p["remoteStartId"], p["idToken"], p.get("evseId"), record["id"]
+            )
+
+        try:
+            await self._db.transaction(op)
+        except Exception:
+            log.exception("recording a remote start failed", extra={"command_id": record["id"]})
 
     async def command_completed(self, record: Payload) -> None:
         """Apply what a completed command changed at the station (only answered commands get here)."""
-        effect = self._effects.get(record["action"])
+        effect = self._effects.get(record["protocol"], {}).get(record["action"])
         if effect is None or record["status"] != "completed":
             return
         try:
@@ -223,6 +244,12 @@ class OperationsRecorder:
                 p["idTag"],
                 command_id,
             )
+
+    async def _request_start_answered(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
+        async def op(conn: Connection) -> None:
+            await remote_start_answered(conn, command_id, r)
+
+        await self._db.transaction(op)
 
     async def _send_local_list(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         if r.get("status") == "Accepted":

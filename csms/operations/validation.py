@@ -1,4 +1,7 @@
-"""Checks the OCPP 1.6 schemas cannot express, run before a command is sent (the API answers 422)."""
+"""Checks the OCPP 1.6 schemas cannot express, run before a command is sent (the API answers 422).
+
+OCPP 2.0.1 has its own rules in `validation_v201.py`; `checks.check_operation` picks by protocol.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +76,7 @@ def check_charging_profile(connector_id: int, profile: dict[str, Any]) -> None:
     _check_schedule(schedule, f"{where}.chargingSchedule")
 
 
-def check_operation(action: str, payload: dict[str, Any]) -> None:
+def check_operation_v16(action: str, payload: dict[str, Any]) -> None:
     if action == "SetChargingProfile":
         if payload["connectorId"] < 0:
             raise InvalidOperation("connectorId must not be negative")

@@ -93,6 +93,11 @@ class OperationsViews:
                 " ORDER BY id DESC LIMIT 5",
                 station_id,
             )
+            remote_starts = await conn.fetch(
+                "SELECT remote_start_id, id_token, id_token_type, evse_id, command_id, status, transaction_id,"
+                " requested_at, linked_at FROM remote_start_requests WHERE station_id = $1 ORDER BY id DESC LIMIT 20",
+                station_id,
+            )
             return {
                 "charging_profiles": [_plain(r) for r in profiles],
                 "configuration": [_plain(r) for r in configuration],
@@ -100,6 +105,7 @@ class OperationsViews:
                 "jobs": [_plain(r) for r in jobs],
                 "local_list": _plain(local_list) if local_list else None,
                 "composite_schedules": [_plain(r) for r in schedules],
+                "remote_starts": [_plain(r) for r in remote_starts],
             }
 
         return await self._db.transaction(read)
