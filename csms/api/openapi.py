@@ -822,18 +822,17 @@ _EXTRA_RULES: dict[tuple[str, str], str] = {
     " server assigns one (a Postgres sequence: unique across the cluster, never an id on record); it is in the"
     " answer's `payload.reservationId`.",
     ("ocpp2.0.1", "SetChargingProfile"): "evseId >= 0 and the charging profile rules of OCPP 2.0.1 (K01): id and"
-    " stackLevel >= 0 and fit 32 bits; ChargingStationMaxProfile only on EVSE 0; TxProfile only on an EVSE > 0"
+    " stackLevel >= 0; ChargingStationMaxProfile only on EVSE 0; TxProfile only on an EVSE > 0"
     " and with a transactionId, which no other purpose may have; ChargingStationExternalConstraints is not for a"
     " CSMS to set; recurrencyKind exactly on Recurring profiles; startSchedule on every schedule of an Absolute or"
     " Recurring profile and on none of a Relative one; schedule ids unique; periods start at 0 and increase,"
     " limits >= 0, numberPhases 1-3, phaseToUse 1-3 only with numberPhases 1; duration > 0; minChargingRate >= 0;"
     " validFrom before validTo.",
-    ("ocpp2.0.1", "RequestStartTransaction"): "remoteStartId fits 32 bits (it links the transaction that follows:"
-    " see `remote_starts` in GET /api/v1/stations/{station_id}/operations); evseId > 0; a chargingProfile is a"
+    ("ocpp2.0.1", "RequestStartTransaction"): "the remoteStartId links the transaction that follows (see"
+    " `remote_starts` in GET /api/v1/stations/{station_id}/operations); evseId > 0; a chargingProfile is a"
     " TxProfile without transactionId and follows the SetChargingProfile rules.",
-    ("ocpp2.0.1", "GetBaseReport"): "requestId fits 32 bits (the NotifyReport parts that answer are tied to it:"
-    " GET /api/v1/stations/{station_id}/reports).",
-    ("ocpp2.0.1", "GetReport"): "requestId fits 32 bits (as GetBaseReport).",
+    ("ocpp2.0.1", "GetBaseReport"): "none beyond the schema; the NotifyReport parts that answer are tied to the"
+    " requestId: GET /api/v1/stations/{station_id}/reports.",
     ("ocpp2.0.1", "GetCompositeSchedule"): "evseId >= 0; duration > 0.",
 }
 

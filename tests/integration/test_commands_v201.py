@@ -137,7 +137,7 @@ BAD_V201: list[tuple[str, dict[str, Any], str]] = [
         {"evseId": 1, "chargingProfile": _profile(chargingSchedule=_schedule() + _schedule())},
         "ids must be unique",
     ),
-    ("SetChargingProfile", {"evseId": 2**31, "chargingProfile": PROFILE}, "evseId must be a 32-bit integer"),
+    ("SetChargingProfile", {"evseId": 2**31, "chargingProfile": PROFILE}, "evseId must be between"),
     ("SetChargingProfile", {"evseId": 1, "chargingProfile": _profile(stackLevel=-1)}, "stackLevel"),
     (
         "RequestStartTransaction",
@@ -153,9 +153,9 @@ BAD_V201: list[tuple[str, dict[str, Any], str]] = [
         },
         "transactionId is not allowed",
     ),
-    ("RequestStartTransaction", {"remoteStartId": 2**31, "idToken": TOKEN}, "remoteStartId must be a 32-bit"),
+    ("RequestStartTransaction", {"remoteStartId": 2**31, "idToken": TOKEN}, "remoteStartId must be between"),
     ("RequestStartTransaction", {"remoteStartId": 1, "idToken": TOKEN, "evseId": 0}, "evseId must be at least 1"),
-    ("GetBaseReport", {"requestId": 2**31, "reportBase": "FullInventory"}, "requestId must be a 32-bit"),
+    ("GetBaseReport", {"requestId": 2**31, "reportBase": "FullInventory"}, "requestId must be between"),
     ("GetCompositeSchedule", {"evseId": 1, "duration": 0}, "duration must be positive"),
     ("GetVariables", {"getVariableData": [{"component": {}, "variable": {"name": "x"}}]}, "component.name"),
 ]
