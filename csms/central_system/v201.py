@@ -29,8 +29,7 @@ from csms.transactions import TransactionLedger
 
 log = logging.getLogger(__name__)
 
-# NotifyReport parts go to the device model (issue 10 part B: DeviceModel.record_report); the composition root
-# wires it. Until then a part is acknowledged and not stored.
+# NotifyReport parts go to the device model (DeviceModel.record_report, wired by the composition root).
 ReportHook = Callable[[Fence, str, Payload], Awaitable[None]]
 
 # What a station whose boot is Pending may send (B02): its boot again, the reports the CSMS asks for while it
@@ -187,6 +186,8 @@ class CentralSystem201:
         info = await self._id_tags.id_token_info(token["idToken"], token["type"]) if token else None
         event = inputs.transaction_event(p, now(), info["status"] if info else None)
         outcome = await self._ledger.transaction_event(fence, event)
+        if event.remote_start_id is not None:  # the RequestStartTransaction it answers (issue 10 part B)
+            await self._operations.remote_start_linked(fence, event.remote_start_id, event.station_tx_id)
         if outcome.new and event.event_type == "Started":
             self._events.publish(
                 TransactionStarted(conn.station_id, outcome.connector_id, outcome.transaction_id, event.id_token or "")

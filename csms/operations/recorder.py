@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from csms.operations.remote_start import remote_start_answered, remote_start_requested
+from csms.operations.remote_start import remote_start_answered, remote_start_requested, take_remote_start
 from csms.storage import Connection, Database, Fence
 
 log = logging.getLogger(__name__)
@@ -307,6 +307,15 @@ class OperationsRecorder:
                 REMOTE_START_WINDOW_SECONDS,
             )
             return matched is not None
+
+        return await self._db.write(op, fence=fence)
+
+    async def remote_start_linked(self, fence: Fence, remote_start_id: int, station_tx_id: str) -> bool:
+        """A 2.0.1 TransactionEvent named a remoteStartId: link the request to the station's transaction
+        (idempotent: a retried event links the same request). True if the CSMS had asked for it."""
+
+        async def op(conn: Connection) -> bool:
+            return await take_remote_start(conn, fence.station_id, remote_start_id, station_tx_id) is not None
 
         return await self._db.write(op, fence=fence)
 

@@ -3,7 +3,6 @@
 Every CSMS-initiated 2.0.1 operation is validated for the station's version on the replica that took the
 request, routed to the owner, sent there and audited; the device model a report fills on the owner (its
 NotifyReport parts) and the SetVariables answer recorded by the API replica meet in Postgres.
-(Negotiation is part A's of issue #10; until it is on main, a stand-in in this branch does it.)
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 from replica_cluster import open_cluster
 
+from csms.devtools import station201
 from csms.devtools.station import SimulatedStation
 from csms.devtools.v201_calls import REQUESTS, DeviceModelStation
 
@@ -29,6 +29,7 @@ async def test_every_v201_operation_is_routed_to_the_owner(
             SimulatedStation.connect(owner.ocpp_url, "CP-201", subprotocols=["ocpp2.0.1"], answer=model.answer) as cp,
             cluster.api(other, timeout=30) as api,
         ):
+            await cp.call("BootNotification", station201.boot())
             await cluster.wait_owned("CP-201")
             assert await cluster.owner("CP-201") == owner.node_id
             for action, payload in REQUESTS.items():

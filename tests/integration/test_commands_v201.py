@@ -1,8 +1,6 @@
 """OCPP 2.0.1 operator commands on one replica: the catalogue follows the station's negotiated version, 2.0.1
 payloads are validated by its schemas and rules, every 2.0.1 operation is sent and audited, and a remote start
 is on record before the station can act on it.
-
-(The 2.0.1 negotiation these tests rely on is part A's of issue #10; until it is on main, a stand-in does it.)
 """
 
 from __future__ import annotations
@@ -12,15 +10,14 @@ from typing import Any
 
 import pytest
 
+from csms.devtools import station201
 from csms.devtools.station import SimulatedStation
 from csms.devtools.v201_calls import PROFILE, REQUESTS, TOKEN, answer_v201
-from csms.operations import take_remote_start
-from csms.storage import Connection, Database
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration
 
-V201 = ["ocpp2.0.1"]
+V201 = station201.SUBPROTOCOL_201
 SECRET = "test-internal-secret"
 
 
@@ -193,47 +190,52 @@ async def test_a_command_is_not_sent_on_a_connection_of_another_version(csms: Ru
         assert cp.received_calls == []
 
 
-async def test_remote_start_is_on_record_before_the_station_acts_and_links_its_transaction(
-    csms: Running, db: Database
-) -> None:
-    seen_while_asked: list[Any] = []
-
-    async def start_at_once(conn: Connection) -> Any:
-        return await take_remote_start(conn, "CP-RS", 77)
+async def test_remote_start_is_on_record_before_the_station_acts_and_links_its_transaction(csms: Running) -> None:
+    """A station that starts at once: its TransactionEvent(Started) with the remoteStartId reaches the CSMS
+    before its answer to RequestStartTransaction does; the request is linked all the same."""
+    started: list[dict[str, Any]] = []
+    connected: list[SimulatedStation] = []
 
     async def station(action: str, payload: dict[str, Any]) -> dict[str, Any]:
         if action == "RequestStartTransaction":
-            # A station that starts at once: its TransactionEvent(Started) is handled before it even answers.
-            seen_while_asked.append(await db.transaction(start_at_once))
+            event = station201.transaction_event(
+                "Started",
+                "tx-77",
+                0,
+                trigger_reason="RemoteStart",
+                remote_start_id=payload["remoteStartId"],
+                id_token=payload["idToken"]["idToken"],
+                evse_id=payload["evseId"],
+                connector_id=1,
+                wh=1000,
+            )
+            started.append(await connected[0].call("TransactionEvent", event))
         return await answer_v201(action, payload)
 
+    await csms.put_id_tag("TAG-201")
     await csms.put_station("CP-RS")
-    async with v201(csms, "CP-RS", station), csms.api() as api:
+    async with v201(csms, "CP-RS", station) as cp, csms.api() as api:
+        connected.append(cp)
+        await cp.call("BootNotification", station201.boot())
         body = {"remoteStartId": 77, "idToken": TOKEN, "evseId": 1}
         response = await api.post("/api/v1/stations/CP-RS/commands/RequestStartTransaction", json=body)
-        assert response.status_code == 200 and response.json()["result"] == {"status": "Accepted"}
-        command_id = response.json()["id"]
+        assert response.status_code == 200 and response.json()["result"] == {"status": "Accepted"}, response.text
+        assert len(started) == 1  # the event was answered before the station answered the command
 
-        [found] = seen_while_asked
-        assert found is not None and found.status == "Requested"
-        assert (found.id_token, found.id_token_type, found.evse_id, found.command_id) == (
-            "TAG-201",
-            "ISO14443",
-            1,
-            command_id,
-        )
-
-        async def link(conn: Connection) -> Any:
-            return await take_remote_start(conn, "CP-RS", 77, "tx-77")
-
-        linked = await db.transaction(link)
-        assert linked is not None and linked.status == "Accepted"  # the answer was recorded meanwhile
-        assert await db.transaction(link) == linked  # a retried Started event links the same request
-
-        async def unknown(conn: Connection) -> Any:
-            return await take_remote_start(conn, "CP-RS", 78)
-
-        assert await db.transaction(unknown) is None
         [shown] = (await api.get("/api/v1/stations/CP-RS/operations")).json()["remote_starts"]
-        assert shown["remote_start_id"] == 77 and shown["status"] == "Accepted"
+        assert (shown["remote_start_id"], shown["status"], shown["command_id"]) == (
+            77,
+            "Accepted",
+            response.json()["id"],
+        )
+        assert (shown["id_token"], shown["id_token_type"], shown["evse_id"]) == ("TAG-201", "ISO14443", 1)
         assert shown["transaction_id"] == "tx-77" and shown["linked_at"] is not None
+        [transaction] = (await api.get("/api/v1/transactions", params={"station_id": "CP-RS"})).json()["items"]
+        assert transaction["remote_started"] is True and transaction["remote_start_id"] == 77
+
+        # A retried event links the same request again; an id the CSMS never sent links nothing.
+        retried = station201.transaction_event("Started", "tx-77", 0, trigger_reason="RemoteStart", remote_start_id=77)
+        await cp.call("TransactionEvent", retried)
+        unknown = station201.transaction_event("Started", "tx-78", 0, trigger_reason="RemoteStart", remote_start_id=78)
+        await cp.call("TransactionEvent", unknown)
+        assert (await api.get("/api/v1/stations/CP-RS/operations")).json()["remote_starts"] == [shown]

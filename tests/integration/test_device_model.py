@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from csms.devtools import station201
 from csms.devtools.station import SimulatedStation
 from csms.devtools.v201_calls import DeviceModelStation
 from tests.integration.conftest import Running
@@ -49,6 +50,7 @@ async def test_base_report_in_parts_then_set_and_get_variables(csms: Running) ->
         SimulatedStation.connect(csms.ocpp_url, "CP-DM", subprotocols=["ocpp2.0.1"], answer=model.answer) as cp,
         csms.api() as api,
     ):
+        await cp.call("BootNotification", station201.boot())  # until a boot is accepted, no NotifyReport (B02)
         asked = await api.post(f"{BASE}/commands/GetBaseReport", json={"requestId": 42, "reportBase": "FullInventory"})
         assert asked.status_code == 200 and asked.json()["result"] == {"status": "Accepted"}, asked.text
         tracked = await report(api, 42)
@@ -138,6 +140,7 @@ async def test_unsolicited_report_and_stations_apart(csms: Running) -> None:
         SimulatedStation.connect(csms.ocpp_url, "CP-DM", subprotocols=["ocpp2.0.1"], answer=model.answer) as cp,
         csms.api() as api,
     ):
+        await cp.call("BootNotification", station201.boot())
         [part] = list(model.parts(5, per_part=10))
         assert await cp.call("NotifyReport", part) == {}
         unsolicited = await report(api, 5)
