@@ -57,12 +57,15 @@ class StationState:
         "status",
         "step",
         "tx",
+        "tx_seq",
     )
 
     def __init__(self, station_id: str, connectors: int, rng: random.Random) -> None:
         self.station_id = station_id
         self.connectors = connectors
-        self.tx: list[int | None] = [None] * (connectors + 1)  # index 0 unused (connector ids start at 1)
+        # index 0 unused (connector ids start at 1); 1.6: the CSMS's int id, 2.0.1: the station's own string
+        self.tx: list[int | str | None] = [None] * (connectors + 1)
+        self.tx_seq = [0] * (connectors + 1)  # 2.0.1: the last seqNo sent in the connector's transaction
         self.charging = [False] * (connectors + 1)
         self.status = ["Available"] * (connectors + 1)
         self.meter_wh = [rng.randrange(0, 1_000_000) for _ in range(connectors + 1)]

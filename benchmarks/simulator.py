@@ -1,6 +1,7 @@
-"""A lightweight OCPP 1.6J fleet driver on trio: N stations, one WebSocket each, against one URL.
+"""A lightweight OCPP 1.6J / 2.0.1 fleet driver on trio: N stations, one WebSocket each, against one URL.
 
     python -m benchmarks.simulator ws://127.0.0.1:9000/ocpp --stations 1000 --profile stress --duration 30
+    python -m benchmarks.simulator URL --stations 1000 --profile realistic --ocpp ocpp2.0.1
     python -m benchmarks.simulator URL --stations 20000 --profile idle --processes 2 --duration 60
 
 Each station is one task (plus trio-websocket's reader) holding a `StationState`; it connects through a shared
@@ -40,6 +41,7 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, connect_websocket_url
 
+from benchmarks import profiles201
 from benchmarks.latency import LatencyHistogram
 from benchmarks.profiles import (
     Payload,
@@ -52,6 +54,7 @@ from benchmarks.profiles import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PROTOCOLS = ("ocpp1.6", "ocpp2.0.1")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class FleetConfig:
     rebase_at_go: bool = False  # shift each station's timed schedule to start at "go", not at its boot:
     # otherwise every event that fell due during a long connect phase fires at once when the window opens
     urls: tuple[str, ...] = ()  # when set, station `index` connects to urls[index % len(urls)] instead of `url`
+    protocol: str = "ocpp1.6"  # or "ocpp2.0.1": the subprotocol offered and the payloads sent (profiles201)
 
 
 class _Stats:
@@ -157,7 +161,8 @@ class _Session:
         if len(frame) == 4 and frame[0] == 2 and isinstance(frame[2], str):
             self.fleet.stats.csms_calls += 1
             payload = frame[3] if isinstance(frame[3], dict) else {}
-            await self._send([3, frame[1], answer_csms_call(self.state, frame[2], payload)])
+            answer = self.fleet.answer_csms_call(self.state, frame[2], payload)
+            await self._send([3, frame[1], answer])
         elif frame:
             self.fleet.stats.error("late_answer")  # an answer to a call we gave up on
 
@@ -185,7 +190,8 @@ class _Session:
 
     async def call(self, step: Step, payload: Payload) -> Payload | None:
         """Send one call and wait for its answer; None on CallError or timeout (both counted)."""
-        fleet, action = self.fleet, step[0]
+        fleet = self.fleet
+        action = profiles201.action_of(step, payload) if fleet.v201 else step[0]
         self.next_id += 1
         message_id = str(self.next_id)
         fleet.stats.sent += 1
@@ -216,7 +222,12 @@ class Fleet:
     def __init__(self, config: FleetConfig) -> None:
         if config.stations < 0 or config.connect_concurrency < 1:
             raise ValueError("stations must be >= 0 and connect_concurrency >= 1")
+        if config.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}")
         self.config = config
+        self.v201 = config.protocol == "ocpp2.0.1"
+        self.build_payload = profiles201.build_payload if self.v201 else build_payload
+        self.answer_csms_call = profiles201.answer_csms_call if self.v201 else answer_csms_call
         self.profile = Profile(config.profile, speed=config.speed, heartbeat_s=config.heartbeat_s)
         self.stats = _Stats()
         self._limiter = trio.CapacityLimiter(config.connect_concurrency)
@@ -268,7 +279,7 @@ class Fleet:
                             ws = await connect_websocket_url(
                                 nursery,
                                 url,
-                                subprotocols=["ocpp1.6"],
+                                subprotocols=[config.protocol],
                                 extra_headers=headers,
                                 max_message_size=1 << 20,
                             )
@@ -285,7 +296,7 @@ class Fleet:
                                     "StatusNotification",
                                 ):
                                     step = state.queue.popleft()
-                                    payload = build_payload(state, step, config.id_tag)
+                                    payload = self.build_payload(state, step, config.id_tag)
                                     assert payload is not None
                                     await session.call(step, payload)
                         if not settled:
@@ -302,12 +313,12 @@ class Fleet:
                                 due, step = self.profile.next_step(state, trio.current_time(), rng)
                                 if due > trio.current_time():
                                     await session.idle_until(due)
-                                payload = build_payload(state, step, config.id_tag)
+                                payload = self.build_payload(state, step, config.id_tag)
                                 if payload is None:
                                     continue
                                 in_flight = (step, payload)
                             answer = await session.call(*in_flight)
-                            if answer is not None:
+                            if answer is not None and not self.v201:  # 2.0.1 stations make their own ids
                                 self._fake_tx += 1
                                 absorb_answer(state, in_flight[0], answer, fake_tx=self._fake_tx)
                             in_flight = None
@@ -436,6 +447,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "stations": result["config"]["stations"],
         "profile": result["config"]["profile"],
+        "protocol": result["config"].get("protocol", "ocpp1.6"),
         "processes": result["processes"],
         "window_s": round(window, 2),
         "msgs_per_s": round(result["answered"] / window, 1),
@@ -597,6 +609,7 @@ def _parse(argv: list[str] | None) -> tuple[FleetConfig, int, str | None]:
     p.add_argument("--password", default="", help="HTTP Basic password (security profile 1)")
     p.add_argument("--connect-concurrency", type=int, default=defaults.connect_concurrency)
     p.add_argument("--call-timeout", type=float, default=defaults.call_timeout)
+    p.add_argument("--ocpp", choices=PROTOCOLS, default=defaults.protocol, help="protocol the stations speak")
     p.add_argument("--echo", action="store_true", help="the server echoes frames (transport ceiling)")
     p.add_argument("--json", help="also write the full result here")
     a = p.parse_args(argv)
@@ -616,6 +629,7 @@ def _parse(argv: list[str] | None) -> tuple[FleetConfig, int, str | None]:
         connect_concurrency=a.connect_concurrency,
         call_timeout=a.call_timeout,
         echo=a.echo,
+        protocol=a.ocpp,
     )
     return config, a.processes, a.json
 

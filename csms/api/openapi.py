@@ -36,6 +36,7 @@ TRANSACTION_FLAGS = (
     "stop_before_start",
     "meter_stop_below_start",
     "missing_events",
+    "conflicting_events",
 )
 PROTOCOL = {"type": "string", "enum": ["ocpp2.0.1", "ocpp1.6"]}
 READING_FLAGS = ("after_stop", "below_meter_start", "connector_mismatch", "future_timestamp")
@@ -184,7 +185,8 @@ _TRANSACTION = {
         **_array({"type": "string", "enum": list(TRANSACTION_FLAGS)}),
         "description": "Plausible-but-odd facts, stored as sent and shown here: start_in_future / stop_in_future"
         " (station time over a day ahead of ours), stop_before_start, meter_stop_below_start, missing_events"
-        " (2.0.1: seqNos missing from an ended transaction).",
+        " (2.0.1: seqNos missing from an ended transaction), conflicting_events (2.0.1: a seqNo repeated with"
+        " different content; see conflicting_events on the transaction).",
     },
     "operator_closed_by": _null(STR),
     "operator_close_reason": _null(STR),
@@ -296,7 +298,23 @@ def _resource_schemas() -> dict[str, Schema]:
         },
         "StationPage": _page("Station", STR, "Ordered by id; `next` is the `after` cursor of the next page."),
         "Transaction": _object(_TRANSACTION),
-        "TransactionDetail": _object({**_TRANSACTION, "meter_values": _array(_METER_SAMPLE)}),
+        "TransactionDetail": _object(
+            {
+                **_TRANSACTION,
+                "meter_values": _array(_METER_SAMPLE),
+                "events": {
+                    **_array({"type": "object"}),
+                    "description": "2.0.1 only: the TransactionEvents kept (one per seqNo, the first received),"
+                    " oldest seqNo first; the transaction is derived from them.",
+                },
+                "conflicting_events": {
+                    **_array(_object({"seq_no": INT, "received_at": DT, "content": {"type": "object"}})),
+                    "description": "2.0.1 only: repeats of a kept seqNo whose content differed (kept once each, at"
+                    " most 100, not used for the transaction): what the station sent, for investigation.",
+                },
+            },
+            optional=("events", "conflicting_events"),
+        ),
         "TransactionPage": _page("Transaction", INT, "Newest first; `next` is the `before` cursor."),
         "TransactionClose": {
             "type": "object",

@@ -188,6 +188,11 @@ class CentralSystem201:
         outcome = await self._ledger.transaction_event(fence, event)
         if event.remote_start_id is not None:  # the RequestStartTransaction it answers (issue 10 part B)
             await self._operations.remote_start_linked(fence, event.remote_start_id, event.station_tx_id)
+        if outcome.conflict:  # kept for investigation and flagged on the transaction; the station is not at fault
+            log.warning(
+                "TransactionEvent repeats a seqNo with different content",
+                extra={"station_id": conn.station_id, "transaction_id": event.station_tx_id, "seq_no": event.seq_no},
+            )
         if outcome.new and event.event_type == "Started":
             self._events.publish(
                 TransactionStarted(conn.station_id, outcome.connector_id, outcome.transaction_id, event.id_token or "")

@@ -14,7 +14,13 @@ from typing import Any
 
 from csms.storage import Connection, Database, Fence, Statement
 from csms.transactions.samples import INSERT_SAMPLE, SampledValue, insert_samples, sample_rows
-from csms.transactions.transaction_events import EventOutcome, TransactionEventInput, events_of, record_event
+from csms.transactions.transaction_events import (
+    EventOutcome,
+    TransactionEventInput,
+    conflicts_of,
+    events_of,
+    record_event,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -194,10 +200,10 @@ class TransactionLedger:
         return await self._db.write(op, fence=fence)
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
-        async def read(conn: Connection) -> tuple[Any, list[Any], list[dict[str, Any]]]:
+        async def read(conn: Connection) -> tuple[Any, list[Any], dict[str, Any]]:
             row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM transaction_rows WHERE id = $1", transaction_id)
             if row is None:
-                return None, [], []
+                return None, [], {}
             samples = await conn.fetch(
                 "SELECT connector_id, station_timestamp, received_at, source, measurand, phase, unit, context,"
                 " location, format, value, flag FROM meter_readings"
@@ -206,15 +212,16 @@ class TransactionLedger:
                 transaction_id,
                 row["station_id"],
             )
-            events = await events_of(conn, row["station_id"], transaction_id) if row["station_tx_id"] else []
+            events = {}
+            if row["station_tx_id"]:  # 2.0.1: the events it is derived from, and any conflicting repeats
+                events["events"] = await events_of(conn, row["station_id"], transaction_id)
+                events["conflicting_events"] = await conflicts_of(conn, row["station_id"], transaction_id)
             return row, samples, events
 
         row, samples, events = await self._db.transaction(read)
         if row is None:
             return None
-        data = _transaction_json(row)
-        if row["station_tx_id"]:
-            data["events"] = events
+        data = {**_transaction_json(row), **events}
         data["meter_values"] = [
             {
                 **dict(s),

@@ -9,9 +9,12 @@ split across replicas (fenced, one owner at a time) all produce one transaction 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from csms.storage import Connection, Fence
 from csms.transactions.samples import SampledValue, insert_samples
@@ -47,6 +50,7 @@ class EventOutcome:
     transaction_id: int  # the internal id the API lists
     new: bool  # False: a retry of an event already kept
     connector_id: int
+    conflict: bool = False  # a seqNo already kept, with different content: kept apart, the transaction flagged
 
 
 _CREATE = """
@@ -60,10 +64,17 @@ _FIND = "SELECT id FROM transactions WHERE station_id = $1 AND station_tx_id = $
 _KEEP_EVENT = """
 INSERT INTO transaction_events (station_id, station_tx_id, seq_no, transaction_id, event_type, station_timestamp,
     received_at, trigger_reason, offline, charging_state, stopped_reason, remote_start_id, reservation_id, id_token,
-    id_token_type, id_token_status, evse_id, connector_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    id_token_type, id_token_status, evse_id, connector_id, content_digest)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT DO NOTHING
 RETURNING seq_no
+"""
+_KEPT_DIGEST = "SELECT content_digest FROM transaction_events WHERE station_id = $1 AND station_tx_id = $2 AND seq_no = $3"
+_KEEP_CONFLICT = """
+INSERT INTO transaction_event_conflicts (station_id, station_tx_id, seq_no, transaction_id, content_digest, content,
+                                         received_at)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+ON CONFLICT DO NOTHING
 """
 # The row from everything kept: first-by-seqNo for what a transaction starts with, last-by-seqNo for its
 # current state, the Ended event for its stop. Energy: the Transaction.Begin / Transaction.End register
@@ -137,9 +148,19 @@ RETURNING t.connector_id
 """
 
 
+def content_of(ev: TransactionEventInput) -> bytes:
+    """What the station said, as canonical JSON: everything but our receive time and our answer for the token
+    (a retry may arrive later, and the token's status may have changed meanwhile)."""
+    content = asdict(ev)
+    del content["received_at"], content["id_token_status"]
+    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+
+
 async def record_event(conn: Connection, fence: Fence, ev: TransactionEventInput) -> EventOutcome:
     """A write op (runs inside the writer's batch transaction, fenced by the caller)."""
     station_id = fence.station_id
+    content = content_of(ev)
+    digest = hashlib.sha256(content).hexdigest()
     tx_id = await conn.fetchval(
         _CREATE, station_id, PROTOCOL, ev.station_tx_id, ev.connector_id, ev.evse_id, ev.timestamp, ev.received_at
     )
@@ -165,10 +186,16 @@ async def record_event(conn: Connection, fence: Fence, ev: TransactionEventInput
         ev.id_token_status,
         ev.evse_id,
         ev.connector_id,
+        digest,
     )
     if kept is None:
+        kept_digest = await conn.fetchval(_KEPT_DIGEST, station_id, ev.station_tx_id, ev.seq_no)
+        conflict = kept_digest is not None and kept_digest != digest
+        if conflict:
+            args = (station_id, ev.station_tx_id, ev.seq_no, tx_id, digest, content.decode(), ev.received_at)
+            await conn.execute(_KEEP_CONFLICT, *args)
         connector = await conn.fetchval("SELECT connector_id FROM transactions WHERE id = $1", tx_id)
-        return EventOutcome(int(tx_id), False, int(connector))
+        return EventOutcome(int(tx_id), False, int(connector), conflict)
     await insert_samples(
         conn, station_id, ev.connector_id or 0, int(tx_id), ev.received_at, "TransactionEvent", ev.samples, ev.evse_id
     )
@@ -178,6 +205,20 @@ async def record_event(conn: Connection, fence: Fence, ev: TransactionEventInput
 
 _EVENT_COLUMNS = """seq_no, event_type, station_timestamp, received_at, trigger_reason, offline, charging_state,
 stopped_reason, remote_start_id, reservation_id, id_token, id_token_type, id_token_status, evse_id, connector_id"""
+
+
+async def conflicts_of(conn: Connection, station_id: str, transaction_id: int) -> list[dict[str, Any]]:
+    """The variants of already-kept seqNos, oldest first (bounded: a station repeating itself forever)."""
+    rows = await conn.fetch(
+        "SELECT seq_no, received_at, content FROM transaction_event_conflicts"
+        " WHERE transaction_id = $1 AND station_id = $2 ORDER BY received_at, seq_no LIMIT 100",
+        transaction_id,
+        station_id,
+    )
+    return [
+        {"seq_no": r["seq_no"], "received_at": r["received_at"].isoformat(), "content": orjson.loads(r["content"])}
+        for r in rows
+    ]
 
 
 async def events_of(conn: Connection, station_id: str, transaction_id: int) -> list[dict[str, Any]]:
