@@ -153,6 +153,11 @@ _CONNECTOR = _object(
         "vendor_error_code": _null(STR),
         "station_timestamp": _null(DT),
         "received_at": DT,
+        "charging": {
+            **BOOL,
+            "description": "Energy is flowing: 1.6 status Charging, or (2.0.1, status Occupied) the active"
+            " transaction's chargingState is Charging.",
+        },
     }
 )
 _TRANSACTION = {

@@ -193,6 +193,14 @@ class CentralSystem201:
                 "TransactionEvent repeats a seqNo with different content",
                 extra={"station_id": conn.station_id, "transaction_id": event.station_tx_id, "seq_no": event.seq_no},
             )
+        if outcome.new and outcome.evse_id and (event.charging_state or event.event_type != "Updated"):
+            await self._registry.record_charging(
+                fence,
+                evse_id=outcome.evse_id,
+                connector_id=outcome.connector_id,
+                station_tx_id=event.station_tx_id,
+                charging=outcome.charging,
+            )
         if outcome.new and event.event_type == "Started":
             self._events.publish(
                 TransactionStarted(conn.station_id, outcome.connector_id, outcome.transaction_id, event.id_token or "")

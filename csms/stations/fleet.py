@@ -31,7 +31,9 @@ SORTS = {
 }
 
 _CONNECTED = "(p.disconnected_at IS NULL AND p.node_id = ANY($1::text[]))"
-_CHARGING = "EXISTS (SELECT 1 FROM connector_status c WHERE c.station_id = s.id AND c.status = 'Charging')"
+# 1.6 reports Charging as a connector status; 2.0.1 as its transaction's chargingState (charging_tx).
+_CHARGING_CONNECTOR = "(c.status = 'Charging' OR c.charging_tx IS NOT NULL)"
+_CHARGING = f"EXISTS (SELECT 1 FROM connector_status c WHERE c.station_id = s.id AND {_CHARGING_CONNECTOR})"
 _FAULTED = (
     "EXISTS (SELECT 1 FROM connector_status c WHERE c.station_id = s.id"
     " AND (c.status = 'Faulted' OR c.error_code <> 'NoError'))"
@@ -117,7 +119,7 @@ class FleetViews:
         row = await self._db.fetchrow(
             f"""
             SELECT count(*) AS total, count(*) FILTER (WHERE {_CONNECTED}) AS connected,
-                (SELECT count(DISTINCT station_id) FROM connector_status WHERE status = 'Charging') AS charging,
+                (SELECT count(DISTINCT station_id) FROM connector_status c WHERE {_CHARGING_CONNECTOR}) AS charging,
                 (SELECT count(DISTINCT station_id) FROM connector_status
                  WHERE status = 'Faulted' OR error_code <> 'NoError') AS faulted
             FROM stations s LEFT JOIN station_presence p ON p.station_id = s.id

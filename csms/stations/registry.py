@@ -35,6 +35,12 @@ INSERT INTO connector_status_history (station_id, connector_id, status, error_co
     vendor_error_code, station_timestamp, received_at, evse_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
+# Set by the transaction charging now, cleared only by the same transaction (a late event of an older one that
+# ended must not clear a newer one's). Connector 0: the event named only the EVSE.
+_CHARGING_TX = """
+UPDATE connector_status SET charging_tx = CASE WHEN $5 THEN $4 END
+WHERE station_id = $1 AND evse_id = $2 AND ($3 = 0 OR connector_id = $3) AND ($5 OR charging_tx = $4)
+"""
 _UPSERT_STATUS = """
 INSERT INTO connector_status (station_id, connector_id, status, error_code, info, vendor_id, vendor_error_code,
     station_timestamp, received_at, evse_id)
@@ -117,7 +123,8 @@ class StationRegistry:
             row = await conn.fetchrow(f"SELECT {_STATION_COLUMNS} FROM stations WHERE id = $1", station_id)
             connectors = await conn.fetch(
                 "SELECT nullif(evse_id, 0) AS evse_id, connector_id, status, error_code, info, vendor_id,"
-                " vendor_error_code, station_timestamp, received_at FROM connector_status WHERE station_id = $1"
+                " vendor_error_code, station_timestamp, received_at, (status = 'Charging' OR charging_tx IS NOT NULL)"
+                " AS charging FROM connector_status WHERE station_id = $1"
                 " ORDER BY evse_id, connector_id",
                 station_id,
             )
@@ -269,6 +276,14 @@ class StationRegistry:
         await self._db.write_statements(
             [Statement(_INSERT_STATUS_HISTORY, args), Statement(_UPSERT_STATUS, args)], fence=fence
         )
+
+    async def record_charging(
+        self, fence: Fence, *, evse_id: int, connector_id: int, station_tx_id: str, charging: bool
+    ) -> None:
+        """2.0.1: whether the transaction on an EVSE is charging (its chargingState), for the fleet's "charging".
+        The EVSE's row exists once the station reported its status, which 2.0.1 stations do at boot."""
+        args = (fence.station_id, evse_id, connector_id, station_tx_id, charging)
+        await self._db.write_statements([Statement(_CHARGING_TX, args)], fence=fence)
 
     async def record_notification(self, fence: Fence, kind: str, status: str, received_at: datetime) -> None:
         args = (fence.station_id, kind, status, received_at)

@@ -51,6 +51,8 @@ class EventOutcome:
     new: bool  # False: a retry of an event already kept
     connector_id: int
     conflict: bool = False  # a seqNo already kept, with different content: kept apart, the transaction flagged
+    evse_id: int | None = None
+    charging: bool = False  # derived: active and chargingState Charging (what the fleet shows as charging)
 
 
 _CREATE = """
@@ -69,7 +71,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 ON CONFLICT DO NOTHING
 RETURNING seq_no
 """
-_KEPT_DIGEST = "SELECT content_digest FROM transaction_events WHERE station_id = $1 AND station_tx_id = $2 AND seq_no = $3"
+_KEPT_DIGEST = """
+SELECT content_digest FROM transaction_events WHERE station_id = $1 AND station_tx_id = $2 AND seq_no = $3
+"""
 _KEEP_CONFLICT = """
 INSERT INTO transaction_event_conflicts (station_id, station_tx_id, seq_no, transaction_id, content_digest, content,
                                          received_at)
@@ -144,7 +148,8 @@ UPDATE transactions t SET
     stop_id_tag = CASE WHEN e.ended THEN e.stop_id_token ELSE t.stop_id_tag END
 FROM e, m
 WHERE t.id = $3
-RETURNING t.connector_id
+RETURNING t.connector_id, t.evse_id, coalesce(t.charging_state = 'Charging' AND t.stop_received_at IS NULL, false)
+    AS charging
 """
 
 
@@ -199,8 +204,8 @@ async def record_event(conn: Connection, fence: Fence, ev: TransactionEventInput
     await insert_samples(
         conn, station_id, ev.connector_id or 0, int(tx_id), ev.received_at, "TransactionEvent", ev.samples, ev.evse_id
     )
-    connector = await conn.fetchval(_DERIVE, station_id, ev.station_tx_id, tx_id)
-    return EventOutcome(int(tx_id), True, int(connector))
+    row = await conn.fetchrow(_DERIVE, station_id, ev.station_tx_id, tx_id)
+    return EventOutcome(int(tx_id), True, int(row["connector_id"]), evse_id=row["evse_id"], charging=row["charging"])
 
 
 _EVENT_COLUMNS = """seq_no, event_type, station_timestamp, received_at, trigger_reason, offline, charging_state,
