@@ -176,3 +176,37 @@ def test_report_compares_with_targets_and_plots_render(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert all(p.stat().st_size > 5000 for p in written)
     assert "![scale](scale.png)" in report.summary(tmp_path)
+
+
+@pytest.mark.parametrize("profile", ["stress", "realistic"])
+def test_the_201_profiles_send_only_schema_valid_201_calls(profile: str) -> None:
+    """Every call the 2.0.1 simulator builds passes the 2.0.1 schemas, and a session's events count up."""
+    import random
+
+    from benchmarks import profiles201
+    from benchmarks.profiles import Profile, StationState
+    from csms.ocpp import Validator
+
+    validator = Validator.for_version("2.0.1")
+    rng = random.Random(3)
+    state = StationState("sim-201", 2, rng)
+    schedule = Profile(profile, speed=100.0)
+    schedule.on_boot(state, 0.0, rng)
+    sent: list[tuple[str, str, int]] = []
+    now = 0.0
+    for _ in range(200):
+        now, step = schedule.next_step(state, now, rng)
+        payload = profiles201.build_payload(state, step, "TAG")
+        if payload is None:
+            continue
+        action = profiles201.action_of(step, payload)
+        validator.validate_request(action, payload)
+        if action == "TransactionEvent":
+            sent.append((payload["transactionInfo"]["transactionId"], payload["eventType"], payload["seqNo"]))
+    assert {kind for _, kind, _ in sent} == {"Started", "Updated", "Ended"}
+    for tx in {tx for tx, _, _ in sent}:
+        seq_nos = [seq for t, _, seq in sent if t == tx]
+        assert seq_nos == list(range(len(seq_nos)))
+    assert profiles201.answer_csms_call(state, "TriggerMessage", {"requestedMessage": "Heartbeat"}) == {
+        "status": "Accepted"
+    }
