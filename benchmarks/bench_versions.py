@@ -28,6 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import harness
+from benchmarks.bench_realistic import real_station_msgs_per_s
 from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, summarize
 
 VERSIONS = ("ocpp1.6", "ocpp2.0.1")
@@ -117,13 +118,15 @@ def report(data: dict[str, Any]) -> str:
     headers = ["profile", "protocol", "stations", "runs", "msg/s median (range)", "p99 ms median (range)"]
     headers += ["RSS/conn KiB median (range)", "errors"]
     loads = [r["load_before"][0] for r in rows]
+    offered = data["settings"]["realistic_stations"] * data["settings"]["speed"] * real_station_msgs_per_s()
     st, m = data["settings"], data["machine"]
     return (
         "# OCPP 1.6 vs 2.0.1 on one replica\n\n"
         + harness.table(headers, table_rows)
         + f"\nInterleaved rounds ({st['runs']}), fresh replica and database per run; stress is closed-loop "
-        f"(msg/s is the capacity), realistic runs {st['realistic_stations']} stations at speed {st['speed']:g} "
-        f"(msg/s is the offered load, p99 the figure). Window {st['duration']:g} s. Postgres fsync=on.\n\n"
+        f"(msg/s is the capacity), realistic runs {st['realistic_stations']} stations at speed {st['speed']:g}, "
+        f"offering about {offered:,.0f} msg/s (below that, the replica fell behind; p99 is the figure). Window "
+        f"{st['duration']:g} s. Postgres fsync=on.\n\n"
         f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), shared with other engineers' work: 1-minute load "
         f"average {min(loads):.2f}-{max(loads):.2f} at the runs' starts. RSS/conn is the server's growth from idle "
         "over the stations of a short run (allocator and caches included), so it is an upper bound.\n\n"
