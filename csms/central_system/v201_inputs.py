@@ -27,9 +27,17 @@ def boot_info(p: Payload) -> BootInfo:
     )
 
 
+_PLAIN_EXPONENT = 18  # beyond 10**18 (or below 10**-18) no meter reads: scientific notation keeps the text short
+
+
 def _number_text(value: float | int, multiplier: int) -> str:
-    """The reading as decimal text with the unit's power of ten applied (2.0.1 sends JSON numbers)."""
-    return format(Decimal(repr(value)).scaleb(multiplier), "f")
+    """The reading as decimal text with the unit's power of ten applied (2.0.1 sends JSON numbers).
+
+    The multiplier is any int4 the schema allows: shifting the exponent in the tuple needs no context (which
+    would overflow), and an absurd magnitude stays a short "1.5E+900000" (kept, never counted as energy)."""
+    sign, digits, exponent = Decimal(repr(value)).as_tuple()
+    scaled = Decimal((sign, digits, int(exponent) + multiplier))
+    return format(scaled, "f" if abs(scaled.adjusted()) <= _PLAIN_EXPONENT else "E")
 
 
 def samples(meter_values: list[Payload]) -> list[SampledValue]:
