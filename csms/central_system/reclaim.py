@@ -9,8 +9,9 @@ from typing import Any
 
 import trio
 
-from csms.ocpp import SessionClosed
+from csms.ocpp import RpcSession, SessionClosed
 from csms.stations import StationConnection
+from csms.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -20,19 +21,35 @@ Requests = Callable[[StationConnection, str], Awaitable[list[Payload]]]
 
 
 async def reclaim(conn: StationConnection, trigger: str, delay: float, requests: Requests) -> None:
+    """Each kind ("boot", "status") on its own: a storage failure reading what to ask for skips that kind and
+    leaves the connection alone (this runs in the connection's nursery: an error here would close it)."""
     if trigger == "none":
         return
     await trio.sleep(delay)
-    if conn.booted or conn.rpc is None:
+    rpc = conn.rpc
+    if conn.booted or rpc is None:
         return
-    for request in await requests(conn, trigger):
+    for kind in ("boot", "status") if trigger == "both" else (trigger,):
+        try:
+            asked = await requests(conn, kind)
+        except StorageError as exc:
+            log.warning("reclaim trigger skipped", extra={"station_id": conn.station_id, "error": repr(exc)})
+            continue
+        if not await _ask(conn, rpc, asked):
+            return
+
+
+async def _ask(conn: StationConnection, rpc: RpcSession, asked: list[Payload]) -> bool:
+    """Send the TriggerMessages; False once the session is closed."""
+    for request in asked:
         conn.triggered.add(request["requestedMessage"])  # a Pending 2.0.1 station may send what we asked for
         try:
-            await conn.rpc.call("TriggerMessage", request)
+            await rpc.call("TriggerMessage", request)
         except SessionClosed:
-            return
+            return False
         except Exception as exc:  # a station may reject or ignore one trigger; ask for the rest anyway
             log.info(
                 "TriggerMessage after reconnect failed",
                 extra={"station_id": conn.station_id, "request": request, "error": repr(exc)},
             )
+    return True

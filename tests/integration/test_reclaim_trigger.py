@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 import trio
 
-from csms.devtools.station import SimulatedStation, accept_everything
+from csms.devtools.postgres import PostgresServer
+from csms.devtools.station import CallErrorReply, SimulatedStation, accept_everything
 from tests.integration.conftest import Running
 
 BOOT = {"requestedMessage": "BootNotification"}
@@ -53,3 +55,31 @@ async def test_reconnect_without_boot_gets_the_configured_triggers(
     csms: Running, expected: list[dict[str, Any]]
 ) -> None:
     assert await _triggers_after_reconnect(csms, len(expected)) == expected
+
+
+async def test_reclaim_during_a_postgres_outage_keeps_the_connection(
+    csms: Running, postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The status trigger reads the station's connectors: with Postgres gone that read fails, and the station
+    is still asked to boot and stays connected (no traceback), rather than losing its connection to the error."""
+    caplog.set_level(logging.WARNING)
+    await csms.put_station("CP-RECLAIM-OUT")
+    asked = trio.Event()
+
+    async def answer(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "TriggerMessage":
+            asked.set()
+        return await accept_everything(action, payload)
+
+    try:
+        async with SimulatedStation.connect(csms.ocpp_url, "CP-RECLAIM-OUT", answer=answer) as station:
+            postgres_server.stop()  # blocks this in-process replica too: its reclaim runs after, with no Postgres
+            with trio.fail_after(15):
+                await asked.wait()
+            with pytest.raises(CallErrorReply) as refused:
+                await station.call("Heartbeat", {}, timeout=30)  # still connected: answered, not dropped
+            assert refused.value.code == "InternalError"
+            assert station.received_calls == [("TriggerMessage", BOOT)]
+    finally:
+        postgres_server.start()
+    assert not any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records if r.exc_info]
