@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -418,12 +418,14 @@ class EtcdCoordinator:
         station_id = orphan.station_id
         key, value = self._owner_key(station_id), self._owner_value(orphan.connection_id)
         try:
-            put = await self._put_owner(key, value, 0, lease, mine=True)
-            if put.error is None and not put.revision and put.current is None:
-                put = await self._put_owner(key, value, 0, lease)  # our key went with the old lease: create it
-            if put.error is not None:
-                raise put.error
-            epoch = await self._epoch(put.domain) if put.revision else 0
+            with self._watching(station_id) as inflight:
+                put = await self._put_owner(key, value, 0, lease, mine=True)
+                if put.error is None and not put.revision and put.current is None:
+                    put = await self._put_owner(key, value, 0, lease)  # our key went with the old lease: create it
+                if put.error is not None:
+                    raise put.error
+                epoch = await self._epoch(put.domain) if put.revision else 0
+                superseded = any(rev > put.revision for rev in inflight.seen) if put.revision else False
         except Exception as exc:
             log.info("re-claiming %s failed: %r", station_id, exc)
             return
@@ -433,11 +435,24 @@ class EtcdCoordinator:
                     await self._etcd.txn([Compare.mod_revision(key, "=", put.revision)], [Op.delete(key)])
             return
         del self._orphans[station_id]
-        if put.revision:
+        if put.revision and not superseded:
             self._claims[station_id] = Claim(station_id, orphan.connection_id, put.revision, epoch)
         else:
             self._observer.claim_lost(station_id)
             self._lost.fire(orphan)
+
+    @contextlib.contextmanager
+    def _watching(self, station_id: str) -> Iterator[_Inflight]:
+        """Collect the owner-key revisions the watch sees for the station while our put is in flight: one newer
+        than ours landed after it, and the watch (which then had no claim of ours to compare) let it pass."""
+        inflight = self._inflight.setdefault(station_id, _Inflight())
+        inflight.count += 1
+        try:
+            yield inflight
+        finally:
+            inflight.count -= 1
+            if inflight.count == 0:
+                del self._inflight[station_id]
 
     # -- claims -----------------------------------------------------------------------------------
 
@@ -448,23 +463,18 @@ class EtcdCoordinator:
         if lease is None or not self.healthy:
             self._observer.claim_finished(time.perf_counter() - started, "error")
             raise EtcdUnavailable("cannot claim: this node has no live lease (lost, or not joined yet)")
-        inflight = self._inflight.setdefault(station_id, _Inflight())
-        inflight.count += 1
         try:
-            revision, domain, took_over = await self._claim_txn(station_id, connection_id, lease)
-            if any(rev > revision for rev in inflight.seen):
-                self._observer.claim_finished(time.perf_counter() - started, "superseded")
-                raise ClaimSuperseded(f"station {station_id}: a newer claim landed during ours")
-            if self._lease_id != lease:
-                raise EtcdUnavailable("lease lost while claiming")
-            epoch = await self._epoch(domain)
+            with self._watching(station_id) as inflight:
+                revision, domain, took_over = await self._claim_txn(station_id, connection_id, lease)
+                if any(rev > revision for rev in inflight.seen):
+                    self._observer.claim_finished(time.perf_counter() - started, "superseded")
+                    raise ClaimSuperseded(f"station {station_id}: a newer claim landed during ours")
+                if self._lease_id != lease:
+                    raise EtcdUnavailable("lease lost while claiming")
+                epoch = await self._epoch(domain)
         except EtcdError:
             self._observer.claim_finished(time.perf_counter() - started, "error")
             raise
-        finally:
-            inflight.count -= 1
-            if inflight.count == 0:
-                del self._inflight[station_id]
         claim = Claim(station_id, connection_id, revision, epoch)
         old = self._claims.get(station_id)
         if old is None or old.revision < revision:

@@ -85,3 +85,40 @@ async def test_a_station_claimed_elsewhere_while_the_lease_was_lost_is_lost_on_r
     assert set(a.coord.held_claims) == {"CP1"}
     stored = (await etcd.get(prefix + "owners/CP2")).first()
     assert stored is not None and orjson.loads(stored.value)["node_id"] == "node-b"
+
+
+async def test_a_claim_landing_right_after_a_reclaim_is_not_missed(
+    start_node: NodeFactory, wait_until: WaitUntil, etcd: EtcdClient, prefix: str
+) -> None:
+    """Another node's claim that lands just after our re-claim, and reaches our watch before the re-claim has
+    recorded its result (the watch then has no claim of ours to compare it with), still loses us the station."""
+    a = await start_node("node-a", ttl=5.0)
+    kept = await a.coord.claim("CP1", "conn-1")
+    key = prefix + "owners/CP1"
+    other = orjson.dumps({"node_id": "node-b", "connection_id": "conn-b"})
+    watched: list[int] = []
+    seen_other = trio.Event()
+    coord: Any = a.coord  # the hooks below interleave real etcd operations at the racy moment
+    on_event, txn = coord._on_owner_event, coord._etcd.txn
+
+    def watch_hook(event: Any) -> None:
+        on_event(event)
+        watched.append(event.kv.mod_revision)
+        if event.kv.value == other:
+            seen_other.set()
+
+    async def txn_hook(*args: Any, **kwargs: Any) -> Any:
+        result = await txn(*args, **kwargs)
+        guards_cp1 = any(c.key in (key, key.encode()) for c in args[0])
+        if result.succeeded and guards_cp1 and coord.lease_id != lease and not seen_other.is_set():
+            await etcd.put(key, other)  # node-b claims the station right after our re-claim landed
+            with trio.fail_after(5):
+                await seen_other.wait()  # and our watch has passed that event before the re-claim resumes
+        return result
+
+    coord._on_owner_event, coord._etcd.txn = watch_hook, txn_hook
+    lease = a.coord.lease_id
+    await etcd.lease_revoke(lease)  # our keys are gone: CP1 becomes an orphan, re-claimed on rejoin
+    await wait_until(lambda: seen_other.is_set(), 5, "re-claim raced by node-b")
+    await wait_until(lambda: a.lost == [kept], 3, "CP1 lost to node-b")
+    assert "CP1" not in a.coord.held_claims
