@@ -409,12 +409,17 @@ class Gateway:
             nursery.cancel_scope.cancel()
 
     async def _keep_alive(self, conn: StationConnection) -> None:
-        """WebSocket ping/pong liveness: a half-open TCP connection is noticed within interval + timeout."""
+        """WebSocket ping/pong liveness: a half-open TCP connection is noticed within interval + timeout.
+        A ping on a connection the station already closed ends it (the reader may be waiting on a full inbox)."""
         s = self._settings
         while True:
             await trio.sleep(s.ping_interval)
             with trio.move_on_after(s.ping_timeout) as scope:
-                await conn.ws.ping()
+                try:
+                    await conn.ws.ping()
+                except ConnectionClosed:
+                    conn.close(GOING_AWAY, "station closed the connection")
+                    return
             if scope.cancelled_caught:
                 conn.close(GOING_AWAY, "pong timeout")
                 return
