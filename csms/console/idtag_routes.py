@@ -72,13 +72,14 @@ def idtag_routes(s: ConsoleServices, page: Page) -> list[Route]:
             raise ConsoleError(404, f"id tag {id_tag} does not exist")
         what = str(request.path_params["what"])
         if what == "block":
-            await s.id_tags.put(id_tag, "Blocked", tag.expiry_date, tag.parent_id_tag)
+            status, expiry = "Blocked", tag.expiry_date
         elif what == "expire":
-            await s.id_tags.put(id_tag, tag.status, datetime.now(UTC), tag.parent_id_tag)
+            status, expiry = tag.status, datetime.now(UTC)
         elif what == "unblock":
-            await s.id_tags.put(id_tag, "Accepted", tag.expiry_date, tag.parent_id_tag)
+            status, expiry = "Accepted", tag.expiry_date
         else:
             raise ConsoleError(404, "unknown id-tag action")
+        await s.id_tags.put(id_tag, status, expiry, tag.parent_id_tag, tag.token_type)
         await s.audit.record(session_of(request).actor, f"id-tag {what}", id_tag, "ok")
         return RedirectResponse("/ui/id-tags", status_code=303)
 

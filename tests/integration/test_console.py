@@ -190,3 +190,17 @@ async def test_stations_list_filters_sorts_and_pages(csms: Running) -> None:
         assert fragment.text.lstrip().startswith('<div data-live-block="live">')
         export = await http.get("/ui/sessions.csv")
         assert export.status_code == 200 and export.text.startswith("id,station_id")
+
+
+async def test_blocking_and_unblocking_a_tag_keeps_its_token_type(csms: Running) -> None:
+    """A 2.0.1 token's type is part of its authorization (another type is Invalid): the console's block, expire
+    and unblock change the status or expiry only."""
+    await csms.put_id_tag("TYPED-CONSOLE", type="eMAID", parent_id_tag="GROUP-C")
+    async with client(csms) as http:
+        csrf = await sign_in(http, TOKEN)
+        for what in ("block", "unblock", "expire"):
+            assert (await http.post(f"/ui/id-tags/TYPED-CONSOLE/{what}", data={"csrf": csrf})).status_code == 303
+    async with csms.api() as api:
+        tag = (await api.get("/api/v1/id-tags/TYPED-CONSOLE")).json()
+    assert (tag["type"], tag["parent_id_tag"], tag["status"]) == ("eMAID", "GROUP-C", "Accepted")
+    assert tag["expiry_date"] is not None
