@@ -384,10 +384,10 @@ class EtcdCoordinator:
         """
         if self._draining:
             return
-        log.warning("node %s lost its lease (%s); serving %d stations on", self.node_id, reason, len(self._claims))
         if self._lease_id is not None:
             self._stale_lease, self._lease_id = self._lease_id, None
         self._orphans.update(self._claims)  # re-claimed by the next session's _reclaim_orphans
+        log.warning("node %s lost its lease (%s); serving %d stations on", self.node_id, reason, len(self._orphans))
         self._claims.clear()
         self._healthy.set(False)
         self._set_leader(None)
