@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,7 +17,18 @@ from csms.operations import OperationsViews
 from csms.stations import StationRegistry
 
 MAX_LOCAL_LIST = 10_000
-RESERVATION_STATUSES = {"Active", "Faulted", "Occupied", "Rejected", "Unavailable", "Cancelled", "Used", "Expired"}
+# The ReserveNow answers (Active: accepted), then what ended it; Removed is 2.0.1's ReservationStatusUpdate.
+RESERVATION_STATUSES = {
+    "Active",
+    "Faulted",
+    "Occupied",
+    "Rejected",
+    "Unavailable",
+    "Cancelled",
+    "Used",
+    "Expired",
+    "Removed",
+}
 
 
 def operations_routes(
@@ -69,7 +82,8 @@ def operations_routes(
         return JSONResponse(await views.station_state(await known_station(request)))
 
     async def sync_local_list(request: Request) -> Response:
-        """Builds SendLocalList from the id-tag store (Full, or Differential since the last accepted sync)."""
+        """Builds SendLocalList from the id-tag store (Full, or Differential since the last accepted sync) in the
+        station's version: 1.6 idTag entries, 2.0.1 typed idToken entries."""
         role = auth.require(request, "operator")
         station_id = await known_station(request)
         body = await json_body(request)
@@ -77,16 +91,17 @@ def operations_routes(
         if update_type not in ("Full", "Differential") or set(body) - {"update_type"}:
             raise ApiError(422, "invalid", 'body is {"update_type": "Full" | "Differential"}')
         since = await views.last_list_sync(station_id) if update_type == "Differential" else None
-        entries = await id_tags.local_list_entries(changed_since=since, limit=MAX_LOCAL_LIST)
-        payload = {
-            "listVersion": await views.local_list_version(station_id) + 1,
-            "updateType": update_type,
-            "localAuthorizationList": entries,
-        }
         protocol = await registry.protocol_of(station_id)
+        entries = await id_tags.local_list_entries(changed_since=since, limit=MAX_LOCAL_LIST, protocol=protocol or "")
+        version = await views.local_list_version(station_id) + 1
+        if protocol == "ocpp2.0.1":  # an empty list is left out there (minItems 1)
+            payload: dict[str, Any] = {"versionNumber": version, "updateType": update_type}
+            payload |= {"localAuthorizationList": entries} if entries else {}
+        else:
+            payload = {"listVersion": version, "updateType": update_type, "localAuthorizationList": entries}
         try:
             record = await commands.submit(station_id, "SendLocalList", payload, f"token:{role}", protocol=protocol)
-        except CommandRejected as exc:  # the list is OCPP 1.6's; a 2.0.1 station needs idToken entries
+        except CommandRejected as exc:
             raise ApiError(422, "invalid", exc.message, exc.details) from None
         return JSONResponse(record, status_code=HTTP_STATUS[record["status"]])
 

@@ -107,23 +107,19 @@ class IdTagStore:
         rows = await self._db.fetch(f"{_SELECT} WHERE id_tag > $1 ORDER BY id_tag LIMIT $2", after, limit)
         return [_row_to_tag(row) for row in rows]
 
-    async def local_list_entries(self, *, changed_since: datetime | None, limit: int) -> list[dict[str, Any]]:
-        """SendLocalList entries (idTag + idTagInfo) for tags changed since the last sync (all if None)."""
+    async def local_list_entries(
+        self, *, changed_since: datetime | None, limit: int, protocol: str = "ocpp1.6"
+    ) -> list[dict[str, Any]]:
+        """SendLocalList entries for tags changed since the last sync (all if None): 1.6 idTag + idTagInfo, or
+        2.0.1 idToken (with its type; an untyped tag as ISO14443, the RFID cards 1.6 tags are) + idTokenInfo."""
         rows = await self._db.fetch(
-            "SELECT id_tag, status, expiry_date, parent_id_tag FROM id_tags"
+            "SELECT id_tag, status, expiry_date, parent_id_tag, token_type FROM id_tags"
             " WHERE ($1::timestamptz IS NULL OR updated_at > $1) ORDER BY id_tag LIMIT $2",
             changed_since,
             limit,
         )
-        entries = []
-        for row in rows:
-            info: dict[str, Any] = {"status": row["status"]}
-            if row["expiry_date"] is not None:
-                info["expiryDate"] = row["expiry_date"].isoformat()
-            if row["parent_id_tag"]:
-                info["parentIdTag"] = row["parent_id_tag"]
-            entries.append({"idTag": row["id_tag"], "idTagInfo": info})
-        return entries
+        entry = _local_entry_v201 if protocol == "ocpp2.0.1" else _local_entry_v16
+        return [entry(row) for row in rows]
 
     async def put(
         self,
@@ -155,3 +151,21 @@ class IdTagStore:
         result = await self._db.execute("DELETE FROM id_tags WHERE id_tag = $1", id_tag)
         self._cache.pop(id_tag, None)
         return bool(result.endswith(" 1"))
+
+
+def _local_entry_v16(row: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"status": row["status"]}
+    if row["expiry_date"] is not None:
+        info["expiryDate"] = row["expiry_date"].isoformat()
+    if row["parent_id_tag"]:
+        info["parentIdTag"] = row["parent_id_tag"]
+    return {"idTag": row["id_tag"], "idTagInfo": info}
+
+
+def _local_entry_v201(row: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"status": row["status"]}
+    if row["expiry_date"] is not None:
+        info["cacheExpiryDateTime"] = row["expiry_date"].isoformat()
+    if row["parent_id_tag"]:
+        info["groupIdToken"] = {"idToken": row["parent_id_tag"], "type": "Central"}  # as id_token_info says
+    return {"idToken": {"idToken": row["id_tag"], "type": row["token_type"] or "ISO14443"}, "idTokenInfo": info}

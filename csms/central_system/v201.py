@@ -189,6 +189,8 @@ class CentralSystem201:
         outcome = await self._ledger.transaction_event(fence, event)
         if event.remote_start_id is not None:  # the RequestStartTransaction it answers (issue 10 part B)
             await self._operations.remote_start_linked(fence, event.remote_start_id, event.station_tx_id)
+        if event.reservation_id is not None:  # the reservation it charges on is used
+            await self._operations.reservation_used(fence, event.reservation_id, outcome.transaction_id)
         if outcome.conflict:  # kept for investigation and flagged on the transaction; the station is not at fault
             log.warning(
                 "TransactionEvent repeats a seqNo with different content",
@@ -235,9 +237,9 @@ class CentralSystem201:
             summary = str(p[field]) if field and field in p else None
             await self._registry.record_event(fence, action, summary, p, now())
             if action == "FirmwareStatusNotification":
-                await self._operations.job_status(fence, "firmware", p["status"])
+                await self._operations.job_status(fence, "firmware", p["status"], p.get("requestId"))
             elif action == "LogStatusNotification":
-                await self._operations.job_status(fence, "log", p["status"])
+                await self._operations.job_status(fence, "log", p["status"], p.get("requestId"))
             elif action == "ReservationStatusUpdate":
                 await self._operations.reservation_status(fence, p["reservationId"], p["reservationUpdateStatus"])
             return dict(answer)

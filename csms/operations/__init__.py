@@ -1,6 +1,7 @@
 """The state behind operator operations: reservations, smart charging, configuration, jobs, local lists."""
 
 from csms.operations.checks import check_operation
+from csms.operations.profile_v201 import profile_v201
 from csms.operations.recorder import MIGRATIONS, OperationsRecorder
 from csms.operations.remote_start import RemoteStart, take_remote_start
 from csms.operations.templates import ProfileTemplates
@@ -15,5 +16,6 @@ __all__ = [
     "ProfileTemplates",
     "RemoteStart",
     "check_operation",
+    "profile_v201",
     "take_remote_start",
 ]

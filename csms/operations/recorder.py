@@ -1,5 +1,6 @@
 """Keeps the state behind operator operations: reservations, charging profiles, configuration, availability,
-firmware and diagnostics jobs, remote starts and local-list versions.
+firmware, diagnostics and log jobs, remote starts and local-list versions, for 1.6 (here) and 2.0.1
+(effects_v201.py) stations alike, in the same rows (writes.py).
 
 Three kinds of input: a command about to be sent (`command_requested`: a 2.0.1 remote start is on record before
 the station can act on it), a command the station answered (`command_completed`), and station messages that close the
@@ -17,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from csms.operations.remote_start import remote_start_answered, remote_start_requested, take_remote_start
+from csms.operations import effects_v201, writes
+from csms.operations.remote_start import remote_start_requested, take_remote_start
 from csms.storage import Connection, Database, Fence
 
 log = logging.getLogger(__name__)
@@ -28,14 +30,10 @@ REMOTE_START_WINDOW_SECONDS = 600  # a StartTransaction this long after RemoteSt
 Payload = dict[str, Any]
 
 
-def _ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 class OperationsRecorder:
     def __init__(self, db: Database) -> None:
         self._db = db
-        v16 = {
+        v16: dict[str, effects_v201.Effect] = {
             "ReserveNow": self._reserve_now,
             "CancelReservation": self._cancel_reservation,
             "SetChargingProfile": self._set_charging_profile,
@@ -50,8 +48,7 @@ class OperationsRecorder:
             "SendLocalList": self._send_local_list,
             "GetLocalListVersion": self._get_local_list_version,
         }
-        v201 = {"RequestStartTransaction": self._request_start_answered}
-        self._effects = {"ocpp1.6": v16, "ocpp2.0.1": v201}
+        self._effects = {"ocpp1.6": v16, "ocpp2.0.1": effects_v201.effects(db)}
 
     async def command_requested(self, record: Payload) -> None:
         """Before a command is sent: a 2.0.1 remote start goes on record, so the TransactionEvent that may
@@ -84,84 +81,48 @@ class OperationsRecorder:
     # -- effects of answered commands -------------------------------------------------------------------------
 
     async def _reserve_now(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
-        status = "Active" if r.get("status") == "Accepted" else r.get("status", "Rejected")
-        await self._db.execute(
-            """
-            INSERT INTO reservations (station_id, reservation_id, connector_id, id_tag, parent_id_tag, expiry_date,
-                status, command_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            ON CONFLICT (station_id, reservation_id) DO UPDATE SET connector_id = EXCLUDED.connector_id,
-                id_tag = EXCLUDED.id_tag, parent_id_tag = EXCLUDED.parent_id_tag,
-                expiry_date = EXCLUDED.expiry_date, status = EXCLUDED.status, command_id = EXCLUDED.command_id,
-                transaction_id = NULL, updated_at = now()
-            """,
-            station,
-            p["reservationId"],
-            p["connectorId"],
-            p["idTag"],
-            p.get("parentIdTag"),
-            _ts(p["expiryDate"]),
-            status,
-            command_id,
+        reservation = writes.Reservation(
+            reservation_id=p["reservationId"],
+            evse_id=0,
+            connector_id=p["connectorId"],
+            id_tag=p["idTag"],
+            parent_id_tag=p.get("parentIdTag"),
+            expiry_date=datetime.fromisoformat(p["expiryDate"]),
+            answer=r.get("status", "Rejected"),
         )
+        await writes.upsert_reservation(self._db, station, reservation, command_id)
 
     async def _cancel_reservation(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         if r.get("status") == "Accepted":
-            await self._db.execute(
-                "UPDATE reservations SET status = 'Cancelled', updated_at = now()"
-                " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'",
-                station,
-                p["reservationId"],
-            )
+            await writes.cancel_reservation(self._db, station, p["reservationId"])
 
     async def _set_charging_profile(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         if r.get("status") != "Accepted":
             return
         profile = p["csChargingProfiles"]
-
-        async def replace(conn: Connection) -> None:
-            # OCPP 1.6 3.13.2: a new profile replaces one with the same id, or the same stack level and purpose
-            # on the same connector.
-            await conn.execute(
-                "DELETE FROM charging_profiles WHERE station_id = $1 AND (charging_profile_id = $2"
-                " OR (connector_id = $3 AND stack_level = $4 AND purpose = $5))",
-                station,
-                profile["chargingProfileId"],
-                p["connectorId"],
-                profile["stackLevel"],
-                profile["chargingProfilePurpose"],
-            )
-            await conn.execute(
-                "INSERT INTO charging_profiles (station_id, charging_profile_id, connector_id, stack_level, purpose,"
-                " kind, transaction_id, profile, command_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)",
-                station,
-                profile["chargingProfileId"],
-                p["connectorId"],
-                profile["stackLevel"],
-                profile["chargingProfilePurpose"],
-                profile["chargingProfileKind"],
-                profile.get("transactionId"),
-                orjson.dumps(profile).decode(),
-                command_id,
-            )
-
-        await self._db.transaction(replace)
+        stored = writes.StoredProfile(
+            profile_id=profile["chargingProfileId"],
+            evse_id=0,
+            connector_id=p["connectorId"],
+            stack_level=profile["stackLevel"],
+            purpose=profile["chargingProfilePurpose"],
+            kind=profile["chargingProfileKind"],
+            profile=profile,
+            transaction_id=profile.get("transactionId"),
+        )
+        await writes.store_profile(self._db, station, stored, command_id)
 
     async def _clear_charging_profile(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         if r.get("status") != "Accepted":
             return
-        await self._db.execute(
-            """
-            DELETE FROM charging_profiles WHERE station_id = $1
-              AND ($2::integer IS NULL OR charging_profile_id = $2)
-              AND ($3::integer IS NULL OR connector_id = $3)
-              AND ($4::text IS NULL OR purpose = $4)
-              AND ($5::integer IS NULL OR stack_level = $5)
-            """,
+        await writes.clear_profiles(
+            self._db,
             station,
-            p.get("id"),
-            p.get("connectorId"),
-            p.get("chargingProfilePurpose"),
-            p.get("stackLevel"),
+            profile_id=p.get("id"),
+            evse_id=None,
+            connector_id=p.get("connectorId"),
+            purpose=p.get("chargingProfilePurpose"),
+            stack_level=p.get("stackLevel"),
         )
 
     async def _composite_schedule(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
@@ -201,39 +162,16 @@ class OperationsRecorder:
         await self._db.transaction(upsert)
 
     async def _change_availability(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
-        await self._db.execute(
-            """
-            INSERT INTO connector_availability (station_id, connector_id, availability, answer) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (station_id, connector_id) DO UPDATE SET availability = EXCLUDED.availability,
-                answer = EXCLUDED.answer, requested_at = now()
-            """,
-            station,
-            p["connectorId"],
-            p["type"],
-            r.get("status", ""),
-        )
+        await writes.set_availability(self._db, station, 0, p["connectorId"], p["type"], r.get("status", ""))
 
     async def _update_firmware(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
-        await self._db.execute(
-            "INSERT INTO station_jobs (station_id, kind, location, status, command_id)"
-            " VALUES ($1, 'firmware', $2, 'Requested', $3)",
-            station,
-            p["location"],
-            command_id,
-        )
+        await writes.add_job(self._db, station, writes.Job("firmware", p["location"], "Requested"), command_id)
 
     async def _get_diagnostics(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         # No fileName in the answer means the station has no diagnostics to upload.
         status = "Requested" if r.get("fileName") else "NothingToUpload"
-        await self._db.execute(
-            "INSERT INTO station_jobs (station_id, kind, location, file_name, status, command_id)"
-            " VALUES ($1, 'diagnostics', $2, $3, $4, $5)",
-            station,
-            p["location"],
-            r.get("fileName"),
-            status,
-            command_id,
-        )
+        job = writes.Job("diagnostics", p["location"], status, file_name=r.get("fileName"))
+        await writes.add_job(self._db, station, job, command_id)
 
     async def _remote_start(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         if r.get("status") == "Accepted":
@@ -245,35 +183,12 @@ class OperationsRecorder:
                 command_id,
             )
 
-    async def _request_start_answered(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
-        async def op(conn: Connection) -> None:
-            await remote_start_answered(conn, command_id, r)
-
-        await self._db.transaction(op)
-
     async def _send_local_list(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         if r.get("status") == "Accepted":
-            await self._db.execute(
-                """
-                INSERT INTO local_list_versions (station_id, sent_version, update_type, synced_at)
-                VALUES ($1, $2, $3, now())
-                ON CONFLICT (station_id) DO UPDATE SET sent_version = EXCLUDED.sent_version,
-                    update_type = EXCLUDED.update_type, synced_at = now()
-                """,
-                station,
-                p["listVersion"],
-                p["updateType"],
-            )
+            await writes.local_list_sent(self._db, station, p["listVersion"], p["updateType"])
 
     async def _get_local_list_version(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
-        await self._db.execute(
-            """
-            INSERT INTO local_list_versions (station_id, reported_version, reported_at) VALUES ($1, $2, now())
-            ON CONFLICT (station_id) DO UPDATE SET reported_version = EXCLUDED.reported_version, reported_at = now()
-            """,
-            station,
-            r.get("listVersion"),
-        )
+        await writes.local_list_reported(self._db, station, r.get("listVersion"))
 
     # -- station messages that close the loop -----------------------------------------------------------------
 
@@ -284,13 +199,7 @@ class OperationsRecorder:
 
         async def op(conn: Connection) -> bool:
             if reservation_id is not None:
-                await conn.execute(
-                    "UPDATE reservations SET status = 'Used', transaction_id = $3, updated_at = now()"
-                    " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'",
-                    fence.station_id,
-                    reservation_id,
-                    transaction_id,
-                )
+                await writes.use_reservation(conn, fence.station_id, reservation_id, transaction_id)
             matched = await conn.fetchval(
                 """
                 UPDATE remote_starts SET transaction_id = $4 WHERE id = (
@@ -319,17 +228,28 @@ class OperationsRecorder:
 
         return await self._db.write(op, fence=fence)
 
-    async def job_status(self, fence: Fence, kind: str, status: str) -> None:
-        """Tie a Firmware/DiagnosticsStatusNotification to the station's latest job of that kind."""
+    async def job_status(self, fence: Fence, kind: str, status: str, request_id: int | None = None) -> None:
+        """Tie a Firmware/Diagnostics/LogStatusNotification to its job: the one with the station's requestId
+        (2.0.1), else the station's latest job of that kind (1.6, and 2.0.1 notifications without one)."""
 
         async def op(conn: Connection) -> None:
             await conn.execute(
                 "UPDATE station_jobs SET status = $3, updated_at = now() WHERE id = ("
-                " SELECT id FROM station_jobs WHERE station_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1)",
+                " SELECT id FROM station_jobs WHERE station_id = $1 AND kind = $2"
+                " AND ($4::integer IS NULL OR request_id = $4) ORDER BY id DESC LIMIT 1)",
                 fence.station_id,
                 kind,
                 status,
+                request_id,
             )
+
+        await self._db.write(op, fence=fence)
+
+    async def reservation_used(self, fence: Fence, reservation_id: int, transaction_id: int) -> None:
+        """A 2.0.1 TransactionEvent named the reservation it charges on (a retried event changes nothing)."""
+
+        async def op(conn: Connection) -> None:
+            await writes.use_reservation(conn, fence.station_id, reservation_id, transaction_id)
 
         await self._db.write(op, fence=fence)
 

@@ -20,8 +20,9 @@ def _plain(row: Any) -> dict[str, Any]:
     return data
 
 
+# Both versions' reservations in one shape; 2.0.1 adds the EVSE, the token type and a connector type.
 _RESERVATION = """station_id, reservation_id, connector_id, id_tag, parent_id_tag, expiry_date, status, transaction_id,
-command_id, created_at, updated_at"""
+command_id, created_at, updated_at, protocol, evse_id, id_token_type, connector_type"""
 
 
 class OperationsViews:
@@ -59,13 +60,18 @@ class OperationsViews:
         """For a ReserveNow without reservationId: from one Postgres sequence, skipping ids on record."""
         return int(await self._db.fetchval("SELECT next_reservation_id()"))
 
+    async def next_request_id(self) -> int:
+        """For a 2.0.1 requestId / remoteStartId the operator left out: one sequence for the cluster."""
+        return int(await self._db.fetchval("SELECT nextval('operation_request_ids')"))
+
     async def station_state(self, station_id: str) -> dict[str, Any]:
         """Everything operators set up on one station, in one read transaction."""
 
         async def read(conn: Any) -> dict[str, Any]:
             profiles = await conn.fetch(
                 "SELECT charging_profile_id, connector_id, stack_level, purpose, kind, transaction_id, profile,"
-                " installed_at FROM charging_profiles WHERE station_id = $1 ORDER BY connector_id, stack_level",
+                " installed_at, protocol, evse_id, station_tx_id FROM charging_profiles WHERE station_id = $1"
+                " ORDER BY evse_id, connector_id, stack_level",
                 station_id,
             )
             configuration = await conn.fetch(
@@ -74,13 +80,13 @@ class OperationsViews:
                 station_id,
             )
             availability = await conn.fetch(
-                "SELECT connector_id, availability, answer, requested_at FROM connector_availability"
-                " WHERE station_id = $1 ORDER BY connector_id",
+                "SELECT connector_id, availability, answer, requested_at, evse_id FROM connector_availability"
+                " WHERE station_id = $1 ORDER BY evse_id, connector_id",
                 station_id,
             )
             jobs = await conn.fetch(
-                "SELECT id, kind, location, file_name, status, command_id, created_at, updated_at"
-                " FROM station_jobs WHERE station_id = $1 ORDER BY id DESC LIMIT 20",
+                "SELECT id, kind, location, file_name, status, command_id, created_at, updated_at, protocol,"
+                " request_id FROM station_jobs WHERE station_id = $1 ORDER BY id DESC LIMIT 20",
                 station_id,
             )
             local_list = await conn.fetchrow(
