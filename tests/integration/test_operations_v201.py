@@ -4,15 +4,19 @@ server fills the ids an operator leaves out."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from csms import operations
 from csms.devtools import station201
 from csms.devtools.station import SimulatedStation
 from csms.devtools.v201_calls import PROFILE, REQUESTS, TOKEN, answer_v201
+from csms.storage import Database
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration
@@ -259,3 +263,44 @@ async def test_a_template_is_sent_to_a_v201_station_as_its_charging_profile(csms
         # The body is 2.0.1's: a connectorId is not a field there.
         refused = await api.post(url, json={"connectorId": 1, "template": "site-32A"})
         assert refused.status_code == 422 and "evseId" in refused.json()["error"]["message"], refused.text
+
+
+async def test_1_6_operations_on_record_survive_the_upgrade_as_1_6_rows(db: Database, tmp_path: Path) -> None:
+    """Rows written before 2.0.1 operations existed read as 1.6 targets (no EVSE level), and the 1.6 writes
+    that follow still replace them."""
+    before = tmp_path / "operations"
+    before.mkdir()
+    for migration in sorted(operations.MIGRATIONS.glob("000[1-5]_*.sql")):
+        shutil.copy(migration, before)
+    await db.migrate([("operations", before)])
+    await db.execute(
+        "INSERT INTO reservations (station_id, reservation_id, connector_id, id_tag, expiry_date, status)"
+        " VALUES ('S', 1, 2, 'T', now(), 'Active');"
+        "INSERT INTO charging_profiles (station_id, charging_profile_id, connector_id, stack_level, purpose, kind,"
+        " profile) VALUES ('S', 5, 1, 0, 'TxDefaultProfile', 'Relative', '{}');"
+        "INSERT INTO connector_availability (station_id, connector_id, availability, answer)"
+        " VALUES ('S', 1, 'Inoperative', 'Accepted');"
+        "INSERT INTO station_jobs (station_id, kind, location, status) VALUES ('S', 'firmware', 'ftp://x', 'Installed')"
+    )
+    await db.migrate([("operations", operations.MIGRATIONS)])
+    recorder = operations.OperationsRecorder(db)
+    change = {
+        "id": 9,
+        "station_id": "S",
+        "protocol": "ocpp1.6",
+        "status": "completed",
+        "result": {"status": "Accepted"},
+    }
+    await recorder.command_completed(
+        {**change, "action": "ChangeAvailability", "payload": {"connectorId": 1, "type": "Operative"}}
+    )
+
+    state = await operations.OperationsViews(db).station_state("S")
+    [reservation] = await operations.OperationsViews(db).reservations_with_id(1, "S")
+    assert (reservation["protocol"], reservation["evse_id"], reservation["connector_id"]) == ("ocpp1.6", 0, 2)
+    [profile] = state["charging_profiles"]
+    assert (profile["protocol"], profile["evse_id"], profile["connector_id"]) == ("ocpp1.6", 0, 1)
+    [availability] = state["availability"]
+    assert (availability["evse_id"], availability["connector_id"], availability["availability"]) == (0, 1, "Operative")
+    [job] = state["jobs"]
+    assert (job["protocol"], job["request_id"], job["status"]) == ("ocpp1.6", None, "Installed")
