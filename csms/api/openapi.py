@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
+from csms.api.command_payloads import REQUEST_ID_ACTIONS
+from csms.api.operations_routes import RESERVATION_STATUSES
 from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
 from csms.authorization import TOKEN_TYPES
 from csms.commands import HTTP_STATUS, PROTOCOLS, catalogue
@@ -40,7 +42,6 @@ TRANSACTION_FLAGS = (
 )
 PROTOCOL = {"type": "string", "enum": ["ocpp2.0.1", "ocpp1.6"]}
 READING_FLAGS = ("after_stop", "below_meter_start", "connector_mismatch", "future_timestamp")
-RESERVATION_STATUSES = ("Active", "Faulted", "Occupied", "Rejected", "Unavailable", "Cancelled", "Used", "Expired")
 ERROR_CODES = (
     "bad_request",
     "bad_json",
@@ -399,6 +400,10 @@ def _resource_schemas() -> dict[str, Schema]:
                 "command_id": _null(INT),
                 "created_at": DT,
                 "updated_at": DT,
+                "protocol": {**PROTOCOL, "description": "The version of the ReserveNow; its fields follow."},
+                "evse_id": {**INT, "description": "2.0.1: the reserved EVSE (0: any); 1.6: 0, see connector_id."},
+                "id_token_type": {**_null(STR), "description": "2.0.1: idToken.type (id_tag is idToken.idToken)."},
+                "connector_type": {**_null(STR), "description": "2.0.1: the connectorType asked for, if any."},
             }
         ),
         "ReservationPage": _page("Reservation", INT, "Newest first; `next` is the `before` cursor."),
@@ -443,6 +448,9 @@ def _station_operations() -> Schema:
                         "transaction_id": _null(INT),
                         "profile": OBJ,
                         "installed_at": DT,
+                        "protocol": PROTOCOL,
+                        "evse_id": {**INT, "description": "2.0.1: the EVSE (0: the station); 1.6: 0."},
+                        "station_tx_id": {**_null(STR), "description": "2.0.1 TxProfile: the station's transactionId."},
                     }
                 )
             ),
@@ -450,7 +458,15 @@ def _station_operations() -> Schema:
                 _object({"key": STR, "value": _null(STR), "readonly": _null(BOOL), "known": BOOL, "reported_at": DT})
             ),
             "availability": _array(
-                _object({"connector_id": INT, "availability": STR, "answer": STR, "requested_at": DT})
+                _object(
+                    {
+                        "evse_id": {**INT, "description": "2.0.1: the EVSE (0: the station); 1.6: 0."},
+                        "connector_id": {**INT, "description": "1.6: the connector; 2.0.1: one of the EVSE's, or 0."},
+                        "availability": STR,
+                        "answer": STR,
+                        "requested_at": DT,
+                    }
+                )
             ),
             "jobs": _array(
                 _object(
@@ -463,6 +479,11 @@ def _station_operations() -> Schema:
                         "command_id": _null(INT),
                         "created_at": DT,
                         "updated_at": DT,
+                        "protocol": PROTOCOL,
+                        "request_id": {
+                            **_null(INT),
+                            "description": "2.0.1: the requestId its Firmware/LogStatusNotifications repeat.",
+                        },
                     }
                 )
             ),
@@ -627,6 +648,17 @@ def _server_filled(ocpp: dict[str, Schema]) -> dict[str, Schema]:
     use = _object({"connectorId": INT, "template": {"type": "string", "pattern": TEMPLATE_NAME.pattern}})
     use["properties"]["transactionId"] = {**INT, "description": "For a TxProfile template."}
     use["description"] = "SetChargingProfile with a named template instead of an inline csChargingProfiles."
+    use_201 = _object({"evseId": INT, "template": {"type": "string", "pattern": TEMPLATE_NAME.pattern}})
+    use_201["properties"]["transactionId"] = {**STR, "description": "For a TxProfile template."}
+    use_201["description"] = (
+        "OCPP 2.0.1 SetChargingProfile with a named template: sent as its 2.0.1 chargingProfile (one schedule, id 1;"
+        " ChargePointMaxProfile as ChargingStationMaxProfile); 422 for an Absolute or Recurring template without"
+        " startSchedule, which 2.0.1 requires."
+    )
+    filled_201 = {
+        action: _without(ocpp, f"OCPP201.{action}Request", field, f"{action}Request; without {field} {why}")
+        for action, field, why in _FILLED_V201
+    }
     return {
         **ocpp,
         "OCPP16.SetChargingProfileRequest": set_profile,
@@ -634,13 +666,36 @@ def _server_filled(ocpp: dict[str, Schema]) -> dict[str, Schema]:
         "ReserveNowCommand": reserve,
         "ChargingProfileTemplatePut": template,
         "SetChargingProfileFromTemplate": use,
+        "SetChargingProfileFromTemplate201": use_201,
+        **{f"{action}Command201": schema for action, schema in filled_201.items()},
     }
 
 
-# OCPP 1.6 bodies the server may complete (csms.api.command_payloads); 2.0.1 bodies are sent as given.
-_COMMAND_BODIES_V16 = {
-    "ReserveNow": [_ref("ReserveNowCommand")],
-    "SetChargingProfile": [_ref("OCPP16.SetChargingProfileRequest"), _ref("SetChargingProfileFromTemplate")],
+def _without(ocpp: dict[str, Schema], name: str, field: str, description: str) -> Schema:
+    schema = copy.deepcopy(ocpp[name])
+    schema["required"].remove(field)
+    schema["description"] = description
+    return schema
+
+
+_SEQUENCE = "the server assigns one from a Postgres sequence (unique per station); it is in the answer's payload."
+# OCPP 2.0.1 bodies whose id the server fills (csms.api.command_payloads).
+_FILLED_V201 = [
+    ("ReserveNow", "id", "the server assigns one (as for 1.6's reservationId); it is in the answer's payload."),
+    ("RequestStartTransaction", "remoteStartId", _SEQUENCE),
+    *((action, "requestId", _SEQUENCE) for action in sorted(REQUEST_ID_ACTIONS)),
+]
+
+# Bodies the server may complete (csms.api.command_payloads), per protocol; others are sent as given.
+_COMMAND_BODIES = {
+    "ocpp1.6": {
+        "ReserveNow": [_ref("ReserveNowCommand")],
+        "SetChargingProfile": [_ref("OCPP16.SetChargingProfileRequest"), _ref("SetChargingProfileFromTemplate")],
+    },
+    "ocpp2.0.1": {
+        "SetChargingProfile": [_ref("OCPP201.SetChargingProfileRequest"), _ref("SetChargingProfileFromTemplate201")],
+        **{action: [_ref(f"{action}Command201")] for action, _, _ in _FILLED_V201},
+    },
 }
 
 
@@ -649,7 +704,7 @@ def _command_body(action: str) -> Schema:
     for protocol in _protocols_of(action):
         prefix = _OCPP_SCHEMAS[protocol][2]
         default = [_ref(f"{prefix}.{action}Request")]
-        bodies += _COMMAND_BODIES_V16.get(action, default) if protocol == "ocpp1.6" else default
+        bodies += _COMMAND_BODIES[protocol].get(action, default)
     return _either(bodies)
 
 
@@ -851,12 +906,17 @@ _EXTRA_RULES: dict[tuple[str, str], str] = {
     " Recurring profile and on none of a Relative one; schedule ids unique; periods start at 0 and increase,"
     " limits >= 0, numberPhases 1-3, phaseToUse 1-3 only with numberPhases 1; duration > 0; minChargingRate >= 0;"
     " validFrom before validTo.",
-    ("ocpp2.0.1", "RequestStartTransaction"): "the remoteStartId links the transaction that follows (see"
+    ("ocpp2.0.1", "RequestStartTransaction"): "the remoteStartId (the server assigns one if it is left out, in"
+    " the answer's `payload.remoteStartId`) links the transaction that follows (see"
     " `remote_starts` in GET /api/v1/stations/{station_id}/operations); evseId > 0; a chargingProfile is a"
     " TxProfile without transactionId and follows the SetChargingProfile rules.",
-    ("ocpp2.0.1", "GetBaseReport"): "none beyond the schema; the NotifyReport parts that answer are tied to the"
+    ("ocpp2.0.1", "GetBaseReport"): "none beyond the schema (without requestId the server assigns one); the"
+    " NotifyReport parts that answer are tied to the"
     " requestId: GET /api/v1/stations/{station_id}/reports.",
     ("ocpp2.0.1", "GetCompositeSchedule"): "evseId >= 0; duration > 0.",
+    ("ocpp2.0.1", "ReserveNow"): "without id the server assigns one, as for 1.6 (`payload.id` of the answer); the"
+    " reservation is listed by GET /api/v1/reservations with the 1.6 ones, used by the TransactionEvent that names"
+    " it, and ended by the station's ReservationStatusUpdate (Expired, Removed).",
 }
 
 
@@ -1001,7 +1061,8 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
             "post": _op(
                 "syncLocalList",
                 "operations",
-                "Send the id-tag store as the station's local list (SendLocalList, Full or Differential)",
+                "Send the id-tag store as the station's local list (SendLocalList, Full or Differential; 2.0.1 stations"
+                " get typed idToken entries, an untyped tag as ISO14443)",
                 "operator",
                 {
                     **_command_outcomes(_ref("CommandRecord.SendLocalList"), with_async=False),

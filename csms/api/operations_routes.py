@@ -18,7 +18,7 @@ from csms.stations import StationRegistry
 
 MAX_LOCAL_LIST = 10_000
 # The ReserveNow answers (Active: accepted), then what ended it; Removed is 2.0.1's ReservationStatusUpdate.
-RESERVATION_STATUSES = {
+RESERVATION_STATUSES = (
     "Active",
     "Faulted",
     "Occupied",
@@ -28,7 +28,7 @@ RESERVATION_STATUSES = {
     "Used",
     "Expired",
     "Removed",
-}
+)
 
 
 def operations_routes(
