@@ -499,7 +499,15 @@ def _station_operations() -> Schema:
                 )
             ),
             "composite_schedules": _array(
-                _object({"connector_id": INT, "duration": INT, "result": OBJ, "received_at": DT})
+                _object(
+                    {
+                        "evse_id": {**INT, "description": "2.0.1: the EVSE asked about (0: the station); 1.6: 0."},
+                        "connector_id": INT,
+                        "duration": INT,
+                        "result": OBJ,
+                        "received_at": DT,
+                    }
+                )
             ),
             "remote_starts": {
                 **_array(

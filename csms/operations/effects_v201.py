@@ -74,6 +74,9 @@ def effects(db: Database) -> dict[str, Effect]:
             stack_level=criteria.get("stackLevel"),
         )
 
+    async def composite_schedule(station: str, p: Payload, r: Payload, command_id: int) -> None:
+        await writes.add_composite_schedule(db, station, p["evseId"], 0, p["duration"], r, command_id)
+
     async def change_availability(station: str, p: Payload, r: Payload, command_id: int) -> None:
         evse = p.get("evse", {})  # none: the whole station
         status = r.get("status", "")
@@ -122,6 +125,7 @@ def effects(db: Database) -> dict[str, Effect]:
         "CancelReservation": cancel_reservation,
         "SetChargingProfile": set_charging_profile,
         "ClearChargingProfile": clear_charging_profile,
+        "GetCompositeSchedule": composite_schedule,
         "ChangeAvailability": change_availability,
         "UpdateFirmware": update_firmware,
         "GetLog": get_log,

@@ -16,8 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from csms.operations import effects_v201, writes
 from csms.operations.remote_start import remote_start_requested, take_remote_start
 from csms.storage import Connection, Database, Fence
@@ -126,15 +124,7 @@ class OperationsRecorder:
         )
 
     async def _composite_schedule(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
-        await self._db.execute(
-            "INSERT INTO composite_schedules (station_id, connector_id, duration, result, command_id)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5)",
-            station,
-            p["connectorId"],
-            p["duration"],
-            orjson.dumps(r).decode(),
-            command_id,
-        )
+        await writes.add_composite_schedule(self._db, station, 0, p["connectorId"], p["duration"], r, command_id)
 
     async def _get_configuration(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         rows = [(station, k["key"], k.get("value"), k.get("readonly"), True) for k in r.get("configurationKey", [])]

@@ -95,8 +95,8 @@ class OperationsViews:
                 station_id,
             )
             schedules = await conn.fetch(
-                "SELECT connector_id, duration, result, received_at FROM composite_schedules WHERE station_id = $1"
-                " ORDER BY id DESC LIMIT 5",
+                "SELECT connector_id, duration, result, received_at, evse_id FROM composite_schedules"
+                " WHERE station_id = $1 ORDER BY id DESC LIMIT 5",
                 station_id,
             )
             remote_starts = await conn.fetch(

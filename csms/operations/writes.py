@@ -160,6 +160,21 @@ async def clear_profiles(
     )
 
 
+async def add_composite_schedule(
+    db: Database, station: str, evse_id: int, connector_id: int, duration: int, answer: Payload, command_id: int
+) -> None:
+    await db.execute(
+        "INSERT INTO composite_schedules (station_id, evse_id, connector_id, duration, result, command_id)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+        station,
+        evse_id,
+        connector_id,
+        duration,
+        orjson.dumps(answer).decode(),
+        command_id,
+    )
+
+
 async def set_availability(
     db: Database, station: str, evse_id: int, connector_id: int, availability: str, answer: str
 ) -> None:

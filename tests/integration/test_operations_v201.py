@@ -124,7 +124,7 @@ async def test_charging_profiles_are_stored_per_evse_replaced_and_cleared(csms: 
         assert [p["charging_profile_id"] for p in profiles] == [2]
 
 
-async def test_availability_is_kept_per_station_evse_and_connector(csms: Running) -> None:
+async def test_availability_and_composite_schedules_are_kept_per_evse_and_connector(csms: Running) -> None:
     await csms.put_station("CP-AV")
     async with v201(csms, "CP-AV"), csms.api() as api:
         await _command(api, "CP-AV", "ChangeAvailability", {"operationalStatus": "Operative"})
@@ -132,7 +132,11 @@ async def test_availability_is_kept_per_station_evse_and_connector(csms: Running
         body = {"operationalStatus": "Inoperative", "evse": {"id": 2, "connectorId": 1}}
         await _command(api, "CP-AV", "ChangeAvailability", body)
         await _command(api, "CP-AV", "ChangeAvailability", {"operationalStatus": "Operative", "evse": {"id": 1}})
-        rows = (await _operations(api, "CP-AV"))["availability"]
+        await _command(api, "CP-AV", "GetCompositeSchedule", {"duration": 600, "evseId": 2})
+        state = await _operations(api, "CP-AV")
+        [schedule] = state["composite_schedules"]
+        assert (schedule["evse_id"], schedule["connector_id"], schedule["duration"]) == (2, 0, 600)
+        rows = state["availability"]
         assert [(a["evse_id"], a["connector_id"], a["availability"], a["answer"]) for a in rows] == [
             (0, 0, "Operative", "Accepted"),
             (1, 0, "Operative", "Accepted"),

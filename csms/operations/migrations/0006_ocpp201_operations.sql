@@ -12,6 +12,8 @@ ALTER TABLE charging_profiles
     ADD COLUMN evse_id integer NOT NULL DEFAULT 0,
     ADD COLUMN station_tx_id text;      -- 2.0.1 TxProfile: the station's transactionId (1.6: transaction_id)
 
+ALTER TABLE composite_schedules ADD COLUMN evse_id integer NOT NULL DEFAULT 0;
+
 ALTER TABLE connector_availability ADD COLUMN evse_id integer NOT NULL DEFAULT 0;
 ALTER TABLE connector_availability DROP CONSTRAINT connector_availability_pkey;
 ALTER TABLE connector_availability ADD PRIMARY KEY (station_id, evse_id, connector_id);
