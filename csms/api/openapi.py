@@ -460,6 +460,7 @@ def _station_operations() -> Schema:
             "availability": _array(
                 _object(
                     {
+                        "protocol": PROTOCOL,
                         "evse_id": {**INT, "description": "2.0.1: the EVSE (0: the station); 1.6: 0."},
                         "connector_id": {**INT, "description": "1.6: the connector; 2.0.1: one of the EVSE's, or 0."},
                         "availability": STR,

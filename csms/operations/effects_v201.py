@@ -80,7 +80,7 @@ def effects(db: Database) -> dict[str, Effect]:
     async def change_availability(station: str, p: Payload, r: Payload, command_id: int) -> None:
         evse = p.get("evse", {})  # none: the whole station
         status = r.get("status", "")
-        await writes.set_availability(
+        await writes.set_evse_availability(
             db, station, evse.get("id", 0), evse.get("connectorId", 0), p["operationalStatus"], status
         )
 

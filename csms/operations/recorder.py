@@ -152,7 +152,7 @@ class OperationsRecorder:
         await self._db.transaction(upsert)
 
     async def _change_availability(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
-        await writes.set_availability(self._db, station, 0, p["connectorId"], p["type"], r.get("status", ""))
+        await writes.set_connector_availability(self._db, station, p["connectorId"], p["type"], r.get("status", ""))
 
     async def _update_firmware(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         await writes.add_job(self._db, station, writes.Job("firmware", p["location"], "Requested"), command_id)

@@ -80,8 +80,10 @@ class OperationsViews:
                 station_id,
             )
             availability = await conn.fetch(
-                "SELECT connector_id, availability, answer, requested_at, evse_id FROM connector_availability"
-                " WHERE station_id = $1 ORDER BY evse_id, connector_id",
+                "SELECT 'ocpp1.6' AS protocol, 0 AS evse_id, connector_id, availability, answer, requested_at"
+                " FROM connector_availability WHERE station_id = $1 UNION ALL"
+                " SELECT 'ocpp2.0.1', evse_id, connector_id, availability, answer, requested_at"
+                " FROM evse_availability WHERE station_id = $1 ORDER BY protocol, evse_id, connector_id",
                 station_id,
             )
             jobs = await conn.fetch(

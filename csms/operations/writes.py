@@ -175,12 +175,30 @@ async def add_composite_schedule(
     )
 
 
-async def set_availability(
-    db: Database, station: str, evse_id: int, connector_id: int, availability: str, answer: str
+async def set_connector_availability(
+    db: Database, station: str, connector_id: int, availability: str, answer: str
 ) -> None:
+    """A 1.6 ChangeAvailability answer (connector 0: the station)."""
     await db.execute(
         """
-        INSERT INTO connector_availability (station_id, evse_id, connector_id, availability, answer)
+        INSERT INTO connector_availability (station_id, connector_id, availability, answer) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (station_id, connector_id) DO UPDATE SET availability = EXCLUDED.availability,
+            answer = EXCLUDED.answer, requested_at = now()
+        """,
+        station,
+        connector_id,
+        availability,
+        answer,
+    )
+
+
+async def set_evse_availability(
+    db: Database, station: str, evse_id: int, connector_id: int, availability: str, answer: str
+) -> None:
+    """A 2.0.1 ChangeAvailability answer: the station (0, 0), an EVSE (n, 0) or one of its connectors."""
+    await db.execute(
+        """
+        INSERT INTO evse_availability (station_id, evse_id, connector_id, availability, answer)
         VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET availability = EXCLUDED.availability,
             answer = EXCLUDED.answer, requested_at = now()
