@@ -92,7 +92,9 @@ def operations_routes(
             raise ApiError(422, "invalid", 'body is {"update_type": "Full" | "Differential"}')
         since = await views.last_list_sync(station_id) if update_type == "Differential" else None
         protocol = await registry.protocol_of(station_id)
-        entries = await id_tags.local_list_entries(changed_since=since, limit=MAX_LOCAL_LIST, protocol=protocol or "ocpp1.6")
+        entries = await id_tags.local_list_entries(
+            changed_since=since, limit=MAX_LOCAL_LIST, protocol=protocol or "ocpp1.6"
+        )
         version = await views.local_list_version(station_id) + 1
         if protocol == "ocpp2.0.1":  # an empty list is left out there (minItems 1)
             payload: dict[str, Any] = {"versionNumber": version, "updateType": update_type}
