@@ -159,7 +159,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 boot_status=config.boot_status,
                 reclaim_trigger=config.reclaim_trigger,
             )
-            domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen)
+            domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen, db)
             # One adapter per subprotocol, in the server's preference order (CSMS_OCPP_VERSIONS).
             available: dict[str, stations.ProtocolAdapter] = {
                 "ocpp1.6": CentralSystem16(*domain),

@@ -22,9 +22,9 @@ from csms.central_system.timestamps import now, parse, wire
 from csms.central_system.v16 import CentralSystemSettings
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import PROPERTY_CONSTRAINT_VIOLATION, SECURITY_ERROR, CallHandler, OcppError, Validator
-from csms.operations import OperationsRecorder
-from csms.stations import LastSeen, StationConnection, StationRegistry
-from csms.storage import Fence
+from csms.operations import OperationsRecorder, job_status, reservation_status
+from csms.stations import LastSeen, StationConnection, StationRegistry, event
+from csms.storage import Database, Fence
 from csms.transactions import TransactionLedger
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,11 @@ class CentralSystem201:
         operations: OperationsRecorder,
         events: EventBus,
         last_seen: LastSeen,
+        db: Database,
         record_report: ReportHook | None = None,
     ) -> None:
         self._settings = settings
+        self._db = db  # submits the one write of a message whose parts span modules
         self._registry = registry
         self._ledger = ledger
         self._id_tags = id_tags
@@ -233,13 +235,15 @@ class CentralSystem201:
 
         async def keep(conn: StationConnection, fence: Fence, p: Payload) -> Payload:
             summary = str(p[field]) if field and field in p else None
-            await self._registry.record_event(fence, action, summary, p, now())
+            station = conn.station_id
+            parts = event(station, action, summary, p, now())  # and what it closes, in the same write
             if action == "FirmwareStatusNotification":
-                await self._operations.job_status(fence, "firmware", p["status"])
+                parts += job_status(station, "firmware", p["status"])
             elif action == "LogStatusNotification":
-                await self._operations.job_status(fence, "log", p["status"])
+                parts += job_status(station, "log", p["status"])
             elif action == "ReservationStatusUpdate":
-                await self._operations.reservation_status(fence, p["reservationId"], p["reservationUpdateStatus"])
+                parts += reservation_status(station, p["reservationId"], p["reservationUpdateStatus"])
+            await self._db.write_statements(parts, fence=fence)
             return dict(answer)
 
         return keep

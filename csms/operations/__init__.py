@@ -1,7 +1,14 @@
 """The state behind operator operations: reservations, smart charging, configuration, jobs, local lists."""
 
 from csms.operations.checks import check_operation
-from csms.operations.recorder import MIGRATIONS, OperationsRecorder
+from csms.operations.recorder import (
+    MIGRATIONS,
+    OperationsRecorder,
+    job_status,
+    remote_start_linked_op,
+    reservation_status,
+    transaction_started_op,
+)
 from csms.operations.remote_start import RemoteStart, take_remote_start
 from csms.operations.templates import ProfileTemplates
 from csms.operations.validation import InvalidOperation
@@ -15,5 +22,9 @@ __all__ = [
     "ProfileTemplates",
     "RemoteStart",
     "check_operation",
+    "job_status",
+    "remote_start_linked_op",
+    "reservation_status",
     "take_remote_start",
+    "transaction_started_op",
 ]

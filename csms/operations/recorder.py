@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from csms.operations.remote_start import remote_start_answered, remote_start_requested, take_remote_start
-from csms.storage import Connection, Database, Fence
+from csms.storage import Connection, Database, Statement, WriteOp
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,74 @@ Payload = dict[str, Any]
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+# -- write-op builders for station messages that close the loop (parts of one message's unit of work) ---------
+
+
+def transaction_started_op(
+    station_id: str, *, connector_id: int, id_tag: str, reservation_id: int | None, transaction_id: int
+) -> WriteOp[bool]:
+    """Consume the reservation a StartTransaction names and match a pending remote start; True if remotely
+    started."""
+
+    async def op(conn: Connection) -> bool:
+        if reservation_id is not None:
+            await conn.execute(
+                "UPDATE reservations SET status = 'Used', transaction_id = $3, updated_at = now()"
+                " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'",
+                station_id,
+                reservation_id,
+                transaction_id,
+            )
+        matched = await conn.fetchval(
+            """
+            UPDATE remote_starts SET transaction_id = $4 WHERE id = (
+                SELECT id FROM remote_starts WHERE station_id = $1 AND id_tag = $2 AND transaction_id IS NULL
+                  AND (connector_id IS NULL OR connector_id = $3)
+                  AND requested_at > now() - make_interval(secs => $5)
+                ORDER BY id LIMIT 1)
+            RETURNING id
+            """,
+            station_id,
+            id_tag,
+            connector_id,
+            transaction_id,
+            REMOTE_START_WINDOW_SECONDS,
+        )
+        return matched is not None
+
+    return op
+
+
+_JOB_STATUS = (
+    "UPDATE station_jobs SET status = $3, updated_at = now() WHERE id = ("
+    " SELECT id FROM station_jobs WHERE station_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1)"
+)
+_RESERVATION_STATUS = (
+    "UPDATE reservations SET status = $3, updated_at = now()"
+    " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'"
+)
+
+
+def job_status(station_id: str, kind: str, status: str) -> list[Statement]:
+    """Tie a firmware/diagnostics/log status notification to the station's latest job of that kind."""
+    return [Statement(_JOB_STATUS, (station_id, kind, status))]
+
+
+def reservation_status(station_id: str, reservation_id: int, status: str) -> list[Statement]:
+    """OCPP 2.0.1 ReservationStatusUpdate: the station ended a reservation (Expired, Removed)."""
+    return [Statement(_RESERVATION_STATUS, (station_id, reservation_id, status))]
+
+
+def remote_start_linked_op(station_id: str, remote_start_id: int, station_tx_id: str) -> WriteOp[bool]:
+    """A 2.0.1 TransactionEvent named a remoteStartId: link the request to the station's transaction
+    (idempotent: a retried event links the same request). True if the CSMS had asked for it."""
+
+    async def op(conn: Connection) -> bool:
+        return await take_remote_start(conn, station_id, remote_start_id, station_tx_id) is not None
+
+    return op
 
 
 class OperationsRecorder:
@@ -274,78 +342,6 @@ class OperationsRecorder:
             station,
             r.get("listVersion"),
         )
-
-    # -- station messages that close the loop -----------------------------------------------------------------
-
-    async def transaction_started(
-        self, fence: Fence, *, connector_id: int, id_tag: str, reservation_id: int | None, transaction_id: int
-    ) -> bool:
-        """Consume the reservation it names and match a pending remote start; True if remotely started."""
-
-        async def op(conn: Connection) -> bool:
-            if reservation_id is not None:
-                await conn.execute(
-                    "UPDATE reservations SET status = 'Used', transaction_id = $3, updated_at = now()"
-                    " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'",
-                    fence.station_id,
-                    reservation_id,
-                    transaction_id,
-                )
-            matched = await conn.fetchval(
-                """
-                UPDATE remote_starts SET transaction_id = $4 WHERE id = (
-                    SELECT id FROM remote_starts WHERE station_id = $1 AND id_tag = $2 AND transaction_id IS NULL
-                      AND (connector_id IS NULL OR connector_id = $3)
-                      AND requested_at > now() - make_interval(secs => $5)
-                    ORDER BY id LIMIT 1)
-                RETURNING id
-                """,
-                fence.station_id,
-                id_tag,
-                connector_id,
-                transaction_id,
-                REMOTE_START_WINDOW_SECONDS,
-            )
-            return matched is not None
-
-        return await self._db.write(op, fence=fence)
-
-    async def remote_start_linked(self, fence: Fence, remote_start_id: int, station_tx_id: str) -> bool:
-        """A 2.0.1 TransactionEvent named a remoteStartId: link the request to the station's transaction
-        (idempotent: a retried event links the same request). True if the CSMS had asked for it."""
-
-        async def op(conn: Connection) -> bool:
-            return await take_remote_start(conn, fence.station_id, remote_start_id, station_tx_id) is not None
-
-        return await self._db.write(op, fence=fence)
-
-    async def job_status(self, fence: Fence, kind: str, status: str) -> None:
-        """Tie a Firmware/DiagnosticsStatusNotification to the station's latest job of that kind."""
-
-        async def op(conn: Connection) -> None:
-            await conn.execute(
-                "UPDATE station_jobs SET status = $3, updated_at = now() WHERE id = ("
-                " SELECT id FROM station_jobs WHERE station_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1)",
-                fence.station_id,
-                kind,
-                status,
-            )
-
-        await self._db.write(op, fence=fence)
-
-    async def reservation_status(self, fence: Fence, reservation_id: int, status: str) -> None:
-        """OCPP 2.0.1 ReservationStatusUpdate: the station ended a reservation (Expired, Removed)."""
-
-        async def op(conn: Connection) -> None:
-            await conn.execute(
-                "UPDATE reservations SET status = $3, updated_at = now()"
-                " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'",
-                fence.station_id,
-                reservation_id,
-                status,
-            )
-
-        await self._db.write(op, fence=fence)
 
     async def number_of_connectors(self, station_id: str) -> int | None:
         """The station's NumberOfConnectors configuration key, if a GetConfiguration reported a number."""

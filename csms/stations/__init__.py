@@ -5,7 +5,7 @@ from csms.stations.fleet import STATES, FleetViews, PresenceRecorder, StationFil
 from csms.stations.gateway import Gateway, GatewaySettings, ProtocolAdapter, StationConnection, StationNotConnected
 from csms.stations.last_seen import LastSeen
 from csms.stations.passwords import hash_password
-from csms.stations.registry import MIGRATIONS, BootInfo, StationRegistry
+from csms.stations.registry import MIGRATIONS, BootInfo, StationRegistry, event, notification
 
 __all__ = [
     "MIGRATIONS",
@@ -22,5 +22,7 @@ __all__ = [
     "StationFilter",
     "StationNotConnected",
     "StationRegistry",
+    "event",
     "hash_password",
+    "notification",
 ]
