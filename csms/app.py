@@ -180,6 +180,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     ping_timeout=config.ping_timeout,
                     call_timeout=config.call_timeout,
                     max_frame_bytes=config.max_frame_bytes,
+                    max_concurrent_handshakes=config.max_concurrent_handshakes,
                     ssl_context=_ssl_context(config),
                     auth=AuthLimits(
                         failures_per_minute=config.auth_failures_per_minute,

@@ -128,3 +128,26 @@ async def test_owners_of_reads_a_whole_page_across_txn_chunks(start_node: NodeFa
     assert owners["PAGE-199"].node_id == "node-b" and owners["PAGE-199"].connection_id == "conn-199"
     assert owners == {i: o for i in ids if (o := await a.coord.owner_of(i)) is not None}
     assert await a.coord.owners_of([]) == {}
+
+
+async def test_a_claim_storm_queues_a_bounded_number_of_puts(start_node: NodeFactory, etcd: EtcdClient) -> None:
+    """1,000 claims at once: at most 4 batches' worth of owner puts are queued or in flight (the rest wait for
+    room), and every claim still lands."""
+    a = await start_node("node-a")
+    peak = 0
+
+    async def watch_queue(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal peak
+        task_status.started()
+        while True:
+            peak = max(peak, a.coord.queued_claims, len(a.coord._puts))
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as watcher:
+        await watcher.start(watch_queue)
+        async with trio.open_nursery() as nursery:
+            for n in range(1000):
+                nursery.start_soon(a.coord.claim, f"STORM-{n}", "conn")
+        watcher.cancel_scope.cancel()
+    assert len(a.coord.held_claims) == 1000
+    assert 0 < peak <= 4 * 64
