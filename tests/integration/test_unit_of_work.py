@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from csms.devtools import station201 as v201
 from csms.devtools.station import SimulatedStation, accept_everything, now_iso
 from csms.storage import Database, SecondWrite, Statement, unit_of_work
 from tests.integration.conftest import Running
@@ -122,3 +123,21 @@ async def test_a_second_write_in_one_unit_of_work_is_refused(db: Database) -> No
             await db.write_statements(insert)
     await db.write_statements(insert)  # outside: no limit
     assert await db.fetchval("SELECT count(*) FROM t") == 2
+
+
+async def test_ocpp201_reports_that_close_a_job_or_reservation_commit_once(csms: Running) -> None:
+    """2.0.1 keeps the report and ties it to its job or reservation: two modules' tables, one write."""
+    await csms.put_station("CP-U201")
+    async with (
+        SimulatedStation.connect(csms.ocpp_url, "CP-U201", subprotocols=v201.SUBPROTOCOL_201) as cp,
+        csms.api() as api,
+    ):
+        await cp.call("BootNotification", v201.boot())
+        for action, payload in [
+            ("FirmwareStatusNotification", {"status": "Installed"}),
+            ("LogStatusNotification", {"status": "Uploaded"}),
+            ("ReservationStatusUpdate", {"reservationId": 5, "reservationUpdateStatus": "Expired"}),
+        ]:
+            before = await _writes(api)
+            assert await cp.call(action, payload) == {}
+            assert await _writes(api) == (before[0] + 1, before[1] + 1), action
