@@ -22,10 +22,10 @@ from csms.central_system.timestamps import now, parse, wire
 from csms.central_system.v16 import CentralSystemSettings
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import PROPERTY_CONSTRAINT_VIOLATION, SECURITY_ERROR, CallHandler, OcppError, Validator
-from csms.operations import OperationsRecorder, job_status, reservation_status
-from csms.stations import LastSeen, StationConnection, StationRegistry, event
-from csms.storage import Database, Fence
-from csms.transactions import TransactionLedger
+from csms.operations import OperationsRecorder, job_status, remote_start_linked_op, reservation_status
+from csms.stations import LastSeen, StationConnection, StationRegistry, charging, event
+from csms.storage import Connection, Database, Fence, run_statements
+from csms.transactions import EventOutcome, TransactionLedger, transaction_event_op
 
 log = logging.getLogger(__name__)
 
@@ -188,21 +188,23 @@ class CentralSystem201:
         token = p.get("idToken")
         info = await self._id_tags.id_token_info(token["idToken"], token["type"]) if token else None
         event = inputs.transaction_event(p, now(), info["status"] if info else None)
-        outcome = await self._ledger.transaction_event(fence, event)
-        if event.remote_start_id is not None:  # the RequestStartTransaction it answers (issue 10 part B)
-            await self._operations.remote_start_linked(fence, event.remote_start_id, event.station_tx_id)
+        record = transaction_event_op(fence, event)
+        remote_start_id = event.remote_start_id
+
+        async def record_link_and_charging(c: Connection) -> EventOutcome:
+            outcome = await record(c)
+            if remote_start_id is not None:  # the RequestStartTransaction it answers (issue 10 part B)
+                await remote_start_linked_op(conn.station_id, remote_start_id, event.station_tx_id)(c)
+            if outcome.new and outcome.evse_id and (event.charging_state or event.event_type != "Updated"):
+                evse = (outcome.evse_id, outcome.connector_id)
+                await run_statements(c, charging(conn.station_id, *evse, event.station_tx_id, outcome.charging))
+            return outcome
+
+        outcome = await self._db.write(record_link_and_charging, fence=fence)
         if outcome.conflict:  # kept for investigation and flagged on the transaction; the station is not at fault
             log.warning(
                 "TransactionEvent repeats a seqNo with different content",
                 extra={"station_id": conn.station_id, "transaction_id": event.station_tx_id, "seq_no": event.seq_no},
-            )
-        if outcome.new and outcome.evse_id and (event.charging_state or event.event_type != "Updated"):
-            await self._registry.record_charging(
-                fence,
-                evse_id=outcome.evse_id,
-                connector_id=outcome.connector_id,
-                station_tx_id=event.station_tx_id,
-                charging=outcome.charging,
             )
         if outcome.new and event.event_type == "Started":
             self._events.publish(

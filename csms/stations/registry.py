@@ -102,6 +102,14 @@ def event(
     return [Statement(_INSERT_EVENT, (station_id, action, summary, payload, received_at))]
 
 
+def charging(
+    station_id: str, evse_id: int, connector_id: int, station_tx_id: str, is_charging: bool
+) -> list[Statement]:
+    """Write-op builder, 2.0.1: whether the transaction on an EVSE is charging (its chargingState), for the
+    fleet's "charging". The EVSE's row exists once the station reported its status (2.0.1 stations do at boot)."""
+    return [Statement(_CHARGING_TX, (station_id, evse_id, connector_id, station_tx_id, is_charging))]
+
+
 def notification(station_id: str, kind: str, status: str, received_at: datetime) -> list[Statement]:
     """Write-op builder: a Firmware/DiagnosticsStatusNotification as the station sent it."""
     return [Statement(_INSERT_NOTIFICATION, (station_id, kind, status, received_at))]
@@ -288,14 +296,6 @@ class StationRegistry:
         await self._db.write_statements(
             [Statement(_INSERT_STATUS_HISTORY, args), Statement(_UPSERT_STATUS, args)], fence=fence
         )
-
-    async def record_charging(
-        self, fence: Fence, *, evse_id: int, connector_id: int, station_tx_id: str, charging: bool
-    ) -> None:
-        """2.0.1: whether the transaction on an EVSE is charging (its chargingState), for the fleet's "charging".
-        The EVSE's row exists once the station reported its status, which 2.0.1 stations do at boot."""
-        args = (fence.station_id, evse_id, connector_id, station_tx_id, charging)
-        await self._db.write_statements([Statement(_CHARGING_TX, args)], fence=fence)
 
     async def record_data_transfer(
         self,

@@ -108,6 +108,15 @@ def remote_started(station_id: str, transaction_id: int) -> list[Statement]:
     return [Statement(sql, (transaction_id, station_id))]
 
 
+def transaction_event_op(fence: Fence, event: TransactionEventInput) -> WriteOp[EventOutcome]:
+    """OCPP 2.0.1: keep a TransactionEvent once and re-derive its transaction (see transaction_events)."""
+
+    async def op(conn: Connection) -> EventOutcome:
+        return await record_event(conn, fence, event)
+
+    return op
+
+
 class TransactionLedger:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -198,14 +207,6 @@ class TransactionLedger:
         )
         # Plain statements: the writer merges every MeterValues sample of a batch into one executemany.
         await self._db.write_statements([Statement(INSERT_SAMPLE, row) for row in rows], fence=fence)
-
-    async def transaction_event(self, fence: Fence, event: TransactionEventInput) -> EventOutcome:
-        """OCPP 2.0.1: keep a TransactionEvent once and re-derive its transaction (see transaction_events)."""
-
-        async def op(conn: Connection) -> EventOutcome:
-            return await record_event(conn, fence, event)
-
-        return await self._db.write(op, fence=fence)
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         async def read(conn: Connection) -> tuple[Any, list[Any], dict[str, Any]]:
