@@ -73,8 +73,7 @@ def start_op(
             INSERT INTO transactions (station_id, connector_id, id_tag, id_tag_status, reservation_id,
                 remote_started, meter_start, start_timestamp, start_received_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (station_id, connector_id, id_tag, start_timestamp, meter_start)
-                WHERE station_tx_id IS NULL DO NOTHING
+            ON CONFLICT ON CONSTRAINT transactions_start_once DO NOTHING
             RETURNING id
             """,
             station_id,
