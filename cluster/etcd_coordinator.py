@@ -121,6 +121,9 @@ class EtcdCoordinator:
         self._claim_attempts = claim_attempts
         # Owner-key puts of concurrent claims ride in one txn (a reconnect storm is thousands of claims).
         self._claim_batch = max(1, min(claim_batch, 100))  # etcd's default --max-txn-ops is 128
+        # Queued puts are bounded: one txn in flight and a few ready keep the batcher busy; more claims wait
+        # for room (within their caller's deadline) instead of growing a list every batch scans.
+        self._claim_room = trio.CapacityLimiter(4 * self._claim_batch)
         self._puts: list[_OwnerPut] = []
         self._puts_ready = trio.Event()
         self._observer: ClusterObserver = observer or NullObserver()
@@ -508,17 +511,23 @@ class EtcdCoordinator:
 
     async def _put_owner(self, key: str, value: bytes, expected: int, lease: int, *, mine: bool = False) -> _OwnerPut:
         """Queue one guarded owner-key put for the batcher and wait for its own outcome."""
-        if self._lease_id != lease:
-            raise EtcdUnavailable("lease lost while claiming")
-        put = _OwnerPut(key, value, expected, lease, mine)
-        self._puts.append(put)
-        self._puts_ready.set()
-        try:
-            await put.done.wait()
-        except BaseException:
-            put.abandoned = True  # not sent yet: the batcher drops it; sent: it may land, as any txn may
-            raise
-        return put
+        async with self._claim_room:
+            if self._lease_id != lease:
+                raise EtcdUnavailable("lease lost while claiming")
+            put = _OwnerPut(key, value, expected, lease, mine)
+            self._puts.append(put)
+            self._puts_ready.set()
+            try:
+                await put.done.wait()
+            except BaseException:
+                put.abandoned = True  # not sent yet: the batcher drops it; sent: it may land, as any txn may
+                raise
+            return put
+
+    @property
+    def queued_claims(self) -> int:
+        """Owner-key puts queued or in flight (at most 4 x claim_batch)."""
+        return self._claim_room.borrowed_tokens
 
     async def _claim_batcher(self) -> None:
         """Send queued owner puts, up to ``claim_batch`` distinct keys per txn, one txn at a time.

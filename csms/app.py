@@ -159,7 +159,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 boot_status=config.boot_status,
                 reclaim_trigger=config.reclaim_trigger,
             )
-            domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen)
+            domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen, db)
             # One adapter per subprotocol, in the server's preference order (CSMS_OCPP_VERSIONS).
             available: dict[str, stations.ProtocolAdapter] = {
                 "ocpp1.6": CentralSystem16(*domain),
@@ -180,6 +180,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     ping_timeout=config.ping_timeout,
                     call_timeout=config.call_timeout,
                     max_frame_bytes=config.max_frame_bytes,
+                    max_concurrent_handshakes=config.max_concurrent_handshakes,
                     ssl_context=_ssl_context(config),
                     auth=AuthLimits(
                         failures_per_minute=config.auth_failures_per_minute,

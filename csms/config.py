@@ -166,6 +166,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ping_timeout", _positive_float, "20", "close a station whose pong is this late (s)"),
     Setting("call_timeout", _positive_float, "30", "timeout (s) for a CSMS-to-station call"),
     Setting("max_frame_bytes", _positive_int, "65536", "largest OCPP frame accepted (bytes)"),
+    Setting(
+        "max_concurrent_handshakes",
+        _positive_int,
+        "1000",
+        "handshakes checked at once; more wait up to 2 s, then get 503 + Retry-After before the upgrade",
+    ),
     Setting("id_tag_cache_seconds", _non_negative_float, "5", "how long a replica caches id-tag lookups (0: never)"),
     Setting("password_iterations", _positive_int, "20000", "PBKDF2 iterations for new station password hashes"),
     Setting(

@@ -44,3 +44,18 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     async with Database.open(database_url, pool_size=4) as database:
         await database.migrate()
         yield database
+
+
+# ---------------------------------------------------------------------------------------------- tiers
+
+_TIERS = {"unit": "fast", "integration": "integration", "cluster": "cluster", "deploy": "deploy"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test carries its tier's marker, from its directory: `pytest -m fast` (milliseconds, no servers),
+    `-m integration` (real Postgres), `-m cluster` (etcd and replica processes), `-m deploy` (chart, image)."""
+    for item in items:
+        parts = item.path.parts
+        tier = next((_TIERS[p] for p in parts[parts.index("tests") + 1 :][:1] if p in _TIERS), None)
+        if tier is not None and item.get_closest_marker(tier) is None:
+            item.add_marker(tier)

@@ -20,7 +20,7 @@ from csms.ocpp import (
     OcppError,
 )
 from csms.stations import LastSeen, StationConnection
-from csms.storage import DatabaseUnavailable, Fence, FenceRejected, ValueRejected
+from csms.storage import DatabaseUnavailable, Fence, FenceRejected, ValueRejected, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ def station_handler(
             log.warning("refused a value storage cannot hold", extra={**station, "error": exc.description})
             raise
         try:
-            return await handler(conn, fence, payload)
+            with unit_of_work():  # one message, one write: a second one is a bug (SecondWrite)
+                return await handler(conn, fence, payload)
         except FenceRejected:
             # Another replica owns this station now: never answer for it again from here. No CallError
             # either (a station may take it as final): unanswered, the call is resent to the new owner.

@@ -1,9 +1,11 @@
 """OCPP 1.6 station-to-CSMS actions.
 
 Each handler commits its effect (through the group-commit writer, fenced by the connection's claim) before it
-returns, so a CallResult always means "durable". Handlers hold no per-station state in memory: everything a
-replica needs to serve a reconnecting station is in Postgres, which is what makes reclaim after a failover a
-non-event.
+returns, so a CallResult always means "durable". One message is one unit of work: the parts it writes in
+several modules' tables are composed from their write-op builders and submitted once (csms/storage/work.py),
+so they commit together or not at all, for one group-commit wait. Handlers hold no per-station state in
+memory: everything a replica needs to serve a reconnecting station is in Postgres, which is what makes reclaim
+after a failover a non-event.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import CallHandler, Validator
-from csms.operations import OperationsRecorder
-from csms.stations import BootInfo, LastSeen, StationConnection, StationRegistry
-from csms.storage import Fence
-from csms.transactions import SampledValue, TransactionLedger
+from csms.operations import OperationsRecorder, job_status, transaction_started_op
+from csms.stations import BootInfo, LastSeen, StationConnection, StationRegistry, notification
+from csms.storage import Connection, Database, Fence, run_statements
+from csms.transactions import SampledValue, TransactionLedger, remote_started, start_op
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +87,10 @@ class CentralSystem16:
         operations: OperationsRecorder,
         events: EventBus,
         last_seen: LastSeen,
+        db: Database,
     ) -> None:
         self._settings = settings
+        self._db = db  # submits the one write of a message whose parts span modules
         self._last_seen = last_seen
         self._registry = registry
         self._ledger = ledger
@@ -170,8 +174,8 @@ class CentralSystem16:
         id_tag_info = await self._id_tags.id_tag_info(p["idTag"])
         # Recorded whatever the tag's status: the station may already be charging (offline start), and the
         # spec has it stop the transaction itself when the idTagInfo is not Accepted.
-        transaction_id = await self._ledger.start(
-            fence,
+        start = start_op(
+            conn.station_id,
             connector_id=p["connectorId"],
             id_tag=p["idTag"],
             id_tag_status=id_tag_info["status"],
@@ -180,15 +184,21 @@ class CentralSystem16:
             received_at=now(),
             reservation_id=p.get("reservationId"),
         )
-        remote = await self._operations.transaction_started(
-            fence,
-            connector_id=p["connectorId"],
-            id_tag=p["idTag"],
-            reservation_id=p.get("reservationId"),
-            transaction_id=transaction_id,
-        )
-        if remote:
-            await self._ledger.mark_remote_started(fence, transaction_id)
+
+        async def start_and_close_loop(c: Connection) -> int:
+            transaction_id = await start(c)
+            closes = transaction_started_op(
+                conn.station_id,
+                connector_id=p["connectorId"],
+                id_tag=p["idTag"],
+                reservation_id=p.get("reservationId"),
+                transaction_id=transaction_id,
+            )
+            if await closes(c):
+                await run_statements(c, remote_started(conn.station_id, transaction_id))
+            return transaction_id
+
+        transaction_id = await self._db.write(start_and_close_loop, fence=fence)
         self._events.publish(TransactionStarted(conn.station_id, p["connectorId"], transaction_id, p["idTag"]))
         return {"transactionId": transaction_id, "idTagInfo": id_tag_info}
 
@@ -239,11 +249,13 @@ class CentralSystem16:
         return {"status": answer}
 
     async def _diagnostics_status(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
-        await self._registry.record_notification(fence, "diagnostics", p["status"], now())
-        await self._operations.job_status(fence, "diagnostics", p["status"])
-        return {}
+        return await self._job_notification(fence, "diagnostics", p["status"])
 
     async def _firmware_status(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
-        await self._registry.record_notification(fence, "firmware", p["status"], now())
-        await self._operations.job_status(fence, "firmware", p["status"])
+        return await self._job_notification(fence, "firmware", p["status"])
+
+    async def _job_notification(self, fence: Fence, kind: str, status: str) -> Payload:
+        """Recorded as sent and tied to the job it reports on, in one write."""
+        parts = notification(fence.station_id, kind, status, now()) + job_status(fence.station_id, kind, status)
+        await self._db.write_statements(parts, fence=fence)
         return {}

@@ -22,10 +22,16 @@ from csms.central_system.timestamps import now, parse, wire
 from csms.central_system.v16 import CentralSystemSettings
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import PROPERTY_CONSTRAINT_VIOLATION, SECURITY_ERROR, CallHandler, OcppError, Validator
-from csms.operations import OperationsRecorder
-from csms.stations import LastSeen, StationConnection, StationRegistry
-from csms.storage import Fence
-from csms.transactions import TransactionLedger
+from csms.operations import (
+    OperationsRecorder,
+    job_status,
+    remote_start_linked_op,
+    reservation_status,
+    reservation_used,
+)
+from csms.stations import LastSeen, StationConnection, StationRegistry, charging, event
+from csms.storage import Connection, Database, Fence, run_statements
+from csms.transactions import EventOutcome, TransactionLedger, transaction_event_op
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +81,11 @@ class CentralSystem201:
         operations: OperationsRecorder,
         events: EventBus,
         last_seen: LastSeen,
+        db: Database,
         record_report: ReportHook | None = None,
     ) -> None:
         self._settings = settings
+        self._db = db  # submits the one write of a message whose parts span modules
         self._registry = registry
         self._ledger = ledger
         self._id_tags = id_tags
@@ -186,23 +194,25 @@ class CentralSystem201:
         token = p.get("idToken")
         info = await self._id_tags.id_token_info(token["idToken"], token["type"]) if token else None
         event = inputs.transaction_event(p, now(), info["status"] if info else None)
-        outcome = await self._ledger.transaction_event(fence, event)
-        if event.remote_start_id is not None:  # the RequestStartTransaction it answers (issue 10 part B)
-            await self._operations.remote_start_linked(fence, event.remote_start_id, event.station_tx_id)
-        if event.reservation_id is not None:  # the reservation it charges on is used
-            await self._operations.reservation_used(fence, event.reservation_id, outcome.transaction_id)
+        record = transaction_event_op(fence, event)
+        remote_start_id, reservation_id = event.remote_start_id, event.reservation_id
+
+        async def record_with_effects(c: Connection) -> EventOutcome:
+            outcome = await record(c)
+            if remote_start_id is not None:  # the RequestStartTransaction it answers (issue 10 part B)
+                await remote_start_linked_op(conn.station_id, remote_start_id, event.station_tx_id)(c)
+            if reservation_id is not None:  # the reservation it charges on is used
+                await run_statements(c, reservation_used(conn.station_id, reservation_id, outcome.transaction_id))
+            if outcome.new and outcome.evse_id and (event.charging_state or event.event_type != "Updated"):
+                evse = (outcome.evse_id, outcome.connector_id)
+                await run_statements(c, charging(conn.station_id, *evse, event.station_tx_id, outcome.charging))
+            return outcome
+
+        outcome = await self._db.write(record_with_effects, fence=fence)
         if outcome.conflict:  # kept for investigation and flagged on the transaction; the station is not at fault
             log.warning(
                 "TransactionEvent repeats a seqNo with different content",
                 extra={"station_id": conn.station_id, "transaction_id": event.station_tx_id, "seq_no": event.seq_no},
-            )
-        if outcome.new and outcome.evse_id and (event.charging_state or event.event_type != "Updated"):
-            await self._registry.record_charging(
-                fence,
-                evse_id=outcome.evse_id,
-                connector_id=outcome.connector_id,
-                station_tx_id=event.station_tx_id,
-                charging=outcome.charging,
             )
         if outcome.new and event.event_type == "Started":
             self._events.publish(
@@ -235,13 +245,15 @@ class CentralSystem201:
 
         async def keep(conn: StationConnection, fence: Fence, p: Payload) -> Payload:
             summary = str(p[field]) if field and field in p else None
-            await self._registry.record_event(fence, action, summary, p, now())
+            station = conn.station_id
+            parts = event(station, action, summary, p, now())  # and what it closes, in the same write
             if action == "FirmwareStatusNotification":
-                await self._operations.job_status(fence, "firmware", p["status"], p.get("requestId"))
+                parts += job_status(station, "firmware", p["status"], p.get("requestId"))
             elif action == "LogStatusNotification":
-                await self._operations.job_status(fence, "log", p["status"], p.get("requestId"))
+                parts += job_status(station, "log", p["status"], p.get("requestId"))
             elif action == "ReservationStatusUpdate":
-                await self._operations.reservation_status(fence, p["reservationId"], p["reservationUpdateStatus"])
+                parts += reservation_status(station, p["reservationId"], p["reservationUpdateStatus"])
+            await self._db.write_statements(parts, fence=fence)
             return dict(answer)
 
         return keep

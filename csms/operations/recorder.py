@@ -2,11 +2,11 @@
 firmware, diagnostics and log jobs, remote starts and local-list versions, for 1.6 (here) and 2.0.1
 (effects_v201.py) stations alike, in the same rows (writes.py).
 
-Three kinds of input: a command about to be sent (`command_requested`: a 2.0.1 remote start is on record before
-the station can act on it), a command the station answered (`command_completed`), and station messages that close the
-loop (a StartTransaction that consumes a reservation or answers a remote start, a firmware status). The
-first arrives on whichever replica served the API request, the second on the station's owner; both only touch
-Postgres, so where they run does not matter.
+Two kinds of input here: a command about to be sent (`command_requested`: a 2.0.1 remote start is on record
+before the station can act on it) and a command the station answered (`command_completed`). Both arrive on
+whichever replica served the API request and only touch Postgres, so where they run does not matter. Station
+messages that close the loop (a transaction that uses a reservation or answers a remote start, a job status) are
+write-op builders in station_messages.py, composed into that message's one write.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from csms.operations import effects_v201, writes
-from csms.operations.remote_start import remote_start_requested, take_remote_start
-from csms.storage import Connection, Database, Fence
+from csms.operations.remote_start import remote_start_requested
+from csms.storage import Connection, Database
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-REMOTE_START_WINDOW_SECONDS = 600  # a StartTransaction this long after RemoteStartTransaction still matches
 
 Payload = dict[str, Any]
 
@@ -179,83 +178,6 @@ class OperationsRecorder:
 
     async def _get_local_list_version(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         await writes.local_list_reported(self._db, station, r.get("listVersion"))
-
-    # -- station messages that close the loop -----------------------------------------------------------------
-
-    async def transaction_started(
-        self, fence: Fence, *, connector_id: int, id_tag: str, reservation_id: int | None, transaction_id: int
-    ) -> bool:
-        """Consume the reservation it names and match a pending remote start; True if remotely started."""
-
-        async def op(conn: Connection) -> bool:
-            if reservation_id is not None:
-                await writes.use_reservation(conn, fence.station_id, reservation_id, transaction_id)
-            matched = await conn.fetchval(
-                """
-                UPDATE remote_starts SET transaction_id = $4 WHERE id = (
-                    SELECT id FROM remote_starts WHERE station_id = $1 AND id_tag = $2 AND transaction_id IS NULL
-                      AND (connector_id IS NULL OR connector_id = $3)
-                      AND requested_at > now() - make_interval(secs => $5)
-                    ORDER BY id LIMIT 1)
-                RETURNING id
-                """,
-                fence.station_id,
-                id_tag,
-                connector_id,
-                transaction_id,
-                REMOTE_START_WINDOW_SECONDS,
-            )
-            return matched is not None
-
-        return await self._db.write(op, fence=fence)
-
-    async def remote_start_linked(self, fence: Fence, remote_start_id: int, station_tx_id: str) -> bool:
-        """A 2.0.1 TransactionEvent named a remoteStartId: link the request to the station's transaction
-        (idempotent: a retried event links the same request). True if the CSMS had asked for it."""
-
-        async def op(conn: Connection) -> bool:
-            return await take_remote_start(conn, fence.station_id, remote_start_id, station_tx_id) is not None
-
-        return await self._db.write(op, fence=fence)
-
-    async def job_status(self, fence: Fence, kind: str, status: str, request_id: int | None = None) -> None:
-        """Tie a Firmware/Diagnostics/LogStatusNotification to its job: the one with the station's requestId
-        (2.0.1), else the station's latest job of that kind (1.6, and 2.0.1 notifications without one)."""
-
-        async def op(conn: Connection) -> None:
-            await conn.execute(
-                "UPDATE station_jobs SET status = $3, updated_at = now() WHERE id = ("
-                " SELECT id FROM station_jobs WHERE station_id = $1 AND kind = $2"
-                " AND ($4::integer IS NULL OR request_id = $4) ORDER BY id DESC LIMIT 1)",
-                fence.station_id,
-                kind,
-                status,
-                request_id,
-            )
-
-        await self._db.write(op, fence=fence)
-
-    async def reservation_used(self, fence: Fence, reservation_id: int, transaction_id: int) -> None:
-        """A 2.0.1 TransactionEvent named the reservation it charges on (a retried event changes nothing)."""
-
-        async def op(conn: Connection) -> None:
-            await writes.use_reservation(conn, fence.station_id, reservation_id, transaction_id)
-
-        await self._db.write(op, fence=fence)
-
-    async def reservation_status(self, fence: Fence, reservation_id: int, status: str) -> None:
-        """OCPP 2.0.1 ReservationStatusUpdate: the station ended a reservation (Expired, Removed)."""
-
-        async def op(conn: Connection) -> None:
-            await conn.execute(
-                "UPDATE reservations SET status = $3, updated_at = now()"
-                " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'",
-                fence.station_id,
-                reservation_id,
-                status,
-            )
-
-        await self._db.write(op, fence=fence)
 
     async def number_of_connectors(self, station_id: str) -> int | None:
         """The station's NumberOfConnectors configuration key, if a GetConfiguration reported a number."""

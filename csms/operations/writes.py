@@ -70,17 +70,6 @@ async def cancel_reservation(db: Database, station: str, reservation_id: int) ->
     )
 
 
-async def use_reservation(conn: Connection, station: str, reservation_id: int, transaction_id: int) -> None:
-    """A transaction started on the reservation (a write-op step: only awaits `conn`)."""
-    await conn.execute(
-        "UPDATE reservations SET status = 'Used', transaction_id = $3, updated_at = now()"
-        " WHERE station_id = $1 AND reservation_id = $2 AND status = 'Active'",
-        station,
-        reservation_id,
-        transaction_id,
-    )
-
-
 @dataclass(frozen=True)
 class StoredProfile:
     profile_id: int

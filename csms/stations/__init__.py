@@ -5,7 +5,7 @@ from csms.stations.fleet import STATES, FleetViews, PresenceRecorder, StationFil
 from csms.stations.gateway import Gateway, GatewaySettings, ProtocolAdapter, StationConnection, StationNotConnected
 from csms.stations.last_seen import LastSeen
 from csms.stations.passwords import hash_password
-from csms.stations.registry import MIGRATIONS, BootInfo, StationRegistry
+from csms.stations.registry import MIGRATIONS, BootInfo, StationRegistry, charging, event, notification
 
 __all__ = [
     "MIGRATIONS",
@@ -22,5 +22,8 @@ __all__ = [
     "StationFilter",
     "StationNotConnected",
     "StationRegistry",
+    "charging",
+    "event",
     "hash_password",
+    "notification",
 ]

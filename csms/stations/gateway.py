@@ -37,6 +37,7 @@ from csms.stations.handshake import (
     choose_subprotocol,
     station_id_from_path,
 )
+from csms.stations.handshake_slots import HandshakeSlots
 from csms.stations.registry import StationRegistry
 from csms.storage import Coalescer, Fence
 
@@ -86,6 +87,7 @@ class GatewaySettings:
     ssl_context: ssl.SSLContext | None = None
     handshake_timeout: float = 10.0
     auth: AuthLimits = field(default_factory=AuthLimits)
+    max_concurrent_handshakes: int = 1000
 
 
 class InFlight:
@@ -170,6 +172,7 @@ class Gateway:
         self._observer = observer
         self._rpc_observer = rpc_observer
         self._auth = StationAuthenticator(settings.auth, observer)
+        self._handshakes = HandshakeSlots(settings.max_concurrent_handshakes)
         # A reconnect storm's credential reads go to Postgres as one query per batch, not one per handshake.
         self._credentials: Coalescer[str, tuple[bool, str | None]] = Coalescer(
             registry.credentials_many, key=lambda station_id: station_id, max_batch=200, parallel=2
@@ -288,7 +291,8 @@ class Gateway:
 
     async def _serve_request(self, request: WebSocketRequest) -> None:
         try:
-            station_id, protocol = await self._check_handshake(request)
+            async with self._handshakes.slot():
+                conn = await self._admit(request)
         except Refusal as refusal:
             if self._observer:
                 self._observer.handshake_refused(refusal.status)
@@ -302,10 +306,46 @@ class Gateway:
             headers.append((b"Content-Type", b"text/plain; charset=utf-8"))
             await request.reject(refusal.status, extra_headers=headers, body=refusal.reason.encode() + b"\n")
             return
+        if conn is None:
+            return
+        station_id, connection_id = conn.station_id, conn.connection_id
+        previous = self._connections.get(station_id)
+        if previous is not None:
+            previous.close_gently(GOING_AWAY, "replaced by a newer connection", self._settings.call_timeout)
+        self._connections[station_id] = conn
+        if not self._accepting:  # a drain began during the upgrade, after its snapshot: close this one too
+            conn.close_gently(GOING_AWAY, "replica draining", self._settings.call_timeout)
+        if self._observer:
+            self._observer.connection_opened()
+        self._events.publish(StationConnected(station_id, connection_id, conn.protocol))
+        log.info("station connected", extra={"station_id": station_id, "connection_id": connection_id})
+        try:
+            with conn.cancel_scope:
+                await self._run_session(conn)
+        finally:
+            if self._connections.get(station_id) is conn:
+                del self._connections[station_id]
+                if not self._connections and self._all_closed is not None:
+                    self._all_closed.set()
+            if self._observer:
+                self._observer.connection_closed()
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await conn.ws.aclose(conn.close_code, conn.close_reason)
+            await self._release_quietly(conn.claim)
+            self._events.publish(StationDisconnected(station_id, connection_id, conn.close_reason))
+            log.info("station disconnected", extra={"station_id": station_id, "reason": conn.close_reason})
+
+    async def _admit(self, request: WebSocketRequest) -> StationConnection | None:
+        """Check, claim and upgrade (holding a handshake slot); None when refused here already."""
+        try:
+            with trio.fail_after(self._settings.handshake_timeout):
+                station_id, protocol = await self._check_handshake(request)
+        except Refusal:
+            raise
         except Exception as exc:  # the registry is unreachable: tell the station to come back later
             log.warning("handshake check failed", extra={"path": request.path, "error": repr(exc)})
             await request.reject(503, body=b"temporarily unavailable, retry later\n")
-            return
+            return None
 
         connection_id = secrets.token_hex(6)
         claim: Claim | None = None
@@ -320,37 +360,17 @@ class Gateway:
             log.warning("claim failed", extra={"station_id": station_id, "error": repr(exc)})
             await self._release_quietly(claim)
             await request.reject(503, body=b"station ownership unavailable, retry later\n")
-            return
+            return None
+        if not self._accepting:  # a drain began while we claimed: send the station elsewhere now
+            await self._release_quietly(claim)
+            raise Refusal(503, "replica is draining; reconnect")
 
         try:
             ws = await request.accept(subprotocol=protocol)
         except BaseException:
             await self._release_quietly(claim)  # the station left mid-handshake: don't leave it owned by us
             raise
-        conn = StationConnection(station_id, connection_id, protocol, claim, fence, ws)
-        previous = self._connections.get(station_id)
-        if previous is not None:
-            previous.close_gently(GOING_AWAY, "replaced by a newer connection", self._settings.call_timeout)
-        self._connections[station_id] = conn
-        if self._observer:
-            self._observer.connection_opened()
-        self._events.publish(StationConnected(station_id, connection_id, protocol))
-        log.info("station connected", extra={"station_id": station_id, "connection_id": connection_id})
-        try:
-            with conn.cancel_scope:
-                await self._run_session(conn)
-        finally:
-            if self._connections.get(station_id) is conn:
-                del self._connections[station_id]
-                if not self._connections and self._all_closed is not None:
-                    self._all_closed.set()
-            if self._observer:
-                self._observer.connection_closed()
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                await ws.aclose(conn.close_code, conn.close_reason)
-            await self._release_quietly(claim)
-            self._events.publish(StationDisconnected(station_id, connection_id, conn.close_reason))
-            log.info("station disconnected", extra={"station_id": station_id, "reason": conn.close_reason})
+        return StationConnection(station_id, connection_id, protocol, claim, fence, ws)
 
     async def _release_quietly(self, claim: Claim | None) -> None:
         """Compare-and-delete our owner key, bounded and shielded: it runs while a connection unwinds."""

@@ -19,7 +19,7 @@ _STATION_ID = re.compile(r"^[A-Za-z0-9._~\-]{1,48}$")
 SUPPORTED_SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: raising sets __traceback__, which a context manager's exit may reassign
 class Refusal(Exception):
     status: int
     reason: str

@@ -95,6 +95,26 @@ def _station_json(row: Any) -> dict[str, Any]:
     return data
 
 
+def event(
+    station_id: str, action: str, summary: str | None, payload: dict[str, Any], received_at: datetime
+) -> list[Statement]:
+    """Write-op builder: a station's report kept as sent (2.0.1 Notify*, security events, status reports)."""
+    return [Statement(_INSERT_EVENT, (station_id, action, summary, payload, received_at))]
+
+
+def charging(
+    station_id: str, evse_id: int, connector_id: int, station_tx_id: str, is_charging: bool
+) -> list[Statement]:
+    """Write-op builder, 2.0.1: whether the transaction on an EVSE is charging (its chargingState), for the
+    fleet's "charging". The EVSE's row exists once the station reported its status (2.0.1 stations do at boot)."""
+    return [Statement(_CHARGING_TX, (station_id, evse_id, connector_id, station_tx_id, is_charging))]
+
+
+def notification(station_id: str, kind: str, status: str, received_at: datetime) -> list[Statement]:
+    """Write-op builder: a Firmware/DiagnosticsStatusNotification as the station sent it."""
+    return [Statement(_INSERT_NOTIFICATION, (station_id, kind, status, received_at))]
+
+
 class StationRegistry:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -277,18 +297,6 @@ class StationRegistry:
             [Statement(_INSERT_STATUS_HISTORY, args), Statement(_UPSERT_STATUS, args)], fence=fence
         )
 
-    async def record_charging(
-        self, fence: Fence, *, evse_id: int, connector_id: int, station_tx_id: str, charging: bool
-    ) -> None:
-        """2.0.1: whether the transaction on an EVSE is charging (its chargingState), for the fleet's "charging".
-        The EVSE's row exists once the station reported its status, which 2.0.1 stations do at boot."""
-        args = (fence.station_id, evse_id, connector_id, station_tx_id, charging)
-        await self._db.write_statements([Statement(_CHARGING_TX, args)], fence=fence)
-
-    async def record_notification(self, fence: Fence, kind: str, status: str, received_at: datetime) -> None:
-        args = (fence.station_id, kind, status, received_at)
-        await self._db.write_statements([Statement(_INSERT_NOTIFICATION, args)], fence=fence)
-
     async def record_data_transfer(
         self,
         fence: Fence,
@@ -306,8 +314,7 @@ class StationRegistry:
         self, fence: Fence, action: str, summary: str | None, payload: dict[str, Any], received_at: datetime
     ) -> None:
         """A station's report kept as sent (2.0.1 Notify*, security events, status notifications)."""
-        args = (fence.station_id, action, summary, payload, received_at)
-        await self._db.write_statements([Statement(_INSERT_EVENT, args)], fence=fence)
+        await self._db.write_statements(event(fence.station_id, action, summary, payload, received_at), fence=fence)
 
     async def events(
         self, station_id: str, *, action: str | None = None, limit: int = 100, before_id: int | None = None

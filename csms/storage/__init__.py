@@ -3,7 +3,8 @@
 The only package allowed to import asyncpg or trio_asyncio. Domain modules own their tables (migrations
 in their own ``migrations`` package) and write through ``Database.write(op, fence=...)`` where ``op`` is
 ``async def op(conn: Connection) -> T``, or, cheaper on the hot path, ``Database.write_statements([Statement(sql,
-args), ...], fence=...)``, whose statements the writer merges across a batch.
+args), ...], fence=...)``, whose statements the writer merges across a batch. One station message is one
+unit of work (one write call): modules expose write-op builders, the caller composes them (``work.py``).
 """
 
 from csms.storage.coalesce import Coalescer, CoalescerClosed
@@ -20,6 +21,7 @@ from csms.storage.errors import (
 from csms.storage.migrator import MigrationDir
 from csms.storage.observer import NullObserver, StorageObserver
 from csms.storage.types import Connection, Fence, Row, Statement, WriteOp
+from csms.storage.work import SecondWrite, run_statements, unit_of_work
 
 __all__ = [
     "Coalescer",
@@ -35,9 +37,12 @@ __all__ = [
     "NullObserver",
     "QueryError",
     "Row",
+    "SecondWrite",
     "Statement",
     "StorageError",
     "StorageObserver",
     "ValueRejected",
     "WriteOp",
+    "run_statements",
+    "unit_of_work",
 ]

@@ -30,6 +30,7 @@ from csms.storage.errors import FenceRejected
 from csms.storage.fencing import lock_current_fences
 from csms.storage.observer import StorageObserver
 from csms.storage.types import Fence, Statement, WriteOp
+from csms.storage.work import run_statements
 
 
 @dataclass(eq=False, slots=True)
@@ -63,8 +64,7 @@ class PendingWrite:
         if self.statements is None:
             assert self.op is not None
             return await self.op(conn)
-        for statement in self.statements:
-            await conn.execute(statement.sql, *statement.args)
+        await run_statements(conn, self.statements)
         return None
 
 

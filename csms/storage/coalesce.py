@@ -35,7 +35,9 @@ class Coalescer(Generic[R, T]):
 
     Requests that arrive while a bulk call is in flight wait for the next one, so batches grow with the load
     and a lone request costs what it did before. At most one request per ``key`` goes in a batch (a later one
-    waits for the next), so a bulk statement never sees the same row twice. Run with
+    waits for the next), so a bulk statement never sees the same row twice. At most ``max_queued`` requests
+    are queued or in flight (default: enough to keep every parallel slot busy with a full batch and one more
+    batch ready); more wait for room, as long as their caller's deadline allows. Run with
     ``await nursery.start(coalescer.run)``; before that (or after ``close()``), ``submit`` calls ``bulk`` directly.
     """
 
@@ -46,17 +48,29 @@ class Coalescer(Generic[R, T]):
         key: Callable[[R], Hashable],
         max_batch: int = 100,
         parallel: int = 2,
+        max_queued: int | None = None,
     ) -> None:
         self._bulk = bulk
         self._key = key
         self._max_batch = max(1, max_batch)
-        self._slots = trio.Semaphore(max(1, parallel))
+        parallel = max(1, parallel)
+        self._slots = trio.Semaphore(parallel)
+        self._room = trio.CapacityLimiter(max(1, max_queued or self._max_batch * (parallel + 1)))
         self._pending: list[_Entry[R, T]] = []
         self._ready = trio.Event()
         self._running = False
         self._scope: trio.CancelScope | None = None
 
+    @property
+    def queued(self) -> int:
+        """Requests queued or in flight."""
+        return self._room.borrowed_tokens
+
     async def submit(self, request: R) -> T:
+        async with self._room:
+            return await self._submit(request)
+
+    async def _submit(self, request: R) -> T:
         if not self._running:
             return (await self._bulk([request]))[0]
         entry: _Entry[R, T] = _Entry(request)

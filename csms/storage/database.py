@@ -18,6 +18,7 @@ from csms.storage.migrator import MigrationDir, apply_migrations, load_migration
 from csms.storage.observer import NullObserver, StorageObserver
 from csms.storage.pools import close_pool, create_pool, in_transaction, query
 from csms.storage.types import Fence, Row, Statement, WriteOp
+from csms.storage.work import note_write
 from csms.storage.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -215,7 +216,8 @@ class Database:
         rolled back, the error is raised here and the others are re-run, so ``op`` must be retry-safe and
         touch nothing but ``conn``. With ``fence``, ``op`` runs only if the fence is the station's current
         one (else FenceRejected), and the station's fence row stays locked until COMMIT. A cancelled caller's
-        op is skipped if not yet started, else it may still commit.
+        op is skipped if not yet started, else it may still commit. Inside ``unit_of_work()`` only one
+        ``write``/``write_statements`` call is allowed (else SecondWrite): compose the parts instead.
         """
         result: T = await self._submit(PendingWrite(op, fence))
         return result
@@ -232,6 +234,7 @@ class Database:
         await self._submit(PendingWrite(None, fence, tuple(statements)))
 
     async def _submit(self, pending: PendingWrite) -> Any:
+        note_write()
         if self._closed:
             raise DatabaseUnavailable("database is closed")
         if self._writer is not None:

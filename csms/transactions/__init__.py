@@ -1,6 +1,6 @@
 """Charging sessions and their meter values; idempotent under retried, late and out-of-order messages."""
 
-from csms.transactions.ledger import MIGRATIONS, TransactionLedger
+from csms.transactions.ledger import MIGRATIONS, TransactionLedger, remote_started, start_op, transaction_event_op
 from csms.transactions.samples import SampledValue
 from csms.transactions.transaction_events import EventOutcome, TransactionEventInput
 from csms.transactions.views import CSV_COLUMNS, SessionFilter, SessionViews
@@ -14,4 +14,7 @@ __all__ = [
     "SessionViews",
     "TransactionEventInput",
     "TransactionLedger",
+    "remote_started",
+    "start_op",
+    "transaction_event_op",
 ]

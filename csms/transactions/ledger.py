@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from csms.storage import Connection, Database, Fence, Statement
+from csms.storage import Connection, Database, Fence, Statement, WriteOp
 from csms.transactions.samples import INSERT_SAMPLE, SampledValue, insert_samples, sample_rows
 from csms.transactions.transaction_events import (
     EventOutcome,
@@ -50,59 +50,75 @@ def _transaction_json(row: Any) -> dict[str, Any]:
     return data
 
 
-class TransactionLedger:
-    def __init__(self, db: Database) -> None:
-        self._db = db
+# -- write-op builders: parts of one station message's unit of work (see csms/storage/work.py) ----------------
 
-    async def start(
-        self,
-        fence: Fence,
-        *,
-        connector_id: int,
-        id_tag: str,
-        id_tag_status: str,
-        meter_start: int,
-        timestamp: datetime,
-        received_at: datetime,
-        reservation_id: int | None = None,
-        remote_started: bool = False,
-    ) -> int:
-        """Record a start; a retry with the same content returns the first transactionId."""
-        station_id = fence.station_id
 
-        async def op(conn: Connection) -> int:
+def start_op(
+    station_id: str,
+    *,
+    connector_id: int,
+    id_tag: str,
+    id_tag_status: str,
+    meter_start: int,
+    timestamp: datetime,
+    received_at: datetime,
+    reservation_id: int | None = None,
+    remote_started: bool = False,
+) -> WriteOp[int]:
+    """Record a start; a retry with the same content returns the first transactionId."""
+
+    async def op(conn: Connection) -> int:
+        tx_id = await conn.fetchval(
+            """
+            INSERT INTO transactions (station_id, connector_id, id_tag, id_tag_status, reservation_id,
+                remote_started, meter_start, start_timestamp, start_received_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT ON CONSTRAINT transactions_start_once DO NOTHING
+            RETURNING id
+            """,
+            station_id,
+            connector_id,
+            id_tag,
+            id_tag_status,
+            reservation_id,
+            remote_started,
+            meter_start,
+            timestamp,
+            received_at,
+        )
+        if tx_id is None:
             tx_id = await conn.fetchval(
-                """
-                INSERT INTO transactions (station_id, connector_id, id_tag, id_tag_status, reservation_id,
-                    remote_started, meter_start, start_timestamp, start_received_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                ON CONFLICT (station_id, connector_id, id_tag, start_timestamp, meter_start)
-                    WHERE station_tx_id IS NULL DO NOTHING
-                RETURNING id
-                """,
+                "SELECT id FROM transactions WHERE station_id = $1 AND connector_id = $2 AND id_tag = $3"
+                " AND start_timestamp = $4 AND meter_start = $5 AND station_tx_id IS NULL",
                 station_id,
                 connector_id,
                 id_tag,
-                id_tag_status,
-                reservation_id,
-                remote_started,
-                meter_start,
                 timestamp,
-                received_at,
+                meter_start,
             )
-            if tx_id is None:
-                tx_id = await conn.fetchval(
-                    "SELECT id FROM transactions WHERE station_id = $1 AND connector_id = $2 AND id_tag = $3"
-                    " AND start_timestamp = $4 AND meter_start = $5 AND station_tx_id IS NULL",
-                    station_id,
-                    connector_id,
-                    id_tag,
-                    timestamp,
-                    meter_start,
-                )
-            return int(tx_id)
+        return int(tx_id)
 
-        return await self._db.write(op, fence=fence)
+    return op
+
+
+def remote_started(station_id: str, transaction_id: int) -> list[Statement]:
+    """Mark the sender's transaction as answering a RemoteStartTransaction."""
+    sql = "UPDATE transactions SET remote_started = true WHERE id = $1 AND station_id = $2"
+    return [Statement(sql, (transaction_id, station_id))]
+
+
+def transaction_event_op(fence: Fence, event: TransactionEventInput) -> WriteOp[EventOutcome]:
+    """OCPP 2.0.1: keep a TransactionEvent once and re-derive its transaction (see transaction_events)."""
+
+    async def op(conn: Connection) -> EventOutcome:
+        return await record_event(conn, fence, event)
+
+    return op
+
+
+class TransactionLedger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def stop(
         self,
@@ -190,14 +206,6 @@ class TransactionLedger:
         )
         # Plain statements: the writer merges every MeterValues sample of a batch into one executemany.
         await self._db.write_statements([Statement(INSERT_SAMPLE, row) for row in rows], fence=fence)
-
-    async def transaction_event(self, fence: Fence, event: TransactionEventInput) -> EventOutcome:
-        """OCPP 2.0.1: keep a TransactionEvent once and re-derive its transaction (see transaction_events)."""
-
-        async def op(conn: Connection) -> EventOutcome:
-            return await record_event(conn, fence, event)
-
-        return await self._db.write(op, fence=fence)
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         async def read(conn: Connection) -> tuple[Any, list[Any], dict[str, Any]]:
@@ -331,10 +339,6 @@ class TransactionLedger:
             return "closed", row["meter_start"]
 
         return await self._db.transaction(op)
-
-    async def mark_remote_started(self, fence: Fence, transaction_id: int) -> None:
-        sql = "UPDATE transactions SET remote_started = true WHERE id = $1 AND station_id = $2"
-        await self._db.write_statements([Statement(sql, (transaction_id, fence.station_id))], fence=fence)
 
     async def active_transaction(self, station_id: str, connector_id: int) -> int | None:
         value = await self._db.fetchval(

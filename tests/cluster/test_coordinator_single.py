@@ -36,19 +36,19 @@ async def test_always_leader_until_drained(nursery: trio.Nursery) -> None:
     assert await coord.owned_counts() == {"solo": 1}
     assert [n.node_id for n in await coord.nodes()] == ["solo"]
 
-    runs: list[str] = []
+    started = trio.Event()
     cancelled = trio.Event()
 
     async def job() -> None:
-        runs.append("started")
+        started.set()
         try:
             await trio.sleep_forever()
         finally:
             cancelled.set()
 
     await nursery.start(LeaderJobRunner(coord, [job]).run)
-    await trio.sleep(0.05)
-    assert runs == ["started"]
+    with trio.fail_after(1):  # a leader runs its jobs
+        await started.wait()
     await coord.drain()
     with trio.fail_after(1):
         await cancelled.wait()

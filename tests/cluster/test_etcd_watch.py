@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from cluster import EtcdClient, EtcdCompacted, WatchEvent
 from cluster.watch import Watch
@@ -60,7 +61,7 @@ async def test_watch_resumes_after_etcd_restart_without_gaps(private_etcd: EtcdS
                 received.extend(await take(events, 2, within=15))
 
             nursery.start_soon(consume)
-            await trio.sleep(0.3)
+            await trio.testing.wait_all_tasks_blocked()  # the consumer is inside the iterator, etcd still down
             await trio.to_thread.run_sync(private_etcd.start)
             async with EtcdClient([url], timeout=2.0) as writer:
                 await writer.put("/w/2", "after restart")

@@ -6,10 +6,8 @@ shed starts, calls the replica has provably read sit in the handler, the inbox a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from subprocess import PIPE
 from typing import Any
 
 import orjson
@@ -17,33 +15,20 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
-from csms.devtools.postgres import find_bindir
 from csms.devtools.station import SimulatedStation
 from csms.storage import Database
 from tests.integration.conftest import Running
+from tests.integration.psql_session import held_in_transaction
 
 SECRET = "gentle-close-test-secret"
 STATION = "CP-GENTLE"
 CALLS = 12
 
 
-@asynccontextmanager
-async def writes_held_up(database_url: str, station_id: str) -> AsyncIterator[None]:
+def writes_held_up(database_url: str, station_id: str) -> AbstractAsyncContextManager[None]:
     """Hold the station's fence row FOR UPDATE: its fenced writes (FOR SHARE) wait until the block ends."""
-    command = [str(find_bindir() / "psql"), "-X", "-q", "-A", "-t", database_url]
-    process = await trio.lowlevel.open_process(command, stdin=PIPE, stdout=PIPE)
-    assert process.stdin is not None and process.stdout is not None
-    lock = f"BEGIN;\nSELECT 'locked' FROM station_fences WHERE station_id = '{station_id}' FOR UPDATE;\n"
-    await process.stdin.send_all(lock.encode())
-    with trio.fail_after(10):
-        assert b"locked" in await process.stdout.receive_some()
-    try:
-        yield
-    finally:
-        with trio.CancelScope(shield=True), trio.fail_after(10):
-            await process.stdin.send_all(b"COMMIT;\n")
-            await process.stdin.aclose()
-            await process.wait()
+    lock = f"SELECT FROM station_fences WHERE station_id = '{station_id}' FOR UPDATE"
+    return held_in_transaction(database_url, lock)
 
 
 def _start(n: int, base: datetime) -> str:

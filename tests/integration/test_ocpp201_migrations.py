@@ -65,8 +65,9 @@ async def test_16_rows_survive_and_keep_their_meaning(db: Database, tmp_path: Pa
 
     # 1.6's retry rule still holds on the old row: the same start content is the same transaction.
     await db.execute("INSERT INTO station_fences (station_id, fence, node_id) VALUES ('OLD', 1, 'n')")
-    again = await ledger.start(
-        Fence("OLD", 1), connector_id=1, id_tag="OLD-TAG", id_tag_status="Accepted", meter_start=100,
+    start = transactions.start_op(
+        "OLD", connector_id=1, id_tag="OLD-TAG", id_tag_status="Accepted", meter_start=100,
         timestamp=datetime(2020, 1, 1, tzinfo=UTC), received_at=datetime.now(UTC),
     )  # fmt: skip
+    again = await db.write(start, fence=Fence("OLD", 1))
     assert again == tx

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import trio
+import trio.testing
 
 from csms.storage import Connection, Database, IntegrityError, NullObserver, Statement, ValueRejected, WriteOp
 
@@ -66,7 +67,7 @@ async def test_concurrent_writes_share_few_transactions_and_are_visible_on_retur
 
 
 async def test_caller_waits_for_the_commit_of_its_whole_batch(database_url: str) -> None:
-    async with Database.open(database_url, max_wait=0.05) as db:
+    async with Database.open(database_url, max_wait=0.2) as db:
         await db.execute(_ITEMS)
 
         async def slow(conn: Connection) -> None:
@@ -74,7 +75,8 @@ async def test_caller_waits_for_the_commit_of_its_whole_batch(database_url: str)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(db.write, slow)
-            await trio.sleep(0.01)  # same batch (max_wait 50 ms), queued after the slow op
+            # The slow op is queued and the writer waits (max_wait 200 ms) for more: ours joins its batch.
+            await trio.testing.wait_all_tasks_blocked()
             started = trio.current_time()
             await db.write(insert("CP-1", 1))
             waited = trio.current_time() - started

@@ -108,12 +108,15 @@ async def test_cancelled_writers_are_released_and_unstarted_ops_skipped(database
         await db.execute("CREATE TABLE items (n int PRIMARY KEY)")
 
         async def slow(conn: Connection) -> None:
-            await conn.execute("SELECT pg_sleep(0.5)")
+            await conn.execute("SELECT pg_sleep(1)")
             await conn.execute("INSERT INTO items VALUES (1)")
 
+        running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(1)' AND state = 'active'"
         async with trio.open_nursery() as nursery:
             nursery.start_soon(db.write, slow)
-            await trio.sleep(0.1)  # the slow op now occupies the (only) writer
+            with trio.fail_after(5):  # the slow op now occupies the (only) writer
+                while not await db.fetchval(running):
+                    await trio.sleep(0.01)
             started = trio.current_time()
             with trio.move_on_after(0.1) as scope:
                 await db.write(insert(2))  # queued behind it, then given up

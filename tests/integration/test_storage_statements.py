@@ -20,9 +20,13 @@ _INSERT_LOG = "INSERT INTO log (station, n) VALUES ($1, $2)"
 class Batches(NullObserver):
     def __init__(self) -> None:
         self.sizes: list[int] = []
+        self.retried: list[int] = []
 
     def batch_committed(self, size: int, seconds: float) -> None:
         self.sizes.append(size)
+
+    def batch_retried(self, size: int, reason: str) -> None:
+        self.retried.append(size)
 
 
 def _write(*statements: tuple[str, tuple[object, ...]]) -> PendingWrite:
@@ -65,7 +69,8 @@ async def test_statement_writes_share_batches_and_are_committed_on_return(databa
 
 
 async def test_a_failing_merged_statement_fails_only_its_own_write(database_url: str) -> None:
-    async with Database.open(database_url, max_wait=0.05) as db:
+    observer = Batches()
+    async with Database.open(database_url, observer=observer, max_wait=0.2) as db:
         await db.execute(_ITEMS)
         await db.execute(_LOG)
         await db.execute("INSERT INTO items (station, n) VALUES ('old', 7)")
@@ -85,6 +90,11 @@ async def test_a_failing_merged_statement_fails_only_its_own_write(database_url:
         assert set(outcomes.values()) == {"ok"}
         logged = await db.fetch("SELECT n FROM log ORDER BY n")
         assert [r["n"] for r in logged] == [n for n in range(20) if n != 7]  # the failed write left nothing
+    # It was merged: the one executemany failed for the whole batch of 20 (a lone statement would have named
+    # its write at once), the batch ran again with each write in a savepoint, and the other 19 committed
+    # together in that one transaction.
+    assert observer.retried == [20]
+    assert observer.sizes == [19]
 
 
 async def test_statement_writes_are_fenced(db: Database) -> None:

@@ -105,9 +105,10 @@ async def default_handler(action: str, payload: dict[str, Any]) -> dict[str, Any
 
 @asynccontextmanager
 async def connected(
-    handler: Handler = default_handler, version: str = "1.6", **options: Any
+    handler: Handler = default_handler, version: str = "1.6", *, transport_buffer: float = math.inf, **options: Any
 ) -> AsyncIterator[tuple[RpcSession, Station, Recorder]]:
-    to_csms, inbound = trio.open_memory_channel[str | bytes](math.inf)
+    """``transport_buffer``: frames the fake socket holds unread (a real one's buffer is bounded too)."""
+    to_csms, inbound = trio.open_memory_channel[str | bytes](transport_buffer)
     outbound, from_csms = trio.open_memory_channel[str](math.inf)
     recorder = Recorder()
     session = RpcSession(
@@ -519,11 +520,20 @@ async def test_full_inbox_applies_back_pressure_without_losing_calls() -> None:
         await release.wait()
         return {"currentTime": "2024-05-01T10:00:00Z"}
 
-    async with connected(handler, max_inbox=1) as (_, station, _):
-        for i in range(6):
-            await station.send([2, f"h{i}", "Heartbeat", {}])
-        await trio.testing.wait_all_tasks_blocked()
+    async with connected(handler, max_inbox=1, transport_buffer=1) as (_, station, _):
+        accepted = 0
+        while True:  # send until the (bounded) transport refuses more: the reader has stopped reading
+            try:
+                station.to_csms.send_nowait(orjson.dumps([2, f"h{accepted}", "Heartbeat", {}]).decode())
+            except trio.WouldBlock:
+                break
+            accepted += 1
+            await trio.testing.wait_all_tasks_blocked()
+        # One in the handler, one in the inbox, one read and waiting for inbox room, one in the socket buffer.
+        assert accepted == 4
         release.set()
+        for i in range(accepted, 6):
+            await station.send([2, f"h{i}", "Heartbeat", {}])
         assert [(await station.receive())[1] for _ in range(6)] == [f"h{i}" for i in range(6)]
 
 

@@ -21,10 +21,13 @@ ALTER TABLE transactions ALTER COLUMN meter_start DROP NOT NULL;
 CREATE UNIQUE INDEX transactions_station_tx ON transactions (station_id, station_tx_id)
     WHERE station_tx_id IS NOT NULL;
 -- 1.6's retry rule (same start content = same transaction) is 1.6's only: two 2.0.1 transactions are two
--- transactionIds, whatever their start looks like.
+-- transactionIds, whatever their start looks like. Expand, never break: the previous release still inserts
+-- with ON CONFLICT ON CONSTRAINT transactions_start_once during a rolling update, so the constraint keeps its
+-- name and, for 1.6 rows (tx_key ''), its meaning; 2.0.1 rows differ by their station transactionId.
+ALTER TABLE transactions ADD COLUMN tx_key text GENERATED ALWAYS AS (coalesce(station_tx_id, '')) STORED;
 ALTER TABLE transactions DROP CONSTRAINT transactions_start_once;
-CREATE UNIQUE INDEX transactions_start_once ON transactions
-    (station_id, connector_id, id_tag, start_timestamp, meter_start) WHERE station_tx_id IS NULL;
+ALTER TABLE transactions ADD CONSTRAINT transactions_start_once
+    UNIQUE (station_id, connector_id, id_tag, start_timestamp, meter_start, tx_key);
 
 -- Every TransactionEvent as received, once per (station, transactionId, seqNo): a retry is a no-op.
 CREATE TABLE transaction_events (
