@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,11 @@ class ChargingStation:
     transaction_id: int | None = None
     energy_wh: float = 0.0
     accepted: list[tuple[float, str, float]] = field(default_factory=list)  # (trio time, purpose, limit)
+    session_started_at: float = 0.0
+    allocation_latency: list[float] = field(default_factory=list)  # session start -> its TxProfile held (s)
     changed: trio.Event = field(default_factory=trio.Event)
+    _measured_session: int | None = None
+    on_change: Callable[[], None] | None = None  # after any change of what the station may draw
     _station: SimulatedStation | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -79,6 +84,7 @@ class ChargingStation:
             doomed = [pid for pid in self.profiles if "id" not in payload or pid == payload["id"]]
             for pid in doomed:
                 del self.profiles[pid]
+            self._changed()
             return {"status": "Accepted" if doomed else "Unknown"}
         return await accept_everything(action, payload)
 
@@ -92,25 +98,36 @@ class ChargingStation:
             same_slot = held.connector_id == connector and held.profile["stackLevel"] == profile["stackLevel"]
             if pid == profile["chargingProfileId"] or (same_slot and held.purpose == profile["chargingProfilePurpose"]):
                 del self.profiles[pid]
+        if profile["chargingProfilePurpose"] == "TxProfile" and self._measured_session != self.transaction_id:
+            self._measured_session = self.transaction_id
+            self.allocation_latency.append(trio.current_time() - self.session_started_at)
         self.profiles[profile["chargingProfileId"]] = HeldProfile(connector, profile)
         self.accepted.append((trio.current_time(), profile["chargingProfilePurpose"], self.limit_in_force()))
+        self._changed()
+        return {"status": "Accepted"}
+
+    def _changed(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
-        return {"status": "Accepted"}
+        if self.on_change is not None:
+            self.on_change()
 
     # -- sessions --------------------------------------------------------------------------------------
 
     async def start_session(self, demand: float) -> int:
         station = self._connected()
+        self.session_started_at = trio.current_time()
         answer = await station.start_transaction(1, f"EV-{self.station_id}", int(self.energy_wh))
         self.transaction_id = int(answer["transactionId"])
         self.demand = demand
+        self._changed()
         return self.transaction_id
 
     async def stop_session(self) -> None:
         transaction_id, self.transaction_id, self.demand = self.transaction_id, None, 0.0
         for pid in [pid for pid, p in self.profiles.items() if p.purpose == "TxProfile"]:
             del self.profiles[pid]  # a TxProfile ends with its transaction
+        self._changed()
         if transaction_id is not None:
             await self._connected().stop_transaction(transaction_id, int(self.energy_wh))
 
@@ -129,7 +146,7 @@ class ChargingStation:
         """Stay connected (reconnecting after a loss), booted, reporting the draw every ``report_interval``."""
         started = False
         while True:
-            with contextlib.suppress(OSError, ConnectionError, trio.TooSlowError, Exception):
+            with contextlib.suppress(Exception):  # a lost CSMS: reconnect, as firmware does
                 async with SimulatedStation.connect(url, self.station_id, answer=self.answer) as station:
                     await station.boot()
                     await station.status(1, "Charging" if self.transaction_id else "Available")
@@ -160,3 +177,71 @@ class ChargingStation:
             "transactionId": transaction_id,
             "meterValue": [{"timestamp": now_iso(), "sampledValue": sampled}],
         }
+
+
+@dataclass
+class SiteSampler:
+    """Samples a simulated site: the sum of limits in force (at every change and every ``period``) and, while the
+    EVs want more than the limit, how much of it they draw."""
+
+    stations: list[ChargingStation]
+    limit: float
+    armed: bool = False  # count from arm() on: before, stations may not hold their failsafe yet
+    highest: float = 0.0
+    samples: int = 0
+    utilisation: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for station in self.stations:
+            station.on_change = self.check
+
+    def total(self) -> float:
+        return sum(s.limit_in_force() for s in self.stations)
+
+    def arm(self) -> None:
+        self.armed = True
+        self.check()
+
+    def check(self) -> None:
+        if self.armed:
+            self.highest = max(self.highest, self.total())
+            self.samples += 1
+
+    async def run(self, period: float = 0.05) -> None:
+        self.arm()
+        while True:
+            self.check()
+            wanted = sum(min(s.demand, s.max_current) for s in self.stations if s.transaction_id is not None)
+            if wanted > self.limit:
+                self.utilisation.append(sum(s.draw for s in self.stations) / self.limit)
+            await trio.sleep(period)
+
+
+async def drive_sessions(
+    station: ChargingStation,
+    rng: Any,
+    *,
+    idle: tuple[float, float] = (2.0, 6.0),
+    charging: tuple[float, float] = (15.0, 30.0),
+    demands: tuple[float, ...] = (32.0, 32.0, 10.0),
+) -> None:
+    """Sessions starting and stopping at random (a station that is offline at the moment skips its turn)."""
+    while True:
+        await trio.sleep(rng.uniform(*idle))
+        with contextlib.suppress(Exception):
+            await station.start_session(min(station.max_current, rng.choice(demands)))
+            await trio.sleep(rng.uniform(*charging))
+        await _stop(station)
+
+
+async def _stop(station: ChargingStation) -> None:
+    """Stop the session, retrying while the station reconnects (as firmware queues a StopTransaction)."""
+    transaction_id = station.transaction_id
+    with trio.move_on_after(30):
+        while True:
+            try:
+                await station.stop_session()
+                return
+            except Exception:
+                station.transaction_id = transaction_id  # not delivered: still to send
+                await trio.sleep(0.5)

@@ -37,7 +37,8 @@ class Demand:
     weight: float  # budget units per ampere
     charging: bool
     cap: float  # the most it can use now (max_current, or less after measured under-use)
-    counted_at_max: bool  # stuck or not yet holding a failsafe: gets the lowest safe ask, counted at max
+    counted_at_max: bool  # stuck or not yet holding a failsafe: counted at max
+    holding: float | None = None  # the TxProfile it holds now, for this session
 
 
 @dataclass(frozen=True)
@@ -93,20 +94,58 @@ def _fill(members: Sequence[Demand], alloc: dict[str, float], budget: float) -> 
 
 
 def plan(
-    budget: float, demands: Sequence[Demand], failsafe: Mapping[str, float], defaults_now: Mapping[str, float]
+    budget: float,
+    demands: Sequence[Demand],
+    failsafe: Mapping[str, float],
+    defaults_now: Mapping[str, float],
+    *,
+    slack: float = 0.0,
 ) -> dict[str, Target]:
     """Targets whose held amounts sum to at most ``budget`` (counting ``counted_at_max`` stations at max).
 
     Charging stations first get their minimum (highest priority first; those the budget cannot reach get 0 and
     pause), then one level per priority tier up to their caps. What is left is the headroom, shared by the idle
     stations as their default up to their failsafe current.
+
+    ``slack`` (budget units) keeps small reductions from being sent: stations whose share fell a little keep what
+    they hold, smallest fall first, while those falls add up to at most ``slack``; the others share the rest. So
+    meter noise does not reprofile every station, while a session that needs room still gets it.
     """
+    targets = _plan(budget, demands, failsafe, defaults_now, {})
+    falls = sorted(
+        (d.weight * (d.holding - (targets[d.station_id].tx or 0.0)), d.station_id, d.holding)
+        for d in demands
+        if d.holding is not None and not d.counted_at_max and d.charging
+    )
+    kept: dict[str, float] = {}
+    total = 0.0
+    for fall, station_id, holding in falls:
+        if fall <= 1e-9:
+            continue
+        if total + fall > slack:
+            break
+        total += fall
+        kept[station_id] = holding
+    return _plan(budget, demands, failsafe, defaults_now, kept) if kept else targets
+
+
+def _plan(
+    budget: float,
+    demands: Sequence[Demand],
+    failsafe: Mapping[str, float],
+    defaults_now: Mapping[str, float],
+    kept: Mapping[str, float],
+) -> dict[str, Target]:
     left = budget - sum(d.weight * d.max_current for d in demands if d.counted_at_max)
+    left -= sum(d.weight * kept[d.station_id] for d in demands if d.station_id in kept)
     targets: dict[str, Target] = {}
     active = sorted(
-        (d for d in demands if d.charging and not d.counted_at_max), key=lambda d: (-d.priority, d.station_id)
+        (d for d in demands if d.charging and not d.counted_at_max and d.station_id not in kept),
+        key=lambda d: (-d.priority, d.station_id),
     )
     alloc = dict.fromkeys((d.station_id for d in active), 0.0)
+    for station_id, holding in kept.items():
+        targets[station_id] = Target(default=min(defaults_now.get(station_id, 0.0), holding), tx=holding)
     for d in active:
         if d.weight * d.min_current <= left:
             alloc[d.station_id] = d.min_current
@@ -124,7 +163,10 @@ def plan(
         targets[d.station_id] = Target(
             default=floor_step(min(failsafe.get(d.station_id, 0.0), share, d.max_current)), tx=None
         )
+    level = max(alloc.values(), default=0.0)
     for d in demands:
-        if d.counted_at_max:  # the lowest safe ask: once accepted, the next round gives it its share
-            targets[d.station_id] = Target(default=0.0, tx=min(d.min_current, d.max_current) if d.charging else None)
+        if d.counted_at_max:  # any ask up to its max is safe (it is counted at max): the share the others got
+            fallback = floor_step(min(failsafe.get(d.station_id, 0.0), share, d.max_current))
+            ask = floor_step(min(d.cap, max(level, d.min_current))) if d.charging else None
+            targets[d.station_id] = Target(default=fallback if ask is None else min(fallback, ask), tx=ask)
     return targets

@@ -76,6 +76,7 @@ class BalancerSettings:
     interval: float = 5.0  # seconds between rounds when nothing wakes a site
     margin: float = 1.0  # A a station drawing below its allocation keeps to grow back
     hysteresis: float = 0.5  # A: smaller raises wait for a bigger change
+    slack: float = 1.0  # A: small reductions adding up to this (or 1 % of the limit) are not sent
     reading_age: float = 60.0  # seconds a meter reading counts as current
     parallel_sends: int = 32
 
@@ -145,6 +146,8 @@ class SiteBalancer:
         self._site_of: dict[str, str] = {}  # station -> site, for the sites computed here
         self._computing_changed = trio.Event()
         self._settled_after: dict[str, datetime] = {}  # station -> when its last allocation change has settled
+        self._awaiting: set[str] = set()  # stations whose next reading shows how they use a new allocation
+        self._retry_at: dict[str, float] = {}  # stuck station -> when to ask it again
         self.rounds = 0
 
     @property
@@ -163,7 +166,12 @@ class SiteBalancer:
     def note(self, payload: str) -> None:
         """A change-feed notification ("tx <station>", "site <id>"): wake the site it concerns."""
         kind, _, key = payload.partition(" ")
-        site = key if kind == "site" else self._site_of.get(key) if kind == "tx" else None
+        if kind == "site":
+            site: str | None = key
+        elif kind == "tx" or (kind == "meter" and key in self._awaiting):
+            site = self._site_of.get(key)  # a session started or ended; a reading of a station's new limit
+        else:
+            return
         if site is not None and site in self._wake:
             self._wake[site].set()
 
@@ -190,6 +198,7 @@ class SiteBalancer:
             del self._wake[site_id]
             for station in [st for st, site in self._site_of.items() if site == site_id]:
                 self._settled_after.pop(station, None)
+                self._awaiting.discard(station)
             self._changed()
             for station, site in list(self._site_of.items()):
                 if site == site_id:
@@ -198,6 +207,7 @@ class SiteBalancer:
 
     async def round(self, site_id: str) -> bool:
         """One round; False if the site no longer exists."""
+        started = trio.current_time()
         spec = await self._store.get(site_id)
         if spec is None:
             return False
@@ -217,10 +227,17 @@ class SiteBalancer:
             )
             for s in spec.stations
         }
+        self._awaiting.difference_update(station for station, amps in settled.items() if amps is not None)
         held = {s.station_id: self._current(rows.get(s.station_id), sessions.get(s.station_id)) for s in spec.stations}
         limit = spec.limit_at(datetime.now(UTC))
         targets = plan(
-            limit, self._demands(spec, held, sessions, settled), self._failsafe(spec, limit), _defaults(held)
+            limit,
+            self._demands(spec, held, sessions, settled),
+            self._failsafe(spec, limit),
+            _defaults(held),
+            slack=max(self._s.slack, 0.01 * limit)
+            if spec.unit == "A"
+            else max(self._s.slack * spec.voltage, 0.01 * limit),
         )
         protocols = {station_id: await self._inputs.protocol_of(station_id) for station_id in ids}
         changes = self._changes(spec, held, targets, sessions, protocols)
@@ -229,6 +246,8 @@ class SiteBalancer:
         forced = {c.station_id for c in changes if held[c.station_id].stuck}
         if lowers:
             await self._send(site_id, spec, lowers, held, sessions, forced, raising=False)
+        wanted = len(raises)
+        lowered_at = trio.current_time()
         raises = self._fitting(spec, limit, held, sessions, raises)
         if raises:
             for c in raises:
@@ -238,6 +257,18 @@ class SiteBalancer:
         await self._save(site_id, spec, held, sessions, measured)
         await self._record(site_id, spec, limit, held, sessions, measured, reallocated=bool(changes))
         self.rounds += 1
+        if changes:
+            log.info(
+                "site reallocated",
+                extra={
+                    "site_id": site_id,
+                    "lowered": len(lowers),
+                    "raised": len(raises),
+                    "raises_held_back": wanted - len(raises),
+                    "lower_seconds": round(lowered_at - started, 3),
+                    "seconds": round(trio.current_time() - started, 3),
+                },
+            )
         return True
 
     def _current(self, row: Allocation | None, session: Session | None) -> Held:
@@ -276,6 +307,7 @@ class SiteBalancer:
                     charging,
                     max(cap, s.min_current),
                     counted_at_max,
+                    h.tx_limit if h.tx_pending is None else None,
                 )
             )
         return demands
@@ -289,9 +321,14 @@ class SiteBalancer:
         protocols: Mapping[str, str],
     ) -> list[_Change]:
         changes = []
+        now = trio.current_time()
         for s in spec.stations:
             h, t, session = held[s.station_id], targets[s.station_id], sessions.get(s.station_id)
             protocol = protocols[s.station_id]
+            if h.stuck:  # counted at its max until it accepts: asked again once per interval, not every round
+                if now < self._retry_at.get(s.station_id, 0.0):
+                    continue
+                self._retry_at[s.station_id] = now + self._s.interval
             try:
                 if h.stuck or self._differs(h.default_limit, t.default):
                     action, payload = failsafe_profile(protocol, t.default, s.phases)
@@ -375,6 +412,7 @@ class SiteBalancer:
                 held[c.station_id] = _with(h, c, pending=False, session=session)
                 if c.component == "tx":
                     self._settled_after[c.station_id] = datetime.now(UTC) + SETTLE
+                    self._awaiting.add(c.station_id)
                 continue
             failed.add(c.station_id)
             # Never sent, or a raise refused: the station holds what it held.

@@ -54,11 +54,11 @@ def test_minimums_by_priority_then_pause() -> None:
     assert targets["high"].tx == 7 and targets["mid"].tx == 6 and targets["low"].tx == 0
 
 
-def test_stuck_station_counts_at_max_and_gets_the_lowest_safe_ask() -> None:
+def test_stuck_station_counts_at_max_and_is_asked_for_the_others_share() -> None:
     demands = [demand("stuck", counted_at_max=True), demand("b"), demand("c")]
     targets = plan(72, demands, failsafe={}, defaults_now={})
-    assert targets["stuck"].tx == 6 and targets["stuck"].default == 0
     assert targets["b"].tx == 20 and targets["c"].tx == 20
+    assert targets["stuck"].tx == 20 and targets["stuck"].default == 0  # safe: it is counted at its max
 
 
 def test_watt_limits_weigh_stations_by_phases() -> None:
