@@ -270,7 +270,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             site_service = sites.SiteService(
                 db,
                 coordinator,
-                site_inputs(ledger, command_service),
+                site_inputs(ledger, command_service, coordinator),
                 sites.BalancerSettings(interval=config.site_interval),
                 poll_interval=min(1.0, config.lease_ttl / 4),
                 observer=SiteMetrics(metrics),
@@ -358,7 +358,9 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 nursery.cancel_scope.cancel()
 
 
-def site_inputs(ledger: transactions.TransactionLedger, command_service: commands.CommandService) -> sites.SiteInputs:
+def site_inputs(
+    ledger: transactions.TransactionLedger, command_service: commands.CommandService, coordinator: Coordinator
+) -> sites.SiteInputs:
     """What load management reads from the transactions module and how its profiles go out: as commands,
     routed to the station's owner like any other."""
 
@@ -380,7 +382,10 @@ def site_inputs(ledger: transactions.TransactionLedger, command_service: command
         await trio.lowlevel.checkpoint()
         return "1.6"  # the only protocol served until OCPP 2.0.1 lands (then: the registry's protocol_of)
 
-    return sites.SiteInputs(sessions, readings, deliver, protocol_of)
+    async def connected(station_ids: list[str]) -> set[str]:
+        return set(await coordinator.owners_of(station_ids))
+
+    return sites.SiteInputs(sessions, readings, deliver, protocol_of, connected)
 
 
 async def _wait_for_signal() -> None:

@@ -2,12 +2,13 @@
 
 from csms.sites.allocation import Demand, Held, Target, held_amps, plan
 from csms.sites.balancer import BalancerSettings, Reading, Session, SiteInputs, SiteObserver
-from csms.sites.model import SiteSpec, StationSpec, parse_site
+from csms.sites.model import SITE_ID_PATTERN, SiteSpec, StationSpec, parse_site
 from csms.sites.service import SiteService
 from csms.sites.store import MIGRATIONS, Round, StationOnOtherSite
 
 __all__ = [
     "MIGRATIONS",
+    "SITE_ID_PATTERN",
     "BalancerSettings",
     "Demand",
     "Held",

@@ -55,6 +55,7 @@ class SiteInputs:
     readings: Callable[[list[str], float], Awaitable[dict[str, list[Reading]]]]
     deliver: Callable[[str, str, Payload, str], Awaitable[Outcome]]  # station, action, payload, requested_by
     protocol_of: Callable[[str], Awaitable[str]]
+    connected: Callable[[list[str]], Awaitable[set[str]]]  # stations some replica holds a connection to
 
 
 class SiteObserver(Protocol):
@@ -239,7 +240,8 @@ class SiteBalancer:
             if spec.unit == "A"
             else max(self._s.slack * spec.voltage, 0.01 * limit),
         )
-        protocols = {station_id: await self._inputs.protocol_of(station_id) for station_id in ids}
+        online = await self._inputs.connected(ids)  # an offline station keeps what it holds: nothing to send
+        protocols = {station_id: await self._inputs.protocol_of(station_id) for station_id in online}
         changes = self._changes(spec, held, targets, sessions, protocols)
         raises = [c for c in changes if self._raises(held[c.station_id], c, sessions.get(c.station_id), spec)]
         lowers = [c for c in changes if c not in raises]
@@ -324,7 +326,9 @@ class SiteBalancer:
         now = trio.current_time()
         for s in spec.stations:
             h, t, session = held[s.station_id], targets[s.station_id], sessions.get(s.station_id)
-            protocol = protocols[s.station_id]
+            protocol = protocols.get(s.station_id)
+            if protocol is None:
+                continue
             if h.stuck:  # counted at its max until it accepts: asked again once per interval, not every round
                 if now < self._retry_at.get(s.station_id, 0.0):
                     continue

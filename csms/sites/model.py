@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 MAX_STATIONS = 1000
 MAX_OVERRIDE_SECONDS = 7 * 86400
 _TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+SITE_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
+STATION_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,48}$"  # as the stations module names them
+_ID = re.compile(SITE_ID_PATTERN)
+_STATION_ID = re.compile(STATION_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,6 @@ class SiteSpec:
     schedule: tuple[tuple[int, float], ...] = ()  # (minute of the day UTC, limit), sorted
     override_limit: float | None = None
     override_until: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def limit_at(self, now: datetime) -> float:
         """The override until it expires, else the time-of-day schedule's entry in effect, else the limit."""
@@ -82,8 +84,8 @@ def _station(raw: Any, index: int) -> StationSpec:
     if unknown:
         raise ValueError(f"stations[{index}] has unknown fields: {', '.join(sorted(unknown))}")
     station_id = raw.get("id")
-    if not isinstance(station_id, str) or not _ID.match(station_id):
-        raise ValueError(f"stations[{index}].id must be a station id (1-64 of A-Z a-z 0-9 . _ : -)")
+    if not isinstance(station_id, str) or not _STATION_ID.match(station_id):
+        raise ValueError(f"stations[{index}].id must be a station id (1-48 of A-Z a-z 0-9 . _ ~ -)")
     spec = StationSpec(
         station_id,
         min_current=_number(raw, "min_current", default=6.0),
@@ -119,7 +121,7 @@ def _schedule(raw: Any) -> tuple[tuple[int, float], ...]:
 def parse_site(site_id: str, body: Any) -> SiteSpec:
     """The PUT /api/v1/sites/{id} body."""
     if not _ID.match(site_id):
-        raise ValueError("site id must be 1-64 of A-Z a-z 0-9 . _ : -")
+        raise ValueError("site id must be 1-64 of A-Z a-z 0-9 . _ ~ -")
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
     unknown = set(body) - {"limit", "unit", "stations", "voltage", "failsafe", "schedule"}
