@@ -270,7 +270,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             site_service = sites.SiteService(
                 db,
                 coordinator,
-                site_inputs(ledger, command_service, coordinator),
+                site_inputs(ledger, command_service, coordinator, registry),
                 sites.BalancerSettings(interval=config.site_interval),
                 poll_interval=min(1.0, config.lease_ttl / 4),
                 observer=SiteMetrics(metrics),
@@ -359,33 +359,39 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
 
 
 def site_inputs(
-    ledger: transactions.TransactionLedger, command_service: commands.CommandService, coordinator: Coordinator
+    ledger: transactions.TransactionLedger,
+    command_service: commands.CommandService,
+    coordinator: Coordinator,
+    registry: StationRegistry,
 ) -> sites.SiteInputs:
-    """What load management reads from the transactions module and how its profiles go out: as commands,
-    routed to the station's owner like any other."""
+    """What load management reads from the other modules and how its profiles go out: as commands in the
+    station's protocol, routed to the station's owner like any other."""
 
     async def sessions(station_ids: list[str]) -> dict[str, sites.Session]:
         found = await ledger.open_sessions(station_ids)
-        return {station: sites.Session(connector, tx) for station, (connector, tx) in found.items()}
+        return {station: sites.Session(*row) for station, row in found.items()}
 
     async def readings(station_ids: list[str], within: float) -> dict[str, list[sites.Reading]]:
         found = await ledger.recent_draw(station_ids, within)
         return {station: [sites.Reading(**r) for r in rows] for station, rows in found.items()}
 
-    async def deliver(station_id: str, action: str, payload: dict[str, Any], requested_by: str) -> str:
-        record = await command_service.submit(station_id, action, payload, requested_by)
+    async def deliver(station_id: str, action: str, payload: dict[str, Any], by: str, protocol: str) -> str:
+        try:
+            record = await command_service.submit(station_id, action, payload, by, protocol=protocol)
+        except commands.CommandRejected as exc:  # the station switched protocol since the round read it
+            log.warning("site profile refused", extra={"station_id": station_id, "error": exc.message})
+            return "offline"
         if record["status"] == "completed":
             return "accepted" if (record.get("result") or {}).get("status") == "Accepted" else "rejected"
         return {"offline": "offline", "call_error": "rejected"}.get(record["status"], "unknown")
 
-    async def protocol_of(station_id: str) -> str:
-        await trio.lowlevel.checkpoint()
-        return "1.6"  # the only protocol served until OCPP 2.0.1 lands (then: the registry's protocol_of)
+    async def protocols(station_ids: list[str]) -> dict[str, str]:
+        return await registry.protocols_of(station_ids)
 
     async def connected(station_ids: list[str]) -> set[str]:
         return set(await coordinator.owners_of(station_ids))
 
-    return sites.SiteInputs(sessions, readings, deliver, protocol_of, connected)
+    return sites.SiteInputs(sessions, readings, deliver, protocols, connected)
 
 
 async def _wait_for_signal() -> None:

@@ -9,6 +9,7 @@ any raise is sent, so a replica taking the site over after a crash starts from n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ import trio
 
 from csms.sites.allocation import Demand, Held, Target, held_amps, plan, under_use_cap
 from csms.sites.model import SiteSpec, StationSpec
-from csms.sites.profiles import allocation_profile, failsafe_profile, release_profile
+from csms.sites.profiles import V16, allocation_profile, failsafe_profile, release_profile
 from csms.sites.store import Allocation, Round, SiteStore
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,9 @@ SETTLE = timedelta(seconds=0.3)  # a reading received this soon after a new limi
 
 @dataclass(frozen=True)
 class Session:
-    connector_id: int
-    transaction_id: int
+    connector_id: int  # 1.6: the connector; 2.0.1: the EVSE
+    transaction_id: int  # the CSMS's id (what a held TxProfile is recorded against)
+    station_tx_id: str | None = None  # 2.0.1: the station's own transactionId, which its TxProfile names
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,8 @@ class SiteInputs:
 
     sessions: Callable[[list[str]], Awaitable[dict[str, Session]]]
     readings: Callable[[list[str], float], Awaitable[dict[str, list[Reading]]]]
-    deliver: Callable[[str, str, Payload, str], Awaitable[Outcome]]  # station, action, payload, requested_by
-    protocol_of: Callable[[str], Awaitable[str]]
+    deliver: Callable[[str, str, Payload, str, str], Awaitable[Outcome]]  # station, action, payload, by, protocol
+    protocols: Callable[[list[str]], Awaitable[dict[str, str]]]  # station -> "ocpp1.6" / "ocpp2.0.1"
     connected: Callable[[list[str]], Awaitable[set[str]]]  # stations some replica holds a connection to
 
 
@@ -89,6 +91,7 @@ class _Change:
     amps: float
     action: str
     payload: Payload
+    protocol: str
 
 
 def measured_amps(
@@ -241,7 +244,8 @@ class SiteBalancer:
             else max(self._s.slack * spec.voltage, 0.01 * limit),
         )
         online = await self._inputs.connected(ids)  # an offline station keeps what it holds: nothing to send
-        protocols = {station_id: await self._inputs.protocol_of(station_id) for station_id in online}
+        known = await self._inputs.protocols(sorted(online))
+        protocols = {station_id: known.get(station_id, V16) for station_id in online}
         changes = self._changes(spec, held, targets, sessions, protocols)
         raises = [c for c in changes if self._raises(held[c.station_id], c, sessions.get(c.station_id), spec)]
         lowers = [c for c in changes if c not in raises]
@@ -336,12 +340,11 @@ class SiteBalancer:
             try:
                 if h.stuck or self._differs(h.default_limit, t.default):
                     action, payload = failsafe_profile(protocol, t.default, s.phases)
-                    changes.append(_Change(s.station_id, "default", t.default, action, payload))
+                    changes.append(_Change(s.station_id, "default", t.default, action, payload, protocol))
                 if t.tx is not None and session is not None and (h.stuck or self._differs(h.tx_limit, t.tx)):
-                    action, payload = allocation_profile(
-                        protocol, t.tx, s.phases, session.connector_id, session.transaction_id
-                    )
-                    changes.append(_Change(s.station_id, "tx", t.tx, action, payload))
+                    transaction = session.station_tx_id or session.transaction_id
+                    action, payload = allocation_profile(protocol, t.tx, s.phases, session.connector_id, transaction)
+                    changes.append(_Change(s.station_id, "tx", t.tx, action, payload, protocol))
             except ValueError as exc:  # a protocol we cannot address: it holds nothing, so counts at its max
                 log.warning("site station not managed", extra={"station_id": s.station_id, "error": str(exc)})
         return changes
@@ -404,7 +407,9 @@ class SiteBalancer:
 
         async def one(i: int, c: _Change) -> None:
             async with limiter:
-                outcomes[i] = await self._inputs.deliver(c.station_id, c.action, c.payload, f"site:{site_id}")
+                outcomes[i] = await self._inputs.deliver(
+                    c.station_id, c.action, c.payload, f"site:{site_id}", c.protocol
+                )
 
         async with trio.open_nursery() as nursery:
             for i, c in enumerate(changes):
@@ -484,8 +489,10 @@ class SiteBalancer:
         members = {s.station_id for s in spec.stations}
         removed = [station for station in rows if station not in members]
         for station_id in removed:
-            action, payload = release_profile(await self._inputs.protocol_of(station_id))
-            await self._inputs.deliver(station_id, action, payload, f"site:{site_id}")
+            protocol = (await self._inputs.protocols([station_id])).get(station_id, V16)
+            with contextlib.suppress(ValueError):
+                action, payload = release_profile(protocol)
+                await self._inputs.deliver(station_id, action, payload, f"site:{site_id}", protocol)
         if removed:
             await self._store.forget(removed)
 

@@ -94,10 +94,12 @@ async def test_budget_moves_between_stations_without_going_over(csms: Running) -
         await a.stop_session()
         await until(lambda: b.limit_in_force() == 32 and a.limit_in_force() == 4 and c.limit_in_force() == 4)
         assert watch.highest <= 40 + 1e-6, watch.highest
-        view = (await api.get("/api/v1/sites/two-bays")).json()
+        with trio.fail_after(10):  # the station holds it before the round records its answer
+            while (view := (await api.get("/api/v1/sites/two-bays")).json())["round"]["charging"] != 1:
+                await trio.sleep(0.05)
         b_view = next(s for s in view["stations"] if s["id"] == "SITE-B")
         assert b_view["allocation"] == 32 and b_view["stuck"] is False
-        assert view["round"]["charging"] == 1 and view["round"]["allocated"] <= 40
+        assert view["round"]["allocated"] <= 40
 
 
 async def test_a_station_rejecting_profiles_is_counted_at_its_max(csms: Running) -> None:

@@ -115,3 +115,20 @@ def test_limit_falls_back_from_override_to_schedule() -> None:
     live = replace(spec, override_limit=20, override_until=day.replace(hour=10))
     assert live.limit_at(day.replace(hour=9)) == 20
     assert live.limit_at(day.replace(hour=11)) == 40
+
+
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+def test_site_profiles_are_valid_commands_in_each_protocol(protocol: str) -> None:
+    """The failsafe, the allocation and the release pass the schema and rules a command is checked by."""
+    from csms.commands.catalogue import validator_for
+    from csms.operations import check_operation
+    from csms.sites.profiles import allocation_profile, failsafe_profile, release_profile
+
+    transaction: int | str = 7 if protocol == "ocpp1.6" else "tx-7"
+    for action, payload in (
+        failsafe_profile(protocol, 13.3, 3),
+        allocation_profile(protocol, 20.0, 1, 1, transaction),
+        release_profile(protocol),
+    ):
+        validator_for(protocol).validate_request(action, payload)
+        check_operation(protocol, action, payload)
