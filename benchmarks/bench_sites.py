@@ -85,7 +85,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     with harness.postgres() as pg, tempfile.TemporaryDirectory() as logs:
         for count in [int(c) for c in args.sites.split(",")]:
-            with harness.replica(pg.url, Path(logs), site_interval=str(args.interval)) as node:
+            with harness.replica(pg.url(), Path(logs), site_interval=str(args.interval)) as node:
                 row = await run_sites(node, count, args.seconds, args.session, args.report)
                 print(row, flush=True)
                 rows.append(row)

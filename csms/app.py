@@ -311,6 +311,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     ),
                     http=internal_http,
                     readiness=readiness,
+                    sites=site_service,
                 )
             )
             api = build_api(

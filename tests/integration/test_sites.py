@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 import trio
 
 from csms.devtools.charging import ChargingStation
-from tests.integration.conftest import Running
+from tests.integration.conftest import TOKEN, Running
+from tests.integration.test_console import sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +49,7 @@ async def connected(running: Running, stations: Sequence[ChargingStation]) -> As
         nursery.cancel_scope.cancel()
 
 
-async def until(predicate: Callable[[], bool], within: float = 15.0) -> None:
+async def until(predicate: Callable[[], bool], within: float = 30.0) -> None:
     with trio.fail_after(within):
         while not predicate():
             await trio.sleep(0.02)
@@ -117,3 +119,10 @@ async def test_a_station_rejecting_profiles_is_counted_at_its_max(csms: Running)
         assert watch.highest <= 40 + 1e-6
         view = (await api.get("/api/v1/sites/stubborn")).json()
         assert next(s for s in view["stations"] if s["id"] == "SITE-NO")["stuck"] is True
+    # The console's site page shows the same.
+    async with httpx.AsyncClient(base_url=csms.api_url, timeout=10) as http:
+        await sign_in(http, TOKEN)
+        page = await http.get("/ui/sites/stubborn")
+        assert page.status_code == 200 and "stuck: counted at max" in page.text
+        assert 'href="/ui/sites/stubborn"' in (await http.get("/ui/sites")).text
+        assert (await http.get("/ui/sites/nowhere")).status_code == 404
