@@ -13,6 +13,7 @@ against each site's limit throughout.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import tempfile
@@ -27,6 +28,7 @@ from benchmarks import harness
 from csms.devtools.charging import ChargingStation, SiteSampler, drive_sessions
 
 STATIONS_PER_SITE = 50
+ROUND_METRIC = "csms_site_round_duration_seconds"
 LIMIT = 50 * 12.0  # A: 12 A a station on average, so demand exceeds the limit when most charge
 
 
@@ -56,7 +58,7 @@ async def run_sites(node: Any, count: int, seconds: float, session: float, repor
         with trio.fail_after(120):
             while not all(s.profiles for stations in sites.values() for s in stations):
                 await trio.sleep(0.1)
-        cpu = harness.CpuMeter({"replica": node.proc.pid})
+        cpu = harness.CpuMeter({"replica": node.proc.pid, "simulator": os.getpid()})
         cpu.start()
         for sampler in samplers.values():
             nursery.start_soon(sampler.run, 0.2)
@@ -64,8 +66,10 @@ async def run_sites(node: Any, count: int, seconds: float, session: float, repor
             for station in stations:
                 timing = {"idle": (session / 6, session / 3), "charging": (session / 2, session * 1.5)}
                 nursery.start_soon(partial(drive_sessions, station, random.Random(rng.random()), **timing))
+        rounds_before = await trio.to_thread.run_sync(harness.metric_sum_count, node, ROUND_METRIC)
         await trio.sleep(seconds)
         used = cpu.stop()
+        rounds_after = await trio.to_thread.run_sync(harness.metric_sum_count, node, ROUND_METRIC)
         nursery.cancel_scope.cancel()
     latency = [x for stations in sites.values() for s in stations for x in s.allocation_latency]
     utilisation = [u for sampler in samplers.values() for u in sampler.utilisation]
@@ -76,6 +80,9 @@ async def run_sites(node: Any, count: int, seconds: float, session: float, repor
         "latency_p50_s": round(_pct(latency, 0.5), 3),
         "latency_p95_s": round(_pct(latency, 0.95), 3),
         "replica_cpu_percent": used["replica"],
+        "simulator_cpu_percent": used["simulator"],
+        "rounds": int(rounds_after[1] - rounds_before[1]),
+        "round_mean_s": round((rounds_after[0] - rounds_before[0]) / max(1.0, rounds_after[1] - rounds_before[1]), 3),
         "highest_sum_over_limit_a": round(max(s.highest for s in samplers.values()) - LIMIT, 1),
         "utilisation_mean": round(statistics.fmean(utilisation), 3) if utilisation else None,
     }

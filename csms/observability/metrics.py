@@ -141,6 +141,12 @@ class Metrics:
             ["site"],
             registry=r,
         )
+        self.site_round_seconds = Histogram(
+            "csms_site_round_duration_seconds",
+            "One load-management round of a site that changed allocations: read, lower, confirm, raise",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.commands = Counter(
             "csms_commands_total",
             "Operator commands, by action and outcome",

@@ -23,6 +23,8 @@ class SiteRound(Protocol):
     def capped(self) -> int: ...
     @property
     def reallocated_at(self) -> datetime | None: ...
+    @property
+    def seconds(self) -> float: ...
 
 
 class SiteMetrics:
@@ -46,6 +48,7 @@ class SiteMetrics:
         m.site_capped.labels(site_id).set(r.capped)
         if r.reallocated_at is not None:
             m.site_reallocated.labels(site_id).set(r.reallocated_at.timestamp())
+            m.site_round_seconds.observe(r.seconds)
 
     def forget(self, site_id: str) -> None:
         for gauge in self._gauges:

@@ -261,7 +261,7 @@ class SiteBalancer:
             await self._save(site_id, spec, held, sessions, measured)  # pending is durable before anything is sent
             await self._send(site_id, spec, raises, held, sessions, forced, raising=True)
         await self._save(site_id, spec, held, sessions, measured)
-        await self._record(site_id, spec, limit, held, sessions, measured, reallocated=bool(changes))
+        await self._record(site_id, spec, limit, held, sessions, measured, reallocated=bool(changes), started=started)
         self.rounds += 1
         if changes:
             log.info(
@@ -468,6 +468,7 @@ class SiteBalancer:
         measured: Mapping[str, float | None],
         *,
         reallocated: bool,
+        started: float,
     ) -> None:
         now = datetime.now(UTC)
         charging = [s for s in spec.stations if s.station_id in sessions]
@@ -480,6 +481,7 @@ class SiteBalancer:
             charging=len(charging),
             capped=sum(1 for s in charging if (held[s.station_id].tx_limit or 0.0) < s.max_current - 1e-6),
             reallocated_at=now if reallocated else None,
+            seconds=trio.current_time() - started,
         )
         await self._store.save_round(site_id, r)
         self._observer.round(site_id, r)

@@ -43,6 +43,7 @@ class Round:
     charging: int
     capped: int
     reallocated_at: datetime | None
+    seconds: float = 0.0  # how long the round took (not stored)
 
 
 def _spec(row: Row, stations: list[Row]) -> SiteSpec:
