@@ -92,7 +92,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     with harness.postgres() as pg, tempfile.TemporaryDirectory() as logs:
         for count in [int(c) for c in args.sites.split(",")]:
-            with harness.replica(pg.url(), Path(logs), site_interval=str(args.interval)) as node:
+            settings = {"site_interval": str(args.interval), "db_pool_size": str(args.pool)}
+            with harness.replica(pg.url(), Path(logs), **settings) as node:
                 row = await run_sites(node, count, args.seconds, args.session, args.report)
                 print(row, flush=True)
                 rows.append(row)
@@ -106,13 +107,14 @@ def main() -> None:
     parser.add_argument("--session", type=float, default=60.0, help="mean charging session (s)")
     parser.add_argument("--report", type=float, default=10.0, help="meter value interval of the stations (s)")
     parser.add_argument("--interval", type=float, default=5.0, help="CSMS_SITE_INTERVAL")
+    parser.add_argument("--pool", type=int, default=8, help="CSMS_DB_POOL_SIZE")
     args = parser.parse_args()
     rows = trio.run(main_async, args)
     headers = list(rows[0])
     markdown = (
         "# Site load management\n\n"
         f"{STATIONS_PER_SITE} stations a site, limit {LIMIT:g} A, mean session {args.session:g} s, meter values every"
-        f" {args.report:g} s, one replica; latency = session start until the new station holds its TxProfile"
+        f" {args.report:g} s, one replica with {args.pool} database connections; latency = session start until the new station holds its TxProfile"
         " (after every reduction of the round was confirmed).\n\n"
         + harness.table(headers, [list(r.values()) for r in rows])
     )
