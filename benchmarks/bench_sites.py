@@ -114,8 +114,8 @@ def main() -> None:
     markdown = (
         "# Site load management\n\n"
         f"{STATIONS_PER_SITE} stations a site, limit {LIMIT:g} A, mean session {args.session:g} s, meter values every"
-        f" {args.report:g} s, one replica with {args.pool} database connections; latency = session start until the new station holds its TxProfile"
-        " (after every reduction of the round was confirmed).\n\n"
+        f" {args.report:g} s, one replica with {args.pool} database connections; latency = session start until the"
+        " new station holds its TxProfile (after every reduction of the round was confirmed).\n\n"
         + harness.table(headers, [list(r.values()) for r in rows])
     )
     json_path, md_path = harness.write_results("sites", {"machine": harness.machine(), "rows": rows}, markdown)
