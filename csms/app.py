@@ -28,7 +28,7 @@ from cluster import (
     SingleNodeCoordinator,
     every,
 )
-from csms import authorization, commands, console, devicemodel, operations, stations, transactions
+from csms import authorization, commands, console, devicemodel, operations, sites, stations, transactions
 from csms.api import ApiServices, build_api
 from csms.api.command_payloads import CommandPayloads
 from csms.central_system import CentralSystem16, CentralSystem201, CentralSystemSettings, domain_check
@@ -44,6 +44,7 @@ from csms.leader_jobs import (
 )
 from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging, measure_event_loop_lag
 from csms.observability.cluster_metrics import ClusterMetrics
+from csms.observability.site_metrics import SiteMetrics
 from csms.observability.storage_metrics import StorageMetrics
 from csms.shedding import Shedder
 from csms.stations import AuthLimits, Gateway, GatewaySettings, StationNotConnected, StationRegistry
@@ -61,6 +62,7 @@ MIGRATIONS = [
     ("operations", operations.MIGRATIONS),
     ("console", console.MIGRATIONS),
     ("devicemodel", devicemodel.MIGRATIONS),
+    ("sites", sites.MIGRATIONS),
 ]
 
 
@@ -265,6 +267,14 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 ],
             )
             metrics.owned_stations.set_function(lambda: gateway.connection_count)
+            site_service = sites.SiteService(
+                db,
+                coordinator,
+                site_inputs(ledger, command_service, coordinator, registry),
+                sites.BalancerSettings(interval=config.site_interval),
+                poll_interval=min(1.0, config.lease_ttl / 4),
+                observer=SiteMetrics(metrics),
+            )
 
             async def readiness() -> dict[str, bool]:
                 return {
@@ -301,6 +311,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     ),
                     http=internal_http,
                     readiness=readiness,
+                    sites=site_service,
                 )
             )
             api = build_api(
@@ -320,6 +331,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,
                     console=console_app,
+                    sites=site_service,
                 )
             )
             async with internal_http, trio.open_nursery() as nursery:
@@ -328,6 +340,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 await nursery.start(last_seen.run)
                 await nursery.start(presence.run)
                 await nursery.start(hub.run)
+                await nursery.start(site_service.run)
                 nursery.start_soon(leader_jobs.run)
                 nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
                 ocpp_port = await nursery.start(gateway.serve)
@@ -344,6 +357,42 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     await coordinator.drain()
                 log.info("drained", extra={"seconds": round(time.monotonic() - started, 3)})
                 nursery.cancel_scope.cancel()
+
+
+def site_inputs(
+    ledger: transactions.TransactionLedger,
+    command_service: commands.CommandService,
+    coordinator: Coordinator,
+    registry: StationRegistry,
+) -> sites.SiteInputs:
+    """What load management reads from the other modules and how its profiles go out: as commands in the
+    station's protocol, routed to the station's owner like any other."""
+
+    async def sessions(station_ids: list[str]) -> dict[str, sites.Session]:
+        found = await ledger.open_sessions(station_ids)
+        return {station: sites.Session(*row) for station, row in found.items()}
+
+    async def readings(station_ids: list[str], within: float) -> dict[str, list[sites.Reading]]:
+        found = await ledger.recent_draw(station_ids, within)
+        return {station: [sites.Reading(**r) for r in rows] for station, rows in found.items()}
+
+    async def deliver(station_id: str, action: str, payload: dict[str, Any], by: str, protocol: str) -> str:
+        try:
+            record = await command_service.submit(station_id, action, payload, by, protocol=protocol)
+        except commands.CommandRejected as exc:  # the station switched protocol since the round read it
+            log.warning("site profile refused", extra={"station_id": station_id, "error": exc.message})
+            return "offline"
+        if record["status"] == "completed":
+            return "accepted" if (record.get("result") or {}).get("status") == "Accepted" else "rejected"
+        return {"offline": "offline", "call_error": "rejected"}.get(record["status"], "unknown")
+
+    async def protocols(station_ids: list[str]) -> dict[str, str]:
+        return await registry.protocols_of(station_ids)
+
+    async def connected(station_ids: list[str]) -> set[str]:
+        return set(await coordinator.owners_of(station_ids))
+
+    return sites.SiteInputs(sessions, readings, deliver, protocols, connected)
 
 
 async def _wait_for_signal() -> None:

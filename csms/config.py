@@ -227,6 +227,12 @@ SETTINGS: tuple[Setting, ...] = (
         "rebalancing never disconnects a station connected for less than this many seconds",
     ),
     Setting(
+        "site_interval",
+        _positive_float,
+        "5",
+        "seconds between a site's load-management rounds when no session starts or stops (usage and schedule)",
+    ),
+    Setting(
         "console_session_minutes",
         _positive_float,
         "480",

@@ -29,6 +29,7 @@ from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.internal_routes import Shed, internal_routes
 from csms.api.openapi import openapi_endpoint
 from csms.api.operations_routes import operations_routes
+from csms.api.sites_routes import site_routes
 from csms.api.transactions_routes import transaction_routes
 from csms.api.validation import id_tag_body, json_body, page_limit, parse_id, path_station_id, station_body
 from csms.authorization import IdTagStore
@@ -36,6 +37,7 @@ from csms.commands import CommandService
 from csms.devicemodel import DeviceModelViews
 from csms.observability import Metrics
 from csms.operations import OperationsViews, ProfileTemplates
+from csms.sites import SiteService
 from csms.stations import StationRegistry, hash_password
 from csms.transactions import TransactionLedger
 
@@ -87,6 +89,7 @@ class ApiServices:
     internal_secret: str = ""
     password_iterations: int = 20_000
     console: ASGIApp | None = None  # the operator console, mounted at /ui
+    sites: SiteService | None = None  # site load management (absent in tests that build the API alone)
 
 
 def build_api(services: ApiServices) -> Starlette:
@@ -263,6 +266,7 @@ def build_api(services: ApiServices) -> Starlette:
         *operations_routes(auth, s.operations, s.registry, s.id_tags, s.commands),
         *devicemodel_routes(auth, s.device_model, s.registry),
         *internal_routes(s.internal_secret, s.commands, s.shed),
+        *(site_routes(auth, s.sites) if s.sites is not None else []),
     ]
     if s.console is not None:
         routes.append(Mount("/ui", app=s.console))

@@ -116,6 +116,37 @@ class Metrics:
             registry=r,
         )
         self.etcd_errors = Counter("csms_etcd_errors_total", "Failed etcd requests", ["operation"], registry=r)
+        self.site_limit = Gauge(
+            "csms_site_limit", "A site's limit in force now, in its unit (A per phase or W)", ["site"], registry=r
+        )
+        self.site_allocated = Gauge(
+            "csms_site_allocated",
+            "What a site's stations may draw by the safety rules (held limits; stuck stations at max), in its unit",
+            ["site"],
+            registry=r,
+        )
+        self.site_measured = Gauge(
+            "csms_site_measured_draw", "A site's draw measured from meter values, in its unit", ["site"], registry=r
+        )
+        self.site_charging = Gauge("csms_site_stations_charging", "Stations charging on a site", ["site"], registry=r)
+        self.site_capped = Gauge(
+            "csms_site_stations_capped",
+            "Charging stations held below their max by a site's limit",
+            ["site"],
+            registry=r,
+        )
+        self.site_reallocated = Gauge(
+            "csms_site_last_reallocation_timestamp_seconds",
+            "When a site's allocations last changed (Unix time)",
+            ["site"],
+            registry=r,
+        )
+        self.site_round_seconds = Histogram(
+            "csms_site_round_duration_seconds",
+            "One load-management round of a site that changed allocations: read, lower, confirm, raise",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.commands = Counter(
             "csms_commands_total",
             "Operator commands, by action and outcome",

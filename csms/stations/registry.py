@@ -213,6 +213,13 @@ class StationRegistry:
         """The subprotocol of the station's latest connection ("ocpp1.6", "ocpp2.0.1"); None: never connected."""
         return await self._db.fetchval("SELECT protocol FROM stations WHERE id = $1", station_id)
 
+    async def protocols_of(self, station_ids: list[str]) -> dict[str, str]:
+        """protocol_of for many stations in one query (stations never connected are absent)."""
+        rows = await self._db.fetch(
+            "SELECT id, protocol FROM stations WHERE id = ANY($1::text[]) AND protocol IS NOT NULL", station_ids
+        )
+        return {row["id"]: row["protocol"] for row in rows}
+
     async def record_protocol(self, fence: Fence, protocol: str) -> None:
         """At connect, under the new claim: a station may switch version between connections."""
         await self._db.write_statements([Statement(_RECORD_PROTOCOL, (fence.station_id, protocol))], fence=fence)
