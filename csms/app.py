@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import ssl
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +31,8 @@ from csms import authorization, commands, console, devicemodel, operations, site
 from csms.api import ApiServices, build_api
 from csms.api.command_payloads import CommandPayloads
 from csms.central_system import CentralSystem16, CentralSystem201, CentralSystemSettings, domain_check
+from csms.central_system.certificates import StationCertificates
+from csms.central_system.security_operations import SecurityOperations
 from csms.config import Config, require_database
 from csms.events import EventBus, StationConnected, StationDisconnected
 from csms.gc_tuning import tune_garbage_collector
@@ -48,6 +49,7 @@ from csms.observability.site_metrics import SiteMetrics
 from csms.observability.storage_metrics import StorageMetrics
 from csms.shedding import Shedder
 from csms.stations import AuthLimits, Gateway, GatewaySettings, StationNotConnected, StationRegistry
+from csms.stations.certificate_authority import BuiltInCa
 from csms.storage import Database, StorageError
 
 log = logging.getLogger("csms")
@@ -73,12 +75,26 @@ def package_version() -> str:
         return "0.0.0+local"
 
 
-def _ssl_context(config: Config) -> ssl.SSLContext | None:
+def _tls(config: Config, metrics: Metrics) -> stations.ReloadingTls | None:
     if not config.tls_cert_file:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
-    return context
+    files = stations.TlsFiles(config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file)
+    return stations.ReloadingTls(files, on_reload=metrics.tls_reloaded)
+
+
+def _certificate_authority(config: Config) -> BuiltInCa | None:
+    """The built-in CA when its certificate and key are mounted; otherwise CSRs wait for an external CA."""
+    if not config.ca_cert_file:
+        return None
+    return BuiltInCa(config.ca_cert_file, config.ca_key_file, config.station_certificate_days)
+
+
+def _security(config: Config) -> stations.SecuritySettings:
+    return stations.SecuritySettings(
+        identity=config.tls_station_identity,
+        trusted_proxies=stations.parse_networks(config.trusted_proxies),
+        client_ca_file=config.tls_client_ca_file,
+    )
 
 
 def _advertise_address(config: Config) -> str:
@@ -156,6 +172,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             recorder = operations.OperationsRecorder(db)
             last_seen = stations.LastSeen(registry, LAST_SEEN_FLUSH_SECONDS)
             device_model = devicemodel.DeviceModel(db)
+            security_events = stations.SecurityEventRecorder(registry.security)
             central_settings = CentralSystemSettings(
                 heartbeat_interval=config.heartbeat_interval,
                 boot_status=config.boot_status,
@@ -164,8 +181,8 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen, db)
             # One adapter per subprotocol, in the server's preference order (CSMS_OCPP_VERSIONS).
             available: dict[str, stations.ProtocolAdapter] = {
-                "ocpp1.6": CentralSystem16(*domain),
-                "ocpp2.0.1": CentralSystem201(*domain, record_report=device_model.record_report),
+                "ocpp1.6": (central16 := CentralSystem16(*domain)),
+                "ocpp2.0.1": (central201 := CentralSystem201(*domain, record_report=device_model.record_report)),
             }
             adapters = [available[subprotocol] for subprotocol in config.ocpp_versions]
 
@@ -183,7 +200,9 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     call_timeout=config.call_timeout,
                     max_frame_bytes=config.max_frame_bytes,
                     max_concurrent_handshakes=config.max_concurrent_handshakes,
-                    ssl_context=_ssl_context(config),
+                    tls=_tls(config, metrics),
+                    tls_reload_interval=config.tls_reload_seconds,
+                    security=_security(config),
                     auth=AuthLimits(
                         failures_per_minute=config.auth_failures_per_minute,
                         source_failures_per_minute=config.auth_source_failures_per_minute,
@@ -198,6 +217,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 events,
                 observer=GatewayMetrics(metrics),
                 rpc_observer=RpcMetrics(metrics),
+                security_events=security_events,
             )
 
             # What Postgres can hold, for commands as for station calls, per protocol.
@@ -240,6 +260,15 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 on_requested=command_requested,
                 on_completed=command_completed,
             )
+            certificates = StationCertificates(
+                registry.security,
+                command_service,
+                security_events,
+                _certificate_authority(config),
+                config.certificate_expiry_warning_days * 86400,
+                registry.protocol_of,
+            )
+            central16.certificates = central201.certificates = certificates
             rebalancer = Rebalancer(
                 coordinator,
                 internal_http,
@@ -328,6 +357,14 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     profile_templates=profile_templates,
                     device_model=devicemodel.DeviceModelViews(db),
                     shed=shed,
+                    certificates=certificates,
+                    security=SecurityOperations(
+                        registry.security,
+                        command_service,
+                        security_events,
+                        config.password_iterations,
+                        registry.protocol_of,
+                    ),
                     internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,
                     console=console_app,
@@ -341,6 +378,9 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 await nursery.start(presence.run)
                 await nursery.start(hub.run)
                 await nursery.start(site_service.run)
+                await nursery.start(security_events.run)
+                await nursery.start(certificates.run)
+                nursery.start_soon(certificates.watch_expiry, metrics.certificates_expiring)
                 nursery.start_soon(leader_jobs.run)
                 nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
                 ocpp_port = await nursery.start(gateway.serve)

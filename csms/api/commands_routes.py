@@ -21,6 +21,13 @@ from csms.stations import StationRegistry
 
 Payload = dict[str, Any]
 
+# Configuration keys the CSMS manages itself: a raw command would desynchronise the stored credentials/profile
+# (and record the new password in the audit trail).
+MANAGED_KEYS = {
+    "AuthorizationKey": "POST /api/v1/stations/{id}/rotate-password",
+    "SecurityProfile": "POST /api/v1/stations/{id}/security-profile",
+}
+
 
 def command_routes(
     auth: TokenAuth, commands: CommandService, registry: StationRegistry, payloads: CommandPayloads
@@ -85,6 +92,9 @@ async def submit_command(
     console. Returns the command record and its HTTP status."""
     protocol = await registry.protocol_of(station_id)  # None: never connected (or not registered)
     payload = await payloads.complete(action, body, protocol)
+    key = payload.get("key") if action == "ChangeConfiguration" else None
+    if isinstance(key, str) and key in MANAGED_KEYS:
+        raise ApiError(422, "invalid", f"{key} is changed through {MANAGED_KEYS[key]}, which keeps it consistent")
     try:
         protocol = commands.validate(action, payload, protocol)
     except CommandRejected as exc:

@@ -256,6 +256,185 @@ def _command_record(payload: Schema, result: Schema) -> Schema:
     }
 
 
+_STATION_SECURITY = {
+    "security_profile": {"type": "integer", "enum": [0, 1, 2, 3]},
+    "security_profile_explicit": BOOL,
+    "password_rotation": _null({"type": "string", "enum": ["sent", "accepted", "rejected", "completed"]}),
+    "password_rotated_at": _null(DT),
+}
+_CERTIFICATE = {
+    "fingerprint": STR,
+    "serial_number": STR,
+    "subject": STR,
+    "issuer": STR,
+    "not_before": DT,
+    "not_after": DT,
+    "created_at": DT,
+}
+_CERTIFICATE_REQUEST = {
+    "id": INT,
+    "station_id": STR,
+    "csr_pem": STR,
+    "status": {"type": "string", "enum": ["pending", "signed", "delivered", "failed"]},
+    "certificate_pem": _null(STR),
+    "detail": _null(STR),
+    "created_at": DT,
+    "updated_at": DT,
+}
+
+
+def _security_schemas() -> dict[str, Schema]:
+    outcome = {"accepted": BOOL, "station_id": STR, "command": _ref("CommandRecord")}
+    return {
+        "SecurityEvent": _object(
+            {
+                "id": INT,
+                "station_id": _null(STR),
+                "origin": {"type": "string", "enum": ["station", "csms"]},
+                "type": STR,
+                "tech_info": _null(STR),
+                "occurrences": INT,
+                "occurred_at": DT,
+                "received_at": DT,
+            }
+        ),
+        "SecurityEventPage": _page("SecurityEvent", INT, "Newest first; `next` is the `before` cursor."),
+        "PasswordRotation": {
+            **_object(outcome),
+            "description": "accepted: the station took the new password (it is never returned). Until the station"
+            " connects with it, the old password keeps working; then only the new one does.",
+        },
+        "ProfileChangeBody": _object({"security_profile": {"type": "integer", "enum": [1, 2, 3]}}),
+        "ProfileChange": _object({**outcome, "security_profile": INT}),
+        "CertificateList": _object({"items": _array(_object(_CERTIFICATE))}),
+        "CertificateRenewal": _object(
+            {"ca_mode": {"type": "string", "enum": ["built-in", "external"]}, "command": _ref("CommandRecord")}
+        ),
+        "CertificateRequestList": _object(
+            {
+                "ca_mode": {"type": "string", "enum": ["built-in", "external"]},
+                "items": _array(_object(_CERTIFICATE_REQUEST)),
+            }
+        ),
+        "CertificateImport": _object({"certificate_chain": {"type": "string", "minLength": 1, "maxLength": 10000}}),
+        "CertificateDelivery": _object({"command": _ref("CommandRecord")}),
+    }
+
+
+def _security_paths(ok: Any, item_errors: dict[str, Schema], write_errors: dict[str, Schema]) -> dict[str, Schema]:
+    relayed = {
+        "409": _json(OBJ, "offline, or the station refused (the command record tells which)."),
+        "502": _json(OBJ, "call_error: the station answered with a CallError."),
+        "503": _json(OBJ, "unknown_outcome or failed; retry later."),
+        "504": _json(OBJ, "timeout: no answer from the station in time."),
+    }
+    return {
+        "/api/v1/stations/{station_id}/rotate-password": {
+            "post": _op(
+                "rotatePassword",
+                "security",
+                "Give the station a new random password (1.6 ChangeConfiguration AuthorizationKey)",
+                "operator",
+                {"200": ok(_ref("PasswordRotation"), "The station accepted."), **relayed, **item_errors},
+                params=(_p("StationId"),),
+            )
+        },
+        "/api/v1/stations/{station_id}/security-profile": {
+            "post": _op(
+                "raiseSecurityProfile",
+                "security",
+                "Have the station switch to a higher security profile (ChangeConfiguration SecurityProfile),"
+                " stored once it accepted",
+                "operator",
+                {"200": ok(_ref("ProfileChange"), "The station accepted."), **relayed, **item_errors, **write_errors},
+                params=(_p("StationId"),),
+                body=_ref("ProfileChangeBody"),
+                body_required=True,
+            )
+        },
+        "/api/v1/stations/{station_id}/certificates": {
+            "get": _op(
+                "listStationCertificates",
+                "security",
+                "The station's certificate inventory, with expiry",
+                "read",
+                {"200": ok(_ref("CertificateList"), "Newest expiry first."), **item_errors},
+                params=(_p("StationId"),),
+            )
+        },
+        "/api/v1/stations/{station_id}/certificates/{fingerprint}": {
+            "delete": _op(
+                "revokeStationCertificate",
+                "security",
+                "Delete a certificate from the inventory and refuse it from now on (revocation)",
+                "operator",
+                {"204": {"description": "Revoked."}, **item_errors},
+                params=(
+                    _p("StationId"),
+                    _param("fingerprint", "path", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "SHA-256"),
+                ),
+            )
+        },
+        "/api/v1/stations/{station_id}/renew-certificate": {
+            "post": _op(
+                "renewStationCertificate",
+                "security",
+                "Ask the station for a CSR (ExtendedTriggerMessage SignChargePointCertificate)",
+                "operator",
+                {"200": ok(_ref("CertificateRenewal"), "The station accepted."), **relayed, **item_errors},
+                params=(_p("StationId"),),
+            )
+        },
+        "/api/v1/certificate-requests": {
+            "get": _op(
+                "listCertificateRequests",
+                "security",
+                "Station CSRs (export them to an external CA when ca_mode is external)",
+                "read",
+                {"200": ok(_ref("CertificateRequestList"), "Newest first."), "400": _r("BadRequest")},
+                params=(
+                    _p("Limit"),
+                    _param("status", "query", STR, "Only this status: pending, signed, delivered, failed."),
+                ),
+            )
+        },
+        "/api/v1/certificate-requests/{request_id}/certificate": {
+            "post": _op(
+                "importSignedCertificate",
+                "security",
+                "Import the chain an external CA signed for a pending CSR, and send it to the station",
+                "operator",
+                {
+                    "200": ok(_ref("CertificateDelivery"), "Delivered."),
+                    **relayed,
+                    **item_errors,
+                    **write_errors,
+                },
+                params=(_param("request_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Id"),),
+                body=_ref("CertificateImport"),
+                body_required=True,
+            )
+        },
+        "/api/v1/security-events": {
+            "get": _op(
+                "listSecurityEvents",
+                "security",
+                "Security events from stations (SecurityEventNotification) and from the CSMS (refused"
+                " downgrades, certificate failures, failed and throttled authentication, rotations)",
+                "read",
+                {"200": ok(_ref("SecurityEventPage"), "A page."), "400": _r("BadRequest")},
+                params=(
+                    _p("Limit"),
+                    _p("RowBefore"),
+                    _p("StationFilter"),
+                    _param("origin", "query", {"type": "string", "enum": ["station", "csms"]}, "Who noticed it."),
+                    _param("type", "query", STR, "Only this event type."),
+                ),
+            )
+        },
+    }
+
+
 def _resource_schemas() -> dict[str, Schema]:
     station = _object(_STATION)
     with_connectors = _object({**_STATION, "connectors": _array(_CONNECTOR)})
@@ -284,6 +463,7 @@ def _resource_schemas() -> dict[str, Schema]:
                 **with_connectors["properties"],
                 "open_transactions": _array(_ref("Transaction")),
                 "notifications": _array(_object({"kind": STR, "status": STR, "received_at": DT})),
+                **_STATION_SECURITY,
             }
         ),
         "StationPut": {
@@ -300,8 +480,16 @@ def _resource_schemas() -> dict[str, Schema]:
                     "description": "The BootNotification answer to force; null: the CSMS decides.",
                 },
                 "description": _null({"type": "string", "maxLength": 500}),
+                "security_profile": {
+                    **_null({"type": "integer", "enum": [0, 1, 2, 3]}),
+                    "description": "The lowest OCPP security profile the station may connect with (0 none, 1 Basic,"
+                    " 2 TLS + Basic, 3 TLS with a station certificate); null: 1 with a password, else 0. Stored as"
+                    " given (use POST .../security-profile to have the station switch first). 1 and 2 need a"
+                    " password (422).",
+                },
             },
         },
+        **_security_schemas(),
         "StationPage": _page("Station", STR, "Ordered by id; `next` is the `after` cursor of the next page."),
         "Transaction": _object(_TRANSACTION),
         "TransactionDetail": _object(
@@ -1375,6 +1563,7 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
             )
         },
     }
+    paths.update(_security_paths(ok, item_errors, write_errors))
     paths.update(_command_paths(actions))
     return paths
 

@@ -15,6 +15,7 @@ import orjson
 
 from csms.authorization import IdTagStore
 from csms.central_system import v201_inputs as inputs
+from csms.central_system.certificates import StationCertificates
 from csms.central_system.dispatch import Handler, Payload, station_handler
 from csms.central_system.reclaim import reclaim
 from csms.central_system.storage_limits import domain_check
@@ -23,7 +24,7 @@ from csms.central_system.v16 import CentralSystemSettings
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import PROPERTY_CONSTRAINT_VIOLATION, SECURITY_ERROR, CallHandler, OcppError, Validator
 from csms.operations import OperationsRecorder, job_status, remote_start_linked_op, reservation_status
-from csms.stations import LastSeen, StationConnection, StationRegistry, charging, event
+from csms.stations import LastSeen, StationConnection, StationRegistry, charging, event, security_event
 from csms.storage import Connection, Database, Fence, run_statements
 from csms.transactions import EventOutcome, TransactionLedger, transaction_event_op
 
@@ -35,6 +36,7 @@ ReportHook = Callable[[Fence, str, Payload], Awaitable[None]]
 # What a station whose boot is Pending may send (B02): its boot again, the reports the CSMS asks for while it
 # configures the station, and whatever the CSMS asked for with TriggerMessage on this connection.
 PENDING_ALLOWED = frozenset({"BootNotification", "NotifyReport"})
+STATION_CERTIFICATE = "ChargingStationCertificate"
 NOT_CONFIGURED = {"reasonCode": "NotConfigured", "additionalInfo": "this CSMS has no certificate authority configured"}
 
 # Reports kept as sent, with the field that summarises them in the operator's list.
@@ -104,6 +106,7 @@ class CentralSystem201:
             **{action: self._keeper(action) for action in _KEPT_REPORTS},
         }
         self.actions = frozenset(self._handlers)  # what this adapter answers (the coverage test checks it)
+        self.certificates: StationCertificates | None = None  # set once the command service exists
 
     def handler_for(self, conn: StationConnection) -> CallHandler:
         async def gate(action: str) -> None:
@@ -243,6 +246,9 @@ class CentralSystem201:
                 parts += job_status(station, "firmware", p["status"])
             elif action == "LogStatusNotification":
                 parts += job_status(station, "log", p["status"])
+            elif action == "SecurityEventNotification":  # also in the security event log, beside 1.6's
+                occurred = parse(p["timestamp"], "timestamp")
+                parts += security_event(station, p["type"], p.get("techInfo"), occurred, now())
             elif action == "ReservationStatusUpdate":
                 parts += reservation_status(station, p["reservationId"], p["reservationUpdateStatus"])
             await self._db.write_statements(parts, fence=fence)
@@ -265,7 +271,9 @@ class CentralSystem201:
 
     async def _sign_certificate(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         await self._registry.record_event(fence, "SignCertificate", p.get("certificateType"), p, now())
-        return {"status": "Rejected", "statusInfo": NOT_CONFIGURED}
+        if self.certificates is None or p.get("certificateType", STATION_CERTIFICATE) != STATION_CERTIFICATE:
+            return {"status": "Rejected", "statusInfo": NOT_CONFIGURED}  # V2G certificates: no CA for those
+        return {"status": await self.certificates.sign_certificate(conn.station_id, p["csr"])}
 
     async def _get_15118_ev_certificate(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         await self._registry.record_event(fence, "Get15118EVCertificate", p.get("action"), p, now())

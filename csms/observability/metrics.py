@@ -153,6 +153,30 @@ class Metrics:
             ["action", "outcome"],
             registry=r,
         )
+        self.tls_reloads = Counter(
+            "csms_tls_reloads_total",
+            "Certificate file changes picked up (or not) for new handshakes",
+            ["outcome"],
+            registry=r,
+        )
+        self.station_certificate_expiry = Gauge(
+            "csms_station_certificate_expiry_seconds",
+            "Seconds until the soonest-expiring certificate in the station certificate inventory expires",
+            registry=r,
+        )
+        self.station_certificates_expiring = Gauge(
+            "csms_station_certificates_expiring",
+            "Station certificates in the inventory expiring within CSMS_CERTIFICATE_EXPIRY_WARNING_DAYS",
+            registry=r,
+        )
+
+    def certificates_expiring(self, count: int, soonest_seconds: float | None) -> None:
+        self.station_certificates_expiring.set(count)
+        if soonest_seconds is not None:
+            self.station_certificate_expiry.set(soonest_seconds)
+
+    def tls_reloaded(self, ok: bool) -> None:
+        self.tls_reloads.labels("loaded" if ok else "failed").inc()
 
 
 class RpcMetrics:
