@@ -37,6 +37,7 @@ ReportHook = Callable[[Fence, str, Payload], Awaitable[None]]
 # configures the station, and whatever the CSMS asked for with TriggerMessage on this connection.
 PENDING_ALLOWED = frozenset({"BootNotification", "NotifyReport"})
 STATION_CERTIFICATE = "ChargingStationCertificate"
+INVALID_CSR = {"reasonCode": "InvalidCSR", "additionalInfo": "unreadable, badly signed, or not naming this station"}
 NOT_CONFIGURED = {"reasonCode": "NotConfigured", "additionalInfo": "this CSMS has no certificate authority configured"}
 
 # Reports kept as sent, with the field that summarises them in the operator's list.
@@ -273,7 +274,10 @@ class CentralSystem201:
         await self._registry.record_event(fence, "SignCertificate", p.get("certificateType"), p, now())
         if self.certificates is None or p.get("certificateType", STATION_CERTIFICATE) != STATION_CERTIFICATE:
             return {"status": "Rejected", "statusInfo": NOT_CONFIGURED}  # V2G certificates: no CA for those
-        return {"status": await self.certificates.sign_certificate(conn.station_id, p["csr"])}
+        status = await self.certificates.sign_certificate(conn.station_id, p["csr"])
+        if status == "Rejected":
+            return {"status": status, "statusInfo": INVALID_CSR}
+        return {"status": status}
 
     async def _get_15118_ev_certificate(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         await self._registry.record_event(fence, "Get15118EVCertificate", p.get("action"), p, now())

@@ -194,3 +194,35 @@ async def test_security_events_from_stations_are_listed(csms: Running, pki: Pki)
         kinds = {n["kind"] for n in (await api.get("/api/v1/stations/CP5")).json()["notifications"]}
         assert {"log", "signed_firmware"} <= kinds
         assert (await api.get("/api/v1/security-events", params={"origin": "nobody"})).status_code == 400
+
+
+async def test_a_2_0_1_station_gets_its_csr_signed_through_the_same_domain(csms: Running, pki: Pki) -> None:
+    from csms.devtools import station201 as v201
+
+    url = csms.ocpp_url.replace("ws://", "wss://")
+    await csms.put_station("CP6", security_profile=3)
+    signed = trio.Event()
+
+    async def installs(action: str, payload: Payload) -> Payload:
+        if action == "CertificateSigned":
+            signed.set()
+            return {"status": "Accepted"}
+        return {"status": "Accepted"}
+
+    context = pki.context(pki.station("CP6"))
+    async with SimulatedStation.connect(
+        url, "CP6", ssl_context=context, subprotocols=v201.SUBPROTOCOL_201, answer=installs
+    ) as station:
+        assert (await station.call("BootNotification", v201.boot()))["status"] == "Accepted"
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = {"csr": csr_for("CP6", key), "certificateType": "ChargingStationCertificate"}
+        assert (await station.call("SignCertificate", csr))["status"] == "Accepted"
+        event = {"type": "SettingSystemTime", "timestamp": now_iso()}
+        assert await station.call("SecurityEventNotification", event) == {}
+        with trio.fail_after(15):
+            await signed.wait()
+            await request_settled(csms)
+    async with csms.api() as api:
+        assert [r["status"] for r in (await api.get("/api/v1/certificate-requests")).json()["items"]] == ["delivered"]
+        [listed] = await security_events(api, "CP6")
+        assert (listed["origin"], listed["type"]) == ("station", "SettingSystemTime")
