@@ -38,7 +38,7 @@ from csms.stations.handshake import (
 )
 from csms.stations.handshake_slots import HandshakeSlots
 from csms.stations.registry import StationRegistry
-from csms.stations.security_events import TLS_HANDSHAKE_FAILED, SecurityEventRecorder
+from csms.stations.security_events import AUTH_THROTTLED, TLS_HANDSHAKE_FAILED, SecurityEventRecorder
 from csms.stations.security_store import StationCredentials
 from csms.stations.station_security import HandshakeSecurity, SecuritySettings
 from csms.stations.tls import ReloadingTls, TlsWebSocketServer
@@ -322,7 +322,9 @@ class Gateway:
         except Refusal as refusal:
             if self._observer:
                 self._observer.handshake_refused(refusal.status)
-            if refusal.status != 429:  # a guesser's throttled attempts are counted, and logged once per key
+            if refusal.status == 429:  # a guesser's throttled attempts: counted, one security event per id a second
+                self._security.record(_path_id(request.path), AUTH_THROTTLED, refusal.reason)
+            else:
                 log.info(
                     "handshake refused",
                     extra={"path": request.path, "status": refusal.status, "reason": refusal.reason},
@@ -502,6 +504,12 @@ class Gateway:
             conn.close_gently(
                 GOING_AWAY, "ownership moved: a newer connection claimed the station", self._settings.call_timeout
             )
+
+
+def _path_id(path: str) -> str | None:
+    """The station id a refused request named, if its path was well formed (for the security event log)."""
+    segment = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return segment if 0 < len(segment) <= 48 else None
 
 
 class _WebSocketTransport:

@@ -27,7 +27,7 @@ TLS_HANDSHAKE_FAILED = "TlsHandshakeFailed"
 PASSWORD_ROTATION = "PasswordRotation"
 PROFILE_CHANGE = "SecurityProfileChange"
 
-_MAX_PENDING = 10_000
+_MAX_PENDING = 1_000  # distinct events per interval; an attacker rotating ids cannot flood the table
 _MAX_TECH_INFO = 255  # the OCPP field's length; enough to say why
 
 

@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from csms.devtools.pki import Issued
 from csms.devtools.station import Payload, SimulatedStation, accept_everything, now_iso
 from tests.integration.conftest import Running
 from tests.integration.tls_fixtures import Pki, boots, make_pki, security_events, tls_overrides
-from tests.pki import Issued
 
 WARN_DAYS = "400"  # longer than the built-in CA's 365-day certificates: every new one counts as expiring
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from csms.devtools.pki import issue
 from tests.integration.conftest import Running
 from tests.integration.tls_fixtures import Pki, boots, make_pki, refused, security_events
 from tests.integration.tls_proxy import serve_proxy
-from tests.pki import issue
 
 PASSWORD = "correct-horse-battery"
 NO_CHECK_TIME = 0x200000  # OpenSSL's X509_V_FLAG_NO_CHECK_TIME (Python has no name for it)

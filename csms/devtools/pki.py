@@ -1,6 +1,6 @@
-"""A throwaway PKI for tests: CAs, a server certificate for 127.0.0.1 and station certificates, as PEM files.
+"""A throwaway PKI for tests and benchmarks: CAs, a server certificate for 127.0.0.1, station certificates.
 
-Made with `cryptography` by the tests themselves (EC P-256 keys: fast to generate, and the OCPP whitepaper's
+Written as PEM files, made with `cryptography` (EC P-256 keys: fast to generate, and the OCPP whitepaper's
 preferred ECDSA suites get exercised).
 """
 
@@ -24,6 +24,14 @@ class Issued:
     key: ec.EllipticCurvePrivateKey
     cert_file: Path
     key_file: Path
+
+    @classmethod
+    def load(cls, directory: Path, stem: str) -> Issued:
+        """What `make_ca`/`issue` wrote under `directory` as `stem` (another process's view of the PKI)."""
+        cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return cls(x509.load_pem_x509_certificate(cert_file.read_bytes()), key, cert_file, key_file)
 
     @property
     def pem(self) -> bytes:
