@@ -87,3 +87,35 @@ async def test_rotation_errors_and_raw_key_changes(csms: Running) -> None:
             failed = await api.post("/api/v1/stations/CP3/rotate-password")
             assert failed.status_code == 502 and failed.json()["accepted"] is False
     await boots(csms.ocpp_url, "CP3", password=OLD)
+
+
+async def test_a_2_0_1_station_gets_basic_auth_password_through_set_variables(csms: Running) -> None:
+    from csms.devtools import station201 as v201
+
+    async def sets_variables(action: str, payload: Payload) -> Payload:
+        assert action == "SetVariables"
+        return {
+            "setVariableResult": [
+                {"attributeStatus": "Accepted", "component": d["component"], "variable": d["variable"]}
+                for d in payload["setVariableData"]
+            ]
+        }
+
+    await csms.put_station("CP201", password=OLD)
+    url = csms.ocpp_url
+    async with SimulatedStation.connect(
+        url, "CP201", password=OLD, subprotocols=v201.SUBPROTOCOL_201, answer=sets_variables
+    ) as station:
+        assert (await station.call("BootNotification", v201.boot()))["status"] == "Accepted"
+        async with csms.api() as api:
+            response = await api.post("/api/v1/stations/CP201/rotate-password")
+            assert response.status_code == 200, response.text
+            [data] = response.json()["command"]["payload"]["setVariableData"]
+            assert data["variable"]["name"] == "BasicAuthPassword" and data["attributeValue"].startswith("(new")
+            raised = await api.post("/api/v1/stations/CP201/security-profile", json={"security_profile": 2})
+            assert raised.status_code == 409 and "SetNetworkProfile" in raised.text  # not built for 2.0.1
+        [(_, sent)] = [(a, p) for a, p in station.received_calls if a == "SetVariables"]
+        new = sent["setVariableData"][0]["attributeValue"]
+    async with SimulatedStation.connect(url, "CP201", password=new, subprotocols=v201.SUBPROTOCOL_201) as station:
+        assert (await station.call("BootNotification", v201.boot()))["status"] == "Accepted"
+    assert await refused(url, "CP201", password=OLD, subprotocols=v201.SUBPROTOCOL_201) == 401
