@@ -33,7 +33,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import trio
-from trio_websocket import ConnectionRejected, WebSocketConnection, connect_websocket_url
+from trio_websocket import ConnectionRejected, connect_websocket_url
 
 from benchmarks import harness
 from benchmarks.simulator import raise_fd_limit
@@ -84,54 +84,68 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
     limiter = trio.CapacityLimiter(args.concurrency)
     outcome = {"connected": 0, "failed": 0, "retried": 0}
     errors: dict[str, str] = {}
-    held: list[WebSocketConnection] = []
+    all_in, release = trio.Event(), trio.Event()
 
-    async def one(index: int, nursery: trio.Nursery) -> None:
+    def settled(key: str) -> None:
+        outcome[key] += 1
+        if outcome["connected"] + outcome["failed"] == args.count:
+            all_in.set()
+
+    async def one(index: int) -> None:
         station_id = f"{args.prefix}{index + 1}"
         headers = []
         if args.profile in (1, 2):
             auth = base64.b64encode(f"{station_id}:{PASSWORD}".encode()).decode()
             headers.append((b"Authorization", f"Basic {auth}".encode()))
         for _attempt in range(MAX_ATTEMPTS):
-            async with limiter:
-                try:
-                    with trio.fail_after(120):
-                        ws = await connect_websocket_url(
-                            nursery,
-                            f"{args.url}/{station_id}",
-                            ssl_context=contexts[index] if args.url.startswith("wss") else None,
-                            subprotocols=["ocpp1.6"],
-                            extra_headers=headers,
-                        )
-                    break
-                except ConnectionRejected as exc:
-                    if exc.status_code not in (429, 503):
-                        outcome["failed"] += 1
-                        errors.setdefault(str(exc.status_code), repr(exc)[:200])
-                        return
-                    outcome["retried"] += 1  # as a station does: back off, come again
-                except Exception as exc:
-                    outcome["failed"] += 1
-                    errors.setdefault(type(exc).__name__, repr(exc)[:200])
+            try:
+                # A nursery per station: trio-websocket raises a refusal in the connection's nursery.
+                async with trio.open_nursery() as own:
+                    async with limiter:
+                        with trio.fail_after(120):
+                            await connect_websocket_url(
+                                own,
+                                f"{args.url}/{station_id}",
+                                ssl_context=contexts[index] if args.url.startswith("wss") else None,
+                                subprotocols=["ocpp1.6"],
+                                extra_headers=headers,
+                            )
+                    settled("connected")
+                    if args.hold:
+                        await release.wait()
+                    own.cancel_scope.cancel()
+                return
+            except Exception as exc:
+                status = _rejected_status(exc)
+                if status not in (429, 503):
+                    errors.setdefault(str(status or type(exc).__name__), repr(exc)[:200])
+                    settled("failed")
                     return
+                outcome["retried"] += 1  # as a station does: back off, come again
             await trio.sleep(1.0)
-        else:
-            outcome["failed"] += 1
-            return
-        outcome["connected"] += 1
-        if args.hold:
-            held.append(ws)
-        else:
-            await ws.aclose()
+        settled("failed")
 
     started = time.monotonic()
-    async with trio.open_nursery() as connections:
-        async with trio.open_nursery() as attempts:
-            for index in range(args.count):
-                attempts.start_soon(one, index, connections)
+    async with trio.open_nursery() as nursery:
+        for index in range(args.count):
+            nursery.start_soon(one, index)
+        await all_in.wait()
         seconds = time.monotonic() - started
-        connections.cancel_scope.cancel()  # the storm is measured; drop the connections at once
+        release.set()
+        nursery.cancel_scope.cancel()  # the storm is measured; drop the connections at once
     return {**outcome, "seconds": round(seconds, 3), "errors": errors}
+
+
+def _rejected_status(exc: BaseException) -> int | None:
+    """The HTTP status of a refusal, also inside the exception group a nursery wraps it in."""
+    if isinstance(exc, ConnectionRejected):
+        return int(exc.status_code)
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            status = _rejected_status(inner)
+            if status is not None:
+                return status
+    return None
 
 
 def run_client(url: str, pki: Path, prefix: str, count: int, profile: int, concurrency: int, hold: bool) -> dict:
