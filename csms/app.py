@@ -43,7 +43,15 @@ from csms.leader_jobs import (
     expire_reservations,
     expire_stale_commands,
 )
-from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging, measure_event_loop_lag
+from csms.observability import (
+    GatewayMetrics,
+    GcPauseMetrics,
+    Metrics,
+    RpcMetrics,
+    configure_logging,
+    measure_event_loop_lag,
+    observe_gc_pauses,
+)
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.site_metrics import SiteMetrics
 from csms.observability.storage_metrics import StorageMetrics
@@ -383,6 +391,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 nursery.start_soon(certificates.watch_expiry, metrics.certificates_expiring)
                 nursery.start_soon(leader_jobs.run)
                 nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
+                nursery.start_soon(observe_gc_pauses, GcPauseMetrics(metrics))
                 ocpp_port = await nursery.start(gateway.serve)
                 api_port = await nursery.start(serve_api, api, config)
                 log.info("replica ready", extra={"ocpp_port": ocpp_port, "api_port": api_port})

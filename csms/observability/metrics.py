@@ -28,6 +28,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "csms_gc_pause_seconds",
+            "How long one garbage collection stopped the replica, by generation (2 = full)",
+            ["generation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.stations_connected = Gauge(
             "csms_stations_connected", "Station WebSocket connections open on this replica", registry=r
         )
@@ -225,3 +232,13 @@ class GatewayMetrics:
 
     def auth_throttled(self, scope: str) -> None:
         self._m.auth_throttled.labels(scope).inc()
+
+
+class GcPauseMetrics:
+    """Adapts csms_gc_pause_seconds to the gc-pause observer (label children bound once: it runs per collection)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._by_generation = [metrics.gc_pause.labels(str(g)) for g in range(3)]
+
+    def observe(self, generation: int, seconds: float) -> None:
+        self._by_generation[generation].observe(seconds)
