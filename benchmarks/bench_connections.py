@@ -70,6 +70,7 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
             prefix=f"idle{size}-",
             connect_concurrency=args.connect_concurrency,
             settle_timeout=600.0,
+            rebase_at_go=True,  # heartbeats spread over the hold, not all those due during the connect phase
         )
         print(f"-- {size} idle stations ...", flush=True)
         meter.start()

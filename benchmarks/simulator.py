@@ -21,6 +21,7 @@ echo server (the transport ceiling).
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import math
 import os
@@ -81,6 +82,7 @@ class FleetConfig:
     seed: int = 1
     rebase_at_go: bool = False  # shift each station's timed schedule to start at "go", not at its boot:
     # otherwise every event that fell due during a long connect phase fires at once when the window opens
+    ramp_s: float = 0.0  # realistic: start in the steady state over this many simulated seconds (Profile)
     urls: tuple[str, ...] = ()  # when set, station `index` connects to urls[index % len(urls)] instead of `url`
     protocol: str = "ocpp1.6"  # or "ocpp2.0.1": the subprotocol offered and the payloads sent (profiles201)
 
@@ -228,7 +230,7 @@ class Fleet:
         self.v201 = config.protocol == "ocpp2.0.1"
         self.build_payload = profiles201.build_payload if self.v201 else build_payload
         self.answer_csms_call = profiles201.answer_csms_call if self.v201 else answer_csms_call
-        self.profile = Profile(config.profile, speed=config.speed, heartbeat_s=config.heartbeat_s)
+        self.profile = Profile(config.profile, speed=config.speed, heartbeat_s=config.heartbeat_s, ramp_s=config.ramp_s)
         self.stats = _Stats()
         self._limiter = trio.CapacityLimiter(config.connect_concurrency)
         self._go = trio.Event()
@@ -366,6 +368,10 @@ class Fleet:
                 "errors": dict(self.stats.errors),
                 "rss_kib": rss_kib(os.getpid()),
             }
+            # Tens of thousands of stations' objects live for the whole run: out of the collector's reach, or
+            # its full collections stall this load generator for seconds and it reports its own stalls.
+            gc.collect()
+            gc.freeze()
             if on_connected is not None:
                 await on_connected(connect)
             self._release()
@@ -637,6 +643,7 @@ def _parse(argv: list[str] | None) -> tuple[FleetConfig, int, str | None]:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     raise_fd_limit()
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])  # young collections only every 50,000 net allocations
     if args[:1] == ["--worker"]:
         values = json.loads(args[1])
         values["urls"] = tuple(values.get("urls", ()))

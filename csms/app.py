@@ -35,7 +35,7 @@ from csms.central_system.certificates import StationCertificates
 from csms.central_system.security_operations import SecurityOperations
 from csms.config import Config, require_database
 from csms.events import EventBus, StationConnected, StationDisconnected
-from csms.gc_tuning import tune_garbage_collector
+from csms.gc_tuning import ConnectionFreezer, tune_garbage_collector
 from csms.leader_jobs import (
     Rebalancer,
     RebalanceSettings,
@@ -392,6 +392,8 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 nursery.start_soon(leader_jobs.run)
                 nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
                 nursery.start_soon(observe_gc_pauses, GcPauseMetrics(metrics))
+                freezer = ConnectionFreezer(lambda: gateway.connection_count, lambda: gateway.connections_closed)
+                nursery.start_soon(freezer.run)
                 ocpp_port = await nursery.start(gateway.serve)
                 api_port = await nursery.start(serve_api, api, config)
                 log.info("replica ready", extra={"ocpp_port": ocpp_port, "api_port": api_port})

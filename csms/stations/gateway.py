@@ -37,6 +37,7 @@ from csms.stations.handshake import (
     station_id_from_path,
 )
 from csms.stations.handshake_slots import HandshakeSlots
+from csms.stations.keepalive import KeepAlive
 from csms.stations.registry import StationRegistry
 from csms.stations.security_events import AUTH_THROTTLED, TLS_HANDSHAKE_FAILED, SecurityEventRecorder
 from csms.stations.security_store import StationCredentials
@@ -185,6 +186,10 @@ class Gateway:
             registry.security.credentials_many, key=lambda station_id: station_id, max_batch=200, parallel=2
         )
         self._connections: dict[str, StationConnection] = {}
+        self.connections_closed = 0  # ever, for the garbage collector's freezer
+        self._keepalive = (
+            KeepAlive(settings.ping_interval, settings.ping_timeout) if settings.ping_interval > 0 else None
+        )
         self._accepting = True
         self.admission = AdmissionHold()  # rebalancing turns newcomers away while this replica is full
         self._all_closed: trio.Event | None = None
@@ -228,6 +233,8 @@ class Gateway:
         s = self._settings
         async with trio.open_nursery() as handlers:
             await handlers.start(self._credentials.run)
+            if self._keepalive is not None:
+                await handlers.start(self._keepalive.run)
             listeners = await trio.open_tcp_listeners(s.port, host=s.bind)
             options: dict[str, Any] = {
                 "handler_nursery": handlers,
@@ -351,6 +358,9 @@ class Gateway:
             with conn.cancel_scope:
                 await self._run_session(conn)
         finally:
+            self.connections_closed += 1
+            if self._keepalive is not None:
+                self._keepalive.forget(conn)
             if self._connections.get(station_id) is conn:
                 del self._connections[station_id]
                 if not self._connections and self._all_closed is not None:
@@ -469,31 +479,15 @@ class Gateway:
             label=conn.station_id,
         )
         conn.rpc = rpc
+        if self._keepalive is not None:
+            self._keepalive.watch(conn)
         async with trio.open_nursery() as nursery:
-            if s.ping_interval > 0:
-                nursery.start_soon(self._keep_alive, conn)
             nursery.start_soon(adapter.after_connect, conn)
             with contextlib.suppress(ConnectionClosed):
                 await rpc.serve()
             if rpc.station_left:
                 conn.close_reason = "station closed the connection"
             nursery.cancel_scope.cancel()
-
-    async def _keep_alive(self, conn: StationConnection) -> None:
-        """WebSocket ping/pong liveness: a half-open TCP connection is noticed within interval + timeout.
-        A ping on a connection the station already closed ends it (the reader may be waiting on a full inbox)."""
-        s = self._settings
-        while True:
-            await trio.sleep(s.ping_interval)
-            with trio.move_on_after(s.ping_timeout) as scope:
-                try:
-                    await conn.ws.ping()
-                except ConnectionClosed:
-                    conn.close(GOING_AWAY, "station closed the connection")
-                    return
-            if scope.cancelled_caught:
-                conn.close(GOING_AWAY, "pong timeout")
-                return
 
     # -- cluster callbacks (synchronous, from the coordinator) ---------------------------------------------
 
