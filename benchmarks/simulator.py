@@ -82,6 +82,8 @@ class FleetConfig:
     seed: int = 1
     rebase_at_go: bool = False  # shift each station's timed schedule to start at "go", not at its boot:
     # otherwise every event that fell due during a long connect phase fires at once when the window opens
+    station_ping_s: float = 0.0  # > 0: the station pings the CSMS this often and reconnects on a late pong,
+    # as firmware does (WebSocketPingInterval): how a host that vanished without FIN is noticed from this side
     ramp_s: float = 0.0  # realistic: start in the steady state over this many simulated seconds (Profile)
     urls: tuple[str, ...] = ()  # when set, station `index` connects to urls[index % len(urls)] instead of `url`
     protocol: str = "ocpp1.6"  # or "ocpp2.0.1": the subprotocol offered and the payloads sent (profiles201)
@@ -101,6 +103,7 @@ class _Stats:
         self.disconnects = 0
         self.closes: list[tuple[str, float, bool]] = []  # (station id, trio time, had a transaction open)
         self.csms_calls = 0
+        self.resumed = 0  # reconnects whose StatusNotifications were all answered: served again
 
     def answered(self, action: str, seconds: float) -> None:
         if self.recording:
@@ -301,6 +304,16 @@ class Fleet:
                                     payload = self.build_payload(state, step, config.id_tag)
                                     assert payload is not None
                                     await session.call(step, payload)
+                        else:  # a reconnect: tell the CSMS every connector's status first, as firmware does
+                            answered = True
+                            for connector in range(1, state.connectors + 1):
+                                step = ("StatusNotification", connector, state.status[connector])
+                                payload = build_payload(state, step, config.id_tag)
+                                assert payload is not None
+                                answered = await session.call(step, payload) is not None and answered
+                            self.stats.resumed += answered
+                        if config.station_ping_s > 0:
+                            nursery.start_soon(self._ping, ws)
                         if not settled:
                             settled = True
                             self._settle(True)
@@ -346,6 +359,19 @@ class Fleet:
             failures += 1
             delay = min(config.backoff_cap, config.backoff_base * 2 ** min(failures - 1, 16))
             await trio.sleep(delay * rng.uniform(0.5, 1.0))
+
+    async def _ping(self, ws: Any) -> None:
+        """Station-side keep-alive: a pong later than the interval ends the connection (reconnect)."""
+        interval = self.config.station_ping_s
+        while True:
+            await trio.sleep(interval)
+            with trio.move_on_after(interval):
+                try:
+                    await ws.ping()
+                except ConnectionClosed:
+                    return
+                continue
+            raise _Closed("pong timeout")
 
     async def run(self, on_connected: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> dict[str, Any]:
         """Connect everyone, call `on_connected(report)`, warm up, measure, stop; return the result dict."""
