@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
@@ -237,7 +237,7 @@ class Gateway:
                 await handlers.start(self._keepalive.run)
             listeners = await trio.open_tcp_listeners(s.port, host=s.bind)
             options: dict[str, Any] = {
-                "handler_nursery": handlers,
+                "handler_nursery": cast(trio.Nursery, _Contained(handlers)),
                 # Frames a little over the OCPP limit get a CallError from the RPC layer; far over it the
                 # socket closes with 1009 before we buffer them.
                 "max_message_size": 4 * s.max_frame_bytes,
@@ -504,6 +504,30 @@ def _path_id(path: str) -> str | None:
     """The station id a refused request named, if its path was well formed (for the security event log)."""
     segment = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     return segment if 0 < len(segment) <= 48 else None
+
+
+class _Contained:
+    """The server's handler nursery, seen through a wrapper that keeps one connection's failure to itself.
+
+    Our handler catches what it raises, but trio-websocket's own tasks for a connection can fail too: a Ping
+    the station sends while we are closing makes its reader task answer with a Pong that wsproto refuses in
+    LOCAL_CLOSING (trio-websocket issue #184, open), and that LocalProtocolError used to escape into the
+    nursery every station shares and stop the replica. trio.serve_listeners accepts any object with
+    start_soon for this purpose.
+    """
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None) -> None:
+        self._nursery.start_soon(_contained, async_fn, *args, name=name or async_fn)
+
+
+async def _contained(async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
+    try:
+        await async_fn(*args)
+    except Exception as exc:  # one connection's library failure: that connection is gone, the rest serve on
+        log.warning("connection ended by a WebSocket library error", extra={"error": repr(exc)})
 
 
 class _WebSocketTransport:
