@@ -21,6 +21,7 @@ echo server (the transport ceiling).
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import json
 import math
@@ -127,9 +128,15 @@ _EXPECTED = (_Closed, ConnectionRejected, HandshakeError, OSError, trio.TooSlowE
 
 
 def _sole(raised: BaseException) -> BaseException | None:
-    """The one expected connection failure inside `raised` (nurseries wrap it in a group), else None."""
-    while isinstance(raised, BaseExceptionGroup) and len(raised.exceptions) == 1:
-        raised = raised.exceptions[0]
+    """The expected connection failure inside `raised` (nurseries wrap it in a group; a loaded machine can
+    close a connection from both ends at once, so a group may hold several), else None."""
+    if isinstance(raised, BaseExceptionGroup):
+        unexpected, expected = raised.split(_EXPECTED)[1], raised.split(_EXPECTED)[0]
+        if unexpected is not None or expected is None:
+            return None
+        while isinstance(expected, BaseExceptionGroup):
+            expected = expected.exceptions[0]
+        return expected
     return raised if isinstance(raised, _EXPECTED) else None
 
 
@@ -583,7 +590,9 @@ def run_processes(
             on_go()
         results = [_read_line(w, "result", deadline)["result"] for w in workers]
         for w in workers:
-            w.wait(timeout=30)
+            # Its result is in; closing tens of thousands of sockets may take longer: killed below.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.wait(timeout=30)
         return merge_results(results)
     finally:
         for w in workers:
