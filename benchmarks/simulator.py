@@ -131,12 +131,13 @@ def _sole(raised: BaseException) -> BaseException | None:
     """The expected connection failure inside `raised` (nurseries wrap it in a group; a loaded machine can
     close a connection from both ends at once, so a group may hold several), else None."""
     if isinstance(raised, BaseExceptionGroup):
-        unexpected, expected = raised.split(_EXPECTED)[1], raised.split(_EXPECTED)[0]
+        expected, unexpected = raised.split(_EXPECTED)
         if unexpected is not None or expected is None:
             return None
-        while isinstance(expected, BaseExceptionGroup):
-            expected = expected.exceptions[0]
-        return expected
+        first: BaseException = expected
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        return first
     return raised if isinstance(raised, _EXPECTED) else None
 
 
