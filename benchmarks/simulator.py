@@ -131,8 +131,10 @@ def _sole(raised: BaseException) -> BaseException | None:
     """The expected connection failure inside `raised` (nurseries wrap it in a group; a loaded machine can
     close a connection from both ends at once, so a group may hold several), else None."""
     if isinstance(raised, BaseExceptionGroup):
+        # A connect deadline also cancels trio-websocket's reader task, whose Cancelled rides along in the
+        # group; the station's own cancellation (the fleet stopping) is re-raised at its next checkpoint.
         expected, unexpected = raised.split(_EXPECTED)
-        if unexpected is not None or expected is None:
+        if expected is None or (unexpected is not None and unexpected.split(trio.Cancelled)[1] is not None):
             return None
         first: BaseException = expected
         while isinstance(first, BaseExceptionGroup):
