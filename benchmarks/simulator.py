@@ -318,7 +318,7 @@ class Fleet:
                             answered = True
                             for connector in range(1, state.connectors + 1):
                                 step = ("StatusNotification", connector, state.status[connector])
-                                payload = build_payload(state, step, config.id_tag)
+                                payload = self.build_payload(state, step, config.id_tag)
                                 assert payload is not None
                                 answered = await session.call(step, payload) is not None and answered
                             self.stats.resumed += answered
