@@ -47,6 +47,19 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
             reading["after_kib"] = harness.rss_kib(pid)
             reading["report"] = report
 
+        def hold() -> None:  # the idle cost: CPU, event-loop lag and GC pauses while the fleet only heartbeats
+            lag0 = harness.histogram_buckets(node, "csms_event_loop_lag_seconds")
+            gc0 = harness.histogram_buckets(node, "csms_gc_pause_seconds", 'generation="2"')
+            idle = harness.CpuMeter({"server": pid})
+            idle.start()
+            time.sleep(max(1.0, args.hold - 1.0))
+            reading["idle_cpu_pct"] = idle.stop()["server"]
+            reading["lag"] = harness.histogram_delta(
+                lag0, harness.histogram_buckets(node, "csms_event_loop_lag_seconds")
+            )
+            gc1 = harness.histogram_buckets(node, "csms_gc_pause_seconds", 'generation="2"')
+            reading["full_gc"] = harness.histogram_delta(gc0, gc1)
+
         config = FleetConfig(
             url=node.ocpp_url,
             stations=size,
@@ -57,10 +70,11 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
             prefix=f"idle{size}-",
             connect_concurrency=args.connect_concurrency,
             settle_timeout=600.0,
+            rebase_at_go=True,  # heartbeats spread over the hold, not all those due during the connect phase
         )
         print(f"-- {size} idle stations ...", flush=True)
         meter.start()
-        result = run_processes(config, args.processes, on_connected=connected, timeout=900)
+        result = run_processes(config, args.processes, on_connected=connected, on_go=hold, timeout=900)
         held_kib = harness.rss_kib(pid)
     summary = summarize(result)
     connect = summary["connect"]
@@ -78,6 +92,10 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
         "simulator_rss_per_station_kib": round(result["connect"]["rss_kib"] / max(size, 1), 1),
         "connect_cpu_pct": reading["connect_cpu_pct"],
         "disconnects_during_hold": summary["disconnects"],
+        "idle_cpu_pct": reading["idle_cpu_pct"],
+        "idle_cpu_pct_per_10k": round(reading["idle_cpu_pct"] * 10_000 / max(connect["connected"], 1), 1),
+        "loop_lag_in_hold": reading["lag"],
+        "full_gc_in_hold": reading["full_gc"],
         "heartbeat_p99_ms": summary["p99_ms"],
         "errors": summary["error_kinds"],
         "summary": summary,
@@ -85,7 +103,9 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
     print(
         f"   connected {row['connected']}/{size} in {row['connect_seconds']} s ({row['connect_rate_per_s']}/s), "
         f"server RSS {before // 1024} -> {after // 1024} MiB = {row['server_rss_per_connection_kib']} KiB/conn, "
-        f"CPU while connecting {row['connect_cpu_pct']}",
+        f"CPU while connecting {row['connect_cpu_pct']}; idle {row['idle_cpu_pct']} % "
+        f"({row['idle_cpu_pct_per_10k']} % per 10k), loop lag max < {reading['lag']['max_below_s']} s, "
+        f"full GCs {reading['full_gc']['count']} (max < {reading['full_gc']['max_below_s']} s)",
         flush=True,
     )
     return row

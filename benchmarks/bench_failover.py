@@ -53,43 +53,52 @@ POLL = 0.1
 
 
 class ReadyBalancer(TcpBalancer):
-    """The dev balancer plus what a cloud load balancer does: route only to replicas whose /readyz is 200.
+    """The dev balancer plus what a cloud load balancer does: route only to replicas whose /readyz passes.
 
-    A draining replica turns not-ready at once, so reconnecting stations stop landing on it (and being
-    refused with 503 until they back off) well before it exits. Runs in its own process (`--balancer`), so
-    proxying a reconnect storm does not compete with the simulated stations for a core or for file handles.
+    Health checks as slow as a cloud balancer's (defaults: every 5 s, 2 s timeout, 2 failures to take a
+    replica out, 2 successes to put it back), so a dead or draining replica keeps getting new connections for
+    several seconds and a new replica waits for its checks before it gets any. Runs in its own process
+    (`--balancer`), so proxying a reconnect storm does not compete with the stations for file handles.
     """
 
-    def __init__(self, pairs: list[tuple[int, int]]) -> None:
+    def __init__(self, pairs: list[tuple[int, int]], health: tuple[float, float, int, int]) -> None:
         super().__init__([("127.0.0.1", ocpp) for ocpp, _ in pairs])
         self.pairs = pairs
+        self.interval, self.timeout, self.unhealthy_after, self.healthy_after = health
 
     async def check_readiness(self) -> None:
-        async with httpx.AsyncClient(timeout=0.5) as http:
+        streak = {ocpp: 0 for ocpp, _ in self.pairs}  # > 0: successes in a row, < 0: failures in a row
+        healthy = {ocpp: True for ocpp, _ in self.pairs}
+        async with httpx.AsyncClient(timeout=self.timeout) as http:
             while True:
-                ready = []
                 for ocpp, api in self.pairs:
                     try:
-                        if (await http.get(f"http://127.0.0.1:{api}/readyz")).status_code == 200:
-                            ready.append(("127.0.0.1", ocpp))
+                        ok = (await http.get(f"http://127.0.0.1:{api}/readyz")).status_code == 200
                     except httpx.HTTPError:
-                        pass
+                        ok = False
+                    streak[ocpp] = max(1, streak[ocpp] + 1) if ok else min(-1, streak[ocpp] - 1)
+                    if streak[ocpp] >= self.healthy_after:
+                        healthy[ocpp] = True
+                    elif -streak[ocpp] >= self.unhealthy_after:
+                        healthy[ocpp] = False
+                ready = [("127.0.0.1", ocpp) for ocpp, _ in self.pairs if healthy[ocpp]]
                 self.backends = ready or self.backends
-                await trio.sleep(0.1)
+                await trio.sleep(self.interval)
 
 
-async def _serve_balancer(pairs: list[tuple[int, int]]) -> None:
-    balancer = ReadyBalancer(pairs)
+async def _serve_balancer(pairs: list[tuple[int, int]], health: tuple[float, float, int, int]) -> None:
+    balancer = ReadyBalancer(pairs, health)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(balancer.check_readiness)
         port = await nursery.start(balancer.serve, "127.0.0.1", 0)
         print(port, flush=True)
 
 
-def _start_balancer(replicas: list[ReplicaProcess]) -> tuple[subprocess.Popen[str], int]:
+def _start_balancer(replicas: list[ReplicaProcess], args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
     pairs = ",".join(f"{r.ocpp_port}:{r.api_port}" for r in replicas)
+    health = [str(args.health_interval), str(args.health_timeout), str(args.unhealthy_after), str(args.healthy_after)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.bench_failover", "--balancer", pairs],
+        [sys.executable, "-m", "benchmarks.bench_failover", "--balancer", pairs, "--health", ",".join(health)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
@@ -160,14 +169,20 @@ class Bench:
             return trio.current_time() - started
         raise TimeoutError(f"{what}: not within {timeout}s; owners {await self.owners()}")
 
-    async def measure_move(self, started: float, to: set[str], connects_before: int) -> dict[str, Any]:
-        """Seconds from `started` until all N are owned by `to`, and until N new connections were accepted.
+    async def measure_move(self, started: float, to: set[str], connects_before: int, moving: int = 0) -> dict[str, Any]:
+        """Seconds from `started` until all N are owned by `to`, until the `moving` stations (default N) have
+        new connections ("connected"), and until each of those has its StatusNotifications answered after
+        reconnecting ("serving": what a real station needs before it carries on). Also from the first claim a
+        survivor made, i.e. from when reconnects started to land: the part the replicas control.
 
         Ownership is followed through one watch on the owners prefix (one range read, then only the changes):
         re-reading all N owner keys ten times a second would itself load etcd and this process (the fleet runs
         here too) in the middle of the storm being measured.
         """
-        owned_at = served_at = first_claim = None
+        owned_at = served_at = connected_at = first_claim = None
+        moving = moving or self.n
+        assert self.fleet is not None
+        resumed_before = self.fleet.stats.resumed
         deadline = started + self.args.timeout
         prefix = self.prefix + "owners/"
         snapshot = await self.etcd.get(prefix, prefix=True)
@@ -186,7 +201,7 @@ class Bench:
                             moved += node in to
 
             nursery.start_soon(follow)
-            while owned_at is None or served_at is None:
+            while owned_at is None or served_at is None or connected_at is None:
                 if trio.current_time() > deadline:
                     raise TimeoutError(f"not all {self.n} moved within {self.args.timeout}s: {await self.owners()}")
                 now = trio.current_time()
@@ -194,14 +209,18 @@ class Bench:
                     first_claim = now
                 if owned_at is None and moved >= self.n:
                     owned_at = now
-                if served_at is None and self.connects - connects_before >= self.n:
+                if connected_at is None and self.connects - connects_before >= moving:
+                    connected_at = now
+                if served_at is None and self.fleet.stats.resumed - resumed_before >= moving:
                     served_at = now
                 await trio.sleep(POLL)
             nursery.cancel_scope.cancel()
         assert first_claim is not None
         return {
             "all_owned_s": round(owned_at - started, 2),
+            "all_connected_s": round(connected_at - started, 2),
             "all_serving_s": round(served_at - started, 2),
+            "serving_after_first_claim_s": round(served_at - first_claim, 2),
             "first_claim_s": round(first_claim - started, 2),
             "claims_per_s": round(self.n / max(owned_at - first_claim, POLL), 1),
             "claims_per_s_from_event": round(self.n / max(owned_at - started, POLL), 1),
@@ -252,8 +271,29 @@ class Bench:
         drain["spread"] = await self.owners()
         self.result["drain"] = drain
         print(f"[{n}] drain: {drain}", flush=True)
+        if self.args.vanish:
+            await self.vanish()
         assert self.fleet is not None
         self.result["client_errors"] = dict(self.fleet.stats.errors)
+
+    async def vanish(self) -> None:
+        """A's host vanishes: SIGSTOP, so no FIN and no RST; stations notice by their own ping timeout, the
+        balancer by failed health checks, the cluster by A's lease expiring."""
+        a, b, c = self.node("a"), self.node("b"), self.node("c")
+        await self.start("b")
+        await trio.sleep(self.args.health_interval * (self.args.healthy_after + 1))  # B back in the balancer
+        on_a = (await self.owners()).get(a, 0)
+        before = self.connects
+        stopped = trio.current_time()
+        self.replicas["a"].pause()
+        try:
+            vanish = await self.measure_move(stopped, {b, c}, before, moving=on_a)
+        finally:
+            self.replicas["a"].kill()
+        vanish["stations_on_vanished_host"] = on_a
+        vanish["spread"] = await self.owners()
+        self.result["vanish"] = vanish
+        print(f"[{self.n}] vanish: {vanish}", flush=True)
 
     async def _all_on(self, nodes: set[str]) -> bool:
         counts = await self.owners()
@@ -272,8 +312,9 @@ class Bench:
             settle_timeout=120.0,
             backoff_base=self.args.backoff,
             backoff_cap=5.0,
+            station_ping_s=self.args.station_ping,
         )
-        balancer, port = _start_balancer(list(self.replicas.values()))
+        balancer, port = _start_balancer(list(self.replicas.values()), self.args)
         try:
             await self.start("a")
             config = FleetConfig(**{**config.__dict__, "url": f"ws://127.0.0.1:{port}/ocpp"})
@@ -293,29 +334,37 @@ class Bench:
 
 
 def _markdown(report: dict[str, Any]) -> str:
+    health = report.get("health", {})
     lines = [
         f"# Failover and drain ({report['date']})",
         "",
         f"Machine: {report['machine']}. Lease TTL {report['lease_ttl']} s, drain rate {report['drain_rate']}/s, "
-        f"station reconnect backoff {report['backoff']} s base (jittered).",
+        f"station reconnect backoff {report['backoff']} s base (jittered), station ping {report.get('station_ping')} "
+        f"s; balancer health checks {health}; Postgres fsync on.",
         "",
-        "| stations | failover: all owned | all serving | claims/s (storm) | claims/s (from kill) "
-        "| drain: all owned | all serving | replica exit | exit code | paced minimum |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| stations | event | all owned | all connected | all serving | serving after first claim | claims/s "
+        "| replica exit (code) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    events = (("failover", "SIGKILL"), ("drain", "SIGTERM"), ("vanish", "SIGSTOP (no FIN)"))
     for r in report["runs"]:
-        f, d = r["failover"], r["drain"]
-        lines.append(
-            f"| {r['stations']} | {f['all_owned_s']} s | {f['all_serving_s']} s | {f['claims_per_s']} "
-            f"| {f['claims_per_s_from_event']} | {d['all_owned_s']} s | {d['all_serving_s']} s | {d['exit_s']} s "
-            f"| {d['exit_code']} | {d['paced_minimum_s']} s |"
-        )
+        for key, label in events:
+            e = r.get(key)
+            if not e:
+                continue
+            exit_info = f"{e['exit_s']} s ({e['exit_code']})" if "exit_s" in e else ""
+            lines.append(
+                f"| {r['stations']} | {label} | {e['all_owned_s']} s | {e.get('all_connected_s', '')} s "
+                f"| {e['all_serving_s']} s | {e.get('serving_after_first_claim_s', '')} s | {e['claims_per_s']} "
+                f"| {exit_info} |"
+            )
     lines += [
         "",
-        "Failover times are from the SIGKILL; drain times from the SIGTERM of the replica owning every station.",
-        '"owned" = every station\'s etcd owner key names a survivor; "serving" = every station has a new',
-        "accepted WebSocket. The drain closes stations at the configured rate, so it cannot beat N / rate.",
-        "The balancer routes only to replicas whose /readyz is 200 (polled every 0.1 s), like a cloud LB.",
+        "Times are from the signal to the replica owning the stations (SIGKILL: all N; SIGTERM: all N, paced by",
+        'the drain rate, so never below N / rate; SIGSTOP: the vanished replica\'s share). "owned" = the etcd',
+        'owner key names a survivor; "connected" = a new WebSocket; "serving" = the station\'s',
+        'StatusNotifications after reconnecting were answered. "After first claim" starts when reconnects begin',
+        "to land on survivors, i.e. without the detection time (ping timeout, balancer health checks).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -327,6 +376,13 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--balancer", metavar="OCPP:API,...", help=argparse.SUPPRESS)
+    parser.add_argument("--health", help=argparse.SUPPRESS)
+    parser.add_argument("--health-interval", type=float, default=5.0, help="balancer health check period (s)")
+    parser.add_argument("--health-timeout", type=float, default=2.0, help="balancer health check timeout (s)")
+    parser.add_argument("--unhealthy-after", type=int, default=2, help="failed checks before a replica is out")
+    parser.add_argument("--healthy-after", type=int, default=2, help="passed checks before a replica is in")
+    parser.add_argument("--station-ping", type=float, default=10.0, help="station-side WebSocket ping (s)")
+    parser.add_argument("--vanish", action="store_true", help="also: a replica's host vanishes (SIGSTOP, no FIN)")
     parser.add_argument("--stations", type=int, nargs="+", default=[1000], help="fleet sizes (default 1000)")
     parser.add_argument("--lease-ttl", type=float, default=10.0, help="replica lease TTL (s)")
     parser.add_argument("--drain-rate", type=float, default=200.0, help="stations closed per second on drain")
@@ -337,7 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     limit = raise_fd_limit()
     if args.balancer:
         pairs = [tuple(int(p) for p in pair.split(":")) for pair in args.balancer.split(",")]
-        trio.run(_serve_balancer, [(ocpp, api) for ocpp, api in pairs])
+        interval, timeout, unhealthy, healthy = args.health.split(",")
+        health = (float(interval), float(timeout), int(unhealthy), int(healthy))
+        trio.run(_serve_balancer, [(ocpp, api) for ocpp, api in pairs], health)
         return
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if limit < 2 * max(args.stations) + 1000:
@@ -345,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     with (
         tempfile.TemporaryDirectory(prefix="csms-bench-failover-") as tmp,
-        PostgresServer(fast=True) as postgres,
+        PostgresServer(fast=False) as postgres,  # durable: fsync and synchronous_commit on
         EtcdServer() as etcd,
     ):
         for n in args.stations:
@@ -358,6 +416,13 @@ def main(argv: list[str] | None = None) -> None:
         "lease_ttl": args.lease_ttl,
         "drain_rate": args.drain_rate,
         "backoff": args.backoff,
+        "station_ping": args.station_ping,
+        "health": {
+            "interval_s": args.health_interval,
+            "timeout_s": args.health_timeout,
+            "unhealthy_after": args.unhealthy_after,
+            "healthy_after": args.healthy_after,
+        },
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)

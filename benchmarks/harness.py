@@ -176,6 +176,30 @@ def metric_value(node: ReplicaProcess, name: str) -> float:
     return total
 
 
+def histogram_buckets(node: ReplicaProcess, name: str, labels: str = "") -> dict[float, float]:
+    """Cumulative bucket counts {le: count} of a replica histogram, summed over label sets containing `labels`
+    (e.g. 'generation="2"'); subtract two readings to get what happened between them."""
+    try:
+        text = httpx.get(node.api_url + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{") and labels in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def histogram_delta(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """Count and the smallest bucket bound below which all (the worst) observations fell between two readings."""
+    delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    count = delta.get(float("inf"), 0.0)
+    worst = next((le for le, n in delta.items() if n >= count), float("inf")) if count else 0.0
+    return {"count": int(count), "max_below_s": worst, "over_100ms": int(count - delta.get(0.1, count))}
+
+
 @contextmanager
 def stub_server(mode: str) -> Iterator[tuple[int, int]]:
     """`benchmarks.stub_server` in its own process; yields (pid, port)."""

@@ -37,6 +37,25 @@ METER_INTERVAL_S = 60.0
 TX_PERIOD_S = 1800.0  # a transaction starts about this often per connector
 CHARGE_MIN_S, CHARGE_MAX_S = 600.0, 1800.0  # mean 1200 s charging, so mean 600 s idle between sessions
 WH_PER_SAMPLE = 120
+CHARGING_SHARE = (CHARGE_MIN_S + CHARGE_MAX_S) / 2 / TX_PERIOD_S  # steady state: 2/3 of connectors charging
+# What a real AC/DC charger samples each MeterValues: per phase where it has phases; a station sends 8-15.
+MEASURANDS: tuple[tuple[str, str, str, str], ...] = (  # (measurand, phase or location, unit, value)
+    ("Energy.Active.Import.Register", "", "Wh", ""),  # the station's register
+    ("Power.Active.Import", "", "W", "7200"),
+    ("Current.Import", "L1", "A", "10.4"),
+    ("Current.Import", "L2", "A", "10.5"),
+    ("Current.Import", "L3", "A", "10.3"),
+    ("Voltage", "L1-N", "V", "230.1"),
+    ("Voltage", "L2-N", "V", "229.8"),
+    ("Voltage", "L3-N", "V", "231.0"),
+    ("Power.Offered", "", "W", "11000"),
+    ("Current.Offered", "", "A", "16"),
+    ("Frequency", "", "", "50.0"),
+    ("Temperature", "Body", "Celsius", "34.5"),
+    ("SoC", "EV", "Percent", "57"),
+    ("Power.Factor", "", "", "0.98"),
+    ("Energy.Active.Export.Register", "", "Wh", "0"),
+)
 
 
 def now_iso() -> str:
@@ -52,6 +71,7 @@ class StationState:
         "heap",
         "meter_wh",
         "queue",
+        "samples",
         "seq",
         "station_id",
         "status",
@@ -73,6 +93,7 @@ class StationState:
         self.heap: list[tuple[float, int, str, int]] = []  # (due, seq, event, connector) for realistic/idle
         self.seq = 0
         self.step = rng.randrange(len(STRESS_CYCLE))  # stress: desynchronise the fleet's cycles
+        self.samples = rng.randint(8, len(MEASURANDS))  # sampled values per MeterValues, fixed per station
 
     def schedule(self, due: float, event: str, connector: int) -> None:
         self.seq += 1
@@ -82,7 +103,10 @@ class StationState:
 class Profile:
     """Decides each station's next call. `speed` compresses simulated time (2.0 = twice as fast)."""
 
-    def __init__(self, name: str, *, speed: float = 1.0, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(self, name: str, *, speed: float = 1.0, heartbeat_s: float = HEARTBEAT_S, ramp_s: float = 0.0) -> None:
+        """`ramp_s` > 0 (realistic, simulated seconds): start in the steady state instead of with every connector
+        idle: CHARGING_SHARE of the connectors begin a session spread over the ramp, the rest begin after it
+        (an exponential idle gap later), so a speed-1 run needs a ramp of minutes, not a 30-minute warm-up."""
         if name not in PROFILES:
             raise ValueError(f"unknown profile {name!r} (one of {', '.join(PROFILES)})")
         if speed <= 0:
@@ -90,6 +114,7 @@ class Profile:
         self.name = name
         self.speed = speed
         self.heartbeat_s = heartbeat_s
+        self.ramp_s = ramp_s
 
     def on_boot(self, state: StationState, now: float, rng: random.Random) -> None:
         """Queue the boot sequence and plant the first timed events (spread so the fleet is not in step)."""
@@ -101,7 +126,13 @@ class Profile:
         state.schedule(now + rng.uniform(0, self.heartbeat_s) / self.speed, "heartbeat", 0)
         if self.name == "realistic":
             for connector in range(1, state.connectors + 1):
-                state.schedule(now + rng.uniform(0, TX_PERIOD_S) / self.speed, "begin", connector)
+                if not self.ramp_s:
+                    start = rng.uniform(0, TX_PERIOD_S)
+                elif rng.random() < CHARGING_SHARE:
+                    start = rng.uniform(0, self.ramp_s)
+                else:
+                    start = self.ramp_s + rng.expovariate(1.0 / (TX_PERIOD_S * (1 - CHARGING_SHARE)))
+                state.schedule(now + start / self.speed, "begin", connector)
 
     def next_step(self, state: StationState, now: float, rng: random.Random) -> tuple[float, Step]:
         """(when to send, what): queued calls are due at once; then the profile's own schedule."""
@@ -164,18 +195,7 @@ def build_payload(state: StationState, step: Step, id_tag: str) -> Payload | Non
                 {
                     "timestamp": now_iso(),
                     "sampledValue": [
-                        {
-                            "value": str(state.meter_wh[connector]),
-                            "context": "Sample.Periodic",
-                            "measurand": "Energy.Active.Import.Register",
-                            "unit": "Wh",
-                        },
-                        {
-                            "value": "7200",
-                            "context": "Sample.Periodic",
-                            "measurand": "Power.Active.Import",
-                            "unit": "W",
-                        },
+                        _sample(measurand, state.meter_wh[connector]) for measurand in MEASURANDS[: state.samples]
                     ],
                 }
             ],
@@ -211,6 +231,19 @@ def build_payload(state: StationState, step: Step, id_tag: str) -> Payload | Non
     if action == "BootNotification":
         return {"chargePointVendor": "BenchSim", "chargePointModel": "Lite-1"}
     raise ValueError(f"no payload for {action}")
+
+
+def _sample(measurand: tuple[str, str, str, str], meter_wh: int) -> Payload:
+    name, phase_or_location, unit, reading = measurand
+    value: Payload = {"value": reading or str(meter_wh)}
+    value.update(context="Sample.Periodic", measurand=name)
+    if phase_or_location in ("Body", "EV"):
+        value["location"] = phase_or_location
+    elif phase_or_location:
+        value["phase"] = phase_or_location
+    if unit:
+        value["unit"] = unit
+    return value
 
 
 def absorb_answer(state: StationState, step: Step, answer: Payload, *, fake_tx: int) -> None:

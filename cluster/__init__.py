@@ -18,6 +18,7 @@ from cluster.observer import ClusterObserver, NullObserver
 from cluster.rebalance import ShedOrder, plan_shedding
 from cluster.results import KeyValue, WatchEvent
 from cluster.single_node import SingleNodeCoordinator
+from cluster.singletons import LeasedSingletons
 from cluster.txn import Compare, Op
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "EtcdUnavailable",
     "KeyValue",
     "LeaderJobRunner",
+    "LeasedSingletons",
     "NoEpochs",
     "NodeInfo",
     "NullObserver",

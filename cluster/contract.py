@@ -86,6 +86,15 @@ class Coordinator(Protocol):
 
     async def owned_counts(self) -> dict[str, int]: ...
 
+    async def hold_keys(self, group: str, names: Sequence[str]) -> set[str]:
+        """Leased singletons: take each free key ``group/name`` for this node (bound to its lease, so it goes
+        with the node), give up held ones no longer named, and return the names this node holds now."""
+        ...
+
+    async def key_holders(self, group: str) -> dict[str, str]:
+        """Which node holds each key of ``group`` (name -> node id)."""
+        ...
+
     def on_claim_lost(self, cb: Callable[[Claim], None]) -> None: ...
 
     def on_lease_lost(self, cb: Callable[[], None]) -> None:

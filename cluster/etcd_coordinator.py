@@ -775,6 +775,37 @@ class EtcdCoordinator:
             started_at=float(started) if isinstance(started, int | float) else 0.0,
         )
 
+    def _singletons_prefix(self, group: str) -> str:
+        return f"{self._prefix}singletons/{group}/"
+
+    async def key_holders(self, group: str) -> dict[str, str]:
+        prefix = self._singletons_prefix(group)
+        result = await self._etcd.get(prefix, prefix=True)
+        return {kv.key[len(prefix) :].decode(errors="replace"): kv.value.decode(errors="replace") for kv in result.kvs}
+
+    async def hold_keys(self, group: str, names: Sequence[str]) -> set[str]:
+        """One range read, then a create-if-absent txn per free key (rare: only after a holder left)."""
+        lease = self._lease_id
+        if lease is None or self._draining:
+            return set()
+        prefix = self._singletons_prefix(group)
+        wanted = set(names)
+        present = {
+            kv.key[len(prefix) :].decode(errors="replace"): kv for kv in (await self._etcd.get(prefix, prefix=True)).kvs
+        }
+        held = {name for name, kv in present.items() if kv.lease == lease and name in wanted}
+        for name in sorted(wanted - present.keys()):
+            key = prefix + name
+            taken = await self._etcd.txn(
+                [Compare.create_revision(key, "=", 0)], [Op.put(key, self.node_id, lease=lease)]
+            )
+            if taken.succeeded:
+                held.add(name)
+        for name, kv in present.items():
+            if kv.lease == lease and name not in wanted:
+                await self._etcd.txn([Compare.lease(prefix + name, "=", lease)], [Op.delete(prefix + name)])
+        return held if self._lease_id == lease else set()
+
     async def owned_counts(self) -> dict[str, int]:
         """Stations owned per live node (live nodes owning nothing appear with 0)."""
         result = await self._etcd.txn(

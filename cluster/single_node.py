@@ -43,6 +43,7 @@ class SingleNodeCoordinator:
         self._leader = Flag(True)
         self._drained = False
         self._drained_event = trio.Event()
+        self._singletons: dict[str, set[str]] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._epoch, _ = await self._epochs.fence_epoch(f"single:{self.node_id}:{uuid.uuid4().hex}")
@@ -93,6 +94,15 @@ class SingleNodeCoordinator:
     async def owned_counts(self) -> dict[str, int]:
         await trio.lowlevel.checkpoint()
         return {self.node_id: len(self._claims)}
+
+    async def hold_keys(self, group: str, names: Sequence[str]) -> set[str]:
+        await trio.lowlevel.checkpoint()
+        self._singletons[group] = set() if self._drained else set(names)
+        return set(self._singletons[group])
+
+    async def key_holders(self, group: str) -> dict[str, str]:
+        await trio.lowlevel.checkpoint()
+        return dict.fromkeys(self._singletons.get(group, ()), self.node_id)
 
     def on_claim_lost(self, cb: Callable[[Claim], None]) -> None:
         self._lost.add(cb)

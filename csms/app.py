@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import ssl
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -28,13 +27,15 @@ from cluster import (
     SingleNodeCoordinator,
     every,
 )
-from csms import authorization, commands, console, devicemodel, operations, stations, transactions
+from csms import authorization, commands, console, devicemodel, operations, sites, stations, transactions
 from csms.api import ApiServices, build_api
 from csms.api.command_payloads import CommandPayloads
 from csms.central_system import CentralSystem16, CentralSystem201, CentralSystemSettings, domain_check
+from csms.central_system.certificates import StationCertificates
+from csms.central_system.security_operations import SecurityOperations
 from csms.config import Config, require_database
 from csms.events import EventBus, StationConnected, StationDisconnected
-from csms.gc_tuning import tune_garbage_collector
+from csms.gc_tuning import ConnectionFreezer, tune_garbage_collector
 from csms.leader_jobs import (
     Rebalancer,
     RebalanceSettings,
@@ -42,11 +43,21 @@ from csms.leader_jobs import (
     expire_reservations,
     expire_stale_commands,
 )
-from csms.observability import GatewayMetrics, Metrics, RpcMetrics, configure_logging, measure_event_loop_lag
+from csms.observability import (
+    GatewayMetrics,
+    GcPauseMetrics,
+    Metrics,
+    RpcMetrics,
+    configure_logging,
+    measure_event_loop_lag,
+    observe_gc_pauses,
+)
 from csms.observability.cluster_metrics import ClusterMetrics
+from csms.observability.site_metrics import SiteMetrics
 from csms.observability.storage_metrics import StorageMetrics
 from csms.shedding import Shedder
 from csms.stations import AuthLimits, Gateway, GatewaySettings, StationNotConnected, StationRegistry
+from csms.stations.certificate_authority import BuiltInCa
 from csms.storage import Database, StorageError
 
 log = logging.getLogger("csms")
@@ -61,6 +72,7 @@ MIGRATIONS = [
     ("operations", operations.MIGRATIONS),
     ("console", console.MIGRATIONS),
     ("devicemodel", devicemodel.MIGRATIONS),
+    ("sites", sites.MIGRATIONS),
 ]
 
 
@@ -71,12 +83,26 @@ def package_version() -> str:
         return "0.0.0+local"
 
 
-def _ssl_context(config: Config) -> ssl.SSLContext | None:
+def _tls(config: Config, metrics: Metrics) -> stations.ReloadingTls | None:
     if not config.tls_cert_file:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
-    return context
+    files = stations.TlsFiles(config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file)
+    return stations.ReloadingTls(files, on_reload=metrics.tls_reloaded)
+
+
+def _certificate_authority(config: Config) -> BuiltInCa | None:
+    """The built-in CA when its certificate and key are mounted; otherwise CSRs wait for an external CA."""
+    if not config.ca_cert_file:
+        return None
+    return BuiltInCa(config.ca_cert_file, config.ca_key_file, config.station_certificate_days)
+
+
+def _security(config: Config) -> stations.SecuritySettings:
+    return stations.SecuritySettings(
+        identity=config.tls_station_identity,
+        trusted_proxies=stations.parse_networks(config.trusted_proxies),
+        client_ca_file=config.tls_client_ca_file,
+    )
 
 
 def _advertise_address(config: Config) -> str:
@@ -154,6 +180,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             recorder = operations.OperationsRecorder(db)
             last_seen = stations.LastSeen(registry, LAST_SEEN_FLUSH_SECONDS)
             device_model = devicemodel.DeviceModel(db)
+            security_events = stations.SecurityEventRecorder(registry.security)
             central_settings = CentralSystemSettings(
                 heartbeat_interval=config.heartbeat_interval,
                 boot_status=config.boot_status,
@@ -162,8 +189,8 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
             domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen, db)
             # One adapter per subprotocol, in the server's preference order (CSMS_OCPP_VERSIONS).
             available: dict[str, stations.ProtocolAdapter] = {
-                "ocpp1.6": CentralSystem16(*domain),
-                "ocpp2.0.1": CentralSystem201(*domain, record_report=device_model.record_report),
+                "ocpp1.6": (central16 := CentralSystem16(*domain)),
+                "ocpp2.0.1": (central201 := CentralSystem201(*domain, record_report=device_model.record_report)),
             }
             adapters = [available[subprotocol] for subprotocol in config.ocpp_versions]
 
@@ -181,7 +208,9 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     call_timeout=config.call_timeout,
                     max_frame_bytes=config.max_frame_bytes,
                     max_concurrent_handshakes=config.max_concurrent_handshakes,
-                    ssl_context=_ssl_context(config),
+                    tls=_tls(config, metrics),
+                    tls_reload_interval=config.tls_reload_seconds,
+                    security=_security(config),
                     auth=AuthLimits(
                         failures_per_minute=config.auth_failures_per_minute,
                         source_failures_per_minute=config.auth_source_failures_per_minute,
@@ -196,6 +225,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 events,
                 observer=GatewayMetrics(metrics),
                 rpc_observer=RpcMetrics(metrics),
+                security_events=security_events,
             )
 
             # What Postgres can hold, for commands as for station calls, per protocol.
@@ -238,6 +268,15 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 on_requested=command_requested,
                 on_completed=command_completed,
             )
+            certificates = StationCertificates(
+                registry.security,
+                command_service,
+                security_events,
+                _certificate_authority(config),
+                config.certificate_expiry_warning_days * 86400,
+                registry.protocol_of,
+            )
+            central16.certificates = central201.certificates = certificates
             rebalancer = Rebalancer(
                 coordinator,
                 internal_http,
@@ -265,6 +304,14 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 ],
             )
             metrics.owned_stations.set_function(lambda: gateway.connection_count)
+            site_service = sites.SiteService(
+                db,
+                coordinator,
+                site_inputs(ledger, command_service, coordinator, registry),
+                sites.BalancerSettings(interval=config.site_interval),
+                poll_interval=min(1.0, config.lease_ttl / 4),
+                observer=SiteMetrics(metrics),
+            )
 
             async def readiness() -> dict[str, bool]:
                 return {
@@ -301,6 +348,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     ),
                     http=internal_http,
                     readiness=readiness,
+                    sites=site_service,
                 )
             )
             api = build_api(
@@ -317,9 +365,18 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     profile_templates=profile_templates,
                     device_model=devicemodel.DeviceModelViews(db),
                     shed=shed,
+                    certificates=certificates,
+                    security=SecurityOperations(
+                        registry.security,
+                        command_service,
+                        security_events,
+                        config.password_iterations,
+                        registry.protocol_of,
+                    ),
                     internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,
                     console=console_app,
+                    sites=site_service,
                 )
             )
             async with internal_http, trio.open_nursery() as nursery:
@@ -328,8 +385,15 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 await nursery.start(last_seen.run)
                 await nursery.start(presence.run)
                 await nursery.start(hub.run)
+                await nursery.start(site_service.run)
+                await nursery.start(security_events.run)
+                await nursery.start(certificates.run)
+                nursery.start_soon(certificates.watch_expiry, metrics.certificates_expiring)
                 nursery.start_soon(leader_jobs.run)
                 nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
+                nursery.start_soon(observe_gc_pauses, GcPauseMetrics(metrics))
+                freezer = ConnectionFreezer(lambda: gateway.connection_count, lambda: gateway.connections_closed)
+                nursery.start_soon(freezer.run)
                 ocpp_port = await nursery.start(gateway.serve)
                 api_port = await nursery.start(serve_api, api, config)
                 log.info("replica ready", extra={"ocpp_port": ocpp_port, "api_port": api_port})
@@ -344,6 +408,42 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     await coordinator.drain()
                 log.info("drained", extra={"seconds": round(time.monotonic() - started, 3)})
                 nursery.cancel_scope.cancel()
+
+
+def site_inputs(
+    ledger: transactions.TransactionLedger,
+    command_service: commands.CommandService,
+    coordinator: Coordinator,
+    registry: StationRegistry,
+) -> sites.SiteInputs:
+    """What load management reads from the other modules and how its profiles go out: as commands in the
+    station's protocol, routed to the station's owner like any other."""
+
+    async def sessions(station_ids: list[str]) -> dict[str, sites.Session]:
+        found = await ledger.open_sessions(station_ids)
+        return {station: sites.Session(*row) for station, row in found.items()}
+
+    async def readings(station_ids: list[str], within: float) -> dict[str, list[sites.Reading]]:
+        found = await ledger.recent_draw(station_ids, within)
+        return {station: [sites.Reading(**r) for r in rows] for station, rows in found.items()}
+
+    async def deliver(station_id: str, action: str, payload: dict[str, Any], by: str, protocol: str) -> str:
+        try:
+            record = await command_service.submit(station_id, action, payload, by, protocol=protocol)
+        except commands.CommandRejected as exc:  # the station switched protocol since the round read it
+            log.warning("site profile refused", extra={"station_id": station_id, "error": exc.message})
+            return "offline"
+        if record["status"] == "completed":
+            return "accepted" if (record.get("result") or {}).get("status") == "Accepted" else "rejected"
+        return {"offline": "offline", "call_error": "rejected"}.get(record["status"], "unknown")
+
+    async def protocols(station_ids: list[str]) -> dict[str, str]:
+        return await registry.protocols_of(station_ids)
+
+    async def connected(station_ids: list[str]) -> set[str]:
+        return set(await coordinator.owners_of(station_ids))
+
+    return sites.SiteInputs(sessions, readings, deliver, protocols, connected)
 
 
 async def _wait_for_signal() -> None:

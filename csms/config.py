@@ -7,6 +7,7 @@ checks that every variable the chart sets is a name in `SETTINGS`.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import socket
@@ -97,6 +98,16 @@ def _database_url(raw: str) -> str:
     if raw and not re.match(r"^postgres(ql)?://", raw):
         raise ValueError("must be a postgresql:// URL")
     return raw
+
+
+def _cidrs(raw: str) -> tuple[str, ...]:
+    cidrs = _csv(raw)
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not an IP network in CIDR notation") from None
+    return cidrs
 
 
 def _api_tokens(raw: str) -> tuple[str, ...]:
@@ -227,6 +238,12 @@ SETTINGS: tuple[Setting, ...] = (
         "rebalancing never disconnects a station connected for less than this many seconds",
     ),
     Setting(
+        "site_interval",
+        _positive_float,
+        "5",
+        "seconds between a site's load-management rounds when no session starts or stops (usage and schedule)",
+    ),
+    Setting(
         "console_session_minutes",
         _positive_float,
         "480",
@@ -241,6 +258,39 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("tls_cert_file", str, "", "certificate for wss:// (unset: plain ws)"),
     Setting("tls_key_file", str, "", "private key for wss://"),
+    Setting(
+        "tls_client_ca_file",
+        str,
+        "",
+        "CA bundle for station certificates (security profile 3), in-replica TLS and forwarded by a trusted proxy",
+    ),
+    Setting(
+        "tls_station_identity",
+        _choice("cn", "san"),
+        "cn",
+        "where a station certificate names the station: subject CN (OCPP) or a SAN DNS/URI entry",
+    ),
+    Setting(
+        "tls_reload_seconds",
+        _positive_float,
+        "10",
+        "how often certificate files are checked for renewal (s); new handshakes use the new ones",
+    ),
+    Setting("ca_cert_file", str, "", "built-in CA certificate signing station CSRs (unset: external CA via the API)"),
+    Setting("ca_key_file", str, "", "built-in CA private key (a mounted Secret; never leaves the replica)"),
+    Setting("station_certificate_days", _positive_int, "365", "validity of station certificates the built-in CA signs"),
+    Setting(
+        "certificate_expiry_warning_days",
+        _positive_int,
+        "30",
+        "station certificates expiring within this many days are counted in csms_station_certificates_expiring",
+    ),
+    Setting(
+        "trusted_proxies",
+        _cidrs,
+        "",
+        "CIDRs of TLS-terminating proxies whose X-Forwarded-Proto and client-certificate headers are believed",
+    ),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info", "log level"),
     Setting("log_format", _choice("json", "text"), "json", "structured JSON lines or text for local use"),
 )
@@ -295,6 +345,12 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
     if values["etcd_endpoints"] and not values["internal_secret"]:
         raise ConfigError(
             "CSMS_INTERNAL_SECRET must be set when CSMS_ETCD_ENDPOINTS is (replicas forward commands with it)"
+        )
+    if bool(values["ca_cert_file"]) != bool(values["ca_key_file"]):
+        raise ConfigError("CSMS_CA_CERT_FILE and CSMS_CA_KEY_FILE must be set together")
+    if values["tls_client_ca_file"] and not (values["tls_cert_file"] or values["trusted_proxies"]):
+        raise ConfigError(
+            "CSMS_TLS_CLIENT_CA_FILE needs CSMS_TLS_CERT_FILE (TLS here) or CSMS_TRUSTED_PROXIES (at a proxy)"
         )
     return Config(values)
 

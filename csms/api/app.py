@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cluster import Coordinator
 from csms.api.auth import TokenAuth
+from csms.api.certificate_routes import certificate_routes
 from csms.api.charging_profiles_routes import charging_profile_routes
 from csms.api.command_payloads import CommandPayloads
 from csms.api.commands_routes import command_routes
@@ -29,13 +30,18 @@ from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.internal_routes import Shed, internal_routes
 from csms.api.openapi import openapi_endpoint
 from csms.api.operations_routes import operations_routes
+from csms.api.security_routes import security_routes
+from csms.api.sites_routes import site_routes
 from csms.api.transactions_routes import transaction_routes
 from csms.api.validation import id_tag_body, json_body, page_limit, parse_id, path_station_id, station_body
 from csms.authorization import IdTagStore
+from csms.central_system.certificates import StationCertificates
+from csms.central_system.security_operations import SecurityOperations
 from csms.commands import CommandService
 from csms.devicemodel import DeviceModelViews
 from csms.observability import Metrics
 from csms.operations import OperationsViews, ProfileTemplates
+from csms.sites import SiteService
 from csms.stations import StationRegistry, hash_password
 from csms.transactions import TransactionLedger
 
@@ -84,9 +90,12 @@ class ApiServices:
     profile_templates: ProfileTemplates
     device_model: DeviceModelViews
     shed: Shed
+    security: SecurityOperations | None = None
+    certificates: StationCertificates | None = None
     internal_secret: str = ""
     password_iterations: int = 20_000
     console: ASGIApp | None = None  # the operator console, mounted at /ui
+    sites: SiteService | None = None  # site load management (absent in tests that build the API alone)
 
 
 def build_api(services: ApiServices) -> Starlette:
@@ -130,6 +139,7 @@ def build_api(services: ApiServices) -> Starlette:
         if station is None:
             raise ApiError(404, "not_found", f"station {station_id} is not registered")
         station = await with_owner(station)
+        station.update(await s.registry.security.security_state(station_id) or {})
         station["open_transactions"] = await s.ledger.open_transactions(station_id)
         station["notifications"] = await s.registry.notifications(station_id, limit=20)
         return JSONResponse(station)
@@ -153,6 +163,11 @@ def build_api(services: ApiServices) -> Starlette:
         body = station_body(await json_body(request))
         password = body.get("password")
         password_hash = await hash_password(password, s.password_iterations) if password else None
+        profile = body.get("security_profile")
+        if profile in (1, 2) and not password:
+            state = await s.registry.security.security_state(station_id)
+            if not (state and state["has_password"]) or ("password" in body and password is None):
+                raise ApiError(422, "invalid", f"security_profile {profile} needs a password (Basic auth)")
         created = await s.registry.put(
             station_id,
             password_hash=password_hash,
@@ -161,6 +176,8 @@ def build_api(services: ApiServices) -> Starlette:
             set_boot_status="boot_status" in body,
             description=body.get("description"),
         )
+        if "security_profile" in body:
+            await s.registry.security.set_profile(station_id, profile)
         station = await s.registry.get(station_id)
         assert station is not None
         return JSONResponse(await with_owner(station), status_code=201 if created else 200)
@@ -263,6 +280,9 @@ def build_api(services: ApiServices) -> Starlette:
         *operations_routes(auth, s.operations, s.registry, s.id_tags, s.commands),
         *devicemodel_routes(auth, s.device_model, s.registry),
         *internal_routes(s.internal_secret, s.commands, s.shed),
+        *(site_routes(auth, s.sites) if s.sites is not None else []),
+        *(security_routes(auth, s.registry.security, s.security) if s.security is not None else []),
+        *(certificate_routes(auth, s.registry.security, s.certificates) if s.certificates is not None else []),
     ]
     if s.console is not None:
         routes.append(Mount("/ui", app=s.console))

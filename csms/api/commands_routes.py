@@ -21,6 +21,26 @@ from csms.stations import StationRegistry
 
 Payload = dict[str, Any]
 
+# Configuration keys the CSMS manages itself: a raw command would desynchronise the stored credentials/profile
+# (and record the new password in the audit trail).
+MANAGED_KEYS = {
+    "AuthorizationKey": "POST /api/v1/stations/{id}/rotate-password",
+    "BasicAuthPassword": "POST /api/v1/stations/{id}/rotate-password",
+    "SecurityProfile": "POST /api/v1/stations/{id}/security-profile",
+}
+
+
+def _managed_variable(action: str, payload: Payload) -> str | None:
+    """2.0.1: the first managed variable a SetVariables would set (the password, the profile)."""
+    if action != "SetVariables" or not isinstance(payload.get("setVariableData"), list):
+        return None
+    for item in payload["setVariableData"]:
+        variable = item.get("variable") if isinstance(item, dict) else None
+        name = variable.get("name") if isinstance(variable, dict) else None
+        if isinstance(name, str) and name in MANAGED_KEYS:
+            return name
+    return None
+
 
 def command_routes(
     auth: TokenAuth, commands: CommandService, registry: StationRegistry, payloads: CommandPayloads
@@ -85,6 +105,9 @@ async def submit_command(
     console. Returns the command record and its HTTP status."""
     protocol = await registry.protocol_of(station_id)  # None: never connected (or not registered)
     payload = await payloads.complete(action, body, protocol)
+    key = payload.get("key") if action == "ChangeConfiguration" else _managed_variable(action, payload)
+    if isinstance(key, str) and key in MANAGED_KEYS:
+        raise ApiError(422, "invalid", f"{key} is changed through {MANAGED_KEYS[key]}, which keeps it consistent")
     try:
         protocol = commands.validate(action, payload, protocol)
     except CommandRejected as exc:

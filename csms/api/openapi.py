@@ -27,6 +27,7 @@ from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, 
 from csms.authorization import TOKEN_TYPES
 from csms.commands import HTTP_STATUS, PROTOCOLS, catalogue
 from csms.ocpp.schemas import _DATE_TIME
+from csms.sites import SITE_ID_PATTERN
 
 Schema = dict[str, Any]
 
@@ -256,6 +257,185 @@ def _command_record(payload: Schema, result: Schema) -> Schema:
     }
 
 
+_STATION_SECURITY = {
+    "security_profile": {"type": "integer", "enum": [0, 1, 2, 3]},
+    "security_profile_explicit": BOOL,
+    "password_rotation": _null({"type": "string", "enum": ["sent", "accepted", "rejected", "completed"]}),
+    "password_rotated_at": _null(DT),
+}
+_CERTIFICATE = {
+    "fingerprint": STR,
+    "serial_number": STR,
+    "subject": STR,
+    "issuer": STR,
+    "not_before": DT,
+    "not_after": DT,
+    "created_at": DT,
+}
+_CERTIFICATE_REQUEST = {
+    "id": INT,
+    "station_id": STR,
+    "csr_pem": STR,
+    "status": {"type": "string", "enum": ["pending", "signed", "delivered", "failed"]},
+    "certificate_pem": _null(STR),
+    "detail": _null(STR),
+    "created_at": DT,
+    "updated_at": DT,
+}
+
+
+def _security_schemas() -> dict[str, Schema]:
+    outcome = {"accepted": BOOL, "station_id": STR, "command": _ref("CommandRecord")}
+    return {
+        "SecurityEvent": _object(
+            {
+                "id": INT,
+                "station_id": _null(STR),
+                "origin": {"type": "string", "enum": ["station", "csms"]},
+                "type": STR,
+                "tech_info": _null(STR),
+                "occurrences": INT,
+                "occurred_at": DT,
+                "received_at": DT,
+            }
+        ),
+        "SecurityEventPage": _page("SecurityEvent", INT, "Newest first; `next` is the `before` cursor."),
+        "PasswordRotation": {
+            **_object(outcome),
+            "description": "accepted: the station took the new password (it is never returned). Until the station"
+            " connects with it, the old password keeps working; then only the new one does.",
+        },
+        "ProfileChangeBody": _object({"security_profile": {"type": "integer", "enum": [1, 2, 3]}}),
+        "ProfileChange": _object({**outcome, "security_profile": INT}),
+        "CertificateList": _object({"items": _array(_object(_CERTIFICATE))}),
+        "CertificateRenewal": _object(
+            {"ca_mode": {"type": "string", "enum": ["built-in", "external"]}, "command": _ref("CommandRecord")}
+        ),
+        "CertificateRequestList": _object(
+            {
+                "ca_mode": {"type": "string", "enum": ["built-in", "external"]},
+                "items": _array(_object(_CERTIFICATE_REQUEST)),
+            }
+        ),
+        "CertificateImport": _object({"certificate_chain": {"type": "string", "minLength": 1, "maxLength": 10000}}),
+        "CertificateDelivery": _object({"command": _ref("CommandRecord")}),
+    }
+
+
+def _security_paths(ok: Any, item_errors: dict[str, Schema], write_errors: dict[str, Schema]) -> dict[str, Schema]:
+    relayed = {
+        "409": _json(OBJ, "offline, or the station refused (the command record tells which)."),
+        "502": _json(OBJ, "call_error: the station answered with a CallError."),
+        "503": _json(OBJ, "unknown_outcome or failed; retry later."),
+        "504": _json(OBJ, "timeout: no answer from the station in time."),
+    }
+    return {
+        "/api/v1/stations/{station_id}/rotate-password": {
+            "post": _op(
+                "rotatePassword",
+                "security",
+                "Give the station a new random password (1.6 ChangeConfiguration AuthorizationKey)",
+                "operator",
+                {"200": ok(_ref("PasswordRotation"), "The station accepted."), **relayed, **item_errors},
+                params=(_p("StationId"),),
+            )
+        },
+        "/api/v1/stations/{station_id}/security-profile": {
+            "post": _op(
+                "raiseSecurityProfile",
+                "security",
+                "Have the station switch to a higher security profile (ChangeConfiguration SecurityProfile),"
+                " stored once it accepted",
+                "operator",
+                {"200": ok(_ref("ProfileChange"), "The station accepted."), **relayed, **item_errors, **write_errors},
+                params=(_p("StationId"),),
+                body=_ref("ProfileChangeBody"),
+                body_required=True,
+            )
+        },
+        "/api/v1/stations/{station_id}/certificates": {
+            "get": _op(
+                "listStationCertificates",
+                "security",
+                "The station's certificate inventory, with expiry",
+                "read",
+                {"200": ok(_ref("CertificateList"), "Newest expiry first."), **item_errors},
+                params=(_p("StationId"),),
+            )
+        },
+        "/api/v1/stations/{station_id}/certificates/{fingerprint}": {
+            "delete": _op(
+                "revokeStationCertificate",
+                "security",
+                "Delete a certificate from the inventory and refuse it from now on (revocation)",
+                "operator",
+                {"204": {"description": "Revoked."}, **item_errors},
+                params=(
+                    _p("StationId"),
+                    _param("fingerprint", "path", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "SHA-256"),
+                ),
+            )
+        },
+        "/api/v1/stations/{station_id}/renew-certificate": {
+            "post": _op(
+                "renewStationCertificate",
+                "security",
+                "Ask the station for a CSR (ExtendedTriggerMessage SignChargePointCertificate)",
+                "operator",
+                {"200": ok(_ref("CertificateRenewal"), "The station accepted."), **relayed, **item_errors},
+                params=(_p("StationId"),),
+            )
+        },
+        "/api/v1/certificate-requests": {
+            "get": _op(
+                "listCertificateRequests",
+                "security",
+                "Station CSRs (export them to an external CA when ca_mode is external)",
+                "read",
+                {"200": ok(_ref("CertificateRequestList"), "Newest first."), "400": _r("BadRequest")},
+                params=(
+                    _p("Limit"),
+                    _param("status", "query", STR, "Only this status: pending, signed, delivered, failed."),
+                ),
+            )
+        },
+        "/api/v1/certificate-requests/{request_id}/certificate": {
+            "post": _op(
+                "importSignedCertificate",
+                "security",
+                "Import the chain an external CA signed for a pending CSR, and send it to the station",
+                "operator",
+                {
+                    "200": ok(_ref("CertificateDelivery"), "Delivered."),
+                    **relayed,
+                    **item_errors,
+                    **write_errors,
+                },
+                params=(_param("request_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Id"),),
+                body=_ref("CertificateImport"),
+                body_required=True,
+            )
+        },
+        "/api/v1/security-events": {
+            "get": _op(
+                "listSecurityEvents",
+                "security",
+                "Security events from stations (SecurityEventNotification) and from the CSMS (refused"
+                " downgrades, certificate failures, failed and throttled authentication, rotations)",
+                "read",
+                {"200": ok(_ref("SecurityEventPage"), "A page."), "400": _r("BadRequest")},
+                params=(
+                    _p("Limit"),
+                    _p("RowBefore"),
+                    _p("StationFilter"),
+                    _param("origin", "query", {"type": "string", "enum": ["station", "csms"]}, "Who noticed it."),
+                    _param("type", "query", STR, "Only this event type."),
+                ),
+            )
+        },
+    }
+
+
 def _resource_schemas() -> dict[str, Schema]:
     station = _object(_STATION)
     with_connectors = _object({**_STATION, "connectors": _array(_CONNECTOR)})
@@ -284,6 +464,7 @@ def _resource_schemas() -> dict[str, Schema]:
                 **with_connectors["properties"],
                 "open_transactions": _array(_ref("Transaction")),
                 "notifications": _array(_object({"kind": STR, "status": STR, "received_at": DT})),
+                **_STATION_SECURITY,
             }
         ),
         "StationPut": {
@@ -300,8 +481,16 @@ def _resource_schemas() -> dict[str, Schema]:
                     "description": "The BootNotification answer to force; null: the CSMS decides.",
                 },
                 "description": _null({"type": "string", "maxLength": 500}),
+                "security_profile": {
+                    **_null({"type": "integer", "enum": [0, 1, 2, 3]}),
+                    "description": "The lowest OCPP security profile the station may connect with (0 none, 1 Basic,"
+                    " 2 TLS + Basic, 3 TLS with a station certificate); null: 1 with a password, else 0. Stored as"
+                    " given (use POST .../security-profile to have the station switch first). 1 and 2 need a"
+                    " password (422).",
+                },
             },
         },
+        **_security_schemas(),
         "StationPage": _page("Station", STR, "Ordered by id; `next` is the `after` cursor of the next page."),
         "Transaction": _object(_TRANSACTION),
         "TransactionDetail": _object(
@@ -422,6 +611,7 @@ def _resource_schemas() -> dict[str, Schema]:
         "ChargingProfileTemplatePage": _page(
             "ChargingProfileTemplate", STR, "Ordered by name; `next` is the `after` cursor."
         ),
+        **_site_schemas(),
         "StationOperations": _station_operations(),
         **_device_model_schemas(),
         "LocalListSync": {
@@ -431,6 +621,108 @@ def _resource_schemas() -> dict[str, Schema]:
         },
         "Health": _object({"status": {"const": "alive"}}),
         "Readiness": _object({"ready": BOOL, "checks": {"type": "object", "additionalProperties": BOOL}}),
+    }
+
+
+def _site_schemas() -> dict[str, Schema]:
+    amps = {"type": "number", "minimum": 0, "maximum": 1e9}
+    station_put = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id"],
+        "properties": {
+            "id": {"type": "string", "pattern": STATION_ID.pattern},
+            "min_current": {**amps, "default": 6, "description": "A per phase the EV needs to charge at all"},
+            "max_current": {**amps, "minimum": 0.1, "default": 32, "description": "A per phase it may draw at most"},
+            "phases": {"type": "integer", "enum": [1, 2, 3], "default": 3},
+            "priority": {"type": "integer", "minimum": 0, "maximum": 1e9, "default": 0},
+        },
+    }
+    limit = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}
+    schedule_entry = _object({"from": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}, "limit": limit})
+    return {
+        "SitePut": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["limit", "stations"],
+            "properties": {
+                "limit": {**limit, "description": "In `unit`: A per phase, or W for the whole site"},
+                "unit": {"type": "string", "enum": ["A", "W"], "default": "A"},
+                "stations": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1000,
+                    "items": {"anyOf": [{"type": "string", "pattern": STATION_ID.pattern}, station_put]},
+                    "description": "Station ids or objects; a station belongs to one site at most",
+                },
+                "voltage": {"type": "number", "minimum": 1, "maximum": 1e9, "default": 230},
+                "failsafe": _null({**amps, "description": "A per station without an allocation (default: even split)"}),
+                "schedule": _null(
+                    {
+                        **_array(schedule_entry),
+                        "maxItems": 96,
+                        "description": "Limits by time of day (UTC); before the first entry the last one holds",
+                    }
+                ),
+            },
+        },
+        "SiteLimitPut": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["limit"],
+            "description": "A live override in the site's unit, with exactly one of duration and expires_at;"
+            " when it expires the site falls back to its schedule (or limit).",
+            "properties": {
+                "limit": limit,
+                "duration": {"type": "number", "minimum": 1, "maximum": 7 * 86400, "description": "seconds"},
+                "expires_at": {**DT, "description": "with an offset, within 7 days"},
+            },
+        },
+        "Site": _object(
+            {
+                "id": STR,
+                "limit": NUM,
+                "unit": {"type": "string", "enum": ["A", "W"]},
+                "voltage": NUM,
+                "failsafe": _null(NUM),
+                "schedule": _array(_object({"from": STR, "limit": NUM})),
+                "override": _null(_object({"limit": NUM, "expires_at": DT})),
+                "round": _null(
+                    {
+                        **_object(
+                            {
+                                "computed_by": STR,
+                                "computed_at": DT,
+                                "limit_now": NUM,
+                                "allocated": NUM,
+                                "measured": NUM,
+                                "charging": INT,
+                                "capped": INT,
+                                "reallocated_at": _null(DT),
+                            }
+                        ),
+                        "description": "The computing replica's last round (null until the first)",
+                    }
+                ),
+                "stations": _array(
+                    _object(
+                        {
+                            "id": STR,
+                            "min_current": NUM,
+                            "max_current": NUM,
+                            "phases": INT,
+                            "priority": INT,
+                            "failsafe": _null(NUM),
+                            "allocation": _null(NUM),
+                            "pending": _null(NUM),
+                            "transaction_id": _null(INT),
+                            "stuck": BOOL,
+                            "measured": _null(NUM),
+                        }
+                    )
+                ),
+            }
+        ),
     }
 
 
@@ -777,6 +1069,13 @@ _PARAMS: dict[str, Schema] = {
         {"type": "string", "pattern": TEMPLATE_NAME.pattern},
         "A charging-profile template's name: 1-64 of A-Z a-z 0-9 . _ ~ -",
         "night-16A",
+    ),
+    "SiteId": _param(
+        "site_id",
+        "path",
+        {"type": "string", "pattern": SITE_ID_PATTERN},
+        "A site's id: 1-64 of A-Z a-z 0-9 . _ ~ -",
+        "depot-1",
     ),
     "CommandId": _param(
         "command_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "A command id.", 1
@@ -1184,6 +1483,42 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                 {"204": no_content, **item_errors},
             ),
         },
+        "/api/v1/sites/{site_id}": {
+            "parameters": [_p("SiteId")],
+            "get": _op(
+                "getSite",
+                "sites",
+                "A site: its limit, each station's failsafe, allocation and measured draw, the last round",
+                "read",
+                {"200": ok(_ref("Site"), "The site."), **item_errors},
+            ),
+            "put": _op(
+                "putSite",
+                "sites",
+                "Create or replace a site (stations sharing one grid limit); a live override stays",
+                "operator",
+                {
+                    "200": ok(_ref("Site"), "Replaced."),
+                    "201": ok(_ref("Site"), "Created."),
+                    "409": _error("conflict: a listed station belongs to another site (details name it)."),
+                    **write_errors,
+                },
+                body=_ref("SitePut"),
+                body_required=True,
+            ),
+        },
+        "/api/v1/sites/{site_id}/limit": {
+            "parameters": [_p("SiteId")],
+            "put": _op(
+                "putSiteLimit",
+                "sites",
+                "Override the site's limit until an expiry (an energy manager or building meter)",
+                "operator",
+                {"200": ok(_ref("Site"), "The site with its override."), "404": _r("NotFound"), **write_errors},
+                body=_ref("SiteLimitPut"),
+                body_required=True,
+            ),
+        },
         "/api/v1/transactions": {
             "get": _op(
                 "listTransactions",
@@ -1298,6 +1633,7 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
             )
         },
     }
+    paths.update(_security_paths(ok, item_errors, write_errors))
     paths.update(_command_paths(actions))
     return paths
 
@@ -1328,6 +1664,7 @@ def _document_bytes() -> bytes:
                 "commands",
                 "operations",
                 "device-model",
+                "sites",
                 "transactions",
                 "id-tags",
                 "cluster",

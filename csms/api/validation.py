@@ -61,8 +61,13 @@ def _optional_str(data: dict[str, Any], key: str, max_len: int) -> str | None:
 
 
 def station_body(data: dict[str, Any]) -> dict[str, Any]:
-    reject_unknown(data, {"password", "boot_status", "description"})
+    reject_unknown(data, {"password", "boot_status", "description", "security_profile"})
     out: dict[str, Any] = {}
+    if "security_profile" in data:
+        profile = data["security_profile"]
+        if profile is not None and (not isinstance(profile, int) or isinstance(profile, bool) or not 0 <= profile <= 3):
+            raise bad("security_profile must be 0, 1, 2 or 3, or null (1 with a password, else 0)")
+        out["security_profile"] = profile
     if "password" in data:
         password = data["password"]
         if password is not None and (not isinstance(password, str) or not 8 <= len(password) <= 40):

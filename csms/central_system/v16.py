@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from csms.authorization import IdTagStore
+from csms.central_system.certificates import StationCertificates
 from csms.central_system.dispatch import Handler, Payload, station_handler
 from csms.central_system.plausibility import check_meter, check_start_connector
 from csms.central_system.reclaim import reclaim
@@ -22,7 +23,7 @@ from csms.central_system.timestamps import now, parse, wire
 from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import CallHandler, Validator
 from csms.operations import OperationsRecorder, job_status, transaction_started_op
-from csms.stations import BootInfo, LastSeen, StationConnection, StationRegistry, notification
+from csms.stations import BootInfo, LastSeen, StationConnection, StationRegistry, notification, security_event
 from csms.storage import Connection, Database, Fence, run_statements
 from csms.transactions import SampledValue, TransactionLedger, remote_started, start_op
 
@@ -110,7 +111,13 @@ class CentralSystem16:
             "DataTransfer": self._data_transfer,
             "DiagnosticsStatusNotification": self._diagnostics_status,
             "FirmwareStatusNotification": self._firmware_status,
+            # The security extension (also what the 2.0.1 adapter maps onto).
+            "SecurityEventNotification": self._security_event,
+            "SignCertificate": self._sign_certificate,
+            "LogStatusNotification": self._log_status,
+            "SignedFirmwareStatusNotification": self._signed_firmware_status,
         }
+        self.certificates: StationCertificates | None = None  # set once the command service exists
 
     def handler_for(self, conn: StationConnection) -> CallHandler:
         return station_handler(conn, self._handlers, self._domain, self._last_seen)
@@ -257,5 +264,24 @@ class CentralSystem16:
     async def _job_notification(self, fence: Fence, kind: str, status: str) -> Payload:
         """Recorded as sent and tied to the job it reports on, in one write."""
         parts = notification(fence.station_id, kind, status, now()) + job_status(fence.station_id, kind, status)
+        await self._db.write_statements(parts, fence=fence)
+        return {}
+
+    async def _security_event(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        occurred = parse(p["timestamp"], "timestamp")
+        parts = security_event(fence.station_id, p["type"], p.get("techInfo"), occurred, now())
+        await self._db.write_statements(parts, fence=fence)
+        return {}
+
+    async def _sign_certificate(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        if self.certificates is None:
+            return {"status": "Rejected"}
+        return {"status": await self.certificates.sign_certificate(conn.station_id, p["csr"])}
+
+    async def _log_status(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        return await self._job_notification(fence, "log", p["status"])
+
+    async def _signed_firmware_status(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
+        parts = notification(fence.station_id, "signed_firmware", p["status"], now())
         await self._db.write_statements(parts, fence=fence)
         return {}

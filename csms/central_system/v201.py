@@ -15,6 +15,7 @@ import orjson
 
 from csms.authorization import IdTagStore
 from csms.central_system import v201_inputs as inputs
+from csms.central_system.certificates import StationCertificates
 from csms.central_system.dispatch import Handler, Payload, station_handler
 from csms.central_system.reclaim import reclaim
 from csms.central_system.storage_limits import domain_check
@@ -29,7 +30,7 @@ from csms.operations import (
     reservation_status,
     reservation_used,
 )
-from csms.stations import LastSeen, StationConnection, StationRegistry, charging, event
+from csms.stations import LastSeen, StationConnection, StationRegistry, charging, event, security_event
 from csms.storage import Connection, Database, Fence, run_statements
 from csms.transactions import EventOutcome, TransactionLedger, transaction_event_op
 
@@ -41,6 +42,8 @@ ReportHook = Callable[[Fence, str, Payload], Awaitable[None]]
 # What a station whose boot is Pending may send (B02): its boot again, the reports the CSMS asks for while it
 # configures the station, and whatever the CSMS asked for with TriggerMessage on this connection.
 PENDING_ALLOWED = frozenset({"BootNotification", "NotifyReport"})
+STATION_CERTIFICATE = "ChargingStationCertificate"
+INVALID_CSR = {"reasonCode": "InvalidCSR", "additionalInfo": "unreadable, badly signed, or not naming this station"}
 NOT_CONFIGURED = {"reasonCode": "NotConfigured", "additionalInfo": "this CSMS has no certificate authority configured"}
 
 # Reports kept as sent, with the field that summarises them in the operator's list.
@@ -110,6 +113,7 @@ class CentralSystem201:
             **{action: self._keeper(action) for action in _KEPT_REPORTS},
         }
         self.actions = frozenset(self._handlers)  # what this adapter answers (the coverage test checks it)
+        self.certificates: StationCertificates | None = None  # set once the command service exists
 
     def handler_for(self, conn: StationConnection) -> CallHandler:
         async def gate(action: str) -> None:
@@ -251,6 +255,9 @@ class CentralSystem201:
                 parts += job_status(station, "firmware", p["status"], p.get("requestId"))
             elif action == "LogStatusNotification":
                 parts += job_status(station, "log", p["status"], p.get("requestId"))
+            elif action == "SecurityEventNotification":  # also in the security event log, beside 1.6's
+                occurred = parse(p["timestamp"], "timestamp")
+                parts += security_event(station, p["type"], p.get("techInfo"), occurred, now())
             elif action == "ReservationStatusUpdate":
                 parts += reservation_status(station, p["reservationId"], p["reservationUpdateStatus"])
             await self._db.write_statements(parts, fence=fence)
@@ -273,7 +280,12 @@ class CentralSystem201:
 
     async def _sign_certificate(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         await self._registry.record_event(fence, "SignCertificate", p.get("certificateType"), p, now())
-        return {"status": "Rejected", "statusInfo": NOT_CONFIGURED}
+        if self.certificates is None or p.get("certificateType", STATION_CERTIFICATE) != STATION_CERTIFICATE:
+            return {"status": "Rejected", "statusInfo": NOT_CONFIGURED}  # V2G certificates: no CA for those
+        status = await self.certificates.sign_certificate(conn.station_id, p["csr"])
+        if status == "Rejected":
+            return {"status": status, "statusInfo": INVALID_CSR}
+        return {"status": status}
 
     async def _get_15118_ev_certificate(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         await self._registry.record_event(fence, "Get15118EVCertificate", p.get("action"), p, now())

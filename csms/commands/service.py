@@ -183,16 +183,25 @@ class CommandService:
         protocol: str | None,
         wait: bool = True,
         timeout: float | None = None,
+        audit_payload: Payload | None = None,
     ) -> Payload:
         """Validate for the station's protocol (None: not known yet), record and run a command; with
-        wait=False return the pending record at once."""
+        wait=False return the pending record at once. `audit_payload` is what the audit trail (and the live feed)
+        shows instead of the payload when that holds a secret (a new station password)."""
         protocol = self.validate(action, payload, protocol)
         seconds = min(timeout or self._call_timeout, 300.0)
-        command_id = await self._store.create(station_id, protocol, action, payload, requested_by, not wait)
+        recorded = payload if audit_payload is None else audit_payload
+        command_id = await self._store.create(station_id, protocol, action, recorded, requested_by, not wait)
         request = ExecuteRequest(command_id, station_id, action, payload, seconds, protocol)
         if self._on_requested is not None:
             await self._on_requested(
-                {"id": command_id, "station_id": station_id, "protocol": protocol, "action": action, "payload": payload}
+                {
+                    "id": command_id,
+                    "station_id": station_id,
+                    "protocol": protocol,
+                    "action": action,
+                    "payload": recorded,
+                }
             )
         if not wait:
             if self._nursery is None or not self._async_slots.value:

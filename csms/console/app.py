@@ -19,6 +19,7 @@ from csms.console.live_routes import live_routes
 from csms.console.services import ConsoleServices
 from csms.console.session import SESSION_COOKIE
 from csms.console.session_routes import session_routes
+from csms.console.site_routes import site_routes
 from csms.console.web import ConsoleError, Page, build_environment
 
 STATIC = Path(__file__).parent / "static"
@@ -51,6 +52,7 @@ def build_console(services: ConsoleServices) -> Starlette:
             *session_routes(services, page),
             *idtag_routes(services, page),
             *cluster_routes(services, page),
+            *site_routes(services, page),
             *live_routes(services),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         ],

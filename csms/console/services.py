@@ -15,6 +15,7 @@ from csms.console.audit import ConsoleAudit
 from csms.console.live import LiveHub
 from csms.console.session import Sessions
 from csms.operations import OperationsViews
+from csms.sites import SiteService
 from csms.stations import FleetViews, StationRegistry
 from csms.transactions import SessionViews
 
@@ -34,6 +35,7 @@ class ConsoleServices:
     auth: Sessions
     http: httpx.AsyncClient  # other replicas' /readyz for the cluster page (drain state)
     readiness: Callable[[], Awaitable[dict[str, bool]]]
+    sites: SiteService | None = None
 
 
 async def live_nodes(coordinator: Coordinator) -> list[str]:

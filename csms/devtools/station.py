@@ -10,6 +10,7 @@ import base64
 import contextlib
 import itertools
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -62,8 +63,18 @@ async def accept_everything(action: str, payload: Payload) -> Payload:
         "ClearChargingProfile",
         "CancelReservation",
         "ReserveNow",
+        # the 1.6 security extension
+        "ExtendedTriggerMessage",
+        "CertificateSigned",
+        "InstallCertificate",
+        "DeleteCertificate",
+        "SignedUpdateFirmware",
     ):
         return {"status": "Accepted"}
+    if action == "GetInstalledCertificateIds":
+        return {"status": "NotFound"}
+    if action == "GetLog":
+        return {"status": "Accepted", "filename": "log.tar.gz"}
     if action == "UnlockConnector":
         return {"status": "Unlocked"}
     if action == "DataTransfer":
@@ -99,16 +110,22 @@ class SimulatedStation:
         station_id: str,
         *,
         password: str | None = None,
+        username: str | None = None,
         subprotocols: list[str] | None = None,
         answer: CallAnswerer = accept_everything,
         connect_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> AsyncIterator[SimulatedStation]:
-        headers: list[tuple[bytes, bytes]] = []
+        """`ssl_context` for wss:// (with a client certificate loaded for security profile 3); `username`
+        defaults to the station id, as OCPP requires."""
+        headers: list[tuple[bytes, bytes]] = list(extra_headers or [])
         if password is not None:
-            token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
+            token = base64.b64encode(f"{username or station_id}:{password}".encode()).decode()
             headers.append((b"Authorization", f"Basic {token}".encode()))
         async with open_websocket_url(
             url.rstrip("/") + "/" + station_id,
+            ssl_context=ssl_context,
             subprotocols=["ocpp1.6"] if subprotocols is None else subprotocols,
             extra_headers=headers,
             connect_timeout=connect_timeout,

@@ -1,7 +1,16 @@
 """Metrics, health and structured logging."""
 
+from csms.observability.gc_pauses import observe_gc_pauses
 from csms.observability.logs import configure_logging
 from csms.observability.loop_lag import measure_event_loop_lag
-from csms.observability.metrics import GatewayMetrics, Metrics, RpcMetrics
+from csms.observability.metrics import GatewayMetrics, GcPauseMetrics, Metrics, RpcMetrics
 
-__all__ = ["GatewayMetrics", "Metrics", "RpcMetrics", "configure_logging", "measure_event_loop_lag"]
+__all__ = [
+    "GatewayMetrics",
+    "GcPauseMetrics",
+    "Metrics",
+    "RpcMetrics",
+    "configure_logging",
+    "measure_event_loop_lag",
+    "observe_gc_pauses",
+]

@@ -28,6 +28,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "csms_gc_pause_seconds",
+            "How long one garbage collection stopped the replica, by generation (2 = full)",
+            ["generation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.stations_connected = Gauge(
             "csms_stations_connected", "Station WebSocket connections open on this replica", registry=r
         )
@@ -116,12 +123,67 @@ class Metrics:
             registry=r,
         )
         self.etcd_errors = Counter("csms_etcd_errors_total", "Failed etcd requests", ["operation"], registry=r)
+        self.site_limit = Gauge(
+            "csms_site_limit", "A site's limit in force now, in its unit (A per phase or W)", ["site"], registry=r
+        )
+        self.site_allocated = Gauge(
+            "csms_site_allocated",
+            "What a site's stations may draw by the safety rules (held limits; stuck stations at max), in its unit",
+            ["site"],
+            registry=r,
+        )
+        self.site_measured = Gauge(
+            "csms_site_measured_draw", "A site's draw measured from meter values, in its unit", ["site"], registry=r
+        )
+        self.site_charging = Gauge("csms_site_stations_charging", "Stations charging on a site", ["site"], registry=r)
+        self.site_capped = Gauge(
+            "csms_site_stations_capped",
+            "Charging stations held below their max by a site's limit",
+            ["site"],
+            registry=r,
+        )
+        self.site_reallocated = Gauge(
+            "csms_site_last_reallocation_timestamp_seconds",
+            "When a site's allocations last changed (Unix time)",
+            ["site"],
+            registry=r,
+        )
+        self.site_round_seconds = Histogram(
+            "csms_site_round_duration_seconds",
+            "One load-management round of a site that changed allocations: read, lower, confirm, raise",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.commands = Counter(
             "csms_commands_total",
             "Operator commands, by action and outcome",
             ["action", "outcome"],
             registry=r,
         )
+        self.tls_reloads = Counter(
+            "csms_tls_reloads_total",
+            "Certificate file changes picked up (or not) for new handshakes",
+            ["outcome"],
+            registry=r,
+        )
+        self.station_certificate_expiry = Gauge(
+            "csms_station_certificate_expiry_seconds",
+            "Seconds until the soonest-expiring certificate in the station certificate inventory expires",
+            registry=r,
+        )
+        self.station_certificates_expiring = Gauge(
+            "csms_station_certificates_expiring",
+            "Station certificates in the inventory expiring within CSMS_CERTIFICATE_EXPIRY_WARNING_DAYS",
+            registry=r,
+        )
+
+    def certificates_expiring(self, count: int, soonest_seconds: float | None) -> None:
+        self.station_certificates_expiring.set(count)
+        if soonest_seconds is not None:
+            self.station_certificate_expiry.set(soonest_seconds)
+
+    def tls_reloaded(self, ok: bool) -> None:
+        self.tls_reloads.labels("loaded" if ok else "failed").inc()
 
 
 class RpcMetrics:
@@ -170,3 +232,13 @@ class GatewayMetrics:
 
     def auth_throttled(self, scope: str) -> None:
         self._m.auth_throttled.labels(scope).inc()
+
+
+class GcPauseMetrics:
+    """Adapts csms_gc_pause_seconds to the gc-pause observer (label children bound once: it runs per collection)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._by_generation = [metrics.gc_pause.labels(str(g)) for g in range(3)]
+
+    def observe(self, generation: int, seconds: float) -> None:
+        self._by_generation[generation].observe(seconds)

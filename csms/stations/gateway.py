@@ -17,13 +17,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
 from cluster import Claim, Coordinator
 from csms.events import EventBus, StationConnected, StationDisconnected
@@ -38,7 +37,12 @@ from csms.stations.handshake import (
     station_id_from_path,
 )
 from csms.stations.handshake_slots import HandshakeSlots
+from csms.stations.keepalive import KeepAlive
 from csms.stations.registry import StationRegistry
+from csms.stations.security_events import AUTH_THROTTLED, TLS_HANDSHAKE_FAILED, SecurityEventRecorder
+from csms.stations.security_store import StationCredentials
+from csms.stations.station_security import HandshakeSecurity, SecuritySettings
+from csms.stations.tls import ReloadingTls, TlsWebSocketServer
 from csms.storage import Coalescer, Fence
 
 log = logging.getLogger(__name__)
@@ -84,7 +88,9 @@ class GatewaySettings:
     ping_timeout: float = 20.0
     call_timeout: float = 30.0
     max_frame_bytes: int = 65536
-    ssl_context: ssl.SSLContext | None = None
+    tls: ReloadingTls | None = None  # wss:// terminated here (profiles 2 and 3); None: plain ws://
+    tls_reload_interval: float = 10.0  # seconds between checks of the certificate files
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     handshake_timeout: float = 10.0
     auth: AuthLimits = field(default_factory=AuthLimits)
     max_concurrent_handshakes: int = 1000
@@ -161,6 +167,7 @@ class Gateway:
         events: EventBus,
         observer: GatewayObserver | None = None,
         rpc_observer: RpcObserver | None = None,
+        security_events: SecurityEventRecorder | None = None,
     ) -> None:
         """``adapters`` in server preference order (CSMS_OCPP_VERSIONS): the first one the station offers wins."""
         self._settings = settings
@@ -173,11 +180,16 @@ class Gateway:
         self._rpc_observer = rpc_observer
         self._auth = StationAuthenticator(settings.auth, observer)
         self._handshakes = HandshakeSlots(settings.max_concurrent_handshakes)
+        self._security = HandshakeSecurity(settings.security, security_events)
         # A reconnect storm's credential reads go to Postgres as one query per batch, not one per handshake.
-        self._credentials: Coalescer[str, tuple[bool, str | None]] = Coalescer(
-            registry.credentials_many, key=lambda station_id: station_id, max_batch=200, parallel=2
+        self._credentials: Coalescer[str, StationCredentials] = Coalescer(
+            registry.security.credentials_many, key=lambda station_id: station_id, max_batch=200, parallel=2
         )
         self._connections: dict[str, StationConnection] = {}
+        self.connections_closed = 0  # ever, for the garbage collector's freezer
+        self._keepalive = (
+            KeepAlive(settings.ping_interval, settings.ping_timeout) if settings.ping_interval > 0 else None
+        )
         self._accepting = True
         self.admission = AdmissionHold()  # rebalancing turns newcomers away while this replica is full
         self._all_closed: trio.Event | None = None
@@ -221,24 +233,45 @@ class Gateway:
         s = self._settings
         async with trio.open_nursery() as handlers:
             await handlers.start(self._credentials.run)
-            server = await handlers.start(
-                lambda task_status: serve_websocket(
+            if self._keepalive is not None:
+                await handlers.start(self._keepalive.run)
+            listeners = await trio.open_tcp_listeners(s.port, host=s.bind)
+            options: dict[str, Any] = {
+                "handler_nursery": cast(trio.Nursery, _Contained(handlers)),
+                # Frames a little over the OCPP limit get a CallError from the RPC layer; far over it the
+                # socket closes with 1009 before we buffer them.
+                "max_message_size": 4 * s.max_frame_bytes,
+                "message_queue_size": 8,
+                "connect_timeout": s.handshake_timeout,
+                "disconnect_timeout": 5,
+            }
+            server: WebSocketServer
+            if s.tls is not None:
+                server = TlsWebSocketServer(
                     self._handle,
-                    s.bind,
-                    s.port,
-                    s.ssl_context,
-                    handler_nursery=handlers,
-                    # Frames a little over the OCPP limit get a CallError from the RPC layer; far over it
-                    # the socket closes with 1009 before we buffer them.
-                    max_message_size=4 * s.max_frame_bytes,
-                    message_queue_size=8,
-                    connect_timeout=s.handshake_timeout,
-                    disconnect_timeout=5,
-                    task_status=task_status,
+                    listeners,
+                    tls=s.tls,
+                    handshake_timeout=s.handshake_timeout,
+                    on_failure=self._tls_failed,
+                    **options,
                 )
-            )
+                handlers.start_soon(self._reload_certificates, s.tls)
+            else:
+                server = WebSocketServer(self._handle, listeners, **options)
+            await handlers.start(server.run)
             self.port = server.port
             task_status.started(server.port)
+
+    async def _reload_certificates(self, tls: ReloadingTls) -> None:
+        while True:
+            await trio.sleep(self._settings.tls_reload_interval)
+            await trio.to_thread.run_sync(tls.reload_if_changed)
+            self._security.reload_client_ca()
+
+    def _tls_failed(self, address: str, reason: str) -> None:
+        if self._observer:
+            self._observer.handshake_refused(495)  # nginx's "SSL certificate error": no HTTP status was possible
+        self._security.record(None, TLS_HANDSHAKE_FAILED, f"{address}: {reason}")
 
     def stop_accepting(self) -> None:
         self._accepting = False
@@ -296,7 +329,9 @@ class Gateway:
         except Refusal as refusal:
             if self._observer:
                 self._observer.handshake_refused(refusal.status)
-            if refusal.status != 429:  # a guesser's throttled attempts are counted, and logged once per key
+            if refusal.status == 429:  # a guesser's throttled attempts: counted, one security event per id a second
+                self._security.record(_path_id(request.path), AUTH_THROTTLED, refusal.reason)
+            else:
                 log.info(
                     "handshake refused",
                     extra={"path": request.path, "status": refusal.status, "reason": refusal.reason},
@@ -323,6 +358,9 @@ class Gateway:
             with conn.cancel_scope:
                 await self._run_session(conn)
         finally:
+            self.connections_closed += 1
+            if self._keepalive is not None:
+                self._keepalive.forget(conn)
             if self._connections.get(station_id) is conn:
                 del self._connections[station_id]
                 if not self._connections and self._all_closed is not None:
@@ -389,21 +427,44 @@ class Gateway:
         if self.admission.refuses(station_id, len(self._connections)):
             raise Refusal(503, "replica above its fair share while rebalancing; retry", (("Retry-After", "1"),))
         protocol = choose_subprotocol(list(request.proposed_subprotocols), list(self._adapters))
+        peer = self._security.peer(request, station_id)
         credentials = basic_credentials(request.headers)
+        self._security.check_username(station_id, credentials)
         self._auth.screen(station_id, credentials[1] if credentials else None)  # a guesser costs no query
-        known, password_hash = await self._credentials.submit(station_id)
-        if not known:
+        station = await self._credentials.submit(station_id)
+        if not station.known:
             if self._settings.registration != "auto":
                 raise Refusal(404, f"unknown station {station_id}")
             await self._registry.auto_register(station_id)
-        if password_hash is not None:
-            if credentials is None:
-                raise Refusal(401, "HTTP Basic credentials required", UNAUTHORIZED_HEADERS)
-            user, password = credentials
-            if user != station_id:
-                raise Refusal(401, "bad credentials", UNAUTHORIZED_HEADERS)
-            await self._auth.check(station_id, source_key(request.remote), password, password_hash)
+        if self._security.check(station_id, station, peer) or station.password_hash is None:
+            return station_id, protocol  # a certificate naming the station, or no password to check
+        if credentials is None:
+            raise Refusal(401, "HTTP Basic credentials required", UNAUTHORIZED_HEADERS)
+        await self._check_password(station_id, source_key(request.remote), credentials[1], station)
         return station_id, protocol
+
+    async def _check_password(self, station_id: str, source: str, password: str, station: StationCredentials) -> None:
+        """The current password, or the one a rotation sent (which then becomes the only one), each through the
+        throttled, bounded authenticator."""
+        assert station.password_hash is not None
+        pending = station.pending_password_hash
+        try:
+            await self._auth.check(station_id, source, password, station.password_hash)
+            return
+        except Refusal as refusal:
+            if refusal.status != 401 or pending is None:
+                self._failed(station_id, refusal)
+                raise
+        try:
+            await self._auth.check(station_id, source, password, pending)
+        except Refusal as refusal:
+            self._failed(station_id, refusal)
+            raise
+        await self._registry.security.promote_pending_password(station_id, pending)
+
+    def _failed(self, station_id: str, refusal: Refusal) -> None:
+        if refusal.status == 401:
+            self._security.failed_password(station_id)
 
     async def _run_session(self, conn: StationConnection) -> None:
         s = self._settings
@@ -418,31 +479,15 @@ class Gateway:
             label=conn.station_id,
         )
         conn.rpc = rpc
+        if self._keepalive is not None:
+            self._keepalive.watch(conn)
         async with trio.open_nursery() as nursery:
-            if s.ping_interval > 0:
-                nursery.start_soon(self._keep_alive, conn)
             nursery.start_soon(adapter.after_connect, conn)
             with contextlib.suppress(ConnectionClosed):
                 await rpc.serve()
             if rpc.station_left:
                 conn.close_reason = "station closed the connection"
             nursery.cancel_scope.cancel()
-
-    async def _keep_alive(self, conn: StationConnection) -> None:
-        """WebSocket ping/pong liveness: a half-open TCP connection is noticed within interval + timeout.
-        A ping on a connection the station already closed ends it (the reader may be waiting on a full inbox)."""
-        s = self._settings
-        while True:
-            await trio.sleep(s.ping_interval)
-            with trio.move_on_after(s.ping_timeout) as scope:
-                try:
-                    await conn.ws.ping()
-                except ConnectionClosed:
-                    conn.close(GOING_AWAY, "station closed the connection")
-                    return
-            if scope.cancelled_caught:
-                conn.close(GOING_AWAY, "pong timeout")
-                return
 
     # -- cluster callbacks (synchronous, from the coordinator) ---------------------------------------------
 
@@ -453,6 +498,36 @@ class Gateway:
             conn.close_gently(
                 GOING_AWAY, "ownership moved: a newer connection claimed the station", self._settings.call_timeout
             )
+
+
+def _path_id(path: str) -> str | None:
+    """The station id a refused request named, if its path was well formed (for the security event log)."""
+    segment = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return segment if 0 < len(segment) <= 48 else None
+
+
+class _Contained:
+    """The server's handler nursery, seen through a wrapper that keeps one connection's failure to itself.
+
+    Our handler catches what it raises, but trio-websocket's own tasks for a connection can fail too: a Ping
+    the station sends while we are closing makes its reader task answer with a Pong that wsproto refuses in
+    LOCAL_CLOSING (trio-websocket issue #184, open), and that LocalProtocolError used to escape into the
+    nursery every station shares and stop the replica. trio.serve_listeners accepts any object with
+    start_soon for this purpose.
+    """
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None) -> None:
+        self._nursery.start_soon(_contained, async_fn, *args, name=name or async_fn)
+
+
+async def _contained(async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
+    try:
+        await async_fn(*args)
+    except Exception as exc:  # one connection's library failure: that connection is gone, the rest serve on
+        log.warning("connection ended by a WebSocket library error", extra={"error": repr(exc)})
 
 
 class _WebSocketTransport:

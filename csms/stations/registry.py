@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from csms.stations.security_store import SecurityStore
 from csms.storage import Connection, Database, Fence, Statement
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -118,19 +119,12 @@ def notification(station_id: str, kind: str, status: str, received_at: datetime)
 class StationRegistry:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.security = SecurityStore(db)  # profiles, password rotation, revocations, security events
 
     async def credentials(self, station_id: str) -> tuple[bool, str | None]:
         """(known, password hash or None) for the handshake."""
         row = await self._db.fetchrow("SELECT password_hash FROM stations WHERE id = $1", station_id)
         return (False, None) if row is None else (True, row["password_hash"])
-
-    async def credentials_many(self, station_ids: list[str]) -> list[tuple[bool, str | None]]:
-        """``credentials`` for many stations in one query (a reconnect storm's handshakes, coalesced)."""
-        rows = await self._db.fetch(
-            "SELECT id, password_hash FROM stations WHERE id = ANY($1::text[])", list(set(station_ids))
-        )
-        found = {row["id"]: row["password_hash"] for row in rows}
-        return [(station_id in found, found.get(station_id)) for station_id in station_ids]
 
     async def auto_register(self, station_id: str) -> None:
         await self._db.execute(
@@ -212,6 +206,13 @@ class StationRegistry:
     async def protocol_of(self, station_id: str) -> str | None:
         """The subprotocol of the station's latest connection ("ocpp1.6", "ocpp2.0.1"); None: never connected."""
         return await self._db.fetchval("SELECT protocol FROM stations WHERE id = $1", station_id)
+
+    async def protocols_of(self, station_ids: list[str]) -> dict[str, str]:
+        """protocol_of for many stations in one query (stations never connected are absent)."""
+        rows = await self._db.fetch(
+            "SELECT id, protocol FROM stations WHERE id = ANY($1::text[]) AND protocol IS NOT NULL", station_ids
+        )
+        return {row["id"]: row["protocol"] for row in rows}
 
     async def record_protocol(self, fence: Fence, protocol: str) -> None:
         """At connect, under the new claim: a station may switch version between connections."""

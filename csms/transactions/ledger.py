@@ -347,3 +347,35 @@ class TransactionLedger:
             connector_id,
         )
         return int(value) if value is not None else None
+
+    async def open_sessions(self, station_ids: list[str]) -> dict[str, tuple[int, int, str | None]]:
+        """Each station's newest open transaction as (connector or EVSE, transaction id, the station's own 2.0.1
+        transactionId or None): what load management shares a site's budget among."""
+        rows = await self._db.fetch(
+            "SELECT DISTINCT ON (station_id) station_id, COALESCE(evse_id, connector_id) AS evse, id, station_tx_id"
+            " FROM transactions WHERE station_id = ANY($1::text[]) AND stop_received_at IS NULL"
+            " ORDER BY station_id, id DESC",
+            station_ids,
+        )
+        return {row["station_id"]: (row["evse"], row["id"], row["station_tx_id"]) for row in rows}
+
+    async def recent_draw(self, station_ids: list[str], within_seconds: float) -> dict[str, list[dict[str, Any]]]:
+        """The newest Current.Import / Power.Active.Import reading per phase of each station's open transaction,
+        received within ``within_seconds``: a station's measured draw."""
+        rows = await self._db.fetch(
+            "SELECT DISTINCT ON (m.station_id, m.measurand, m.phase) m.station_id, m.measurand, m.phase, m.unit,"
+            " m.value, m.received_at FROM transactions t"
+            " JOIN meter_values m ON m.transaction_id = t.id AND m.station_id = t.station_id"
+            " WHERE t.station_id = ANY($1::text[]) AND t.stop_received_at IS NULL AND m.transaction_id <> 0"
+            " AND m.measurand IN ('Current.Import', 'Power.Active.Import') AND m.format = 'Raw'"
+            " AND m.received_at > now() - make_interval(secs => $2)"
+            " ORDER BY m.station_id, m.measurand, m.phase, m.station_timestamp DESC, m.id DESC",
+            station_ids,
+            within_seconds,
+        )
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            found.setdefault(row["station_id"], []).append(
+                {k: row[k] for k in ("measurand", "phase", "unit", "value", "received_at")}
+            )
+        return found

@@ -34,6 +34,9 @@ ELSEWHERE = {
     "etcd_ca_file": "etcd.ca",
     "tls_cert_file": "tls.secretName",
     "tls_key_file": "tls.secretName",
+    "tls_client_ca_file": "tls.clientCa.secretName",
+    "ca_cert_file": "certificateAuthority.secretName",
+    "ca_key_file": "certificateAuthority.secretName",
     "console_secret": "(derived from apiTokens and internalSecret)",
 }
 # The schema type a setting's parser implies.

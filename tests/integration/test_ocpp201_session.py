@@ -144,7 +144,7 @@ async def test_every_reported_message_is_answered_kept_once_and_listed(csms: Run
             "status": "UnknownVendorId"
         }
         sign = await cp.call("SignCertificate", {"csr": "-----BEGIN CERTIFICATE REQUEST-----"})
-        assert sign["status"] == "Rejected" and sign["statusInfo"]["reasonCode"] == "NotConfigured"
+        assert sign["status"] == "Rejected" and sign["statusInfo"]["reasonCode"] == "InvalidCSR"  # issue 11: a CA
         ev_cert = await cp.call(
             "Get15118EVCertificate", {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
                                       "exiRequest": "AAAA"})  # fmt: skip

@@ -36,7 +36,8 @@ pytestmark = pytest.mark.integration
 
 # The document's own parameter examples: seeded so that example-driven requests hit real rows.
 STATION, PASSWORD, ID_TAG, TRANSACTION_ID, COMMAND_ID = "CP-1", "fuzz-password-1", "TAG-1", 1, 1
-RESERVATION_ID, TEMPLATE = 1, "night-16A"
+RESERVATION_ID, TEMPLATE, SITE = 1, "night-16A", "depot-1"
+SITE_BODY = {"limit": 32, "unit": "A", "stations": [STATION]}
 TEMPLATE_PROFILE = {
     "stackLevel": 1,
     "chargingProfilePurpose": "TxDefaultProfile",
@@ -48,7 +49,7 @@ FUZZ_CHECKS = "not_a_server_error,status_code_conformance,content_type_conforman
 # body): 502 call error, 503 unknown outcome, 504 timeout. Any other 5xx, 500 included, is a failure.
 FUZZ_CONFIG = """
 [[operations]]
-include-path-regex = "/commands/[A-Za-z]+$|/local-list$"
+include-path-regex = "/commands/[A-Za-z]+$|/(local-list|rotate-password|security-profile|[a-z-]*certificate)$"
 checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "502", "503", "504"]
 """
 
@@ -78,6 +79,8 @@ async def seeded(csms: Running) -> AsyncIterator[SimulatedStation]:
             response = await client.post(f"/api/v1/stations/{STATION}/commands/ReserveNow", json=reserve)
             assert response.json()["payload"]["reservationId"] == RESERVATION_ID, response.text
             response = await client.put(f"/api/v1/charging-profiles/{TEMPLATE}", json=TEMPLATE_PROFILE)
+            assert response.status_code == 201, response.text
+            response = await client.put(f"/api/v1/sites/{SITE}", json=SITE_BODY)
             assert response.status_code == 201, response.text
         yield cp
 
@@ -110,6 +113,9 @@ def concrete(path: str) -> str:
         "command_id": COMMAND_ID,
         "reservation_id": RESERVATION_ID,
         "name": TEMPLATE,
+        "site_id": SITE,
+        "request_id": 1,
+        "fingerprint": "0" * 64,
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
@@ -154,13 +160,18 @@ def test_every_live_route_is_documented() -> None:
     assert not [p for p in document["paths"] if p.startswith("/internal/")]
 
 
-PUT_BODIES = {"/api/v1/charging-profiles/{name}": TEMPLATE_PROFILE}
+PUT_BODIES = {
+    "/api/v1/charging-profiles/{name}": TEMPLATE_PROFILE,
+    "/api/v1/sites/{site_id}": SITE_BODY,
+    "/api/v1/sites/{site_id}/limit": {"limit": 16, "duration": 60},
+}
 
 
 async def test_every_documented_operation_answers_with_its_documented_shape_and_role(csms: Running) -> None:
     document = openapi_document()
     async with seeded(csms), csms.api() as admin, csms.api(READ_TOKEN) as reader, csms.api("nope") as stranger:
-        ordered = sorted(operations(document), key=lambda op: op[1] == "delete")  # deletes last
+        # Deletes last, the deepest paths first (a station's certificate before the station).
+        ordered = sorted(operations(document), key=lambda op: (op[1] == "delete", -op[0].count("/")))
         for path, method, op in ordered:
             url = concrete(path)
             body = {"json": PUT_BODIES.get(path, {})} if method in ("put", "post") else {}

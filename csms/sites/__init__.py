@@ -1,0 +1,28 @@
+"""Site load management: stations sharing one grid limit, safe through failover (issue 15)."""
+
+from csms.sites.allocation import Demand, Held, Target, held_amps, plan
+from csms.sites.balancer import BalancerSettings, Reading, Session, SiteInputs, SiteObserver
+from csms.sites.model import SITE_ID_PATTERN, SiteSpec, StationSpec, parse_site
+from csms.sites.service import SiteService
+from csms.sites.store import MIGRATIONS, Round, StationOnOtherSite
+
+__all__ = [
+    "MIGRATIONS",
+    "SITE_ID_PATTERN",
+    "BalancerSettings",
+    "Demand",
+    "Held",
+    "Reading",
+    "Round",
+    "Session",
+    "SiteInputs",
+    "SiteObserver",
+    "SiteService",
+    "SiteSpec",
+    "StationOnOtherSite",
+    "StationSpec",
+    "Target",
+    "held_amps",
+    "parse_site",
+    "plan",
+]

@@ -1,0 +1,71 @@
+"""The sites module's face for the composition root and the API: definitions, overrides, and the rounds.
+
+Every replica runs a SiteService; each site is computed by the one replica holding its leased key (cluster's
+LeasedSingletons). That replica listens to the change feed while it computes sites, so a session that starts
+or ends on any replica wakes the site's round at once; otherwise rounds run every ``interval``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from cluster import Coordinator, LeasedSingletons
+from csms.sites.balancer import BalancerSettings, SiteBalancer, SiteInputs, SiteObserver
+from csms.sites.model import SiteSpec, parse_override
+from csms.sites.store import SiteStore
+from csms.storage import Database
+
+CHANNEL = "csms_changes"  # storage's change feed
+
+
+class SiteService:
+    def __init__(
+        self,
+        db: Database,
+        coordinator: Coordinator,
+        inputs: SiteInputs,
+        settings: BalancerSettings,
+        *,
+        poll_interval: float = 1.0,
+        observer: SiteObserver | None = None,
+    ) -> None:
+        self._db = db
+        self.store = SiteStore(db)
+        self.balancer = SiteBalancer(self.store, inputs, coordinator.node_id, settings, observer)
+        self._singletons = LeasedSingletons(
+            coordinator, "sites", self.store.site_ids, self.balancer.compute, interval=poll_interval
+        )
+        self._poll_interval = poll_interval
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._singletons.run)
+            nursery.start_soon(self._listen_while_computing)
+            task_status.started()
+
+    async def _listen_while_computing(self) -> None:
+        """LISTEN only while this replica computes a site: the feed carries every station's changes."""
+        while True:
+            await self.balancer.wait_computing(True)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    lambda: self._db.listen(CHANNEL, self.balancer.note, on_reconnect=self.balancer.wake_all)
+                )
+                await self.balancer.wait_computing(False)
+                nursery.cancel_scope.cancel()
+
+    async def put(self, spec: SiteSpec) -> bool:
+        created = await self.store.put(spec)
+        self._singletons.poke()
+        return created
+
+    async def set_limit(self, site_id: str, body: Any) -> bool:
+        """A live override (ValueError for a bad body); False if the site does not exist."""
+        limit, until = parse_override(body, datetime.now(UTC))
+        return await self.store.set_override(site_id, limit, until)
+
+    async def view(self, site_id: str) -> dict[str, Any] | None:
+        return await self.store.view(site_id)

@@ -1,0 +1,73 @@
+"""WebSocket liveness for every connection of a replica from one scheduler task.
+
+A task per connection sleeping between pings kept a resident task, a timer and its cancel scopes for every
+station, and the pings of a connect burst fell due in the same instant thirty seconds later. Here one task
+keeps a heap of due times (the first ping of each connection spread over the interval) and starts a short
+ping task only when a ping is due; a pong later than `timeout` closes the connection, so a host that vanished
+without a FIN is noticed within interval + timeout + one tick.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from typing import Protocol
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+GOING_AWAY = 1001
+
+
+class Pingable(Protocol):
+    ws: WebSocketConnection
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class KeepAlive:
+    def __init__(self, interval: float, timeout: float) -> None:
+        self._interval = interval
+        self._timeout = timeout
+        self._tick = min(1.0, interval / 4)
+        self._due: list[tuple[float, int, Pingable]] = []  # (when, tie-breaker, connection)
+        self._watched: set[Pingable] = set()
+        self._seq = itertools.count()
+
+    def watch(self, conn: Pingable) -> None:
+        """Ping `conn` from now on; its first ping is spread over the interval (a burst's pings not in step)."""
+        self._watched.add(conn)
+        self._schedule(conn, self._interval * random.uniform(0.5, 1.0))
+
+    def forget(self, conn: Pingable) -> None:
+        self._watched.discard(conn)  # its heap entry is skipped when it falls due
+
+    def _schedule(self, conn: Pingable, delay: float) -> None:
+        heapq.heappush(self._due, (trio.current_time() + delay, next(self._seq), conn))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as pings:
+            task_status.started()
+            while True:
+                await trio.sleep(self._tick)
+                now = trio.current_time()
+                while self._due and self._due[0][0] <= now:
+                    conn = heapq.heappop(self._due)[2]
+                    if conn in self._watched:
+                        pings.start_soon(self._ping, conn)
+
+    async def _ping(self, conn: Pingable) -> None:
+        with trio.move_on_after(self._timeout) as scope:
+            try:
+                await conn.ws.ping()
+            except ConnectionClosed:  # the station closed it; our reader may be waiting on a full inbox
+                if conn in self._watched:
+                    conn.close(GOING_AWAY, "station closed the connection")
+                return
+        if conn not in self._watched:
+            return  # closed meanwhile
+        if scope.cancelled_caught:
+            conn.close(GOING_AWAY, "pong timeout")
+        else:
+            self._schedule(conn, self._interval)

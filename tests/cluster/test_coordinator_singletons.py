@@ -1,0 +1,74 @@
+"""Leased singletons per key on a real etcd: each key's work runs on exactly one node, spread over the nodes,
+moved within one TTL when its node crashes, and stopped at once when a node loses its lease."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+
+from cluster import LeasedSingletons
+
+NodeFactory = Callable[..., Awaitable[Any]]
+WaitUntil = Callable[..., Awaitable[float]]
+KEYS = [f"site-{i}" for i in range(6)]
+
+
+class Workers:
+    """Which node runs which key's work right now (and whether two ever ran one key at once)."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, str] = {}
+        self.overlaps = 0
+
+    async def work(self, node_id: str, key: str) -> None:
+        if key in self.running:
+            self.overlaps += 1
+        self.running[key] = node_id
+        try:
+            await trio.sleep_forever()
+        finally:
+            if self.running.get(key) == node_id:
+                del self.running[key]
+
+
+async def wanted() -> list[str]:
+    await trio.lowlevel.checkpoint()
+    return KEYS
+
+
+async def test_each_key_on_one_node_spread_and_moved_within_one_ttl(
+    start_node: NodeFactory, wait_until: WaitUntil, nursery: trio.Nursery
+) -> None:
+    ttl = 2.0
+    workers = Workers()
+    nodes = [await start_node(f"node-{n}", ttl=ttl) for n in "abc"]
+    scopes = {}
+    for node in nodes:
+        singletons = LeasedSingletons(
+            node.coord, "sites", wanted, partial(workers.work, node.coord.node_id), interval=0.25
+        )
+        scopes[node.coord.node_id] = trio.CancelScope()
+        nursery.start_soon(_run_in, scopes[node.coord.node_id], singletons)
+    await wait_until(lambda: len(workers.running) == len(KEYS), 5, "every key taken")
+    spread = Counter(workers.running.values())
+    assert len(spread) >= 2, spread  # spread over the nodes, not all on the first to poll
+
+    victim = nodes[0].coord.node_id if spread[nodes[0].coord.node_id] else nodes[1].coord.node_id
+    moved = [key for key, node in workers.running.items() if node == victim]
+    next(n for n in nodes if n.coord.node_id == victim).crash()  # a SIGKILL: coordinator and work stop together
+    scopes[victim].cancel()
+    took = await wait_until(
+        lambda: all(workers.running.get(key) not in (None, victim) for key in moved), ttl + 2, "keys moved"
+    )
+    assert took <= ttl + 1.0, took
+    assert workers.overlaps == 0
+
+
+async def _run_in(scope: trio.CancelScope, singletons: LeasedSingletons) -> None:
+    """The node's singletons, stopped with it when it crashes."""
+    with scope:
+        await singletons.run()

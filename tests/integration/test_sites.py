@@ -1,0 +1,128 @@
+"""Sites on one replica: the API contract, and allocations that move without the held limits ever summing above
+the site's limit (stations simulated with the profiles they hold)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import trio
+
+from csms.devtools.charging import ChargingStation
+from tests.integration.conftest import TOKEN, Running
+from tests.integration.test_console import sign_in
+
+pytestmark = pytest.mark.integration
+
+FAST = {"CSMS_SITE_INTERVAL": "0.5", "CSMS_REGISTRATION": "auto", "CSMS_CALL_TIMEOUT": "3"}
+
+
+@pytest.fixture
+def replica_overrides() -> dict[str, str]:
+    return FAST
+
+
+class Watch:
+    """The highest sum of limits in force the stations ever held together (checked at every change)."""
+
+    def __init__(self, stations: Sequence[ChargingStation]) -> None:
+        self.stations = stations
+        self.highest = 0.0
+        for station in stations:
+            station.on_change = self.check
+
+    def total(self) -> float:
+        return sum(s.limit_in_force() for s in self.stations)
+
+    def check(self) -> None:
+        self.highest = max(self.highest, self.total())
+
+
+@asynccontextmanager
+async def connected(running: Running, stations: Sequence[ChargingStation]) -> AsyncIterator[None]:
+    async with trio.open_nursery() as nursery:
+        for station in stations:
+            await nursery.start(station.run, running.ocpp_url)
+        yield
+        nursery.cancel_scope.cancel()
+
+
+async def until(predicate: Callable[[], bool], within: float = 30.0) -> None:
+    with trio.fail_after(within):
+        while not predicate():
+            await trio.sleep(0.02)
+
+
+async def test_site_api_contract(csms: Running) -> None:
+    async with csms.api() as api:
+        created = await api.put("/api/v1/sites/api-depot", json={"limit": 32, "unit": "A", "stations": ["API-1"]})
+        assert created.status_code == 201, created.text
+        assert created.json()["stations"][0]["id"] == "API-1"
+        updated = await api.put(
+            "/api/v1/sites/api-depot",
+            json={"limit": 40, "stations": [{"id": "API-1", "max_current": 16, "priority": 2}, "API-2"]},
+        )
+        assert updated.status_code == 200 and updated.json()["limit"] == 40
+        clash = await api.put("/api/v1/sites/api-other", json={"limit": 10, "stations": ["API-2"]})
+        assert clash.status_code == 409 and clash.json()["error"]["details"]["site_id"] == "api-depot"
+        bad = await api.put("/api/v1/sites/api-depot", json={"limit": "lots", "stations": ["API-1"]})
+        assert bad.status_code == 422 and "limit must be a number" in bad.json()["error"]["message"]
+        override = await api.put("/api/v1/sites/api-depot/limit", json={"limit": 20, "duration": 600})
+        assert override.status_code == 200 and override.json()["override"]["limit"] == 20
+        assert (await api.put("/api/v1/sites/api-depot/limit", json={"limit": 20})).status_code == 422
+        assert (await api.put("/api/v1/sites/nowhere/limit", json={"limit": 1, "duration": 5})).status_code == 404
+        assert (await api.get("/api/v1/sites/nowhere")).status_code == 404
+        view = (await api.get("/api/v1/sites/api-depot")).json()
+        assert view["limit"] == 40 and [s["id"] for s in view["stations"]] == ["API-1", "API-2"]
+
+
+async def test_budget_moves_between_stations_without_going_over(csms: Running) -> None:
+    a, b, c = (ChargingStation(f"SITE-{n}") for n in "ABC")
+    watch = Watch([a, b, c])
+    async with connected(csms, [a, b, c]), csms.api() as api:
+        response = await api.put(
+            "/api/v1/sites/two-bays", json={"limit": 40, "stations": ["SITE-A", "SITE-B", "SITE-C"]}
+        )
+        assert response.status_code == 201
+        # Every station gets its failsafe: an even split of the limit while nobody charges.
+        await until(lambda: all(s.limit_in_force() == pytest.approx(13.3) for s in (a, b, c)))
+        watch.highest = watch.total()
+        await a.start_session(32)
+        await until(lambda: a.limit_in_force() == 32 and b.limit_in_force() == 4 and c.limit_in_force() == 4)
+        await b.start_session(32)
+        await until(lambda: (a.limit_in_force(), b.limit_in_force(), c.limit_in_force()) == (20, 20, 0))
+        await a.stop_session()
+        await until(lambda: b.limit_in_force() == 32 and a.limit_in_force() == 4 and c.limit_in_force() == 4)
+        assert watch.highest <= 40 + 1e-6, watch.highest
+        with trio.fail_after(10):  # the station holds it before the round records its answer
+            while (view := (await api.get("/api/v1/sites/two-bays")).json())["round"]["charging"] != 1:
+                await trio.sleep(0.05)
+        b_view = next(s for s in view["stations"] if s["id"] == "SITE-B")
+        assert b_view["allocation"] == 32 and b_view["stuck"] is False
+        assert view["round"]["allocated"] <= 40
+
+
+async def test_a_station_rejecting_profiles_is_counted_at_its_max(csms: Running) -> None:
+    refuser = ChargingStation("SITE-NO", max_current=16, accepts_profiles=False)
+    good = ChargingStation("SITE-OK")
+    watch = Watch([refuser, good])
+    async with connected(csms, [refuser, good]), csms.api() as api:
+        await api.put(
+            "/api/v1/sites/stubborn", json={"limit": 40, "stations": [{"id": "SITE-NO", "max_current": 16}, "SITE-OK"]}
+        )
+        await until(lambda: good.limit_in_force() == 20)  # idle: its failsafe, an even split of the limit
+        await refuser.start_session(16)
+        await good.start_session(32)
+        await until(lambda: good.limit_in_force() == 24)
+        assert watch.highest <= 40 + 1e-6
+        view = (await api.get("/api/v1/sites/stubborn")).json()
+        assert next(s for s in view["stations"] if s["id"] == "SITE-NO")["stuck"] is True
+    # The console's site page shows the same.
+    async with httpx.AsyncClient(base_url=csms.api_url, timeout=10) as http:
+        await sign_in(http, TOKEN)
+        page = await http.get("/ui/sites/stubborn")
+        assert page.status_code == 200 and "stuck: counted at max" in page.text
+        assert 'href="/ui/sites/stubborn"' in (await http.get("/ui/sites")).text
+        assert (await http.get("/ui/sites/nowhere")).status_code == 404
