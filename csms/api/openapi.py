@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
+from csms.api.openapi_events import event_paths, event_schemas
 from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
 from csms.authorization import TOKEN_TYPES
 from csms.commands import HTTP_STATUS, PROTOCOLS, catalogue
@@ -1565,6 +1566,7 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
     }
     paths.update(_security_paths(ok, item_errors, write_errors))
     paths.update(_command_paths(actions))
+    paths.update(event_paths(_op, _param, _p, ok, _r))
     return paths
 
 
@@ -1597,6 +1599,7 @@ def _document_bytes() -> bytes:
                 "sites",
                 "transactions",
                 "id-tags",
+                "events",
                 "cluster",
                 "health",
             )
@@ -1613,7 +1616,7 @@ def _document_bytes() -> bytes:
             },
             "parameters": _PARAMS,
             "responses": _RESPONSES,
-            "schemas": {**_resource_schemas(), **_server_filled(_ocpp_schemas(actions))},
+            "schemas": {**_resource_schemas(), **event_schemas(), **_server_filled(_ocpp_schemas(actions))},
         },
     }
     return orjson.dumps(document)
