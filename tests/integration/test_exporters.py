@@ -72,9 +72,15 @@ async def test_jetstream_gets_every_event_once_with_the_event_id_as_message_id(
             return bool(sinks) and sinks[0]["lag_events"] == 0 and sinks[0]["exported"] > 0
 
         await wait_until(exported)
+        messages: list[tuple[str, dict[str, str], bytes]] = []
+
+        async def stream_is_outbox() -> bool:  # all, once each, in cursor order (late presence events included)
+            nonlocal messages
+            messages = await trio.to_thread.run_sync(nats_server.messages, "CSMS_EVENTS")
+            return [h["Nats-Msg-Id"] for _, h, _ in messages] == await outbox_ids(database_url)
+
+        await wait_until(stream_is_outbox)
         ids = await outbox_ids(database_url)
-        messages = await trio.to_thread.run_sync(nats_server.messages, "CSMS_EVENTS")
-        assert [h["Nats-Msg-Id"] for _, h, _ in messages] == ids  # all, once each, in cursor order
         subjects = {s for s, _, _ in messages}
         assert "csms.transaction.ended.v1.CP-N1" in subjects
         async with running.api() as client:
