@@ -45,7 +45,7 @@ async def _run(config: Any, *, task_status: Any) -> None:
 async def wait_until(check: Any, timeout: float = 20.0) -> None:
     with trio.fail_after(timeout):
         while not await check():
-            await trio.sleep(0.05)
+            await trio.sleep(0.2)
 
 
 async def drive(running: Running, station: str, sessions: int = 3) -> None:
@@ -79,7 +79,7 @@ async def test_jetstream_gets_every_event_once_with_the_event_id_as_message_id(
             messages = await trio.to_thread.run_sync(nats_server.messages, "CSMS_EVENTS")
             return [h["Nats-Msg-Id"] for _, h, _ in messages] == await outbox_ids(database_url)
 
-        await wait_until(stream_is_outbox)
+        await wait_until(stream_is_outbox, timeout=60)
         ids = await outbox_ids(database_url)
         subjects = {s for s, _, _ in messages}
         assert "csms.transaction.ended.v1.CP-N1" in subjects
