@@ -71,7 +71,7 @@ async def test_jetstream_gets_every_event_once_with_the_event_id_as_message_id(
                 sinks = (await client.get("/api/v1/exports")).json()["items"]
             return bool(sinks) and sinks[0]["lag_events"] == 0 and sinks[0]["exported"] > 0
 
-        await wait_until(exported)
+        await wait_until(exported, timeout=60)
         messages: list[tuple[str, dict[str, str], bytes]] = []
 
         async def stream_is_outbox() -> bool:  # all, once each, in cursor order (late presence events included)
@@ -100,7 +100,7 @@ async def test_jetstream_drops_re_publishes_after_a_cursor_rewind(database_url: 
         async def stream_has(n: int) -> bool:
             return len(await trio.to_thread.run_sync(nats_server.messages, "CSMS_EVENTS")) >= n
 
-        await wait_until(partial(stream_has, len(ids)))
+        await wait_until(partial(stream_has, len(ids)), timeout=60)
         nursery.cancel_scope.cancel()
     async with Database.open(database_url, pool_size=1) as db:
         await db.execute("UPDATE export_cursors SET txid = '0', seq = 0")  # as if the last ack never landed
@@ -111,7 +111,7 @@ async def test_jetstream_drops_re_publishes_after_a_cursor_rewind(database_url: 
             async with running.api() as client:
                 return bool((await client.get("/api/v1/exports")).json()["items"][0]["lag_events"] == 0)
 
-        await wait_until(caught_up)
+        await wait_until(caught_up, timeout=60)
         nursery.cancel_scope.cancel()
     messages = await trio.to_thread.run_sync(nats_server.messages, "CSMS_EVENTS")
     assert [h["Nats-Msg-Id"] for _, h, _ in messages] == await outbox_ids(database_url)
