@@ -118,9 +118,12 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @contextmanager
-def replica(database_url: str, log_dir: Path, node_id: str | None = None, **settings: str) -> Iterator[ReplicaProcess]:
+def replica(
+    database_url: str, log_dir: Path, node_id: str | None = None, cwd: Path | None = None, **settings: str
+) -> Iterator[ReplicaProcess]:
     """One `csms serve` with auto-registration, quiet logs and an admin token; extra CSMS_* as kwargs
-    (e.g. etcd_endpoints=... for a cluster member, then give each member its own `node_id`)."""
+    (e.g. etcd_endpoints=... for a cluster member, then give each member its own `node_id`); `cwd`: run the
+    code of another tree (an older release, say)."""
     env = {
         "CSMS_DATABASE_URL": database_url,
         "CSMS_API_TOKENS": API_TOKEN,
@@ -128,7 +131,7 @@ def replica(database_url: str, log_dir: Path, node_id: str | None = None, **sett
         "CSMS_LOG_LEVEL": "warning",
         **{f"CSMS_{name.upper()}": value for name, value in settings.items()},
     }
-    node = ReplicaProcess(node_id or f"bench-{int(time.time() * 1000) % 10**8}", env, log_dir=log_dir)
+    node = ReplicaProcess(node_id or f"bench-{int(time.time() * 1000) % 10**8}", env, log_dir=log_dir, cwd=cwd)
     node.start()
     try:
         node.wait_ready(60)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -115,5 +115,10 @@ class Coordinator(Protocol):
     async def wait_leadership(self) -> None: ...
 
     async def wait_leadership_lost(self) -> None: ...
+
+    async def run_exclusive(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` on at most one node at a time per ``name`` (until cancelled; restarted on another node
+        within about one lease TTL when its holder dies)."""
+        ...
 
     async def drain(self) -> None: ...

@@ -28,6 +28,7 @@ from cluster.callbacks import Flag, Hooks
 from cluster.contract import Claim, EpochSource, NodeInfo, NoEpochs, Owner
 from cluster.errors import ClaimSuperseded, EtcdCompacted, EtcdError, EtcdLeaseNotFound, EtcdUnavailable
 from cluster.etcd_client import EtcdClient
+from cluster.exclusive import Job, run_exclusive
 from cluster.observer import ClusterObserver, NullObserver
 from cluster.results import KeyValue, RangeResult, WatchEvent
 from cluster.txn import Compare, Op
@@ -729,6 +730,12 @@ class EtcdCoordinator:
                 log.debug("leader watch: %r", exc)
                 await trio.sleep(0.2)
         return False
+
+    # -- exclusive jobs ---------------------------------------------------------------------------
+
+    async def run_exclusive(self, name: str, job: Job) -> None:
+        """Run ``job`` while this node holds ``exclusive/{name}`` (its own lease): one node at a time."""
+        await run_exclusive(self._etcd, f"{self._prefix}exclusive/{name}", self.node_id, job, ttl=self._ttl)
 
     # -- queries ----------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
@@ -130,6 +130,12 @@ class SingleNodeCoordinator:
 
     async def wait_leadership_lost(self) -> None:
         await self._leader.wait_for(False)
+
+    async def run_exclusive(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        """A lone node holds every exclusive job; a job that ends is restarted after a pause."""
+        while True:
+            await job()
+            await trio.sleep(1.0)
 
     async def drain(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -27,7 +27,7 @@ from cluster import (
     SingleNodeCoordinator,
     every,
 )
-from csms import authorization, commands, console, devicemodel, operations, sites, stations, transactions
+from csms import authorization, commands, console, devicemodel, operations, outbox, sites, stations, transactions
 from csms.api import ApiServices, build_api
 from csms.api.command_payloads import CommandPayloads
 from csms.central_system import CentralSystem16, CentralSystem201, CentralSystemSettings, domain_check
@@ -35,6 +35,7 @@ from csms.central_system.certificates import StationCertificates
 from csms.central_system.security_operations import SecurityOperations
 from csms.config import Config, require_database
 from csms.events import EventBus, StationConnected, StationDisconnected
+from csms.export_setup import export_gauges, run_exporters
 from csms.gc_tuning import ConnectionFreezer, tune_garbage_collector
 from csms.leader_jobs import (
     Rebalancer,
@@ -55,6 +56,7 @@ from csms.observability import (
 from csms.observability.cluster_metrics import ClusterMetrics
 from csms.observability.site_metrics import SiteMetrics
 from csms.observability.storage_metrics import StorageMetrics
+from csms.partition_jobs import RetentionSettings, maintain_partitions
 from csms.shedding import Shedder
 from csms.stations import AuthLimits, Gateway, GatewaySettings, StationNotConnected, StationRegistry
 from csms.stations.certificate_authority import BuiltInCa
@@ -65,6 +67,7 @@ log = logging.getLogger("csms")
 LAST_SEEN_FLUSH_SECONDS = 5.0  # how stale `last_seen_at` may be, traded against one UPDATE per station per flush
 
 MIGRATIONS = [
+    ("outbox", outbox.MIGRATIONS),
     ("stations", stations.MIGRATIONS),
     ("transactions", transactions.MIGRATIONS),
     ("authorization", authorization.MIGRATIONS),
@@ -290,9 +293,16 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 ),
                 on_round=metrics.rebalance_rounds.inc,
             )
+            event_reader = outbox.OutboxReader(db, config.export_source)
+            retention = RetentionSettings(
+                config.retention_outbox_hours, config.retention_meter_values_days, config.retention_archive_url
+            )
+            export_store = outbox.ExportStore(db)
             leader_jobs = LeaderJobRunner(
                 coordinator,
                 [
+                    every(15.0, lambda: export_gauges(export_store, event_reader, metrics)),
+                    every(600.0, lambda: maintain_partitions(db, retention, metrics)),
                     every(config.rebalance_interval, rebalancer.round),
                     every(max(10.0, config.call_timeout), lambda: expire_stale_commands(command_service)),
                     every(30.0, lambda: expire_reservations(recorder)),
@@ -377,6 +387,8 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     password_iterations=config.password_iterations,
                     console=console_app,
                     sites=site_service,
+                    events=event_reader,
+                    exports=export_store,
                 )
             )
             async with internal_http, trio.open_nursery() as nursery:
@@ -389,6 +401,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 await nursery.start(security_events.run)
                 await nursery.start(certificates.run)
                 nursery.start_soon(certificates.watch_expiry, metrics.certificates_expiring)
+                await nursery.start(run_exporters, config, event_reader, export_store, coordinator, metrics)
                 nursery.start_soon(leader_jobs.run)
                 nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
                 nursery.start_soon(observe_gc_pauses, GcPauseMetrics(metrics))

@@ -73,6 +73,12 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _nats_name(raw: str) -> str:
+    if not raw or not all(c.isalnum() or c in "_-" for c in raw):
+        raise ValueError("must be letters, digits, '_' or '-' (a NATS name or subject token)")
+    return raw
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -256,6 +262,34 @@ SETTINGS: tuple[Setting, ...] = (
         "key signing console sessions (unset: derived from the API tokens and internal secret)",
         secret=True,
     ),
+    Setting("export_source", str, "urn:csms", "CloudEvents 'source' of every exported event (this installation)"),
+    Setting("export_nats_url", str, "", "NATS server for the JetStream exporter, nats://host:4222 (unset: off)"),
+    Setting("export_nats_stream", _nats_name, "CSMS_EVENTS", "JetStream stream the exporter publishes to"),
+    Setting("export_nats_subject_prefix", _nats_name, "csms", "subjects are <prefix>.<event type>.<station>"),
+    Setting("export_webhook_url", str, "", "endpoint the webhook exporter POSTs event batches to (unset: off)"),
+    Setting("export_webhook_secret", str, "", "HMAC-SHA256 key signing webhook requests", secret=True),
+    Setting("export_webhook_attempts", _positive_int, "5", "webhook attempts per batch before dead-lettering"),
+    Setting("export_webhook_batch", _positive_int, "100", "most events in one webhook request"),
+    Setting("export_batch", _positive_int, "500", "most events an exporter reads and publishes at once"),
+    Setting("export_poll_ms", _positive_float, "100", "how often an idle exporter looks for new events (ms)"),
+    Setting(
+        "retention_outbox_hours",
+        _positive_float,
+        "168",
+        "outbox partitions older than this are dropped once every exporter has passed them",
+    ),
+    Setting(
+        "retention_meter_values_days",
+        _non_negative_float,
+        "0",
+        "meter-value months older than this many days are dropped (archived first if an archive is set; 0: keep)",
+    ),
+    Setting(
+        "retention_archive_url",
+        str,
+        "",
+        "directory or object-store URL (s3://...) where dropped meter-value partitions are kept as Parquet",
+    ),
     Setting("tls_cert_file", str, "", "certificate for wss:// (unset: plain ws)"),
     Setting("tls_key_file", str, "", "private key for wss://"),
     Setting(
@@ -352,6 +386,8 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
         raise ConfigError(
             "CSMS_TLS_CLIENT_CA_FILE needs CSMS_TLS_CERT_FILE (TLS here) or CSMS_TRUSTED_PROXIES (at a proxy)"
         )
+    if values["export_webhook_url"] and not values["export_webhook_secret"]:
+        raise ConfigError("CSMS_EXPORT_WEBHOOK_URL needs CSMS_EXPORT_WEBHOOK_SECRET (requests are signed)")
     return Config(values)
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from csms.devtools.nats import NatsServer
 from csms.devtools.postgres import PostgresServer
 from csms.storage import Database
 
@@ -44,6 +45,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     async with Database.open(database_url, pool_size=4) as database:
         await database.migrate()
         yield database
+
+
+# ---------------------------------------------------------------------------------------------- NATS
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    """A real nats-server with JetStream per test (starts in ~50 ms)."""
+    with NatsServer() as server:
+        yield server
 
 
 # ---------------------------------------------------------------------------------------------- tiers

@@ -27,6 +27,7 @@ from csms.api.command_payloads import CommandPayloads
 from csms.api.commands_routes import command_routes
 from csms.api.devicemodel_routes import devicemodel_routes
 from csms.api.errors import ApiError, error_response, handle_api_error
+from csms.api.events_routes import events_routes
 from csms.api.internal_routes import Shed, internal_routes
 from csms.api.openapi import openapi_endpoint
 from csms.api.operations_routes import operations_routes
@@ -41,6 +42,7 @@ from csms.commands import CommandService
 from csms.devicemodel import DeviceModelViews
 from csms.observability import Metrics
 from csms.operations import OperationsViews, ProfileTemplates
+from csms.outbox import ExportStore, OutboxReader
 from csms.sites import SiteService
 from csms.stations import StationRegistry, hash_password
 from csms.transactions import TransactionLedger
@@ -90,6 +92,8 @@ class ApiServices:
     profile_templates: ProfileTemplates
     device_model: DeviceModelViews
     shed: Shed
+    events: OutboxReader
+    exports: ExportStore
     security: SecurityOperations | None = None
     certificates: StationCertificates | None = None
     internal_secret: str = ""
@@ -283,6 +287,7 @@ def build_api(services: ApiServices) -> Starlette:
         *(site_routes(auth, s.sites) if s.sites is not None else []),
         *(security_routes(auth, s.registry.security, s.security) if s.security is not None else []),
         *(certificate_routes(auth, s.registry.security, s.certificates) if s.certificates is not None else []),
+        *events_routes(auth, s.events, s.exports),
     ]
     if s.console is not None:
         routes.append(Mount("/ui", app=s.console))

@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.command_payloads import REQUEST_ID_ACTIONS
+from csms.api.openapi_events import event_paths, event_schemas
 from csms.api.operations_routes import RESERVATION_STATUSES
 from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
 from csms.authorization import TOKEN_TYPES
@@ -1635,6 +1636,7 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
     }
     paths.update(_security_paths(ok, item_errors, write_errors))
     paths.update(_command_paths(actions))
+    paths.update(event_paths(_op, _param, _p, ok, _r))
     return paths
 
 
@@ -1667,6 +1669,7 @@ def _document_bytes() -> bytes:
                 "sites",
                 "transactions",
                 "id-tags",
+                "events",
                 "cluster",
                 "health",
             )
@@ -1683,7 +1686,7 @@ def _document_bytes() -> bytes:
             },
             "parameters": _PARAMS,
             "responses": _RESPONSES,
-            "schemas": {**_resource_schemas(), **_server_filled(_ocpp_schemas(actions))},
+            "schemas": {**_resource_schemas(), **event_schemas(), **_server_filled(_ocpp_schemas(actions))},
         },
     }
     return orjson.dumps(document)

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from csms.storage import Database
+from csms.outbox import Event, emit
+from csms.storage import Connection, Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,6 +36,18 @@ class IdTag:
             "parent_id_tag": self.parent_id_tag,
             "type": self.token_type,
         }
+
+
+_PUT = """
+INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag, token_type) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id_tag) DO UPDATE SET status = EXCLUDED.status, expiry_date = EXCLUDED.expiry_date,
+    parent_id_tag = EXCLUDED.parent_id_tag, token_type = EXCLUDED.token_type, updated_at = now()
+RETURNING id_tag, status, expiry_date, parent_id_tag, token_type, (xmax = 0) AS created
+"""
+
+
+def _changed(id_tag: str, *, deleted: bool, **data: Any) -> Event:
+    return Event("id_tag.changed.v1", "id_tag", id_tag, None, {"id_tag": id_tag, "deleted": deleted, **data})
 
 
 def _row_to_tag(row: Any) -> IdTag:
@@ -130,27 +143,31 @@ class IdTagStore:
         token_type: str | None = None,
     ) -> tuple[IdTag, bool]:
         """Create or replace; returns the tag and whether it was created."""
-        row = await self._db.fetchrow(
-            """
-            INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag, token_type) VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (id_tag) DO UPDATE SET status = EXCLUDED.status, expiry_date = EXCLUDED.expiry_date,
-                parent_id_tag = EXCLUDED.parent_id_tag, token_type = EXCLUDED.token_type, updated_at = now()
-            RETURNING id_tag, status, expiry_date, parent_id_tag, token_type, (xmax = 0) AS created
-            """,
-            id_tag,
-            status,
-            expiry_date,
-            parent_id_tag,
-            token_type,
-        )
+
+        async def op(conn: Connection) -> Any:
+            row = await conn.fetchrow(_PUT, id_tag, status, expiry_date, parent_id_tag, token_type)
+            data = {"status": status, "expiry_date": expiry_date.isoformat() if expiry_date else None}
+            await emit(
+                conn, _changed(id_tag, deleted=False, **data, parent_id_tag=parent_id_tag, token_type=token_type)
+            )
+            return row
+
+        row = await self._db.transaction(op)
         assert row is not None
         self._cache.pop(id_tag, None)  # after the commit: a lookup racing the write cannot re-cache the old tag
         return _row_to_tag(row), bool(row["created"])
 
     async def delete(self, id_tag: str) -> bool:
-        result = await self._db.execute("DELETE FROM id_tags WHERE id_tag = $1", id_tag)
+        async def op(conn: Connection) -> bool:
+            result = await conn.execute("DELETE FROM id_tags WHERE id_tag = $1", id_tag)
+            if not result.endswith(" 1"):
+                return False
+            await emit(conn, _changed(id_tag, deleted=True))
+            return True
+
+        deleted = await self._db.transaction(op)
         self._cache.pop(id_tag, None)
-        return bool(result.endswith(" 1"))
+        return deleted
 
 
 def _local_entry_v16(row: Any) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from csms.storage import Database
+from csms.outbox import Event, emit
+from csms.storage import Connection, Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -31,6 +32,23 @@ def command_json(row: Any) -> dict[str, Any]:
     return data
 
 
+def _completed(command: dict[str, Any]) -> Event:
+    return Event(
+        "command.completed.v1",
+        "command",
+        str(command["id"]),
+        command["station_id"],
+        {
+            "command_id": command["id"],
+            "station_id": command["station_id"],
+            "action": command["action"],
+            "status": command["status"],
+            "result": command["result"],
+            "error": command["error"],
+        },
+    )
+
+
 class CommandStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -38,17 +56,33 @@ class CommandStore:
     async def create(
         self, station_id: str, protocol: str, action: str, payload: dict[str, Any], requested_by: str, is_async: bool
     ) -> int:
-        value = await self._db.fetchval(
-            "INSERT INTO commands (station_id, protocol, action, payload, status, requested_by, is_async)"
-            " VALUES ($1, $2, $3, $4::jsonb, 'pending', $5, $6) RETURNING id",
-            station_id,
-            protocol,
-            action,
-            orjson.dumps(payload).decode(),
-            requested_by,
-            is_async,
-        )
-        return int(value)
+        async def op(conn: Connection) -> int:
+            command_id = int(
+                await conn.fetchval(
+                    "INSERT INTO commands (station_id, protocol, action, payload, status, requested_by, is_async)"
+                    " VALUES ($1, $2, $3, $4::jsonb, 'pending', $5, $6) RETURNING id",
+                    station_id,
+                    protocol,
+                    action,
+                    orjson.dumps(payload).decode(),
+                    requested_by,
+                    is_async,
+                )
+            )
+            data = {"command_id": command_id, "station_id": station_id, "action": action}
+            await emit(
+                conn,
+                Event(
+                    "command.requested.v1",
+                    "command",
+                    str(command_id),
+                    station_id,
+                    {**data, "requested_by": requested_by, "payload": payload, "protocol": protocol},
+                ),
+            )
+            return command_id
+
+        return await self._db.transaction(op)
 
     async def finish(
         self,
@@ -61,22 +95,27 @@ class CommandStore:
         executed_by: str | None = None,
         attempts: int = 1,
     ) -> dict[str, Any]:
-        row = await self._db.fetchrow(
-            f"""
-            UPDATE commands SET status = $2, result = $3::jsonb, error = $4::jsonb, latency_ms = $5,
-                executed_by = $6, attempts = $7, completed_at = now()
-            WHERE id = $1 RETURNING {_COLUMNS}
-            """,
-            command_id,
-            status,
-            orjson.dumps(result).decode() if result is not None else None,
-            orjson.dumps(error).decode() if error is not None else None,
-            latency_ms,
-            executed_by,
-            attempts,
-        )
-        assert row is not None
-        return command_json(row)
+
+        async def op(conn: Connection) -> Any:
+            row = await conn.fetchrow(
+                f"""
+                UPDATE commands SET status = $2, result = $3::jsonb, error = $4::jsonb, latency_ms = $5,
+                    executed_by = $6, attempts = $7, completed_at = now()
+                WHERE id = $1 RETURNING {_COLUMNS}
+                """,
+                command_id,
+                status,
+                orjson.dumps(result).decode() if result is not None else None,
+                orjson.dumps(error).decode() if error is not None else None,
+                latency_ms,
+                executed_by,
+                attempts,
+            )
+            assert row is not None
+            await emit(conn, _completed(command_json(row)))
+            return row
+
+        return command_json(await self._db.transaction(op))
 
     async def get(self, command_id: int) -> dict[str, Any] | None:
         row = await self._db.fetchrow(f"SELECT {_COLUMNS} FROM commands WHERE id = $1", command_id)
@@ -111,10 +150,15 @@ class CommandStore:
 
     async def expire_stale(self, older_than_seconds: float) -> int:
         """Leader job: a command still pending long after any call could have ended lost its executor."""
-        result = await self._db.execute(
-            "UPDATE commands SET status = 'unknown_outcome', completed_at = now(),"
-            ' error = \'{"code": "ExecutorLost", "description": "the executing replica went away"}\'::jsonb'
-            " WHERE status = 'pending' AND requested_at < now() - make_interval(secs => $1)",
-            older_than_seconds,
-        )
-        return int(result.rsplit(" ", 1)[-1])
+
+        async def op(conn: Connection) -> int:
+            rows = await conn.fetch(
+                "UPDATE commands SET status = 'unknown_outcome', completed_at = now(),"
+                ' error = \'{"code": "ExecutorLost", "description": "the executing replica went away"}\'::jsonb'
+                f" WHERE status = 'pending' AND requested_at < now() - make_interval(secs => $1) RETURNING {_COLUMNS}",
+                older_than_seconds,
+            )
+            await emit(conn, *(_completed(command_json(row)) for row in rows))
+            return len(rows)
+
+        return await self._db.transaction(op)

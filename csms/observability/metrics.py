@@ -176,6 +176,37 @@ class Metrics:
             "Station certificates in the inventory expiring within CSMS_CERTIFICATE_EXPIRY_WARNING_DAYS",
             registry=r,
         )
+        self.outbox_sequence = Gauge(
+            "csms_outbox_sequence", "Highest outbox sequence number allocated (rate: events written/s)", registry=r
+        )
+        self.export_active = Gauge(
+            "csms_export_active",
+            "1 while this replica runs the sink's exporter (one per cluster)",
+            ["sink"],
+            registry=r,
+        )
+        self.events_exported = Counter("csms_events_exported_total", "Events a sink acknowledged", ["sink"], registry=r)
+        self.export_lag = Gauge(
+            "csms_export_lag_seconds",
+            "Age of the newest event a sink acknowledged, at acknowledgement (0 when caught up)",
+            ["sink"],
+            registry=r,
+        )
+        self.export_failures = Counter(
+            "csms_export_failures_total", "Failed deliveries (each retry counts)", ["sink"], registry=r
+        )
+        self.export_dead_letters = Gauge(
+            "csms_export_dead_letters", "Dead letters not yet replayed, per sink", ["sink"], registry=r
+        )
+        self.export_lag_events = Gauge(
+            "csms_export_lag_events", "Events in the outbox a sink has not acknowledged yet", ["sink"], registry=r
+        )
+        self.partition_maintenance = Counter(
+            "csms_partition_maintenance_total",
+            "Partition maintenance by the leader, by table and action (created, dropped, archived, failed)",
+            ["table", "action"],
+            registry=r,
+        )
 
     def certificates_expiring(self, count: int, soonest_seconds: float | None) -> None:
         self.station_certificates_expiring.set(count)

@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from csms.outbox import Event, emit
 from csms.storage import Connection, Database, StorageError
 
 log = logging.getLogger(__name__)
@@ -309,3 +310,35 @@ async def _write(
             " WHERE station_id = $1 AND connection_id = $2",
             closed,
         )
+    # Keyed by connection: a presence write retried after an unknown outcome adds no second event.
+    await emit(
+        conn,
+        *(
+            Event(
+                "station.connected.v1",
+                "station",
+                station_id,
+                station_id,
+                {
+                    "station_id": station_id,
+                    "node_id": node_id,
+                    "connection_id": connection_id,
+                    "protocol": protocol,
+                    "at": at.isoformat(),
+                },
+                dedup_key="connected:" + connection_id,
+            )
+            for station_id, node_id, connection_id, protocol, at in opened
+        ),
+        *(
+            Event(
+                "station.disconnected.v1",
+                "station",
+                station_id,
+                station_id,
+                {"station_id": station_id, "connection_id": connection_id, "reason": reason, "at": at.isoformat()},
+                dedup_key="disconnected:" + connection_id,
+            )
+            for station_id, connection_id, reason, at in closed
+        ),
+    )

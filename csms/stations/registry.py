@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from csms.outbox import Event, emit, event_statement
 from csms.stations.security_store import SecurityStore
 from csms.storage import Connection, Database, Fence, Statement
 
@@ -22,6 +23,17 @@ UPDATE stations SET vendor = $2, model = $3, serial_number = $4, firmware_versio
     meter_type = $8, meter_serial = $9, last_boot_status = $10, last_boot_at = $11, last_seen_at = $11,
     last_boot_reason = $12
 WHERE id = $1
+"""
+_PUT = """
+INSERT INTO stations (id, password_hash, boot_status, description)
+VALUES ($1, $2, $3, coalesce($4, ''))
+ON CONFLICT (id) DO UPDATE SET
+    password_hash = CASE WHEN $5 THEN EXCLUDED.password_hash ELSE stations.password_hash END,
+    boot_status = CASE WHEN $6 THEN EXCLUDED.boot_status ELSE stations.boot_status END,
+    description = coalesce($4, stations.description),
+    auto_registered = false,
+    updated_at = now()
+RETURNING (xmax = 0)
 """
 _TOUCH = "UPDATE stations SET last_seen_at = $2 WHERE id = $1"
 # Many stations at once; never backwards: a replica that lost a station may still flush an older time for it.
@@ -84,6 +96,10 @@ class BootInfo:
     reason: str | None = None  # 2.0.1 BootReason; 1.6 has none
 
 
+def _station_event(name: str, station_id: str, **data: Any) -> Event:
+    return Event(name, "station", station_id, station_id, {"station_id": station_id, **data})
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -127,10 +143,16 @@ class StationRegistry:
         return (False, None) if row is None else (True, row["password_hash"])
 
     async def auto_register(self, station_id: str) -> None:
-        await self._db.execute(
-            "INSERT INTO stations (id, auto_registered) VALUES ($1, true) ON CONFLICT (id) DO NOTHING",
-            station_id,
-        )
+        async def op(conn: Connection) -> None:
+            created = await conn.fetchval(
+                "INSERT INTO stations (id, auto_registered) VALUES ($1, true) ON CONFLICT (id) DO NOTHING"
+                " RETURNING true",
+                station_id,
+            )
+            if created:
+                await emit(conn, _station_event("station.registered.v1", station_id))
+
+        await self._db.transaction(op)
 
     async def get(self, station_id: str) -> dict[str, Any] | None:
         async def read(conn: Connection) -> tuple[Any, list[Any]]:
@@ -175,30 +197,26 @@ class StationRegistry:
         description: str | None,
     ) -> bool:
         """Create or update; fields not given keep their value. Returns True if created."""
-        created = await self._db.fetchval(
-            """
-            INSERT INTO stations (id, password_hash, boot_status, description)
-            VALUES ($1, $2, $3, coalesce($4, ''))
-            ON CONFLICT (id) DO UPDATE SET
-                password_hash = CASE WHEN $5 THEN EXCLUDED.password_hash ELSE stations.password_hash END,
-                boot_status = CASE WHEN $6 THEN EXCLUDED.boot_status ELSE stations.boot_status END,
-                description = coalesce($4, stations.description),
-                auto_registered = false,
-                updated_at = now()
-            RETURNING (xmax = 0)
-            """,
-            station_id,
-            password_hash,
-            boot_status,
-            description,
-            set_password,
-            set_boot_status,
-        )
-        return bool(created)
+
+        async def op(conn: Connection) -> bool:
+            created = await conn.fetchval(
+                _PUT, station_id, password_hash, boot_status, description, set_password, set_boot_status
+            )
+            name = "station.registered.v1" if created else "station.updated.v1"
+            await emit(conn, _station_event(name, station_id, **({} if created else {"deleted": False})))
+            return bool(created)
+
+        return await self._db.transaction(op)
 
     async def delete(self, station_id: str) -> bool:
-        result = await self._db.execute("DELETE FROM stations WHERE id = $1", station_id)
-        return bool(result.endswith(" 1"))
+        async def op(conn: Connection) -> bool:
+            result = await conn.execute("DELETE FROM stations WHERE id = $1", station_id)
+            if not result.endswith(" 1"):
+                return False
+            await emit(conn, _station_event("station.updated.v1", station_id, deleted=True))
+            return True
+
+        return await self._db.transaction(op)
 
     async def boot_policy(self, station_id: str) -> str | None:
         return await self._db.fetchval("SELECT boot_status FROM stations WHERE id = $1", station_id)
@@ -237,7 +255,18 @@ class StationRegistry:
             received_at,
             info.reason,
         )
-        await self._db.write_statements([Statement(_RECORD_BOOT, args)], fence=fence)
+        booted = _station_event(
+            "station.booted.v1",
+            fence.station_id,
+            status=status,
+            received_at=received_at.isoformat(),
+            vendor=info.vendor,
+            model=info.model,
+            serial_number=info.serial_number,
+            firmware_version=info.firmware_version,
+            reason=info.reason,
+        )
+        await self._db.write_statements([Statement(_RECORD_BOOT, args), event_statement(booted)], fence=fence)
 
     async def touch(self, fence: Fence, received_at: datetime) -> None:
         await self._db.write_statements([Statement(_TOUCH, (fence.station_id, received_at))], fence=fence)
@@ -294,8 +323,25 @@ class StationRegistry:
             received_at,
             evse_id,
         )
+        changed = Event(
+            "connector.status_changed.v1",
+            "connector",
+            f"{fence.station_id}/{evse_id}/{connector_id}" if evse_id else f"{fence.station_id}/{connector_id}",
+            fence.station_id,
+            {
+                "station_id": fence.station_id,
+                "evse_id": evse_id or None,
+                "connector_id": connector_id,
+                "status": status,
+                "error_code": error_code,
+                "info": info,
+                "station_timestamp": _iso(timestamp),
+                "received_at": received_at.isoformat(),
+            },
+        )
         await self._db.write_statements(
-            [Statement(_INSERT_STATUS_HISTORY, args), Statement(_UPSERT_STATUS, args)], fence=fence
+            [Statement(_INSERT_STATUS_HISTORY, args), Statement(_UPSERT_STATUS, args), event_statement(changed)],
+            fence=fence,
         )
 
     async def record_data_transfer(

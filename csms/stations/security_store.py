@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from csms.outbox import Event, event_statement
 from csms.storage import Connection, Database, Statement
 
 PROFILES = (0, 1, 2, 3)
@@ -55,8 +56,13 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[]) AS
 def security_event(
     station_id: str, event_type: str, tech_info: str | None, occurred_at: datetime, received_at: datetime
 ) -> list[Statement]:
-    """Write-op builder: a SecurityEventNotification in the security event log (part of the message's write)."""
-    return [Statement(_INSERT_STATION_EVENT, (station_id, event_type, tech_info, occurred_at, received_at))]
+    """Write-op builder: a SecurityEventNotification in the security event log (part of the message's write),
+    and its security.event.v1 in the outbox (whatever protocol version reported it)."""
+    data = {"station_id": station_id, "type": event_type, "at": occurred_at.isoformat(), "tech_info": tech_info}
+    return [
+        Statement(_INSERT_STATION_EVENT, (station_id, event_type, tech_info, occurred_at, received_at)),
+        event_statement(Event("security.event.v1", "station", station_id, station_id, data)),
+    ]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -7,6 +7,7 @@ args), ...], fence=...)``, whose statements the writer merges across a batch. On
 unit of work (one write call): modules expose write-op builders, the caller composes them (``work.py``).
 """
 
+from csms.storage.archive import archive_partition
 from csms.storage.coalesce import Coalescer, CoalescerClosed
 from csms.storage.database import Database
 from csms.storage.errors import (
@@ -20,6 +21,7 @@ from csms.storage.errors import (
 )
 from csms.storage.migrator import MigrationDir
 from csms.storage.observer import NullObserver, StorageObserver
+from csms.storage.partitions import Partition, PartitionedTable
 from csms.storage.types import Connection, Fence, Row, Statement, WriteOp
 from csms.storage.work import SecondWrite, run_statements, unit_of_work
 
@@ -35,6 +37,8 @@ __all__ = [
     "MigrationDir",
     "MigrationError",
     "NullObserver",
+    "Partition",
+    "PartitionedTable",
     "QueryError",
     "Row",
     "SecondWrite",
@@ -43,6 +47,7 @@ __all__ = [
     "StorageObserver",
     "ValueRejected",
     "WriteOp",
+    "archive_partition",
     "run_statements",
     "unit_of_work",
 ]

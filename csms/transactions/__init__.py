@@ -1,12 +1,20 @@
 """Charging sessions and their meter values; idempotent under retried, late and out-of-order messages."""
 
-from csms.transactions.ledger import MIGRATIONS, TransactionLedger, remote_started, start_op, transaction_event_op
+from csms.transactions.ledger import (
+    METER_VALUES,
+    MIGRATIONS,
+    TransactionLedger,
+    remote_started,
+    start_op,
+    transaction_event_op,
+)
 from csms.transactions.samples import SampledValue
 from csms.transactions.transaction_events import EventOutcome, TransactionEventInput
 from csms.transactions.views import CSV_COLUMNS, SessionFilter, SessionViews
 
 __all__ = [
     "CSV_COLUMNS",
+    "METER_VALUES",
     "MIGRATIONS",
     "EventOutcome",
     "SampledValue",

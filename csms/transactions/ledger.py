@@ -12,8 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from csms.storage import Connection, Database, Fence, Statement, WriteOp
-from csms.transactions.samples import INSERT_SAMPLE, SampledValue, insert_samples, sample_rows
+from csms.outbox import derived_events, emit, event_statement
+from csms.storage import Connection, Database, Fence, PartitionedTable, Statement, WriteOp
+from csms.transactions import outbox_events
+from csms.transactions.samples import INSERT_SAMPLE, SampledValue, insert_samples, sample_rows, samples_event
 from csms.transactions.transaction_events import (
     EventOutcome,
     TransactionEventInput,
@@ -23,6 +25,7 @@ from csms.transactions.transaction_events import (
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+METER_VALUES = PartitionedTable("meter_values", "month")  # on station_timestamp (migration 0006)
 
 
 # Stops we record when the station could not: a station's own StopTransaction still replaces them.
@@ -65,7 +68,7 @@ def start_op(
     reservation_id: int | None = None,
     remote_started: bool = False,
 ) -> WriteOp[int]:
-    """Record a start; a retry with the same content returns the first transactionId."""
+    """Record a start; a retry with the same content returns the first transactionId (and no new event)."""
 
     async def op(conn: Connection) -> int:
         tx_id = await conn.fetchval(
@@ -96,6 +99,18 @@ def start_op(
                 timestamp,
                 meter_start,
             )
+            return int(tx_id)
+        started = outbox_events.started(
+            station_id,
+            tx_id,
+            connector_id=connector_id,
+            id_token=id_tag,
+            id_token_status=id_tag_status,
+            meter_start=meter_start,
+            started_at=timestamp,
+            protocol="ocpp1.6",
+        )
+        await emit(conn, started)
         return int(tx_id)
 
     return op
@@ -147,7 +162,7 @@ class TransactionLedger:
                     stop_reason = $6, stop_id_tag = $7
                 WHERE id = $1 AND station_id = $2
                   AND (stop_received_at IS NULL OR stop_reason = ANY($8::text[]))
-                RETURNING connector_id
+                RETURNING connector_id, meter_start
                 """,
                 transaction_id,
                 station_id,
@@ -160,6 +175,10 @@ class TransactionLedger:
             )
             if row is not None:
                 outcome, connector_id = "stopped", row["connector_id"]
+                stop = outbox_events.ended(
+                    station_id, transaction_id, row["meter_start"], meter_stop, reason, timestamp, id_tag, "ocpp1.6"
+                )
+                await emit(conn, stop)
             else:
                 connector_id = await conn.fetchval(
                     "SELECT connector_id FROM transactions WHERE id = $1 AND station_id = $2",
@@ -201,11 +220,20 @@ class TransactionLedger:
         evse_id: int | None = None,
     ) -> None:
         """Store samples against the sender; late or implausible ones are kept, flagged, and left out of energy."""
-        rows = sample_rows(
-            fence.station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples, evse_id
-        )
-        # Plain statements: the writer merges every MeterValues sample of a batch into one executemany.
-        await self._db.write_statements([Statement(INSERT_SAMPLE, row) for row in rows], fence=fence)
+        station_id = fence.station_id
+        rows = sample_rows(station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples, evse_id)
+        # Plain statements: the writer merges every MeterValues sample (and event) of a batch into one executemany.
+        statements = [Statement(INSERT_SAMPLE, row) for row in rows]
+        if samples:
+            statements.append(event_statement(samples_event(station_id, connector_id, transaction_id or 0, samples)))
+            register = outbox_events.register_wh(samples) if transaction_id else None
+            if register is not None:
+                wh, at = register
+                key = f"tu:{transaction_id}:{at.isoformat()}"
+                statements.append(
+                    derived_events(outbox_events.UPDATED, transaction_id, station_id, wh, at.isoformat(), key)
+                )
+        await self._db.write_statements(statements, fence=fence)
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         async def read(conn: Connection) -> tuple[Any, list[Any], dict[str, Any]]:
@@ -290,20 +318,27 @@ class TransactionLedger:
         meterStop is the last plausible energy register reading, else meterStart; the stop reason 'Abandoned'
         is not an OCPP reason, so a StopTransaction that turns up later still replaces it.
         """
-        result = await self._db.execute(
-            """
-            UPDATE transactions t SET stop_reason = 'Abandoned', stop_received_at = now(), stop_timestamp = now(),
-                meter_stop = coalesce((SELECT v.last_meter_wh FROM transaction_rows v WHERE v.id = t.id),
-                                      t.meter_start)
-            WHERE t.stop_received_at IS NULL
-              AND t.start_received_at < now() - make_interval(secs => $1)
-              AND NOT EXISTS (SELECT 1 FROM meter_values m WHERE m.transaction_id = t.id
-                              AND m.transaction_id <> 0 AND m.station_id = t.station_id
-                              AND m.received_at > now() - make_interval(secs => $1))
-            """,
-            horizon_seconds,
-        )
-        return int(result.rsplit(" ", 1)[-1])
+
+        async def op(conn: Connection) -> int:
+            rows = await conn.fetch(
+                """
+                UPDATE transactions t SET stop_reason = 'Abandoned', stop_received_at = now(),
+                    stop_timestamp = now(),
+                    meter_stop = coalesce((SELECT v.last_meter_wh FROM transaction_rows v WHERE v.id = t.id),
+                                          t.meter_start)
+                WHERE t.stop_received_at IS NULL
+                  AND t.start_received_at < now() - make_interval(secs => $1)
+                  AND NOT EXISTS (SELECT 1 FROM meter_values m WHERE m.transaction_id = t.id
+                                  AND m.transaction_id <> 0 AND m.station_id = t.station_id
+                                  AND m.received_at > now() - make_interval(secs => $1))
+                RETURNING t.id, t.station_id, t.meter_start, t.meter_stop, t.stop_timestamp
+                """,
+                horizon_seconds,
+            )
+            await emit(conn, *(outbox_events.ended_row(row, "Abandoned") for row in rows))
+            return len(rows)
+
+        return await self._db.transaction(op)
 
     async def close_by_operator(
         self, transaction_id: int, *, reason: str, meter_stop: int | None, requested_by: str
@@ -322,7 +357,7 @@ class TransactionLedger:
                 return "already-closed", row["meter_start"]
             if meter_stop is not None and row["meter_start"] is not None and meter_stop < row["meter_start"]:
                 return "below-start", row["meter_start"]
-            await conn.execute(
+            closed = await conn.fetchrow(
                 """
                 UPDATE transactions t SET stop_reason = 'ClosedByOperator', stop_received_at = now(),
                     stop_timestamp = now(), operator_closed_at = now(), operator_closed_by = $3,
@@ -330,12 +365,14 @@ class TransactionLedger:
                     meter_stop = coalesce($2, (SELECT v.last_meter_wh FROM transaction_rows v WHERE v.id = t.id),
                                           t.meter_start)
                 WHERE t.id = $1
+                RETURNING t.id, t.station_id, t.meter_start, t.meter_stop, t.stop_timestamp
                 """,
                 transaction_id,
                 meter_stop,
                 requested_by,
                 reason,
             )
+            await emit(conn, outbox_events.ended_row(closed, "ClosedByOperator"))
             return "closed", row["meter_start"]
 
         return await self._db.transaction(op)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from csms.outbox import Event, emit
 from csms.storage import Connection
 
 
@@ -80,3 +82,35 @@ async def insert_samples(
     if samples:
         rows = sample_rows(station_id, connector_id, transaction_id, received_at, source, samples, evse_id)
         await conn.executemany(INSERT_SAMPLE, rows)
+        await emit(conn, samples_event(station_id, connector_id, transaction_id, samples))
+
+
+def samples_event(station_id: str, connector_id: int, transaction_id: int, samples: list[SampledValue]) -> Event:
+    """One event per message's batch of samples, keyed like meter_values_once: a retried message emits nothing."""
+    key = hashlib.sha1(
+        repr(sorted((s.timestamp.isoformat(), s.measurand, s.phase, s.location, s.context) for s in samples)).encode()
+        + f"|{connector_id}|{transaction_id}".encode(),
+        usedforsecurity=False,
+    ).hexdigest()
+    return Event(
+        "meter_values.recorded.v1",
+        "station",
+        station_id,
+        station_id,
+        {
+            "station_id": station_id,
+            "connector_id": connector_id,
+            "transaction_id": transaction_id or None,
+            "samples": [
+                {
+                    "timestamp": s.timestamp.isoformat(),
+                    "value": s.value,
+                    "measurand": s.measurand,
+                    "unit": s.unit,
+                    "phase": s.phase,
+                }
+                for s in samples
+            ],
+        },
+        dedup_key="mv:" + key,
+    )

@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
+from csms.outbox import Event, emit
 from csms.storage import Connection, Fence
+from csms.transactions import outbox_events
 from csms.transactions.samples import SampledValue, insert_samples
 
 PROTOCOL = "ocpp2.0.1"
@@ -149,7 +151,8 @@ UPDATE transactions t SET
 FROM e, m
 WHERE t.id = $3
 RETURNING t.connector_id, t.evse_id, coalesce(t.charging_state = 'Charging' AND t.stop_received_at IS NULL, false)
-    AS charging
+    AS charging, t.meter_start, t.meter_stop, t.id_tag, t.id_tag_status, t.stop_reason, t.stop_timestamp,
+    t.start_timestamp, t.charging_state, m.last_wh
 """
 
 
@@ -169,6 +172,7 @@ async def record_event(conn: Connection, fence: Fence, ev: TransactionEventInput
     tx_id = await conn.fetchval(
         _CREATE, station_id, PROTOCOL, ev.station_tx_id, ev.connector_id, ev.evse_id, ev.timestamp, ev.received_at
     )
+    created = tx_id is not None
     if tx_id is None:
         tx_id = await conn.fetchval(_FIND, station_id, ev.station_tx_id)
     kept = await conn.fetchval(
@@ -205,7 +209,54 @@ async def record_event(conn: Connection, fence: Fence, ev: TransactionEventInput
         conn, station_id, ev.connector_id or 0, int(tx_id), ev.received_at, "TransactionEvent", ev.samples, ev.evse_id
     )
     row = await conn.fetchrow(_DERIVE, station_id, ev.station_tx_id, tx_id)
+    await emit(conn, *_domain_events(station_id, int(tx_id), created, ev, row))
     return EventOutcome(int(tx_id), True, int(row["connector_id"]), evse_id=row["evse_id"], charging=row["charging"])
+
+
+def _domain_events(station_id: str, tx_id: int, created: bool, ev: TransactionEventInput, row: Any) -> list[Event]:
+    """The same catalogue events a 1.6 session emits, from the transaction as derived after this event."""
+    events = []
+    if created:
+        events.append(
+            outbox_events.started(
+                station_id,
+                tx_id,
+                connector_id=row["connector_id"],
+                id_token=row["id_tag"],
+                id_token_status=row["id_tag_status"],
+                meter_start=row["meter_start"],
+                started_at=row["start_timestamp"],
+                protocol=PROTOCOL,
+            )
+        )
+    if ev.event_type == "Ended":
+        reason = row["stop_reason"] or "Local"
+        events.append(
+            outbox_events.ended(
+                station_id,
+                tx_id,
+                row["meter_start"],
+                row["meter_stop"],
+                reason,
+                row["stop_timestamp"],
+                row["id_tag"],
+                PROTOCOL,
+            )
+        )
+    elif not created:
+        last, start = row["last_wh"], row["meter_start"]
+        events.append(
+            outbox_events.transaction_event(
+                "transaction.updated.v1",
+                station_id,
+                tx_id,
+                meter_wh=last,
+                energy_so_far_wh=last - start if last is not None and start is not None else None,
+                at=ev.timestamp.isoformat(),
+                charging_state=row["charging_state"],
+            )
+        )
+    return events
 
 
 _EVENT_COLUMNS = """seq_no, event_type, station_timestamp, received_at, trigger_reason, offline, charging_state,

@@ -23,6 +23,10 @@ fi
 if [ "$purpose" = test ] && ! command -v promtool >/dev/null 2>&1; then
   need_apt+=(prometheus)  # only for promtool (`check rules`, `test rules`); its service never starts
 fi
+# Test side: the exporter tests run a real JetStream server (nats-server -js).
+if [ "$purpose" = test ] && ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  need_apt+=(nats-server)
+fi
 # Test side: the console's browser tests drive Debian's chromium with Playwright (never `playwright install`).
 if [ "$purpose" = test ] && ! command -v chromium >/dev/null 2>&1; then
   need_apt+=(chromium)

@@ -24,6 +24,10 @@ are checked against Postgres:
 4. For every acknowledged StopTransaction the stored meter_stop and energy (meter_stop - meter_start) equal
    what the station reported, and so do the per-station energy totals.
 5. No replica exited unexpectedly (a crash is only what the monkey did itself).
+6. The outbox matches the committed state: every transaction row has exactly one `transaction.started` event
+   and every stopped one exactly one `transaction.ended` event with its meter stop, no such event names a
+   transaction that does not exist, the samples of the `meter_values.recorded` events are exactly the stored
+   meter values (retried messages add none), and per station a transaction's events follow its start.
 
 The seed is printed; rerun with CSMS_CHAOS_SEED=<seed> (and CSMS_CHAOS_SECONDS to change the window).
 """
@@ -263,6 +267,48 @@ async def _check_invariants(cluster: ReplicaCluster, fleet: Fleet, audit: list[d
             problems.append(f"{station_id}: energy reported {energy_reported} Wh, stored {energy_stored} Wh")
     if len(rows) != acked_starts:
         problems.append(f"{len(rows)} transaction rows for {acked_starts} acknowledged starts")
+    return problems + await _check_outbox(cluster)
+
+
+async def _check_outbox(cluster: ReplicaCluster) -> list[str]:
+    problems = []
+    events = await cluster.fetch(
+        "SELECT station_id, type, payload FROM outbox WHERE station_id LIKE 'CP-CHAOS-%' ORDER BY txid, seq"
+    )
+    transactions = {
+        r["id"]: r
+        for r in await cluster.fetch(
+            "SELECT id, meter_stop, stop_received_at FROM transactions WHERE station_id LIKE 'CP-CHAOS-%'"
+        )
+    }
+    started: dict[int, int] = {}
+    ended: dict[int, list[int]] = {}
+    samples: dict[str, int] = {}
+    for e in events:
+        data, kind = e["payload"], e["type"].removeprefix("csms.")
+        tx = data.get("transaction_id")
+        if kind == "transaction.started.v1":
+            started[tx] = started.get(tx, 0) + 1
+        elif kind in ("transaction.updated.v1", "transaction.ended.v1") and tx not in started:
+            problems.append(f"{e['station_id']}: {kind} of tx {tx} before (or without) its start")
+        if kind == "transaction.ended.v1":
+            ended.setdefault(tx, []).append(data["meter_stop_wh"])
+        if kind == "meter_values.recorded.v1":
+            samples[e["station_id"]] = samples.get(e["station_id"], 0) + len(data["samples"])
+    for tx_id, row in transactions.items():
+        if started.get(tx_id) != 1:
+            problems.append(f"tx {tx_id}: {started.get(tx_id, 0)} transaction.started events")
+        if row["stop_received_at"] is not None and ended.get(tx_id) != [row["meter_stop"]]:
+            problems.append(f"tx {tx_id} stopped at {row['meter_stop']}: ended events {ended.get(tx_id)}")
+    problems += [f"event for unknown tx {tx}" for tx in set(started) | set(ended) if tx not in transactions]
+    stored = {
+        r["station_id"]: r["n"]
+        for r in await cluster.fetch(
+            "SELECT station_id, count(*) AS n FROM meter_values WHERE station_id LIKE 'CP-CHAOS-%' GROUP BY 1"
+        )
+    }
+    if samples != stored:
+        problems.append(f"meter values in events {samples} != stored {stored}")
     return problems
 
 

@@ -69,7 +69,7 @@ def test_run_installs_the_package_without_extras_and_needs_no_promtool(tmp_path:
 
 
 def test_test_installs_every_extra(tmp_path: Path) -> None:
-    out, pip = _bootstrap(tmp_path, "test", present=("initdb", "etcd", "promtool", "chromium"))
+    out, pip = _bootstrap(tmp_path, "test", present=("initdb", "etcd", "promtool", "nats-server", "chromium"))
     assert out.returncode == 0, out.stderr
     assert "install -q -e .[dev,bench]" in pip
 

@@ -38,6 +38,7 @@ ELSEWHERE = {
     "ca_cert_file": "certificateAuthority.secretName",
     "ca_key_file": "certificateAuthority.secretName",
     "console_secret": "(derived from apiTokens and internalSecret)",
+    "export_webhook_secret": "exportWebhook.secret",
 }
 # The schema type a setting's parser implies.
 SCHEMA_TYPES = {

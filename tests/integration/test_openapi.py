@@ -116,6 +116,7 @@ def concrete(path: str) -> str:
         "site_id": SITE,
         "request_id": 1,
         "fingerprint": "0" * 64,
+        "sink": "webhook",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 

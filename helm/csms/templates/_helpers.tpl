@@ -60,7 +60,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* True (non-empty) when the chart must create its own Secret. */}}
 {{- define "csms.needsSecret" -}}
-{{- if or (not .Values.database.existingSecret) (not .Values.internalSecret.existingSecret) (and .Values.apiTokens.tokens (not .Values.apiTokens.existingSecret)) (and .Values.etcd.password (not .Values.etcd.existingSecret)) }}true{{- end }}
+{{- if or (not .Values.database.existingSecret) (not .Values.internalSecret.existingSecret) (and .Values.apiTokens.tokens (not .Values.apiTokens.existingSecret)) (and .Values.etcd.password (not .Values.etcd.existingSecret)) .Values.exportWebhook.secret }}true{{- end }}
 {{- end }}
 
 {{/*
