@@ -270,6 +270,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 extra_check=check_command,
                 on_requested=command_requested,
                 on_completed=command_completed,
+                guard_check=sites.SiteFences(db).check,  # site profiles carry their site's token
             )
             certificates = StationCertificates(
                 registry.security,
@@ -440,15 +441,20 @@ def site_inputs(
         found = await ledger.recent_draw(station_ids, within)
         return {station: [sites.Reading(**r) for r in rows] for station, rows in found.items()}
 
-    async def deliver(station_id: str, action: str, payload: dict[str, Any], by: str, protocol: str) -> str:
+    async def deliver(
+        station_id: str, action: str, payload: dict[str, Any], by: str, protocol: str, guard: tuple[str, int]
+    ) -> str:
         try:
-            record = await command_service.submit(station_id, action, payload, by, protocol=protocol)
+            record = await command_service.submit(
+                station_id, action, payload, by, protocol=protocol, guard=commands.Guard(*guard)
+            )
         except commands.CommandRejected as exc:  # the station switched protocol since the round read it
             log.warning("site profile refused", extra={"station_id": station_id, "error": exc.message})
             return "offline"
         if record["status"] == "completed":
             return "accepted" if (record.get("result") or {}).get("status") == "Accepted" else "rejected"
-        return {"offline": "offline", "call_error": "rejected"}.get(record["status"], "unknown")
+        statuses = {"offline": "offline", "call_error": "rejected", "superseded": "superseded"}
+        return statuses.get(record["status"], "unknown")
 
     async def protocols(station_ids: list[str]) -> dict[str, str]:
         return await registry.protocols_of(station_ids)

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from cluster import ShedOrder
 from csms.api.errors import ApiError
 from csms.api.validation import INT32_MAX, int_field, json_body
-from csms.commands import PROTOCOLS, SECRET_HEADER, CommandService, ExecuteRequest, secret_matches
+from csms.commands import PROTOCOLS, SECRET_HEADER, CommandService, ExecuteRequest, Guard, secret_matches
 from csms.shedding import Shed
 
 MAX_TIMEOUT = 3600.0  # seconds; a forwarded command never waits longer than the API allows
@@ -17,6 +17,16 @@ MAX_TIMEOUT = 3600.0  # seconds; a forwarded command never waits longer than the
 
 def _optional_count(body: dict[str, object], key: str) -> int:
     return int_field(body, key, maximum=INT32_MAX) if key in body else 0
+
+
+def _guard(body: dict[str, object]) -> Guard | None:
+    """The command's fence, if it carries one (a replica from before guards sends none)."""
+    raw = body.get("guard")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
+        raise ApiError(400, "bad_request", "guard must be an object with a string key and an integer token")
+    return Guard(raw["key"], int_field(raw, "token"))
 
 
 def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[Route]:
@@ -36,7 +46,7 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
         if protocol not in PROTOCOLS:
             raise ApiError(400, "bad_request", f"protocol must be one of {', '.join(PROTOCOLS)}")
         command_id = int_field(body, "command_id")
-        command = ExecuteRequest(command_id, station_id, action, payload, float(timeout), protocol)
+        command = ExecuteRequest(command_id, station_id, action, payload, float(timeout), protocol, _guard(body))
         result = await commands.execute_here(command)
         return JSONResponse(result.as_json())
 

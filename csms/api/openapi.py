@@ -254,7 +254,8 @@ def _command_record(payload: Schema, result: Schema) -> Schema:
         "description": "One audited command, in the OCPP version (`protocol`) it was validated for and sent in."
         " `result` is the station's CallResult payload (status completed);"
         " `error` is {code, description, details?}: the station's CallError (call_error) or the CSMS's own"
-        " reason (offline, timeout, unknown_outcome, failed).",
+        " reason (offline, timeout, unknown_outcome, failed; superseded: a site's profile not sent because"
+        " the site's fence token was no longer current, error.code FenceSuperseded).",
     }
 
 

@@ -3,7 +3,7 @@
 from csms.commands.catalogue import IDEMPOTENT_ACTIONS, PROTOCOLS, actions, catalogue, version_of
 from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere, ProtocolChanged
 from csms.commands.forwarding import SECRET_HEADER, HttpForwarder, secret_matches
-from csms.commands.service import HTTP_STATUS, CommandService, ExecuteRequest, ExecuteResult
+from csms.commands.service import HTTP_STATUS, CommandService, ExecuteRequest, ExecuteResult, Guard, GuardCheck
 from csms.commands.store import MIGRATIONS, CommandStore
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "ExecuteRequest",
     "ExecuteResult",
     "ForwardFailed",
+    "Guard",
+    "GuardCheck",
     "HttpForwarder",
     "NotConnectedHere",
     "ProtocolChanged",

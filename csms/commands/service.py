@@ -11,6 +11,10 @@ Versions: a payload is validated against the station's negotiated protocol (its 
 command carries that protocol to the owner, which sends it only on a connection of the same protocol (a
 station that reconnected with another version in between gets nothing it would misread). Everything else
 about routing is version-agnostic.
+
+Guards: a command may carry a guard (a fence key and token issued by another module, e.g. a site's computing
+replica). The replica that executes it checks the token is still current immediately before sending, through
+the ``guard_check`` it was given, and refuses otherwise: status `superseded`, recorded, nothing sent.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ LocalCall = Callable[[str, str, str, Payload, float], Awaitable[Payload]]
 ExtraCheck = Callable[[str, str, Payload], None]
 # Domain bookkeeping of a command, with its record: before it is sent (recorded, not yet answered) and after.
 CommandHook = Callable[[Payload], Awaitable[None]]
+# Whether a guard's token is still current: (key, token) -> bool. Commands never read the issuer's tables.
+GuardCheck = Callable[[str, int], Awaitable[bool]]
 
 MAX_ROUTING_ATTEMPTS = 10
 
@@ -50,11 +56,20 @@ HTTP_STATUS = {
     "offline": 409,
     "unknown_outcome": 503,
     "failed": 503,
+    "superseded": 409,
 }
 
 
 class Forwarder(Protocol):
     async def execute(self, owner: Owner, request: ExecuteRequest) -> ExecuteResult: ...
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A fence the command may be sent under only while ``token`` is the current token of ``key``."""
+
+    key: str
+    token: int
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,7 @@ class ExecuteRequest:
     payload: Payload
     timeout: float
     protocol: str = "ocpp1.6"
+    guard: Guard | None = None
 
     def as_json(self) -> Payload:
         return {
@@ -74,12 +90,13 @@ class ExecuteRequest:
             "payload": self.payload,
             "timeout": self.timeout,
             "protocol": self.protocol,
+            "guard": None if self.guard is None else {"key": self.guard.key, "token": self.guard.token},
         }
 
 
 @dataclass(frozen=True)
 class ExecuteResult:
-    """What the executing replica saw: status is completed, call_error, timeout, moved or failed."""
+    """What the executing replica saw: status is completed, call_error, timeout, moved, failed or superseded."""
 
     status: str
     node_id: str
@@ -107,6 +124,7 @@ class CommandService:
         extra_check: ExtraCheck | None = None,
         on_requested: CommandHook | None = None,
         on_completed: CommandHook | None = None,
+        guard_check: GuardCheck | None = None,
     ) -> None:
         self._store = store
         self._coordinator = coordinator
@@ -118,6 +136,7 @@ class CommandService:
         self._extra_check = extra_check
         self._on_requested = on_requested
         self._on_completed = on_completed
+        self._guard_check = guard_check
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Owns the background tasks of async commands."""
@@ -184,6 +203,7 @@ class CommandService:
         wait: bool = True,
         timeout: float | None = None,
         audit_payload: Payload | None = None,
+        guard: Guard | None = None,
     ) -> Payload:
         """Validate for the station's protocol (None: not known yet), record and run a command; with
         wait=False return the pending record at once. `audit_payload` is what the audit trail (and the live feed)
@@ -192,7 +212,7 @@ class CommandService:
         seconds = min(timeout or self._call_timeout, 300.0)
         recorded = payload if audit_payload is None else audit_payload
         command_id = await self._store.create(station_id, protocol, action, recorded, requested_by, not wait)
-        request = ExecuteRequest(command_id, station_id, action, payload, seconds, protocol)
+        request = ExecuteRequest(command_id, station_id, action, payload, seconds, protocol, guard)
         if self._on_requested is not None:
             await self._on_requested(
                 {
@@ -328,6 +348,15 @@ class CommandService:
     async def execute_here(self, request: ExecuteRequest) -> ExecuteResult:
         """Send the call on this replica's connection (the owner side of a forwarded command)."""
         node = self._coordinator.node_id
+        if request.guard is not None and not await self._guard_holds(request.guard):
+            return ExecuteResult(
+                "superseded",
+                node,
+                error={
+                    "code": "FenceSuperseded",
+                    "description": f"{request.guard.key}: token {request.guard.token} is no longer current; not sent",
+                },
+            )
         try:
             result = await self._local_call(
                 request.station_id, request.protocol, request.action, request.payload, request.timeout
@@ -365,6 +394,16 @@ class CommandService:
                 "call_error", node, error={"code": exc.code, "description": exc.description, "details": exc.details}
             )
         return ExecuteResult("completed", node, result=result)
+
+    async def _guard_holds(self, guard: Guard) -> bool:
+        """No check wired (or the check fails): refuse, since a guarded command must never go out unchecked."""
+        if self._guard_check is None:
+            return False
+        try:
+            return await self._guard_check(guard.key, guard.token)
+        except Exception:
+            log.warning("guard check failed: not sent", extra={"key": guard.key}, exc_info=True)
+            return False
 
     async def get(self, command_id: int) -> Payload | None:
         return await self._store.get(command_id)

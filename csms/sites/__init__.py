@@ -2,6 +2,7 @@
 
 from csms.sites.allocation import Demand, Held, Target, held_amps, plan
 from csms.sites.balancer import BalancerSettings, Reading, Session, SiteInputs, SiteObserver
+from csms.sites.fences import SiteFences, SiteFenceSuperseded
 from csms.sites.model import SITE_ID_PATTERN, SiteSpec, StationSpec, parse_site
 from csms.sites.service import SiteService
 from csms.sites.store import MIGRATIONS, Round, StationOnOtherSite
@@ -15,6 +16,8 @@ __all__ = [
     "Reading",
     "Round",
     "Session",
+    "SiteFenceSuperseded",
+    "SiteFences",
     "SiteInputs",
     "SiteObserver",
     "SiteService",

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import trio
 
 from csms.sites.allocation import Demand, Held, Target, held_amps, plan, under_use_cap
+from csms.sites.fences import GUARD_PREFIX, SiteFenceSuperseded
 from csms.sites.model import SiteSpec, StationSpec
 from csms.sites.profiles import V16, allocation_profile, failsafe_profile, release_profile
 from csms.sites.store import Allocation, Round, SiteStore
@@ -55,7 +56,9 @@ class SiteInputs:
 
     sessions: Callable[[list[str]], Awaitable[dict[str, Session]]]
     readings: Callable[[list[str], float], Awaitable[dict[str, list[Reading]]]]
-    deliver: Callable[[str, str, Payload, str, str], Awaitable[Outcome]]  # station, action, payload, by, protocol
+    # station, action, payload, by, protocol, (guard key, token): the station's owner sends it only while the
+    # token is the site's current one (else "superseded": not sent)
+    deliver: Callable[[str, str, Payload, str, str, tuple[str, int]], Awaitable[Outcome]]
     protocols: Callable[[list[str]], Awaitable[dict[str, str]]]  # station -> "ocpp1.6" / "ocpp2.0.1"
     connected: Callable[[list[str]], Awaitable[set[str]]]  # stations some replica holds a connection to
 
@@ -147,6 +150,7 @@ class SiteBalancer:
         self._s = settings
         self._observer: SiteObserver = observer or NullSiteObserver()
         self._wake: dict[str, trio.Event] = {}
+        self._fence: dict[str, int] = {}  # site -> the token this replica computes it under
         self._site_of: dict[str, str] = {}  # station -> site, for the sites computed here
         self._computing_changed = trio.Event()
         self._settled_after: dict[str, datetime] = {}  # station -> when its last allocation change has settled
@@ -183,8 +187,10 @@ class SiteBalancer:
         for event in self._wake.values():
             event.set()
 
-    async def compute(self, site_id: str) -> None:
-        """The site's singleton work: rounds until cancelled (the key moved) or the site is gone."""
+    async def compute(self, site_id: str, fence: int) -> None:
+        """The site's singleton work under its token: rounds until cancelled (the key moved), the site is gone or
+        the token is superseded (another replica took the site: every write and send of ours is refused)."""
+        self._fence[site_id] = fence
         self._wake[site_id] = trio.Event()
         self._changed()
         try:
@@ -193,6 +199,9 @@ class SiteBalancer:
                 try:
                     if not await self.round(site_id):
                         return
+                except SiteFenceSuperseded:
+                    log.warning("site taken by another replica: stopped", extra={"site_id": site_id, "fence": fence})
+                    return
                 except Exception:
                     log.exception("site round failed", extra={"site_id": site_id})
                 with trio.move_on_after(self._s.interval):
@@ -200,6 +209,7 @@ class SiteBalancer:
                 await trio.sleep(0.02)  # let a burst of notifications land in one round
         finally:
             del self._wake[site_id]
+            del self._fence[site_id]
             for station in [st for st, site in self._site_of.items() if site == site_id]:
                 self._settled_after.pop(station, None)
                 self._awaiting.discard(station)
@@ -407,9 +417,7 @@ class SiteBalancer:
 
         async def one(i: int, c: _Change) -> None:
             async with limiter:
-                outcomes[i] = await self._inputs.deliver(
-                    c.station_id, c.action, c.payload, f"site:{site_id}", c.protocol
-                )
+                outcomes[i] = await self._deliver(site_id, c.station_id, c.action, c.payload, c.protocol)
 
         async with trio.open_nursery() as nursery:
             for i, c in enumerate(changes):
@@ -433,6 +441,8 @@ class SiteBalancer:
                 "site change not applied",
                 extra={"site_id": site_id, "station_id": c.station_id, "component": c.component, "outcome": outcome},
             )
+        if "superseded" in outcomes.values():
+            raise SiteFenceSuperseded(site_id, self._fence[site_id])
         for station_id in forced - failed:
             if any(c.station_id == station_id for c in changes):
                 held[station_id] = replace(held[station_id], stuck=False)
@@ -447,6 +457,7 @@ class SiteBalancer:
     ) -> None:
         await self._store.save(
             site_id,
+            self._fence[site_id],
             [
                 Allocation(
                     s.station_id,
@@ -483,7 +494,7 @@ class SiteBalancer:
             reallocated_at=now if reallocated else None,
             seconds=trio.current_time() - started,
         )
-        await self._store.save_round(site_id, r)
+        await self._store.save_round(site_id, self._fence[site_id], r)
         self._observer.round(site_id, r)
 
     async def _release_removed(self, site_id: str, spec: SiteSpec, rows: Mapping[str, Allocation]) -> None:
@@ -494,9 +505,13 @@ class SiteBalancer:
             protocol = (await self._inputs.protocols([station_id])).get(station_id, V16)
             with contextlib.suppress(ValueError):
                 action, payload = release_profile(protocol)
-                await self._inputs.deliver(station_id, action, payload, f"site:{site_id}", protocol)
+                await self._deliver(site_id, station_id, action, payload, protocol)
         if removed:
-            await self._store.forget(removed)
+            await self._store.forget(site_id, self._fence[site_id], removed)
+
+    async def _deliver(self, site_id: str, station_id: str, action: str, payload: Payload, protocol: str) -> Outcome:
+        guard = (GUARD_PREFIX + site_id, self._fence[site_id])
+        return await self._inputs.deliver(station_id, action, payload, f"site:{site_id}", protocol, guard)
 
 
 def _station(spec: SiteSpec, station_id: str) -> StationSpec:

@@ -1,12 +1,14 @@
 """The sites module's face for the composition root and the API: definitions, overrides, and the rounds.
 
 Every replica runs a SiteService; each site is computed by the one replica holding its leased key (cluster's
-LeasedSingletons). That replica listens to the change feed while it computes sites, so a session that starts
-or ends on any replica wakes the site's round at once; otherwise rounds run every ``interval``.
+LeasedSingletons), under a fence token taken in Postgres when it starts (see docs/design/site-fencing.md).
+That replica listens to the change feed while it computes sites, so a session that starts or ends on any
+replica wakes the site's round at once; otherwise rounds run every ``interval``.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +16,15 @@ import trio
 
 from cluster import Coordinator, LeasedSingletons
 from csms.sites.balancer import BalancerSettings, SiteBalancer, SiteInputs, SiteObserver
+from csms.sites.fences import SiteFences
 from csms.sites.model import SiteSpec, parse_override
 from csms.sites.store import SiteStore
 from csms.storage import Database
 
 CHANNEL = "csms_changes"  # storage's change feed
+GROUP = "sites"  # the singletons' key group
+
+log = logging.getLogger(__name__)
 
 
 class SiteService:
@@ -33,10 +39,12 @@ class SiteService:
         observer: SiteObserver | None = None,
     ) -> None:
         self._db = db
+        self._coordinator = coordinator
         self.store = SiteStore(db)
+        self.fences = SiteFences(db)
         self.balancer = SiteBalancer(self.store, inputs, coordinator.node_id, settings, observer)
         self._singletons = LeasedSingletons(
-            coordinator, "sites", self.store.site_ids, self.balancer.compute, interval=poll_interval
+            coordinator, GROUP, self.store.site_ids, self._compute, interval=poll_interval
         )
         self._poll_interval = poll_interval
 
@@ -45,6 +53,16 @@ class SiteService:
             await nursery.start(self._singletons.run)
             nursery.start_soon(self._listen_while_computing)
             task_status.started()
+
+    async def _compute(self, site_id: str) -> None:
+        """Take the site's next token, then make sure the key is still ours: a replica paused between taking the
+        key and the token (past its lease) finds the key gone and never uses its token; any later holder takes a
+        newer one. Only then compute."""
+        fence = await self.fences.take(site_id, self._coordinator.node_id)
+        if (await self._coordinator.key_holders(GROUP)).get(site_id) != self._coordinator.node_id:
+            log.info("site key lost while taking its token", extra={"site_id": site_id, "fence": fence})
+            return
+        await self.balancer.compute(site_id, fence)
 
     async def _listen_while_computing(self) -> None:
         """LISTEN only while this replica computes a site: the feed carries every station's changes."""

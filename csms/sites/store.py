@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from csms.sites.allocation import Held
+from csms.sites.fences import lock_fence
 from csms.sites.model import SiteSpec, StationSpec
 from csms.storage import Connection, Database, Row
 
@@ -142,37 +143,21 @@ class SiteStore:
         rows = await self._db.fetch("SELECT * FROM site_allocations WHERE site_id = $1", site_id)
         return {row["station_id"]: _allocation(row) for row in rows}
 
-    async def save(self, site_id: str, rows: Sequence[Allocation]) -> None:
-        """Record what stations hold (before a send: pending; after the answers: in force), in one commit."""
-        if not rows:
-            return
-        await self._db.execute(
-            "INSERT INTO site_allocations AS a (station_id, site_id, default_limit, default_pending, transaction_id,"
-            " connector_id, tx_limit, tx_pending, stuck, measured)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::int[], $6::int[],"
-            " $7::float8[], $8::float8[], $9::bool[], $10::float8[])"
-            " ON CONFLICT (station_id) DO UPDATE SET site_id = EXCLUDED.site_id,"
-            " default_limit = EXCLUDED.default_limit, default_pending = EXCLUDED.default_pending,"
-            " transaction_id = EXCLUDED.transaction_id, connector_id = EXCLUDED.connector_id,"
-            " tx_limit = EXCLUDED.tx_limit, tx_pending = EXCLUDED.tx_pending, stuck = EXCLUDED.stuck,"
-            " measured = EXCLUDED.measured, updated_at = now()",
-            [r.station_id for r in rows],
-            [site_id] * len(rows),
-            [r.held.default_limit for r in rows],
-            [r.held.default_pending for r in rows],
-            [r.held.transaction_id for r in rows],
-            [r.connector_id for r in rows],
-            [r.held.tx_limit for r in rows],
-            [r.held.tx_pending for r in rows],
-            [r.held.stuck for r in rows],
-            [r.measured for r in rows],
+    async def save(self, site_id: str, fence: int, rows: Sequence[Allocation]) -> None:
+        """Record what stations hold (before a send: pending; after the answers: in force), in one commit, only
+        while ``fence`` is the site's token (else SiteFenceSuperseded)."""
+        if rows:
+            await self._fenced(site_id, fence, _SAVE, *_save_args(site_id, rows))
+
+    async def forget(self, site_id: str, fence: int, station_ids: Sequence[str]) -> None:
+        await self._fenced(
+            site_id, fence, "DELETE FROM site_allocations WHERE station_id = ANY($1::text[])", list(station_ids)
         )
 
-    async def forget(self, station_ids: Sequence[str]) -> None:
-        await self._db.execute("DELETE FROM site_allocations WHERE station_id = ANY($1::text[])", list(station_ids))
-
-    async def save_round(self, site_id: str, r: Round) -> None:
-        await self._db.execute(
+    async def save_round(self, site_id: str, fence: int, r: Round) -> None:
+        await self._fenced(
+            site_id,
+            fence,
             "INSERT INTO site_rounds (site_id, computed_by, computed_at, limit_now, allocated, measured, charging,"
             " capped, reallocated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (site_id) DO UPDATE"
             " SET computed_by = $2, computed_at = $3, limit_now = $4, allocated = $5, measured = $6, charging = $7,"
@@ -187,6 +172,13 @@ class SiteStore:
             r.capped,
             r.reallocated_at,
         )
+
+    async def _fenced(self, site_id: str, fence: int, sql: str, *args: Any) -> None:
+        async def op(conn: Connection) -> None:
+            await lock_fence(conn, site_id, fence)
+            await conn.execute(sql, *args)
+
+        await self._db.transaction(op)
 
     async def view(self, site_id: str) -> dict[str, Any] | None:
         """GET /api/v1/sites/{id}: the definition, the last round and every station's allocation."""
@@ -225,6 +217,34 @@ class SiteStore:
             "round": None if round_row is None else _round_json(round_row),
             "stations": stations,
         }
+
+
+_SAVE = (
+    "INSERT INTO site_allocations AS a (station_id, site_id, default_limit, default_pending, transaction_id,"
+    " connector_id, tx_limit, tx_pending, stuck, measured)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::int[], $6::int[],"
+    " $7::float8[], $8::float8[], $9::bool[], $10::float8[])"
+    " ON CONFLICT (station_id) DO UPDATE SET site_id = EXCLUDED.site_id,"
+    " default_limit = EXCLUDED.default_limit, default_pending = EXCLUDED.default_pending,"
+    " transaction_id = EXCLUDED.transaction_id, connector_id = EXCLUDED.connector_id,"
+    " tx_limit = EXCLUDED.tx_limit, tx_pending = EXCLUDED.tx_pending, stuck = EXCLUDED.stuck,"
+    " measured = EXCLUDED.measured, updated_at = now()"
+)
+
+
+def _save_args(site_id: str, rows: Sequence[Allocation]) -> list[list[Any]]:
+    return [
+        [r.station_id for r in rows],
+        [site_id] * len(rows),
+        [r.held.default_limit for r in rows],
+        [r.held.default_pending for r in rows],
+        [r.held.transaction_id for r in rows],
+        [r.connector_id for r in rows],
+        [r.held.tx_limit for r in rows],
+        [r.held.tx_pending for r in rows],
+        [r.held.stuck for r in rows],
+        [r.measured for r in rows],
+    ]
 
 
 def _round_json(row: Row) -> dict[str, Any]:

@@ -11,12 +11,22 @@ import pytest
 import trio
 
 from csms.devtools.charging import ChargingStation
+from csms.sites import Held, SiteFences, SiteFenceSuperseded
+from csms.sites.profiles import failsafe_profile
+from csms.sites.store import Allocation, SiteStore
+from csms.storage import Database
 from tests.integration.conftest import TOKEN, Running
 from tests.integration.test_console import sign_in
 
 pytestmark = pytest.mark.integration
 
-FAST = {"CSMS_SITE_INTERVAL": "0.5", "CSMS_REGISTRATION": "auto", "CSMS_CALL_TIMEOUT": "3"}
+SECRET = "s3cret-for-site-tests"
+FAST = {
+    "CSMS_SITE_INTERVAL": "0.5",
+    "CSMS_REGISTRATION": "auto",
+    "CSMS_CALL_TIMEOUT": "3",
+    "CSMS_INTERNAL_SECRET": SECRET,
+}
 
 
 @pytest.fixture
@@ -126,3 +136,37 @@ async def test_a_station_rejecting_profiles_is_counted_at_its_max(csms: Running)
         assert page.status_code == 200 and "stuck: counted at max" in page.text
         assert 'href="/ui/sites/stubborn"' in (await http.get("/ui/sites")).text
         assert (await http.get("/ui/sites/nowhere")).status_code == 404
+
+
+async def test_a_replica_that_lost_the_site_can_neither_raise_a_station_nor_write(csms: Running) -> None:
+    """The computing replica is paused past its lease, another takes the site (a newer token in Postgres), then
+    the paused one resumes mid-round: the raise it sends under its old token is refused by the station's owner
+    (nothing reaches the station, the limit holds) and its site-state writes are refused too."""
+    a, b = ChargingStation("FENCE-A"), ChargingStation("FENCE-B")
+    watch = Watch([a, b])
+    async with connected(csms, [a, b]), csms.api() as api, Database.open(csms.database_url, pool_size=1) as db:
+        created = await api.put("/api/v1/sites/fenced", json={"limit": 20, "stations": ["FENCE-A", "FENCE-B"]})
+        assert created.status_code == 201
+        await until(lambda: a.limit_in_force() == 10 and b.limit_in_force() == 10)
+        watch.highest = watch.total()
+        stale = await db.fetchval("SELECT fence FROM site_fences WHERE site_id = 'fenced'")
+        assert await SiteFences(db).take("fenced", "new-holder") == stale + 1  # the site moved
+        action, raised = failsafe_profile("ocpp1.6", 20, 3)  # the stale round's raise: over the limit now
+        command = {"command_id": 1, "station_id": "FENCE-A", "action": action, "payload": raised, "timeout": 3}
+        response = await api.post(
+            "/internal/v1/commands/execute",
+            json={**command, "guard": {"key": "site:fenced", "token": stale}},
+            headers={"X-CSMS-Internal-Secret": SECRET},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "superseded", response.json()
+        assert response.json()["error"]["code"] == "FenceSuperseded"
+        assert a.limit_in_force() == 10 and watch.highest <= 20 + 1e-6, (a.limit_in_force(), watch.highest)
+        with pytest.raises(SiteFenceSuperseded):
+            await SiteStore(db).save("fenced", stale, [Allocation("FENCE-A", Held(default_limit=20))])
+        # The replica, refused in turn, takes the site back under a newer token and keeps the limit.
+        with trio.fail_after(10):
+            while await db.fetchval("SELECT fence FROM site_fences WHERE site_id = 'fenced'") <= stale + 1:
+                await trio.sleep(0.05)
+        view = (await api.get("/api/v1/sites/fenced")).json()
+        assert next(s for s in view["stations"] if s["id"] == "FENCE-A")["failsafe"] == 10
