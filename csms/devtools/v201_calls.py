@@ -162,7 +162,7 @@ def sample_variables() -> list[Variable]:
     return [
         Variable({"name": "OCPPCommCtrlr"}, {"name": "HeartbeatInterval"}, "300", unit="s"),
         Variable({"name": "OCPPCommCtrlr"}, {"name": "NetworkProfileConnectionAttempts"}, "3"),
-        Variable({"name": "SecurityCtrlr"}, {"name": "SecurityProfile"}, "1", reboot_required=True),
+        Variable({"name": "SampledDataCtrlr"}, {"name": "TxUpdatedInterval"}, "1", reboot_required=True),
         Variable({"name": "EVSE", "evse": {"id": 1}}, {"name": "Power", "instance": "Max"}, "22000", "ReadOnly", "W"),
         Variable(
             {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},

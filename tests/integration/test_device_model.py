@@ -97,7 +97,11 @@ async def test_base_report_in_parts_then_set_and_get_variables(csms: Running) ->
                 "variable": {"name": "HeartbeatInterval"},
                 "attributeValue": "120",
             },
-            {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "SecurityProfile"}, "attributeValue": "2"},
+            {
+                "component": {"name": "SampledDataCtrlr"},
+                "variable": {"name": "TxUpdatedInterval"},
+                "attributeValue": "2",
+            },
             {
                 "component": {"name": "EVSE", "evse": {"id": 1}},
                 "variable": {"name": "Power", "instance": "Max"},
@@ -111,8 +115,8 @@ async def test_base_report_in_parts_then_set_and_get_variables(csms: Running) ->
         actual = attribute(by_name(items, "HeartbeatInterval"))
         assert (actual["value"], actual["source"], actual["mutability"]) == ("120", "SetVariables", "ReadWrite")
         assert attribute(by_name(items, "HeartbeatInterval"), "MaxSet")["value"] == "3600"  # untouched
-        security = attribute(by_name(items, "SecurityProfile"))
-        assert (security["value"], security["reboot_required"]) == ("2", True)
+        sampled = attribute(by_name(items, "TxUpdatedInterval"))
+        assert (sampled["value"], sampled["reboot_required"]) == ("2", True)
         assert attribute(by_name(items, "Power"))["value"] == "22000"
 
         # GetVariables answers update what the station said last.
