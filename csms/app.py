@@ -383,6 +383,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                         security_events,
                         config.password_iterations,
                         registry.protocol_of,
+                        config.ocpp_public_url,
                     ),
                     internal_secret=config.internal_secret,
                     password_iterations=config.password_iterations,

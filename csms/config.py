@@ -106,6 +106,12 @@ def _database_url(raw: str) -> str:
     return raw
 
 
+def _public_url(raw: str) -> str:
+    if raw and not (raw.startswith("wss://") and len(raw) > len("wss://")):
+        raise ValueError("must be a wss:// URL (the address stations connect to), or empty")
+    return raw
+
+
 def _cidrs(raw: str) -> tuple[str, ...]:
     cidrs = _csv(raw)
     for cidr in cidrs:
@@ -292,6 +298,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("tls_cert_file", str, "", "certificate for wss:// (unset: plain ws)"),
     Setting("tls_key_file", str, "", "private key for wss://"),
+    Setting(
+        "ocpp_public_url",
+        _public_url,
+        "",
+        "wss:// address stations reach the CSMS at (2.0.1 SetNetworkProfile when a station's profile is raised)",
+    ),
     Setting(
         "tls_client_ca_file",
         str,

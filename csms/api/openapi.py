@@ -308,7 +308,11 @@ def _security_schemas() -> dict[str, Schema]:
             " connects with it, the old password keeps working; then only the new one does.",
         },
         "ProfileChangeBody": _object({"security_profile": {"type": "integer", "enum": [1, 2, 3]}}),
-        "ProfileChange": _object({**outcome, "security_profile": INT}),
+        "ProfileChange": {
+            **_object({**outcome, "security_profile": INT, "failed_step": _null(STR)}),
+            "description": "failed_step: the action the station refused or did not answer (2.0.1: SetNetworkProfile,"
+            " SetVariables or Reset); `command` is that command, or the last one when all were accepted.",
+        },
         "CertificateList": _object({"items": _array(_object(_CERTIFICATE))}),
         "CertificateRenewal": _object(
             {"ca_mode": {"type": "string", "enum": ["built-in", "external"]}, "command": _ref("CommandRecord")}
@@ -346,8 +350,9 @@ def _security_paths(ok: Any, item_errors: dict[str, Schema], write_errors: dict[
             "post": _op(
                 "raiseSecurityProfile",
                 "security",
-                "Have the station switch to a higher security profile (ChangeConfiguration SecurityProfile),"
-                " stored once it accepted",
+                "Have the station switch to a higher security profile (1.6: ChangeConfiguration SecurityProfile;"
+                " 2.0.1: SetNetworkProfile to CSMS_OCPP_PUBLIC_URL, SetVariables NetworkConfigurationPriority, Reset"
+                " OnIdle), stored once it accepted every step",
                 "operator",
                 {"200": ok(_ref("ProfileChange"), "The station accepted."), **relayed, **item_errors, **write_errors},
                 params=(_p("StationId"),),

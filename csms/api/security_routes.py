@@ -11,7 +11,8 @@ from starlette.routing import Route
 from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
 from csms.api.validation import INT64_MAX, bad, json_body, page_limit, parse_id, path_station_id, reject_unknown
-from csms.central_system.security_operations import ProfileChangeUnsupported, SecurityOperations
+from csms.central_system.network_profile import ProfileChangeUnsupported
+from csms.central_system.security_operations import SecurityOperations
 from csms.commands import HTTP_STATUS
 from csms.stations import PROFILES, SecurityStore
 
@@ -56,10 +57,17 @@ def security_routes(auth: TokenAuth, store: SecurityStore, operations: SecurityO
         if profile in (1, 2) and not state["has_password"]:
             raise bad(f"security profile {profile} needs a station password; set one with PUT first")
         try:
-            outcome = await operations.raise_profile(station_id, profile, f"token:{role}")
+            current = int(state["security_profile"])  # type: ignore[call-overload]
+            outcome = await operations.raise_profile(station_id, profile, f"token:{role}", current)
         except ProfileChangeUnsupported:
             raise ApiError(409, "conflict", ProfileChangeUnsupported.__doc__ or "") from None
-        return answer(outcome.accepted, outcome.command, station_id=station_id, security_profile=profile)
+        return answer(
+            outcome.accepted,
+            outcome.command,
+            station_id=station_id,
+            security_profile=profile,
+            failed_step=outcome.failed_step,
+        )
 
     async def list_events(request: Request) -> Response:
         auth.require(request, "read")

@@ -8,7 +8,8 @@ replica like any other), with the stored state switched only as far as the stati
   station out. The password is never returned, logged, or written to the command audit trail.
 - profile: stored once the station accepted; a station that rejects keeps its profile.
 
-The station's protocol decides the message (1.6 ChangeConfiguration; 2.0.1 SetVariables), the rest is shared.
+The station's protocol decides the messages (1.6 ChangeConfiguration; 2.0.1 SetVariables for a password and, for
+a profile, SetNetworkProfile + SetVariables + Reset, see network_profile.py), the rest is shared.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from csms.central_system.network_profile import network_profile_steps
 from csms.commands import CommandService
 from csms.stations import SecurityEventRecorder, SecurityStore, hash_password
 from csms.stations.security_events import PASSWORD_ROTATION, PROFILE_CHANGE
 
 Payload = dict[str, Any]
 ProtocolOf = Callable[[str], Awaitable[str | None]]  # the station's subprotocol, None: never connected
-ACCEPTED = ("Accepted", "RebootRequired")  # 1.6 ChangeConfiguration / 2.0.1 SetVariables answers that apply it
+ACCEPTED = ("Accepted", "RebootRequired", "Scheduled")  # answers that apply a change (Scheduled: a 2.0.1 Reset)
 HIDDEN = "(new password: never recorded)"
 
 
@@ -41,15 +43,11 @@ def password_call(protocol: str | None, password: str, *, redact: bool = False) 
     return "ChangeConfiguration", {"key": "AuthorizationKey", "value": value}
 
 
-class ProfileChangeUnsupported(Exception):
-    """2.0.1 raises a profile with SetNetworkProfile, SetVariables NetworkConfigurationPriority and a Reset (its
-    SecurityProfile variable is read-only): that sequence is not built yet."""
-
-
-def profile_call(protocol: str | None, profile: int) -> tuple[str, Payload]:
+def profile_calls(protocol: str | None, profile: int, current: int, public_url: str) -> list[tuple[str, Payload]]:
+    """Raises ProfileChangeUnsupported for a 2.0.1 station when the CSMS's public URL is not configured."""
     if protocol == "ocpp2.0.1":
-        raise ProfileChangeUnsupported(protocol)
-    return "ChangeConfiguration", {"key": "SecurityProfile", "value": str(profile)}
+        return network_profile_steps(public_url, profile, current)
+    return [("ChangeConfiguration", {"key": "SecurityProfile", "value": str(profile)})]
 
 
 def answered_accepted(record: Payload) -> bool:
@@ -64,7 +62,8 @@ def answered_accepted(record: Payload) -> bool:
 @dataclass(frozen=True)
 class Outcome:
     accepted: bool
-    command: Payload
+    command: Payload  # the last command sent: the one refused, or the last one accepted
+    failed_step: str | None = None  # the action the station refused (or failed to answer)
 
 
 class SecurityOperations:
@@ -75,12 +74,14 @@ class SecurityOperations:
         events: SecurityEventRecorder,
         password_iterations: int,
         protocol_of: ProtocolOf,
+        public_url: str = "",
     ) -> None:
         self._store = store
         self._commands = commands
         self._events = events
         self._iterations = password_iterations
         self._protocol_of = protocol_of
+        self._public_url = public_url
 
     async def rotate_password(self, station_id: str, requested_by: str) -> Outcome:
         protocol = await self._protocol_of(station_id)
@@ -98,17 +99,22 @@ class SecurityOperations:
         self._events.record(station_id, PASSWORD_ROTATION, detail)
         return Outcome(accepted, record)
 
-    async def raise_profile(self, station_id: str, profile: int, requested_by: str) -> Outcome:
-        """Raises ProfileChangeUnsupported for a 2.0.1 station (see `profile_call`)."""
+    async def raise_profile(self, station_id: str, profile: int, requested_by: str, current: int) -> Outcome:
+        """Sends the protocol's steps in order, stopping at the first one not accepted; the profile is stored only
+        when all were. Raises ProfileChangeUnsupported (see `profile_calls`) before sending anything."""
         protocol = await self._protocol_of(station_id)
-        action, payload = profile_call(protocol, profile)
-        record = await self._commands.submit(station_id, action, payload, requested_by, protocol=protocol)
-        accepted = answered_accepted(record)
-        if accepted:
+        record: Payload = {}
+        failed: str | None = None
+        for action, payload in profile_calls(protocol, profile, current, self._public_url):
+            record = await self._commands.submit(station_id, action, payload, requested_by, protocol=protocol)
+            if not answered_accepted(record):
+                failed = action
+                break
+        if failed is None:
             await self._store.set_profile(station_id, profile)
-        detail = f"to profile {profile}: " + ("accepted" if accepted else f"not changed: {_why(record)}")
+        detail = f"to profile {profile}: " + ("accepted" if failed is None else f"not changed, {failed} {_why(record)}")
         self._events.record(station_id, PROFILE_CHANGE, detail)
-        return Outcome(accepted, record)
+        return Outcome(failed is None, record, failed)
 
 
 def _why(record: Payload) -> str:
