@@ -66,8 +66,8 @@ class LeasedSingletons:
                     except (EtcdError, trio.TooSlowError) as exc:
                         # Keep what runs: a lost lease stops it through the coordinator's hook.
                         log.debug("singletons %s: poll failed: %r", self._group, exc)
-                    except Exception:
-                        log.exception("singletons %s: poll failed", self._group)
+                    except Exception as exc:  # e.g. Postgres down: one line per interval, not a traceback
+                        log.warning("singletons %s: poll failed: %r", self._group, exc)
                     self._poke = trio.Event()
                     with trio.move_on_after(self._interval):
                         await self._poke.wait()

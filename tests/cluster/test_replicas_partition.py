@@ -201,10 +201,14 @@ async def _frozen_replica_scenario(database_url: str, etcd_url: str, prefix: str
             with trio.fail_after(5):
                 await on_a.done.wait()  # the woken replica drops its stale connection
             await cluster.wait_ready(a, timeout=10)  # and rejoins with a fresh lease
-            # It read the stale call and tried to store it: Postgres refused the write under A's old fence, and
-            # A closed the connection for that ("ownership moved"), leaving the call unanswered.
-            assert await cluster.metric(a, "csms_fence_rejections_total") >= 1
-            assert on_a.close_codes == [1008]
+            # Two safe orders after SIGCONT: A reads the stale call first and Postgres refuses it under A's old
+            # fence (A closes with 1008), or A's etcd watch reports the lost claim first and A closes gently (1001)
+            # before reading it. Either way the call stays unanswered and nothing stale is stored (checked below).
+            rejected = await cluster.metric(a, "csms_fence_rejections_total")
+            assert (rejected >= 1 and on_a.close_codes == [1008]) or (rejected == 0 and on_a.close_codes == [1001]), (
+                rejected,
+                on_a.close_codes,
+            )
 
             # A never got the station back, and B still serves it.
             assert await cluster.owner("CP-FROZEN") == b.node_id
