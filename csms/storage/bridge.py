@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -16,6 +17,8 @@ import trio
 import trio_asyncio
 
 from csms.storage.errors import DatabaseUnavailable, IntegrityError, QueryError, StorageError, ValueRejected
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,6 +50,21 @@ class AsyncioBridge:
             raise
         except Exception as exc:
             raise translate(exc) from exc
+
+
+def log_orphaned_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The asyncio loop's exception handler: one log line for an error nobody awaits.
+
+    Every coroutine we run is awaited through the bridge, so what reaches this handler is orphaned: typically a
+    pool connect abandoned by a timeout whose future asyncpg fails later ("Future exception was never
+    retrieved", ConnectionError 'unexpected connection_lost() call'). trio-asyncio's default handler re-raises
+    it into the loop's nursery, which took the whole replica down under overload; the failed connect is
+    already reported to whoever was waiting for it.
+    """
+    exc = context.get("exception")
+    log.warning(
+        "asyncio error nobody awaited", extra={"detail": context.get("message", ""), "error": repr(exc) if exc else ""}
+    )
 
 
 def is_unavailable(exc: BaseException) -> bool:

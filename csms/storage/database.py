@@ -11,7 +11,7 @@ import trio_asyncio
 
 from csms.storage import fencing, listener
 from csms.storage.batch import BatchRunner, PendingWrite
-from csms.storage.bridge import AsyncioBridge
+from csms.storage.bridge import AsyncioBridge, log_orphaned_error
 from csms.storage.coalesce import Coalescer
 from csms.storage.errors import DatabaseUnavailable, StorageError
 from csms.storage.migrator import MigrationDir, apply_migrations, load_migrations
@@ -134,6 +134,7 @@ class Database:
     ) -> AsyncIterator[Database]:
         obs = observer
         async with trio_asyncio.open_loop() as loop:
+            loop.set_exception_handler(log_orphaned_error)
             bridge = AsyncioBridge(loop)
             pool = await bridge.run(
                 create_pool,
