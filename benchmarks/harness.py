@@ -108,13 +108,14 @@ class CpuMeter:
 
 @contextmanager
 def postgres() -> Iterator[PostgresServer]:
-    """A private Postgres with durable settings (fsync and synchronous_commit on)."""
+    """A private Postgres with durable settings (fsync and synchronous_commit on); its data directory is removed
+    afterwards (a 20,000-station run leaves ~0.5 GiB of WAL and tables behind otherwise)."""
     server = PostgresServer(fast=False)
     server.start()
     try:
         yield server
     finally:
-        server.stop()
+        server.close()
 
 
 @contextmanager

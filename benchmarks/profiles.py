@@ -76,6 +76,7 @@ class StationState:
         "station_id",
         "status",
         "step",
+        "tags",
         "tx",
         "tx_seq",
     )
@@ -94,6 +95,7 @@ class StationState:
         self.seq = 0
         self.step = rng.randrange(len(STRESS_CYCLE))  # stress: desynchronise the fleet's cycles
         self.samples = rng.randint(8, len(MEASURANDS))  # sampled values per MeterValues, fixed per station
+        self.tags = [0] * (connectors + 1)  # the id tag (index) of each connector's session, with many tags
 
     def schedule(self, due: float, event: str, connector: int) -> None:
         self.seq += 1
@@ -180,6 +182,22 @@ class Profile:
             )
             idle_mean = TX_PERIOD_S - (CHARGE_MIN_S + CHARGE_MAX_S) / 2
             state.schedule(due + rng.expovariate(1.0 / idle_mean) / speed, "begin", connector)
+
+
+def id_tag_name(base: str, index: int) -> str:
+    """The `index`-th of a fleet's many id tags (the benchmark registers the same names)."""
+    return f"{base}-{index:05d}"
+
+
+def session_tag(state: StationState, step: Step, base: str, count: int, rng: random.Random) -> str:
+    """The id tag a call carries: `base` when the fleet has one tag, else a tag drawn from `count` at Authorize
+    and kept by the connector's Start/StopTransaction (a driver presenting their card: a cache miss)."""
+    if count <= 1:
+        return base
+    action, connector, _ = step
+    if action == "Authorize":
+        state.tags[connector] = rng.randrange(count)
+    return id_tag_name(base, state.tags[connector])
 
 
 def build_payload(state: StationState, step: Step, id_tag: str) -> Payload | None:

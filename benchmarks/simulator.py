@@ -53,6 +53,7 @@ from benchmarks.profiles import (
     absorb_answer,
     answer_csms_call,
     build_payload,
+    session_tag,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +89,9 @@ class FleetConfig:
     ramp_s: float = 0.0  # realistic: start in the steady state over this many simulated seconds (Profile)
     urls: tuple[str, ...] = ()  # when set, station `index` connects to urls[index % len(urls)] instead of `url`
     protocol: str = "ocpp1.6"  # or "ocpp2.0.1": the subprotocol offered and the payloads sent (profiles201)
+    id_tags: int = 1  # > 1: each session presents one of this many tags, f"{id_tag}-{k:05d}" (cache misses)
+    open_loop: bool = False  # realistic/idle: latency counts from when a call was due, not from when it was sent,
+    # so time the generator or the station's previous slow call held it back is counted (no coordinated omission)
 
 
 class _Stats:
@@ -96,6 +100,7 @@ class _Stats:
     def __init__(self) -> None:
         self.recording = False
         self.latency = LatencyHistogram()
+        self.loop_lag = LatencyHistogram()  # the generator's own event-loop lag: is a stall ours or the server's?
         self.by_action: dict[str, LatencyHistogram] = {}
         self.window_errors: dict[str, int] = {}
         self.sent = 0
@@ -203,14 +208,17 @@ class _Session:
                 return
             await self._handle_unsolicited(frame)
 
-    async def call(self, step: Step, payload: Payload) -> Payload | None:
-        """Send one call and wait for its answer; None on CallError or timeout (both counted)."""
+    async def call(self, step: Step, payload: Payload, due: float | None = None) -> Payload | None:
+        """Send one call and wait for its answer; None on CallError or timeout (both counted). With `due` (trio
+        clock), the latency counts from then: open-loop measurement."""
         fleet = self.fleet
         action = profiles201.action_of(step, payload) if fleet.v201 else step[0]
         self.next_id += 1
         message_id = str(self.next_id)
         fleet.stats.sent += 1
         started = time.perf_counter()
+        if due is not None:
+            started -= max(0.0, trio.current_time() - due)
         await self._send([2, message_id, action, payload])
         deadline = trio.current_time() + fleet.config.call_timeout
         while (frame := await self._receive_until(deadline, None)) is not None:
@@ -311,14 +319,14 @@ class Fleet:
                                     "StatusNotification",
                                 ):
                                     step = state.queue.popleft()
-                                    payload = self.build_payload(state, step, config.id_tag)
+                                    payload = self.build_payload(state, step, self._tag(state, step, rng))
                                     assert payload is not None
                                     await session.call(step, payload)
                         else:  # a reconnect: tell the CSMS every connector's status first, as firmware does
                             answered = True
                             for connector in range(1, state.connectors + 1):
                                 step = ("StatusNotification", connector, state.status[connector])
-                                payload = self.build_payload(state, step, config.id_tag)
+                                payload = self.build_payload(state, step, self._tag(state, step, rng))
                                 assert payload is not None
                                 answered = await session.call(step, payload) is not None and answered
                             self.stats.resumed += answered
@@ -333,16 +341,17 @@ class Fleet:
                             rebased = True  # once: a reconnect keeps its schedule
                             shift = trio.current_time() - booted_at
                             state.heap = [(due + shift, seq, event, c) for due, seq, event, c in state.heap]
+                        due = None
                         while True:
                             if in_flight is None:
                                 due, step = self.profile.next_step(state, trio.current_time(), rng)
                                 if due > trio.current_time():
                                     await session.idle_until(due)
-                                payload = self.build_payload(state, step, config.id_tag)
+                                payload = self.build_payload(state, step, self._tag(state, step, rng))
                                 if payload is None:
                                     continue
                                 in_flight = (step, payload)
-                            answer = await session.call(*in_flight)
+                            answer = await session.call(*in_flight, due if config.open_loop else None)
                             if answer is not None and not self.v201:  # 2.0.1 stations make their own ids
                                 self._fake_tx += 1
                                 absorb_answer(state, in_flight[0], answer, fake_tx=self._fake_tx)
@@ -370,6 +379,17 @@ class Fleet:
             delay = min(config.backoff_cap, config.backoff_base * 2 ** min(failures - 1, 16))
             await trio.sleep(delay * rng.uniform(0.5, 1.0))
 
+    def _tag(self, state: StationState, step: Step, rng: random.Random) -> str:
+        return session_tag(state, step, self.config.id_tag, self.config.id_tags, rng)
+
+    async def _measure_loop_lag(self, interval: float = 0.05) -> None:
+        """How late this process's own loop wakes up: a generator stall shows here, not as server latency."""
+        while True:
+            before = time.perf_counter()
+            await trio.sleep(interval)
+            if self.stats.recording:
+                self.stats.loop_lag.record(max(0.0, time.perf_counter() - before - interval))
+
     async def _ping(self, ws: Any) -> None:
         """Station-side keep-alive: a pong later than the interval ends the connection (reconnect)."""
         interval = self.config.station_ping_s
@@ -392,6 +412,7 @@ class Fleet:
                 nursery.start_soon(self._station, index)
             if config.stations == 0:
                 self._all_settled.set()
+            nursery.start_soon(self._measure_loop_lag)
             with trio.move_on_after(config.settle_timeout):
                 await self._all_settled.wait()
             connect_s = time.perf_counter() - started
@@ -427,6 +448,7 @@ class Fleet:
                 "sent": self.stats.sent - sent0,
                 "answered": self.stats.latency.count,
                 "latency": self.stats.latency.to_json(),
+                "loop_lag": self.stats.loop_lag.to_json(),
                 "by_action": {name: hist.to_json() for name, hist in self.stats.by_action.items()},
                 "window_errors": dict(self.stats.window_errors),
                 "errors": dict(self.stats.errors),
@@ -454,7 +476,7 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Combine per-process results (same window length) into one, histograms merged exactly."""
     if not results:
         raise ValueError("no results to merge")
-    latency = LatencyHistogram()
+    latency, loop_lag = LatencyHistogram(), LatencyHistogram()
     by_action: dict[str, LatencyHistogram] = {}
     merged: dict[str, Any] = {"processes": len(results), "config": dict(results[0]["config"])}
     merged["config"]["stations"] = sum(r["config"]["stations"] for r in results)
@@ -475,9 +497,12 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     merged["connect"] = connect
     for r in results:
         latency.merge(LatencyHistogram.from_json(r["latency"]))
+        if "loop_lag" in r:  # one process's stall is the fleet's
+            loop_lag.merge(LatencyHistogram.from_json(r["loop_lag"]))
         for name, data in r["by_action"].items():
             by_action.setdefault(name, LatencyHistogram()).merge(LatencyHistogram.from_json(data))
     merged["latency"] = latency.to_json()
+    merged["loop_lag"] = loop_lag.to_json()
     merged["by_action"] = {name: hist.to_json() for name, hist in by_action.items()}
     return merged
 
@@ -501,10 +526,19 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "connect": result["connect"],
         "disconnects": result["disconnects"],
         "client_cpu_pct": round(100 * result["client_cpu_s"] / window, 1),
+        "generator_loop_lag": _lag_summary(result.get("loop_lag")),
         "by_action": {
             name: LatencyHistogram.from_json(data).summary_ms() for name, data in sorted(result["by_action"].items())
         },
     }
+
+
+def _lag_summary(data: dict[str, Any] | None) -> dict[str, float]:
+    """p99 and max of the generator's loop lag (ms), from a 50 ms probe in every worker."""
+    if not data:
+        return {}
+    summary = LatencyHistogram.from_json(data).summary_ms()
+    return {"p99_ms": summary["p99_ms"], "max_ms": summary["max_ms"]}
 
 
 def rss_kib(pid: int) -> int:
@@ -653,6 +687,9 @@ def _parse(argv: list[str] | None) -> tuple[FleetConfig, int, str | None]:
     p.add_argument("--password", default="", help="HTTP Basic password (security profile 1)")
     p.add_argument("--connect-concurrency", type=int, default=defaults.connect_concurrency)
     p.add_argument("--call-timeout", type=float, default=defaults.call_timeout)
+    p.add_argument("--id-tags", type=int, default=defaults.id_tags, help="sessions draw one of this many tags")
+    p.add_argument("--open-loop", action="store_true", help="latency from when each call was due (realistic/idle)")
+    p.add_argument("--ramp", type=float, default=0.0, help="realistic: start in the steady state over this many s")
     p.add_argument("--ocpp", choices=PROTOCOLS, default=defaults.protocol, help="protocol the stations speak")
     p.add_argument("--echo", action="store_true", help="the server echoes frames (transport ceiling)")
     p.add_argument("--json", help="also write the full result here")
@@ -674,6 +711,10 @@ def _parse(argv: list[str] | None) -> tuple[FleetConfig, int, str | None]:
         call_timeout=a.call_timeout,
         echo=a.echo,
         protocol=a.ocpp,
+        id_tags=a.id_tags,
+        open_loop=a.open_loop,
+        ramp_s=a.ramp,
+        rebase_at_go=a.ramp > 0,
     )
     return config, a.processes, a.json
 

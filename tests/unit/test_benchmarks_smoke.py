@@ -209,3 +209,27 @@ def test_the_201_profiles_send_only_schema_valid_201_calls(profile: str) -> None
     assert profiles201.answer_csms_call(state, "TriggerMessage", {"requestedMessage": "Heartbeat"}) == {
         "status": "Accepted"
     }
+
+
+async def test_open_loop_fleet_with_many_tags_reports_its_own_loop_lag() -> None:
+    stub = StubServer("ocpp")
+    result = await _fleet_against(stub, profile="realistic", speed=3000.0, stations=10, id_tags=50, open_loop=True)
+    summary = summarize(result)
+    assert summary["errors_total"] == 0 and summary["answered"] > 0
+    assert 0 <= summary["generator_loop_lag"]["p99_ms"] <= summary["generator_loop_lag"]["max_ms"]
+    assert summarize(merge_results([result, result]))["generator_loop_lag"] == summary["generator_loop_lag"]
+
+
+def test_a_session_keeps_the_tag_drawn_at_authorize() -> None:
+    import random
+
+    from benchmarks.profiles import StationState, session_tag
+
+    rng = random.Random(3)
+    state = StationState("s", 2, rng)
+    assert session_tag(state, ("Authorize", 1, ""), "TAG", 1, rng) == "TAG"
+    drawn = {session_tag(state, ("Authorize", 1, ""), "TAG", 1000, rng) for _ in range(20)}
+    assert len(drawn) > 1 and all(tag.startswith("TAG-") for tag in drawn)
+    tag = session_tag(state, ("Authorize", 2, ""), "TAG", 1000, rng)
+    assert session_tag(state, ("StartTransaction", 2, ""), "TAG", 1000, rng) == tag
+    assert session_tag(state, ("StopTransaction", 2, ""), "TAG", 1000, rng) == tag
