@@ -33,7 +33,8 @@ FD_HEADROOM = 500  # the server's own files, Postgres connections, listeners
 
 def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     url = pg.create_database(f"bench_conn_{size}")
-    with harness.replica(url, log_dir) as node:
+    settings = {} if args.ping_interval is None else {"ping_interval": f"{args.ping_interval:g}"}
+    with harness.replica(url, log_dir, **settings) as node:
         assert node.proc is not None
         pid = node.proc.pid
         time.sleep(1.0)
@@ -76,6 +77,7 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
         meter.start()
         result = run_processes(config, args.processes, on_connected=connected, on_go=hold, timeout=900)
         held_kib = harness.rss_kib(pid)
+    pg.drop_database(f"bench_conn_{size}")
     summary = summarize(result)
     connect = summary["connect"]
     after = reading["after_kib"]
@@ -97,6 +99,7 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
         "loop_lag_in_hold": reading["lag"],
         "full_gc_in_hold": reading["full_gc"],
         "heartbeat_p99_ms": summary["p99_ms"],
+        "generator_loop_lag": summary["generator_loop_lag"],
         "errors": summary["error_kinds"],
         "summary": summary,
     }
@@ -109,6 +112,19 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
         flush=True,
     )
     return row
+
+
+def median_of_runs(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median idle CPU (a real run, never the best), with every run's figures for the range."""
+    median = dict(sorted(rows, key=lambda r: r["idle_cpu_pct_per_10k"])[len(rows) // 2])
+    for key in ("idle_cpu_pct_per_10k", "server_rss_per_connection_kib", "connect_rate_per_s"):
+        median[f"runs_{key}"] = [r[key] for r in rows]
+    median["runs_loop_lag_max_below_s"] = [r["loop_lag_in_hold"]["max_below_s"] for r in rows]
+    return median
+
+
+def _range(values: list[Any]) -> str:
+    return f"{min(values)}-{max(values)}" if len(values) > 1 else ""
 
 
 def report(data: dict[str, Any]) -> str:
@@ -125,12 +141,17 @@ def report(data: dict[str, Any]) -> str:
             r["server_rss_per_connection_kib"],
             r["simulator_rss_per_station_kib"],
             r["disconnects_during_hold"],
+            r["idle_cpu_pct_per_10k"],
+            _range(r.get("runs_idle_cpu_pct_per_10k", [])),
+            r["loop_lag_in_hold"]["max_below_s"],
+            r["full_gc_in_hold"]["count"],
         ]
         for r in data["rows"]
     ]
     headers = ["stations", "connected", "failed", "connect/s", "server CPU % (connecting)", "postgres CPU %"]
     headers += ["RSS before MiB", "RSS connected MiB"]
-    headers += ["server KiB/conn", "simulator KiB/station", "drops in hold"]
+    headers += ["server KiB/conn", "simulator KiB/station", "drops in hold", "idle CPU % per 10k (median)"]
+    headers += ["range of runs", "loop lag max below s", "full GCs in hold"]
     best = max(data["rows"], key=lambda r: r["connected"])
     projected = best["server_rss_per_connection_kib"] * 20_000 / 1024 + best["server_rss_before_kib"] / 1024
     m, st = data["machine"], data["settings"]
@@ -146,7 +167,10 @@ def report(data: dict[str, Any]) -> str:
         f"{st['processes']} processes.\n\n"
         f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, Python {m['python']}; server, "
         "Postgres and simulator share the cores, so the connect rate is a floor.\n\n"
-        f"Reproduce: `python benchmarks/bench_connections.py --sizes {','.join(map(str, st['sizes']))}`\n"
+        f"Reproduce: `python benchmarks/bench_connections.py --sizes {','.join(map(str, st['sizes']))} "
+        f"--hold {st['hold']:g} --runs {st.get('runs', 1)}"
+        + (f" --ping-interval {st['ping_interval']:g}" if st.get("ping_interval") is not None else "")
+        + "`\n"
     )
 
 
@@ -157,6 +181,8 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=10.0, help="seconds to hold the fleet connected")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds after connecting before reading RSS")
     parser.add_argument("--connect-concurrency", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=1, help="runs per size: the median run is reported, with the range")
+    parser.add_argument("--ping-interval", type=float, default=None, help="CSMS_PING_INTERVAL for the replica")
     args = parser.parse_args()
     fd_limit = raise_fd_limit()
     cap = fd_limit - FD_HEADROOM
@@ -167,13 +193,16 @@ def main() -> None:
     args.sizes = sizes
     log_dir = Path(tempfile.mkdtemp(prefix="csms-bench-"))
     with harness.postgres() as pg:
-        rows = [measure(pg, size, args, log_dir) for size in sizes]
+        rows = [median_of_runs([measure(pg, size, args, log_dir) for _ in range(args.runs)]) for size in sizes]
     data = {
         "benchmark": "connections",
         "machine": harness.machine(),
         "fd_limit": fd_limit,
         "rlimit_nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
-        "settings": {k: getattr(args, k) for k in ("sizes", "processes", "hold", "settle", "connect_concurrency")},
+        "settings": {
+            k: getattr(args, k)
+            for k in ("sizes", "processes", "hold", "settle", "connect_concurrency", "runs", "ping_interval")
+        },
         "rows": rows,
     }
     markdown = report(data)

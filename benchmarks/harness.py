@@ -32,6 +32,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.profiles import id_tag_name  # noqa: E402
 from benchmarks.simulator import rss_kib  # noqa: E402, F401  (the benchmarks call harness.rss_kib)
 from csms.devtools.postgres import PostgresServer  # noqa: E402
 from csms.devtools.replica import ReplicaProcess  # noqa: E402
@@ -150,6 +151,17 @@ def api(node: ReplicaProcess, method: str, path: str, body: Any = None) -> httpx
 
 def register_id_tag(node: ReplicaProcess, id_tag: str = ID_TAG) -> None:
     api(node, "PUT", f"/api/v1/id-tags/{id_tag}", {"status": "Accepted"})
+
+
+def register_id_tags(node: ReplicaProcess, count: int) -> None:
+    """ID_TAG alone (count <= 1), else the `count` tags the simulator's sessions draw from (`id_tag_name`)."""
+    if count <= 1:
+        register_id_tag(node)
+        return
+    headers = {"Authorization": f"Bearer {BEARER}"}
+    with httpx.Client(base_url=node.api_url, headers=headers, timeout=30) as client:
+        for index in range(count):
+            client.put(f"/api/v1/id-tags/{id_tag_name(ID_TAG, index)}", json={"status": "Accepted"}).raise_for_status()
 
 
 def metric_sum_count(node: ReplicaProcess, name: str) -> tuple[float, float]:
