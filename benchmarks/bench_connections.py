@@ -8,6 +8,11 @@ sends BootNotification and one StatusNotification, then only heartbeats. Server 
 before the first connection and once all are connected; (after - before) / N is the RSS per connection.
 The connect rate counts handshake + auto-registration + boot + status per station. Sizes are capped by the
 open-file limit (the soft limit is raised to the hard limit here and inherited by the server and simulator).
+
+Idle cost: the replica's CPU while the fleet only heartbeats (and is pinged), minus its CPU with no station
+connected (read for `--baseline` s before the first connection), per 10,000 connections; with the event-loop
+lag and full-GC pauses of the hold and the load generator's own loop lag. `--runs N` repeats each size on a
+fresh replica and reports the median run with the range.
 Writes benchmarks/results/connections-<UTC time>.json and .md.
 """
 
@@ -39,6 +44,10 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
         pid = node.proc.pid
         time.sleep(1.0)
         before = harness.rss_kib(pid)
+        empty = harness.CpuMeter({"server": pid})  # the replica's own background work, no station connected
+        empty.start()
+        time.sleep(args.baseline)
+        baseline_pct = empty.stop()["server"]
         reading: dict[str, Any] = {}
         meter = harness.CpuMeter({"server": pid}, trees={"postgres": pg.pid or 0})
 
@@ -95,7 +104,11 @@ def measure(pg: PostgresServer, size: int, args: argparse.Namespace, log_dir: Pa
         "connect_cpu_pct": reading["connect_cpu_pct"],
         "disconnects_during_hold": summary["disconnects"],
         "idle_cpu_pct": reading["idle_cpu_pct"],
-        "idle_cpu_pct_per_10k": round(reading["idle_cpu_pct"] * 10_000 / max(connect["connected"], 1), 1),
+        "baseline_cpu_pct": baseline_pct,
+        # what the sockets add: the replica's CPU with none connected is not a cost of connections
+        "idle_cpu_pct_per_10k": round(
+            max(0.0, reading["idle_cpu_pct"] - baseline_pct) * 10_000 / max(connect["connected"], 1), 1
+        ),
         "loop_lag_in_hold": reading["lag"],
         "full_gc_in_hold": reading["full_gc"],
         "heartbeat_p99_ms": summary["p99_ms"],
@@ -181,6 +194,7 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=10.0, help="seconds to hold the fleet connected")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds after connecting before reading RSS")
     parser.add_argument("--connect-concurrency", type=int, default=200)
+    parser.add_argument("--baseline", type=float, default=10.0, help="seconds of replica CPU read before connecting")
     parser.add_argument("--runs", type=int, default=1, help="runs per size: the median run is reported, with the range")
     parser.add_argument("--ping-interval", type=float, default=None, help="CSMS_PING_INTERVAL for the replica")
     args = parser.parse_args()
