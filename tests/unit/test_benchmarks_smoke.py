@@ -233,3 +233,20 @@ def test_a_session_keeps_the_tag_drawn_at_authorize() -> None:
     tag = session_tag(state, ("Authorize", 2, ""), "TAG", 1000, rng)
     assert session_tag(state, ("StartTransaction", 2, ""), "TAG", 1000, rng) == tag
     assert session_tag(state, ("StopTransaction", 2, ""), "TAG", 1000, rng) == tag
+
+
+def test_idle_cost_median_leaves_out_runs_whose_fleet_was_still_connecting() -> None:
+    from benchmarks.bench_connections import median_of_runs
+
+    def run(per_10k: float, valid: bool) -> dict[str, object]:
+        return {
+            "idle_cpu_pct_per_10k": per_10k,
+            "server_rss_per_connection_kib": 30.0,
+            "connect_rate_per_s": 50.0,
+            "loop_lag_in_hold": {"max_below_s": 0.1},
+            "idle_reading_valid": valid,
+        }
+
+    median = median_of_runs([run(39.2, False), run(15.0, True), run(17.0, True), run(16.0, True)])
+    assert median["idle_cpu_pct_per_10k"] == 16.0
+    assert median["runs_idle_cpu_pct_per_10k"] == [15.0, 17.0, 16.0] and median["runs_invalid"] == 1
