@@ -2,6 +2,7 @@
 
 Per-message inserts cost a trio<->asyncio crossing plus a commit each (~1k rows/s); a batch pays both once.
 A caller is released only after its batch's COMMIT, so an acknowledged station message is durable.
+The queueing, lingering and per-caller answers are ``microbatch.MicroBatcher``'s.
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import outcome
 import trio
 
 from csms.storage.batch import BatchRunner, PendingWrite
 from csms.storage.bridge import AsyncioBridge
 from csms.storage.errors import DatabaseUnavailable, StorageError
+from microbatch import Answer, BatcherClosed, MicroBatcher
 
 
 class GroupCommitWriter:
-    """Bounded queue of pending writes drained by ``workers`` writer tasks (each one batch at a time)."""
+    """Bounded queue of pending writes sent by up to ``workers`` batches in flight (one transaction each)."""
 
     def __init__(
         self,
@@ -34,99 +37,59 @@ class GroupCommitWriter:
             raise ValueError("max_batch, queue_size and workers must be >= 1 and max_wait >= 0")
         self._bridge = bridge
         self._runner = runner
-        self._max_batch = max_batch
-        self._max_wait = max_wait
         self._batch_timeout = batch_timeout
-        self._workers = workers
-        self._send, self._receive = trio.open_memory_channel[PendingWrite](queue_size)
+        self._batcher: MicroBatcher[PendingWrite, Any] = MicroBatcher(
+            self._commit,
+            max_batch=max_batch,
+            max_queued=queue_size + workers * max_batch,  # queue_size waiting, plus a batch per worker
+            parallel=workers,
+            linger=max_wait,
+            stopped=self._stopped,
+        )
 
     async def submit(self, pending: PendingWrite) -> Any:
         """Queue a write (waiting while the queue is full) and return its result once committed."""
         try:
-            await self._send.send(pending)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return await self._batcher.submit(pending)
+        except BatcherClosed:
             raise DatabaseUnavailable("database is closed") from None
-        try:
-            await pending.done.wait()
         except trio.Cancelled:
             # Not yet started: the writer skips it. Already running: it may still commit (outcome unknown).
             pending.abandoned = True
             raise
-        assert pending.result is not None
-        return pending.result.unwrap()
 
     def close(self) -> None:
-        """Refuse new writes; queued ones are still committed before the workers exit."""
-        self._send.close()
+        """Refuse new writes; queued ones are still committed before ``run`` returns."""
+        self._batcher.close()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            for _ in range(self._workers):
-                nursery.start_soon(self._worker, self._receive.clone())
-            await self._receive.aclose()
-            task_status.started()
+        await self._batcher.run(task_status=task_status)
 
-    async def _worker(self, receive: trio.MemoryReceiveChannel[PendingWrite]) -> None:
-        async with receive:
-            try:
-                while batch := await self._collect(receive):
-                    await self._commit(batch)
-            finally:
-                # Cancelled (shutdown): nobody will run what is still queued, so release those callers now.
-                self._release(self._drain(receive), lambda: DatabaseUnavailable("database closed before the write ran"))
-
-    async def _collect(self, receive: trio.MemoryReceiveChannel[PendingWrite]) -> list[PendingWrite]:
-        """Wait for one write, then take what is queued or arrives within ``max_wait``, up to a batch."""
+    async def _commit(self, batch: list[PendingWrite]) -> list[Answer[Any]]:
+        live = [p for p in batch if not p.abandoned]
         try:
-            batch = [await receive.receive()]
-        except trio.EndOfChannel:
-            return []
-        deadline = trio.current_time() + self._max_wait
-        while len(batch) < self._max_batch:
-            try:
-                batch.append(receive.receive_nowait())
-                continue
-            except trio.WouldBlock:
-                pass
-            except trio.EndOfChannel:
-                break
-            if trio.current_time() >= deadline:
-                break
-            with trio.move_on_at(deadline):
-                try:
-                    batch.append(await receive.receive())
-                except trio.EndOfChannel:
-                    break
-        return batch
-
-    async def _commit(self, batch: list[PendingWrite]) -> None:
-        try:
-            live = [p for p in batch if not p.abandoned]
-            if not live:
-                return
-            with trio.move_on_after(self._batch_timeout):
-                await self._bridge.run(self._runner.run, live)
+            if live:
+                with trio.move_on_after(self._batch_timeout):
+                    await self._bridge.run(self._runner.run, live)
             limit = self._batch_timeout
-            self._release(batch, lambda: DatabaseUnavailable(f"no answer within {limit}s; outcome unknown"))
+            return [
+                self._result(p, lambda: DatabaseUnavailable(f"no answer within {limit}s; outcome unknown"))
+                for p in batch
+            ]
         except Exception as exc:  # a bug in the runner must not kill the writer or strand callers
             failure = repr(exc)
-            self._release(batch, lambda: StorageError(f"write batch failed: {failure}"))
-        finally:
-            self._release(batch, lambda: DatabaseUnavailable("database closed mid-write; outcome unknown"))
+            return [self._result(p, lambda: StorageError(f"write batch failed: {failure}")) for p in batch]
+
+    def _stopped(self, pending: PendingWrite, sent: bool) -> outcome.Outcome[Any]:
+        """Shutdown: what committed keeps its result; the rest never ran (queued) or has an unknown outcome."""
+        if not sent:
+            return outcome.Error(DatabaseUnavailable("database closed before the write ran"))
+        return self._result(pending, lambda: DatabaseUnavailable("database closed mid-write; outcome unknown"))
 
     @staticmethod
-    def _drain(receive: trio.MemoryReceiveChannel[PendingWrite]) -> list[PendingWrite]:
-        left: list[PendingWrite] = []
-        while True:
-            try:
-                left.append(receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return left
-
-    @staticmethod
-    def _release(items: list[PendingWrite], make_error: Callable[[], BaseException]) -> None:
-        """Settle still-unsettled items (a fresh error each: tracebacks are per raise); wake all."""
-        for p in items:
-            if not p.settled:
-                p.fail(make_error())
-            p.done.set()
+    def _result(pending: PendingWrite, make_error: Callable[[], BaseException]) -> outcome.Outcome[Any]:
+        """The write's own outcome, or a fresh error (tracebacks are per raise) if it was never settled."""
+        if pending.result is None:
+            pending.fail(make_error())
+        assert pending.result is not None
+        return pending.result

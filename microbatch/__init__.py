@@ -1,0 +1,220 @@
+"""Micro-batching: many tasks submit one item each and wait; a runner sends the items in batches and answers each.
+
+One mechanism behind three users (the storage coalescers, the etcd claim batcher, the group-commit writer),
+because a reconnect storm or a write burst costs a round trip per *batch* instead of one per item. Precisely:
+
+- Admission: at most ``max_queued`` items are queued or in flight; ``submit`` waits for room beyond that
+  (back-pressure that the caller's deadline can cut short) instead of growing a list every batch scans.
+- Batches: the runner takes queued items in arrival order, up to ``max_batch``, at most one per ``key`` (a later
+  item with the same key waits for a later batch), skipping items whose caller gave up while still queued.
+- Linger: with ``linger > 0`` a batch waits up to that long after its first item for more, until it is full.
+- Parallelism: at most ``parallel`` batches are in flight; items arriving meanwhile form the next batch, so
+  batches grow with the load and a lone item costs what it would alone.
+- Answers: ``send(items)`` returns one answer per item, in order: an ``outcome.Value``/``outcome.Error`` settles
+  that item's ``submit``; ``RETRY`` puts it back at the head of the queue (it keeps its place and its room).
+  If ``send`` raises (or answers the wrong number of items), every item of the batch gets that error.
+- Closing: ``close()`` refuses new items (``BatcherClosed``); queued ones are still sent, then ``run`` returns.
+  ``abort()`` or cancelling ``run`` also refuses new items and settles every unanswered one with
+  ``stopped(item, sent)`` (``sent``: it was in a batch in flight, so its effect is unknown).
+- A caller cancelled while waiting: its item is dropped if still queued; if already sent its answer is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Generic, TypeVar
+
+import outcome
+import trio
+
+I = TypeVar("I")  # noqa: E741  (item)
+T = TypeVar("T")
+
+
+class BatcherClosed(Exception):
+    """The batcher was closed or stopped before this item was answered."""
+
+
+class Retry:
+    """The type of ``RETRY``: send this item again in a later batch."""
+
+
+RETRY: Final = Retry()
+
+Answer = outcome.Outcome[T] | Retry
+
+
+@dataclass(eq=False, slots=True)
+class _Slot(Generic[I, T]):
+    item: I
+    done: trio.Event = field(default_factory=trio.Event)
+    answer: outcome.Outcome[T] | None = None
+    abandoned: bool = False
+
+    def settle(self, answer: outcome.Outcome[T]) -> None:
+        if self.answer is None:
+            self.answer = answer
+            self.done.set()
+
+
+def _closed(item: object, sent: bool) -> outcome.Outcome[object]:
+    return outcome.Error(BatcherClosed("stopped while the item was in flight" if sent else "stopped before sending"))
+
+
+class MicroBatcher(Generic[I, T]):
+    """See the module docstring. Run with ``await nursery.start(batcher.run)``; items submitted before that wait."""
+
+    def __init__(
+        self,
+        send: Callable[[list[I]], Awaitable[Sequence[Answer[T]]]],
+        *,
+        max_batch: int,
+        max_queued: int,
+        parallel: int = 1,
+        linger: float = 0.0,
+        key: Callable[[I], Hashable] | None = None,
+        stopped: Callable[[I, bool], outcome.Outcome[T]] = _closed,  # type: ignore[assignment]
+    ) -> None:
+        if max_batch < 1 or max_queued < 1 or parallel < 1 or linger < 0:
+            raise ValueError("max_batch, max_queued and parallel must be >= 1 and linger >= 0")
+        self._send = send
+        self._max_batch = max_batch
+        self._room = trio.CapacityLimiter(max_queued)
+        self._slots = trio.Semaphore(parallel)
+        self._linger = linger
+        self._key = key
+        self._stopped = stopped
+        self._queue: list[_Slot[I, T]] = []
+        self._changed = trio.Event()
+        self._closed = False
+        self._running = False
+        self._scope: trio.CancelScope | None = None
+
+    @property
+    def queued(self) -> int:
+        """Items queued or in flight (at most ``max_queued``)."""
+        return self._room.borrowed_tokens
+
+    @property
+    def running(self) -> bool:
+        """``run`` has started and not stopped."""
+        return self._running
+
+    async def submit(self, item: I) -> T:
+        """Wait for room, queue ``item`` and return its answer (or raise its error)."""
+        async with self._room:
+            if self._closed:
+                raise BatcherClosed("the batcher is closed")
+            slot: _Slot[I, T] = _Slot(item)
+            self._queue.append(slot)
+            self._wake()
+            try:
+                await slot.done.wait()
+            except BaseException:
+                slot.abandoned = True
+                raise
+            assert slot.answer is not None
+            return slot.answer.unwrap()
+
+    def close(self) -> None:
+        """Refuse new items; queued ones are still sent, then ``run`` returns."""
+        self._closed = True
+        self._wake()
+
+    def abort(self) -> None:
+        """Refuse new items and settle every unanswered one with ``stopped`` now; ``run`` returns."""
+        self._closed = True
+        self._settle_queued()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._running = True
+        try:
+            with trio.CancelScope() as self._scope:
+                async with trio.open_nursery() as nursery:
+                    task_status.started()
+                    while (batch := await self._next_batch()) is not None:
+                        nursery.start_soon(self._send_batch, batch)
+        finally:
+            self._running = False
+            self._closed = True
+            self._settle_queued()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _settle_queued(self) -> None:
+        queue, self._queue = self._queue, []
+        for slot in queue:
+            slot.settle(self._stopped(slot.item, False))
+
+    async def _next_batch(self) -> list[_Slot[I, T]] | None:
+        """Wait for an item and a free parallel slot, linger, and take a batch (None: closed and empty)."""
+        while True:
+            self._queue = [s for s in self._queue if not s.abandoned]
+            if not self._queue:
+                if self._closed:
+                    return None
+                await self._changed.wait()
+                continue
+            await self._slots.acquire()
+            try:
+                if self._linger > 0:
+                    deadline = trio.current_time() + self._linger
+                    while len(self._queue) < self._max_batch and not self._closed:
+                        with trio.move_on_at(deadline) as waited:
+                            await self._changed.wait()
+                        if waited.cancelled_caught:
+                            break
+                batch = self._take()
+            except BaseException:
+                self._slots.release()
+                raise
+            if batch:
+                return batch
+            self._slots.release()
+
+    def _take(self) -> list[_Slot[I, T]]:
+        batch: list[_Slot[I, T]] = []
+        keys: set[Hashable] = set()
+        rest: list[_Slot[I, T]] = []
+        for slot in self._queue:
+            if slot.abandoned:
+                continue
+            key = self._key(slot.item) if self._key is not None else None
+            if len(batch) < self._max_batch and (key is None or key not in keys):
+                keys.add(key)
+                batch.append(slot)
+            else:
+                rest.append(slot)
+        self._queue = rest
+        return batch
+
+    async def _send_batch(self, batch: list[_Slot[I, T]]) -> None:
+        retry: list[_Slot[I, T]] = []
+        try:
+            try:
+                answers = await self._send([slot.item for slot in batch])
+                if len(answers) != len(batch):
+                    raise RuntimeError(f"send answered {len(answers)} of {len(batch)} items")
+            except Exception as exc:
+                for slot in batch:
+                    slot.settle(outcome.Error(exc))
+                return
+            for slot, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, Retry):
+                    if not slot.abandoned:
+                        retry.append(slot)
+                else:
+                    slot.settle(answer)
+            if retry:
+                self._queue[:0] = retry
+                self._wake()
+        finally:
+            self._slots.release()
+            for slot in batch:
+                if not slot.done.is_set() and slot not in retry:  # cancelled mid-send: nobody will answer these
+                    slot.settle(self._stopped(slot.item, True))
