@@ -95,11 +95,16 @@ class Coordinator(Protocol):
         """Which node holds each key of ``group`` (name -> node id)."""
         ...
 
+    async def watch_released(self, group: str, released: Callable[[], None]) -> None:
+        """Until cancelled, call ``released()`` soon after a key of ``group`` is deleted (its holder left or
+        gave it up), so a waiting node can take it at once instead of on its next poll."""
+        ...
+
     def on_claim_lost(self, cb: Callable[[Claim], None]) -> None: ...
 
     def on_lease_lost(self, cb: Callable[[], None]) -> None:
-        """The node lost its lease: no leadership and no new claims until it rejoins. Its stations are kept
-        (their writes are fenced in Postgres) and re-claimed when it rejoins."""
+        """The node lost its lease (or gave it up: drain): no leadership, no singletons and no new claims until
+        it rejoins. Its stations are kept (their writes are fenced in Postgres) and re-claimed when it rejoins."""
 
     def on_leader_changed(self, cb: Callable[[bool], None]) -> None: ...
 

@@ -12,6 +12,7 @@ from cluster.callbacks import Flag, Hooks
 from cluster.contract import Claim, EpochSource, NodeInfo, NoEpochs, Owner
 from cluster.errors import EtcdUnavailable
 from cluster.observer import ClusterObserver, NullObserver
+from cluster.singletons import LeasedSingletons
 
 
 class SingleNodeCoordinator:
@@ -131,11 +132,12 @@ class SingleNodeCoordinator:
     async def wait_leadership_lost(self) -> None:
         await self._leader.wait_for(False)
 
+    async def watch_released(self, group: str, released: Callable[[], None]) -> None:
+        await trio.sleep_forever()  # nobody else ever holds a key
+
     async def run_exclusive(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
-        """A lone node holds every exclusive job; a job that ends is restarted after a pause."""
-        while True:
-            await job()
-            await trio.sleep(1.0)
+        """A lone node holds every exclusive job (through the same singletons as the etcd form)."""
+        await LeasedSingletons.exclusive(self, name, job)
 
     async def drain(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -1,9 +1,12 @@
 """Leased singletons per key: each named unit of work runs on exactly one node at a time, moved on failure.
 
 Each name is a key bound to the holder's node lease (``Coordinator.hold_keys``). When the holder dies its lease
-expires and the key goes with it; the next poll of any other node (every ``interval``, well under the TTL)
-takes it and starts the work there. A node that loses its lease stops all its work at once (before etcd lets
-anyone else take the keys: the coordinator declares the lease lost a margin before it expires).
+expires and the key goes with it; every other node watches the group's keys (``Coordinator.watch_released``)
+and polls at once, so one takes it and starts the work there (a poll every ``interval`` also catches what a
+watch missed). A node that loses its lease stops all its work at once (before etcd lets anyone else take the
+keys: the coordinator declares the lease lost a margin before it expires). ``exclusive`` is the one-job form
+(the exporters): one key, one job, the same guarantees. Work must still tolerate a short overlap with a deposed
+holder (a paused process); the CSMS's exporters do, by message ids and a cursor that never moves back.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from cluster.errors import EtcdError
 log = logging.getLogger(__name__)
 
 Work = Callable[[str], Awaitable[None]]
+Job = Callable[[], Awaitable[None]]
 Wanted = Callable[[], Awaitable[Sequence[str]]]
 
 
@@ -46,6 +50,19 @@ class LeasedSingletons:
         self._poke = trio.Event()
         coordinator.on_lease_lost(self._stop_all)
 
+    @classmethod
+    async def exclusive(cls, coordinator: Coordinator, name: str, job: Job, *, interval: float = 1.0) -> None:
+        """Until cancelled, run ``job`` while this node holds the key ``exclusive/{name}``."""
+
+        async def wanted() -> list[str]:
+            await trio.lowlevel.checkpoint()
+            return [name]
+
+        async def work(_: str) -> None:
+            await job()
+
+        await cls(coordinator, "exclusive", wanted, work, interval=interval).run()
+
     @property
     def held(self) -> list[str]:
         return sorted(self._running)
@@ -56,6 +73,7 @@ class LeasedSingletons:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_releases)
             task_status.started()
             try:
                 while True:
@@ -73,6 +91,15 @@ class LeasedSingletons:
                         await self._poke.wait()
             finally:
                 self._stop_all()
+
+    async def _watch_releases(self) -> None:
+        """Poll at once when a key of the group goes; the periodic poll stays the fallback if the watch fails."""
+        while True:
+            try:
+                await self._coordinator.watch_released(self._group, self.poke)
+            except Exception as exc:
+                log.debug("singletons %s: watch failed: %r", self._group, exc)
+            await trio.sleep(self._interval)
 
     async def _poll(self) -> set[str]:
         names = list(await self._wanted())

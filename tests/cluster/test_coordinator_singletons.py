@@ -72,3 +72,56 @@ async def _run_in(scope: trio.CancelScope, singletons: LeasedSingletons) -> None
     """The node's singletons, stopped with it when it crashes."""
     with scope:
         await singletons.run()
+
+
+async def test_a_released_key_is_taken_at_once_through_the_watch_not_the_next_poll(
+    start_node: NodeFactory, wait_until: WaitUntil
+) -> None:
+    """With a poll interval far longer than the test, node-b can only learn of node-a's drain from the watch."""
+    workers = Workers()
+    a = await start_node("node-a", ttl=5.0)
+    b = await start_node("node-b", ttl=5.0)
+    async with trio.open_nursery() as nursery:
+        await _takeover(a, b, workers, wait_until, nursery)
+        nursery.cancel_scope.cancel()
+
+
+async def _takeover(a: Any, b: Any, workers: Workers, wait_until: WaitUntil, nursery: trio.Nursery) -> None:
+    first = LeasedSingletons(a.coord, "sites", wanted, partial(workers.work, "node-a"), interval=60.0)
+    await nursery.start(first.run)
+    await wait_until(lambda: len(workers.running) == len(KEYS), 5, "node-a holds every key")
+    polled = trio.Event()
+    hold_keys = b.coord.hold_keys
+
+    async def hold_keys_and_tell(group: str, names: Any) -> set[str]:
+        held = await hold_keys(group, names)
+        polled.set()
+        return held
+
+    b.coord.hold_keys = hold_keys_and_tell  # type: ignore[method-assign]
+    second = LeasedSingletons(b.coord, "sites", wanted, partial(workers.work, "node-b"), interval=60.0)
+    await nursery.start(second.run)
+    with trio.fail_after(5):
+        await polled.wait()  # node-b's first poll found every key held; its next one is a minute away
+    assert second.held == []
+    await a.coord.drain()  # revokes node-a's lease: its keys go at once
+    took = await wait_until(lambda: set(workers.running.values()) == {"node-b"}, 5, "node-b took every key")
+    assert took < 5.0 and len(workers.running) == len(KEYS)
+
+
+async def test_an_exclusive_job_runs_on_one_node_and_moves_when_its_holder_leaves(
+    start_node: NodeFactory, wait_until: WaitUntil
+) -> None:
+    workers = Workers()
+    nodes = [await start_node(f"node-{n}", ttl=2.0) for n in "ab"]
+    async with trio.open_nursery() as nursery:
+        for node in nodes:
+            job = partial(workers.work, node.coord.node_id, "export")
+            nursery.start_soon(node.coord.run_exclusive, "export", job)
+        await wait_until(lambda: "export" in workers.running, 5, "the job started")
+        holder = next(n for n in nodes if n.coord.node_id == workers.running["export"])
+        other = next(n for n in nodes if n is not holder)
+        await holder.coord.drain()
+        await wait_until(lambda: workers.running.get("export") == other.coord.node_id, 3, "the job moved")
+        nursery.cancel_scope.cancel()
+    assert workers.overlaps == 0

@@ -46,7 +46,7 @@ async def test_items_queued_during_a_send_ride_in_the_next_batch_and_each_gets_i
         gate.open.set()
         await trio.testing.wait_all_tasks_blocked()
         batcher.close()
-    assert [len(b) for b in gate.batches] == [1, 3, 2] and sorted(sum(gate.batches, [])) == list(range(6))
+    assert [len(b) for b in gate.batches] == [1, 3, 2] and sorted(i for b in gate.batches for i in b) == list(range(6))
     assert answers == {n: n * 10 for n in range(6)}
 
 
