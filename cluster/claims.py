@@ -84,19 +84,22 @@ class Claims:
         self._puts = OwnerPutBatcher(self._etcd, lease, self._keys.domain, max_batch=self._batch)
 
     async def run_puts(self) -> None:
-        assert self._puts is not None
-        await self._puts.run()
+        """Send this session's owner puts until cancelled (or the session ends)."""
+        puts = self._puts
+        assert puts is not None
+        await puts.run()
 
     def end_session(self) -> None:
         """The lease is gone: queued puts fail; our claims become orphans (re-claimed in the next session)."""
         if self._puts is not None:
             self._puts.abort()
+            self._puts = None
         self._orphans.update(self._claims)
         self._claims.clear()
 
     def clear(self) -> None:
-        if self._puts is not None:
-            self._puts.abort()
+        """Draining: no session, no claims."""
+        self.end_session()
         self._claims.clear()
         self._orphans.clear()
 
