@@ -77,6 +77,14 @@ async def test_exporter_killed_under_load_is_taken_over_without_gaps_or_duplicat
             survivor = next(n for n in cluster.nodes if n is not victim)
 
             async def caught_up() -> bool:
+                # The stations' disconnects are events too (written with their presence rows as the survivor
+                # sees them leave): wait for them, or they land between the two reads below ("invented").
+                connected = await cluster.fetch(
+                    "SELECT count(*) AS n FROM station_presence"
+                    " WHERE station_id LIKE 'CP-EX%' AND disconnected_at IS NULL"
+                )
+                if int(connected[0]["n"]):
+                    return False
                 rows = await cluster.fetch(
                     "SELECT count(*) AS n FROM outbox o, export_cursors c WHERE (o.txid, o.seq) > (c.txid, c.seq)"
                 )
