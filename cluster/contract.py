@@ -103,8 +103,8 @@ class Coordinator(Protocol):
     def on_claim_lost(self, cb: Callable[[Claim], None]) -> None: ...
 
     def on_lease_lost(self, cb: Callable[[], None]) -> None:
-        """The node lost its lease (or gave it up: drain): no leadership, no singletons and no new claims until
-        it rejoins. Its stations are kept (their writes are fenced in Postgres) and re-claimed when it rejoins."""
+        """The node lost its lease: no leadership, no singletons and no new claims until it rejoins. Its stations
+        are kept (their writes are fenced in Postgres) and re-claimed when it rejoins."""
 
     def on_leader_changed(self, cb: Callable[[bool], None]) -> None: ...
 

@@ -172,7 +172,6 @@ class EtcdCoordinator:
         self._claims.clear()
         self._healthy.set(False)
         self._election.set_leader(None)
-        self._lease_lost_hooks.fire(None)  # singletons stop before their keys go with the lease
         try:
             if lease is not None:
                 try:

@@ -109,18 +109,27 @@ async def _takeover(a: Any, b: Any, workers: Workers, wait_until: WaitUntil, nur
     assert took < 5.0 and len(workers.running) == len(KEYS)
 
 
-async def test_an_exclusive_job_runs_on_one_node_and_moves_when_its_holder_leaves(
+async def test_an_exclusive_job_runs_on_one_node_and_moves_at_once_when_its_holder_leaves(
     start_node: NodeFactory, wait_until: WaitUntil
 ) -> None:
+    """The holder stops its job and drains (as a replica shuts down): the other node, watching the key, takes the
+    job over at once, long before its next poll."""
     workers = Workers()
-    nodes = [await start_node(f"node-{n}", ttl=2.0) for n in "ab"]
+    nodes = [await start_node(f"node-{n}", ttl=5.0) for n in "ab"]
+    scopes = {node.coord.node_id: trio.CancelScope() for node in nodes}
+
+    async def run_job(node: Any) -> None:
+        with scopes[node.coord.node_id]:
+            job = partial(workers.work, node.coord.node_id, "export")
+            await LeasedSingletons.exclusive(node.coord, "export", job, interval=60.0)
+
     async with trio.open_nursery() as nursery:
         for node in nodes:
-            job = partial(workers.work, node.coord.node_id, "export")
-            nursery.start_soon(node.coord.run_exclusive, "export", job)
+            nursery.start_soon(run_job, node)
         await wait_until(lambda: "export" in workers.running, 5, "the job started")
         holder = next(n for n in nodes if n.coord.node_id == workers.running["export"])
         other = next(n for n in nodes if n is not holder)
+        scopes[holder.coord.node_id].cancel()
         await holder.coord.drain()
         await wait_until(lambda: workers.running.get("export") == other.coord.node_id, 3, "the job moved")
         nursery.cancel_scope.cancel()
