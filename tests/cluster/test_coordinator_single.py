@@ -61,3 +61,24 @@ async def test_owners_of_matches_owner_of(nursery: trio.Nursery) -> None:
     await coord.claim("CP1", "conn-1")
     owners = await coord.owners_of(["CP1", "CP2"])
     assert list(owners) == ["CP1"] and owners["CP1"] == await coord.owner_of("CP1")
+
+
+async def test_a_lone_node_runs_every_exclusive_job_and_restarts_one_that_fails(nursery: trio.Nursery) -> None:
+    coord = SingleNodeCoordinator("solo")
+    await nursery.start(coord.run)
+    runs: list[int] = []
+    again = trio.Event()
+
+    async def job() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise RuntimeError("first run fails")  # logged, restarted; never takes the node down
+        again.set()
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as jobs:
+        jobs.start_soon(coord.run_exclusive, "export", job)
+        with trio.fail_after(5):
+            await again.wait()
+        jobs.cancel_scope.cancel()
+    assert runs == [0, 1]
