@@ -132,6 +132,17 @@ def test_copy_sources_exist_in_the_build_context() -> None:
     assert "!csms/**" in ignore and "!cluster/**" in ignore and "!pyproject.toml" in ignore
 
 
+def test_every_shipped_package_is_copied_into_the_image() -> None:
+    """A new top-level package (pyproject's package list) missing from the image fails at import, in production."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {shlex.split(rest)[0] for word, rest in instructions() if word == "COPY" and not rest.startswith("--")}
+    ignore = (REPO / "deploy" / "Dockerfile.dockerignore").read_text()
+    for package in packages:
+        assert package in copied, f"deploy/Dockerfile does not COPY {package}"
+        assert f"!{package}/**" in ignore, f"deploy/Dockerfile.dockerignore leaves {package} out of the context"
+
+
 class _Health(http.server.BaseHTTPRequestHandler):
     status = 200
 
