@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import tempfile
@@ -165,13 +166,17 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--traffic", type=int, default=200, help="stations sending traffic during the run")
+    parser.add_argument("--code", type=Path, help="run the replica from this tree (before/after: main's checkout)")
+    parser.add_argument("--label", default="", help="names the results file: console-<label>-<stamp>")
     args = parser.parse_args()
     with harness.postgres() as pg, tempfile.TemporaryDirectory() as logs:
         url = pg.url()
-        with harness.replica(url, Path(logs), node_id="bench-a") as node:
+        with harness.replica(url, Path(logs), node_id="bench-a", cwd=args.code) as node:
             asyncio.run(seed(url, args.stations))
             measured = trio.run(measure, node.api_url, node.ocpp_url, args.stations, args.requests, args.traffic)
-    data = {"machine": harness.machine(), "settings": vars(args), **measured}
+    settings = {**vars(args), "code": str(args.code or "this tree")}
+    load = [round(x, 1) for x in os.getloadavg()]
+    data = {"machine": {**harness.machine(), "load_average": load}, "settings": settings, **measured}
     rows = "\n".join(
         f"| {name} | `{r['path']}` | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} |"
         for name, r in measured["pages"].items()
@@ -179,10 +184,11 @@ def main() -> None:
     markdown = (
         f"# Console page timings: {args.stations:,} stations, {args.traffic} stations sending "
         f"({measured['station_msgs_per_s']} msg/s) during the run\n\n"
-        f"{args.requests} sequential requests per page after 3 warm-ups, one replica, signed-in session.\n\n"
+        f"{args.requests} sequential requests per page after 3 warm-ups, one replica ({settings['code']}),"
+        f" signed-in session; load average (1/5/15 min) at the end: {load} on {os.cpu_count()} CPUs.\n\n"
         "| page | path | p50 ms | p95 ms | max ms |\n|---|---|---|---|---|\n" + rows + "\n"
     )
-    json_path, md_path = harness.write_results("console", data, markdown)
+    json_path, md_path = harness.write_results("-".join(filter(None, ("console", args.label))), data, markdown)
     print(markdown)
     print(f"results: {json_path} {md_path}")
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from csms.outbox import Event, emit
-from csms.storage import Connection, Database
+from csms.storage import Connection, Database, given
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -131,19 +131,20 @@ class CommandStore:
         limit: int = 100,
         before_id: int | None = None,
     ) -> list[dict[str, Any]]:
+        args: list[Any] = []
+        where = given(
+            (
+                (station_id, "station_id = ${}"),
+                (action, "action = ${}"),
+                (status, "status = ${}"),
+                (since, "requested_at >= ${}"),
+                (before_id, "id < ${}"),
+            ),
+            args,
+        )
         rows = await self._db.fetch(
-            f"""
-            SELECT {_COLUMNS} FROM commands
-            WHERE ($1::text IS NULL OR station_id = $1) AND ($2::text IS NULL OR action = $2)
-              AND ($3::text IS NULL OR status = $3) AND ($4::timestamptz IS NULL OR requested_at >= $4)
-              AND ($5::bigint IS NULL OR id < $5)
-            ORDER BY id DESC LIMIT $6
-            """,
-            station_id,
-            action,
-            status,
-            since,
-            before_id,
+            f"SELECT {_COLUMNS} FROM commands WHERE {where} ORDER BY id DESC LIMIT ${len(args) + 1}",
+            *args,
             limit,
         )
         return [command_json(row) for row in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 import httpx
@@ -19,7 +20,11 @@ READY_TIMEOUT = 0.5
 
 
 async def _readiness(s: ConsoleServices, node: NodeInfo, found: dict[str, Any]) -> None:
-    """One replica's /readyz (drain state shows as accepting=false); bounded: a dead replica costs 0.5 s."""
+    """One replica's /readyz (drain state shows as accepting=false); bounded: a dead replica costs 0.5 s.
+    This replica's own checks are read in-process (no HTTP round trip to itself)."""
+    if node.node_id == s.coordinator.node_id:
+        found[node.node_id] = await s.readiness()
+        return
     try:
         response = await s.http.get(f"{node.address}/readyz", timeout=READY_TIMEOUT)
         found[node.node_id] = response.json().get("checks", {})
@@ -32,12 +37,18 @@ def cluster_routes(s: ConsoleServices, page: Page) -> list[Route]:
     async def cluster(request: Request) -> Response:
         c = s.coordinator
         nodes = await c.nodes()
-        owned = await c.owned_counts()
         checks: dict[str, Any] = {}
+        found: dict[str, Any] = {}
+
+        async def load(name: str, fn: Any) -> None:
+            found[name] = await fn()
+
         async with trio.open_nursery() as nursery:
             for node in nodes:
                 nursery.start_soon(_readiness, s, node, checks)
-        moves = await s.fleet.moves(minutes=60)
+            nursery.start_soon(load, "owned", s.owned_counts)
+            nursery.start_soon(load, "moves", partial(s.aggregates.get, "moves", partial(s.fleet.moves, minutes=60)))
+        owned, moves = found["owned"], found["moves"]
         timeline: dict[str, dict[str, Any]] = defaultdict(dict)
         for row in moves:
             timeline[row["minute"]][row["node_id"]] = row
@@ -60,6 +71,7 @@ def cluster_routes(s: ConsoleServices, page: Page) -> list[Route]:
             "leader": c.leader_id,
             "timeline": sorted(timeline.items(), reverse=True)[:60],
             "timeline_nodes": sorted({row["node_id"] for row in moves}),
+            "aggregate_seconds": s.aggregates.seconds,
         }
         return page.render(request, "cluster.html", context)
 

@@ -13,7 +13,8 @@ from starlette.routing import Route
 from csms.api.commands_routes import submit_command
 from csms.api.errors import ApiError
 from csms.console.charts import session_charts
-from csms.console.forms import command_forms, version_of
+from csms.console.command_panel import bulk_panel, station_panel
+from csms.console.forms import version_of
 from csms.console.services import ConsoleServices, live_nodes
 from csms.console.web import (
     PAGE_SIZES,
@@ -57,14 +58,15 @@ def fleet_routes(s: ConsoleServices, page: Page) -> list[Route]:
             context[name] = await fn(*args)
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(load, "counts", s.fleet.counts, live)
+            nursery.start_soon(load, "counts", s.aggregates.get, ("counts", *live), partial(s.fleet.counts, live))
             nursery.start_soon(load, "today", s.sessions.today)
             nursery.start_soon(load, "offline", s.fleet.offline_longest, live)
             nursery.start_soon(load, "faults", s.fleet.recent_faults)
             nursery.start_soon(load, "notices", s.fleet.recent_notifications)
-            nursery.start_soon(load, "owned", s.coordinator.owned_counts)
+            nursery.start_soon(load, "owned", s.owned_counts)
         context["nodes"] = nodes
         context["leader"] = s.coordinator.leader_id
+        context["aggregate_seconds"] = s.aggregates.seconds
         return page.render(request, "overview.html", context)
 
     @signed_in(s.auth)
@@ -85,7 +87,7 @@ def fleet_routes(s: ConsoleServices, page: Page) -> list[Route]:
             "sorts": tuple(SORTS),
             "facets": await s.fleet.facets() if "fragment" not in request.query_params else {},
             "nodes": live,
-            "forms": [form for form in command_forms("1.6") if not form.fields or _simple(form)],
+            "bulk_panel": bulk_panel(page.env),
         }
         return page.render(request, "stations.html", context)
 
@@ -119,7 +121,7 @@ def fleet_routes(s: ConsoleServices, page: Page) -> list[Route]:
             charts=charts,
             version=version,
             protocol=presence["protocol"] if presence else None,
-            forms=command_forms(version),
+            panel=station_panel(page.env, version, station_id),
         )
         return page.render(request, "station.html", context)
 
@@ -159,11 +161,6 @@ def fleet_routes(s: ConsoleServices, page: Page) -> list[Route]:
         Route("/stations/{station_id}", station),
         Route("/stations/{station_id}/commands/{action}", command, methods=["POST"]),
     ]
-
-
-def _simple(form: Any) -> bool:
-    """Bulk commands: the forms without free JSON (Reset, ChangeAvailability, TriggerMessage, ...)."""
-    return all(field.kind != "json" for field in form.fields)
 
 
 def _error(status: int, code: str, message: str) -> dict[str, Any]:

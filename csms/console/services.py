@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -12,6 +12,7 @@ from csms.api.command_payloads import CommandPayloads
 from csms.authorization import IdTagStore
 from csms.commands import CommandService
 from csms.console.audit import ConsoleAudit
+from csms.console.brief_cache import BriefCache
 from csms.console.live import LiveHub
 from csms.console.session import Sessions
 from csms.operations import OperationsViews
@@ -36,6 +37,10 @@ class ConsoleServices:
     http: httpx.AsyncClient  # other replicas' /readyz for the cluster page (drain state)
     readiness: Callable[[], Awaitable[dict[str, bool]]]
     sites: SiteService | None = None
+    aggregates: BriefCache = field(default_factory=BriefCache)  # owned counts, moves, fleet counts (brief TTL)
+
+    async def owned_counts(self) -> dict[str, int]:
+        return await self.aggregates.get("owned", self.coordinator.owned_counts)
 
 
 async def live_nodes(coordinator: Coordinator) -> list[str]:

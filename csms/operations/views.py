@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from csms.storage import Database
+from csms.storage import Database, given
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -25,6 +25,37 @@ _RESERVATION = """station_id, reservation_id, connector_id, id_tag, parent_id_ta
 command_id, created_at, updated_at, protocol, evse_id, id_token_type, connector_type"""
 
 
+_STATE_LISTS = ("charging_profiles", "configuration", "availability", "jobs", "composite_schedules", "remote_starts")
+# One statement, each list a JSON array built in its order (ids used only for order are dropped from the rows).
+_STATION_STATE = """
+SELECT
+  (SELECT coalesce(json_agg(x ORDER BY x.evse_id, x.connector_id, x.stack_level), '[]') FROM (
+     SELECT charging_profile_id, connector_id, stack_level, purpose, kind, transaction_id, profile, installed_at,
+            protocol, evse_id, station_tx_id FROM charging_profiles WHERE station_id = $1) x) AS charging_profiles,
+  (SELECT coalesce(json_agg(x ORDER BY x.key), '[]') FROM (
+     SELECT key, value, readonly, known, reported_at FROM station_configuration WHERE station_id = $1) x)
+     AS configuration,
+  (SELECT coalesce(json_agg(x ORDER BY x.protocol, x.evse_id, x.connector_id), '[]') FROM (
+     SELECT 'ocpp1.6' AS protocol, 0 AS evse_id, connector_id, availability, answer, requested_at
+     FROM connector_availability WHERE station_id = $1 UNION ALL
+     SELECT 'ocpp2.0.1', evse_id, connector_id, availability, answer, requested_at
+     FROM evse_availability WHERE station_id = $1) x) AS availability,
+  (SELECT coalesce(json_agg(x ORDER BY x.id DESC), '[]') FROM (
+     SELECT id, kind, location, file_name, status, command_id, created_at, updated_at, protocol, request_id
+     FROM station_jobs WHERE station_id = $1 ORDER BY id DESC LIMIT 20) x) AS jobs,
+  (SELECT to_json(x) FROM (
+     SELECT sent_version, reported_version, update_type, synced_at, reported_at
+     FROM local_list_versions WHERE station_id = $1) x) AS local_list,
+  (SELECT coalesce(json_agg(to_jsonb(x) - 'id' ORDER BY x.id DESC), '[]') FROM (
+     SELECT id, connector_id, duration, result, received_at, evse_id FROM composite_schedules
+     WHERE station_id = $1 ORDER BY id DESC LIMIT 5) x) AS composite_schedules,
+  (SELECT coalesce(json_agg(to_jsonb(x) - 'id' ORDER BY x.id DESC), '[]') FROM (
+     SELECT id, remote_start_id, id_token, id_token_type, evse_id, command_id, status, transaction_id,
+            requested_at, linked_at FROM remote_start_requests WHERE station_id = $1 ORDER BY id DESC LIMIT 20) x)
+     AS remote_starts
+"""
+
+
 class OperationsViews:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -33,13 +64,12 @@ class OperationsViews:
         self, *, station_id: str | None, status: str | None, limit: int, before: int | None = None
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first, and the `before` cursor of the next page (None on the last one)."""
+        args: list[Any] = []
+        where = given(((station_id, "station_id = ${}"), (status, "status = ${}"), (before, "row_id < ${}")), args)
         rows = await self._db.fetch(
-            f"SELECT row_id, {_RESERVATION} FROM reservations"
-            " WHERE ($1::text IS NULL OR station_id = $1) AND ($2::text IS NULL OR status = $2)"
-            " AND ($3::bigint IS NULL OR row_id < $3) ORDER BY row_id DESC LIMIT $4",
-            station_id,
-            status,
-            before,
+            f"SELECT row_id, {_RESERVATION} FROM reservations WHERE {where}"
+            f" ORDER BY row_id DESC LIMIT ${len(args) + 1}",
+            *args,
             limit,
         )
         items = [_plain(r) for r in rows]
@@ -65,58 +95,19 @@ class OperationsViews:
         return int(await self._db.fetchval("SELECT nextval('operation_request_ids')"))
 
     async def station_state(self, station_id: str) -> dict[str, Any]:
-        """Everything operators set up on one station, in one read transaction."""
-
-        async def read(conn: Any) -> dict[str, Any]:
-            profiles = await conn.fetch(
-                "SELECT charging_profile_id, connector_id, stack_level, purpose, kind, transaction_id, profile,"
-                " installed_at, protocol, evse_id, station_tx_id FROM charging_profiles WHERE station_id = $1"
-                " ORDER BY evse_id, connector_id, stack_level",
-                station_id,
-            )
-            configuration = await conn.fetch(
-                "SELECT key, value, readonly, known, reported_at FROM station_configuration WHERE station_id = $1"
-                " ORDER BY key",
-                station_id,
-            )
-            availability = await conn.fetch(
-                "SELECT 'ocpp1.6' AS protocol, 0 AS evse_id, connector_id, availability, answer, requested_at"
-                " FROM connector_availability WHERE station_id = $1 UNION ALL"
-                " SELECT 'ocpp2.0.1', evse_id, connector_id, availability, answer, requested_at"
-                " FROM evse_availability WHERE station_id = $1 ORDER BY protocol, evse_id, connector_id",
-                station_id,
-            )
-            jobs = await conn.fetch(
-                "SELECT id, kind, location, file_name, status, command_id, created_at, updated_at, protocol,"
-                " request_id FROM station_jobs WHERE station_id = $1 ORDER BY id DESC LIMIT 20",
-                station_id,
-            )
-            local_list = await conn.fetchrow(
-                "SELECT sent_version, reported_version, update_type, synced_at, reported_at"
-                " FROM local_list_versions WHERE station_id = $1",
-                station_id,
-            )
-            schedules = await conn.fetch(
-                "SELECT connector_id, duration, result, received_at, evse_id FROM composite_schedules"
-                " WHERE station_id = $1 ORDER BY id DESC LIMIT 5",
-                station_id,
-            )
-            remote_starts = await conn.fetch(
-                "SELECT remote_start_id, id_token, id_token_type, evse_id, command_id, status, transaction_id,"
-                " requested_at, linked_at FROM remote_start_requests WHERE station_id = $1 ORDER BY id DESC LIMIT 20",
-                station_id,
-            )
-            return {
-                "charging_profiles": [_plain(r) for r in profiles],
-                "configuration": [_plain(r) for r in configuration],
-                "availability": [_plain(r) for r in availability],
-                "jobs": [_plain(r) for r in jobs],
-                "local_list": _plain(local_list) if local_list else None,
-                "composite_schedules": [_plain(r) for r in schedules],
-                "remote_starts": [_plain(r) for r in remote_starts],
-            }
-
-        return await self._db.transaction(read)
+        """Everything operators set up on one station, in one statement (one snapshot, one round trip: the
+        console's station page reads it on every live update)."""
+        row = await self._db.fetchrow(_STATION_STATE, station_id)
+        assert row is not None
+        state = {key: row[key] for key in _STATE_LISTS}
+        state["local_list"] = row["local_list"]
+        for item in [*(i for key in _STATE_LISTS for i in state[key]), state["local_list"] or {}]:
+            for key, value in item.items():
+                if key.endswith("_at") and isinstance(value, str):
+                    item[key] = datetime.fromisoformat(value).astimezone(UTC).isoformat()
+                elif key in ("profile", "result") and isinstance(value, str):
+                    item[key] = orjson.loads(value)
+        return state
 
     async def local_list_version(self, station_id: str) -> int:
         value = await self._db.fetchval(

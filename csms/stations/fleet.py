@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from csms.outbox import Event, emit
-from csms.storage import Connection, Database, StorageError
+from csms.storage import Connection, Database, StorageError, given
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +84,16 @@ class FleetViews:
         self, f: StationFilter, live_nodes: list[str], *, limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], bool]:
         """One page of stations and whether another follows (no count(*): it would scan the fleet)."""
-        where: list[str] = ["true"]
         args: list[Any] = [live_nodes]
-        for value, clause in (
+        filters = (
             (f.q and _like_prefix(f.q), "s.id LIKE ${}"),
             (f.owner, "p.node_id = ${} AND p.disconnected_at IS NULL"),
             (f.protocol, "p.protocol = ${}"),
             (f.vendor, "s.vendor = ${}"),
             (f.model, "s.model = ${}"),
             (f.firmware, "s.firmware_version = ${}"),
-        ):
-            if value:
-                args.append(value)
-                where.append(clause.format(len(args)))
+        )
+        where = [given(filters, args)]
         if f.state:
             where.append(_STATE_SQL[f.state])
         order = SORTS.get(f.sort, "s.id")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _STATION_COLUMNS = """id, password_hash, boot_status, description, auto_registered, vendor, model, serial_number,
 firmware_version, iccid, imsi, meter_type, meter_serial, last_boot_status, last_boot_at, last_seen_at, created_at,
 updated_at, protocol, last_boot_reason"""
+
+_GET_STATION = f"""
+SELECT {_STATION_COLUMNS}, (SELECT coalesce(json_agg(c ORDER BY c.evse_id, c.connector_id), '[]') FROM (
+    SELECT nullif(evse_id, 0) AS evse_id, connector_id, status, error_code, info, vendor_id, vendor_error_code,
+           station_timestamp, received_at, (status = 'Charging' OR charging_tx IS NOT NULL) AS charging
+    FROM connector_status WHERE station_id = $1) c) AS connectors
+FROM stations WHERE id = $1
+"""
 
 # Hot-path writes are plain statements: the group-commit writer merges each one across a batch.
 _RECORD_BOOT = """
@@ -155,29 +163,15 @@ class StationRegistry:
         await self._db.transaction(op)
 
     async def get(self, station_id: str) -> dict[str, Any] | None:
-        async def read(conn: Connection) -> tuple[Any, list[Any]]:
-            row = await conn.fetchrow(f"SELECT {_STATION_COLUMNS} FROM stations WHERE id = $1", station_id)
-            connectors = await conn.fetch(
-                "SELECT nullif(evse_id, 0) AS evse_id, connector_id, status, error_code, info, vendor_id,"
-                " vendor_error_code, station_timestamp, received_at, (status = 'Charging' OR charging_tx IS NOT NULL)"
-                " AS charging FROM connector_status WHERE station_id = $1"
-                " ORDER BY evse_id, connector_id",
-                station_id,
-            )
-            return row, connectors
-
-        row, connectors = await self._db.transaction(read)
+        """The station and its connectors' last status, in one statement (one round trip, one snapshot)."""
+        row = await self._db.fetchrow(_GET_STATION, station_id)
         if row is None:
             return None
         data = _station_json(row)
-        data["connectors"] = [
-            {
-                **dict(c),
-                "station_timestamp": _iso(c["station_timestamp"]),
-                "received_at": _iso(c["received_at"]),
-            }
-            for c in connectors
-        ]
+        for connector in data["connectors"]:
+            for key in ("station_timestamp", "received_at"):
+                if connector[key] is not None:
+                    connector[key] = datetime.fromisoformat(connector[key]).astimezone(UTC).isoformat()
         return data
 
     async def page(self, *, limit: int = 100, after: str = "") -> list[dict[str, Any]]:

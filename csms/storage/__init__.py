@@ -19,6 +19,7 @@ from csms.storage.errors import (
     StorageError,
     ValueRejected,
 )
+from csms.storage.filters import given
 from csms.storage.migrator import MigrationDir
 from csms.storage.observer import NullObserver, StorageObserver
 from csms.storage.partitions import Partition, PartitionedTable
@@ -48,6 +49,7 @@ __all__ = [
     "ValueRejected",
     "WriteOp",
     "archive_partition",
+    "given",
     "run_statements",
     "unit_of_work",
 ]
