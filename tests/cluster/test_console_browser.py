@@ -36,6 +36,56 @@ def shoot(page: Any, name: str) -> None:
         page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
 
 
+# The quality bar's checks in the page: nothing scrolls the page sideways, every control has a label and a target of
+# at least 24 x 24 px (WCAG 2.5.8), and a table that scrolls sideways takes keyboard focus.
+QUALITY_PROBLEMS = """() => {
+  const problems = [];
+  const wide = document.documentElement.scrollWidth;
+  if (wide > window.innerWidth) problems.push(`the page is ${wide} px wide`);
+  for (const el of document.querySelectorAll("main input:not([type=hidden]), main select, main textarea, button")) {
+    if (!el.labels.length && !el.getAttribute("aria-label") && el.tagName !== "BUTTON") {
+      problems.push(`no label: ${el.outerHTML.slice(0, 80)}`);
+    }
+    const box = el.getBoundingClientRect();
+    if (el.offsetParent && (box.width < 24 || box.height < 24)) {
+      problems.push(`target ${Math.round(box.width)}x${Math.round(box.height)}: ${el.outerHTML.slice(0, 60)}`);
+    }
+  }
+  for (const t of document.querySelectorAll("table")) {
+    const focusable = t.querySelector("a[href], button, input, select") || t.getAttribute("tabindex") === "0";
+    if (t.scrollWidth > t.clientWidth + 1 && !focusable) problems.push(`no focus, scrolls: ${t.innerText.slice(0, 9)}`);
+  }
+  return problems;
+}"""
+
+# The focused element's outline against the white page: at least 3:1 (WCAG 1.4.11).
+FOCUS_CONTRAST = r"""() => {
+  const rgb = getComputedStyle(document.activeElement).outlineColor.match(/\d+/g).slice(0, 3).map(Number);
+  const lum = rgb.map((c) => c / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  return 1.05 / (0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2] + 0.05);
+}"""
+
+
+def tablet_problems(page: Any, base: str, pages: list[str]) -> list[str]:
+    """At a tablet's width (768 px), each page's quality problems; and keyboard-only use starts at the skip link,
+    which moves focus to the content."""
+    problems = []
+    for path in pages:
+        page.goto(base + path)
+        problems += [f"{path}: {p}" for p in page.evaluate(QUALITY_PROBLEMS)]
+    page.goto(base + "/ui/stations")
+    page.keyboard.press("Tab")
+    if page.evaluate("document.activeElement.className") != "skip":
+        problems.append("the first Tab does not reach the skip link")
+    page.keyboard.press("Enter")
+    if page.evaluate("document.activeElement.id") != "main":
+        problems.append("the skip link does not move focus to the content")
+    page.keyboard.press("Tab")  # the search field
+    if (contrast := page.evaluate(FOCUS_CONTRAST)) < 3:
+        problems.append(f"focus ring contrast {contrast:.1f}:1 on white")
+    return problems
+
+
 def text_of(page: Any, selector: str) -> str:
     element = page.query_selector(selector)
     return str(element.inner_text()) if element else ""
@@ -128,6 +178,12 @@ async def test_console_in_a_browser(database_url: str, etcd_url: str, prefix: st
                 shoot(page, "id-tags")
 
             await browser.run(sessions)
+
+            tablet = await browser.page(width=768, height=1024)
+            await browser.run(sign_in, tablet, base, TOKEN)
+            pages = ["/ui/", "/ui/stations", f"/ui/stations/{STATION}", "/ui/sessions", "/ui/id-tags", "/ui/cluster"]
+            pages += [f"/ui/sessions/{transaction_id}", "/ui/audit"]
+            assert await browser.run(tablet_problems, tablet, base, pages) == []
 
             # A read user sees no command buttons, and the server refuses a hand-made command anyway.
             reader = await browser.page()

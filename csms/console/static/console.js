@@ -33,7 +33,17 @@
     old.replaceWith(fresh);
     if (focused) { const f = document.getElementById(focused); if (f) f.focus(); }
     countPicked();
+    scrollable();
   }
+  // A table wider than a tablet's screen scrolls inside itself; without a link or field in it the keyboard could
+  // not scroll it, so it takes focus (arrow keys scroll it) while it overflows.
+  function scrollable() {
+    document.querySelectorAll("table").forEach((t) => {
+      if (t.scrollWidth > t.clientWidth + 1) t.setAttribute("tabindex", "0");
+      else if (t.getAttribute("tabindex") === "0") t.removeAttribute("tabindex");
+    });
+  }
+  window.addEventListener("resize", scrollable);
   const refreshAll = () => document.querySelectorAll("[data-live-block]").forEach((el) => refresh(el.dataset.liveBlock));
 
   function connect() {
@@ -123,4 +133,5 @@
 
   connect();
   countPicked();
+  scrollable();
 })();
