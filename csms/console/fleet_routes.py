@@ -102,17 +102,21 @@ def fleet_routes(s: ConsoleServices, page: Page) -> list[Route]:
         async def load(name: str, fn: Any, *args: Any, **kwargs: Any) -> None:
             context[name] = await fn(*args, **kwargs)
 
+        # A live update re-reads one block (every change re-reads both): only that block's data.
+        fragment = request.query_params.get("fragment", "")
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(load, "owner", s.coordinator.owner_of, station_id)
             nursery.start_soon(load, "presence", s.fleet.presence, station_id)
-            nursery.start_soon(load, "connections", s.fleet.connections, station_id)
-            nursery.start_soon(load, "active", s.sessions.active_on, station_id)
-            nursery.start_soon(load, "state", s.operations.station_state, station_id)
-            nursery.start_soon(load, "notifications", s.registry.notifications, station_id, 10)
-            nursery.start_soon(load, "history", partial(s.commands.page, station_id=station_id, limit=20))
-            nursery.start_soon(load, "reservations", _reservations, s, station_id)
+            if fragment != "ops":
+                nursery.start_soon(load, "owner", s.coordinator.owner_of, station_id)
+                nursery.start_soon(load, "connections", s.fleet.connections, station_id)
+                nursery.start_soon(load, "active", s.sessions.active_on, station_id)
+                nursery.start_soon(load, "notifications", s.registry.notifications, station_id, 10)
+                nursery.start_soon(load, "history", partial(s.commands.page, station_id=station_id, limit=20))
+            if fragment != "live":
+                nursery.start_soon(load, "state", s.operations.station_state, station_id)
+                nursery.start_soon(load, "reservations", _reservations, s, station_id)
         charts = []
-        if context["active"]:
+        if context.get("active"):
             series = await s.sessions.series(context["active"][0]["id"], station_id)
             charts = session_charts(series)
         presence = context["presence"]

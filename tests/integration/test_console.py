@@ -185,11 +185,27 @@ async def test_stations_list_filters_sorts_and_pages(csms: Running) -> None:
             "/ui/stations", params={"q": "FLT-", "size": 5, "sort": "id", "dir": "desc", "offset": 5}
         )
         assert re.findall(r'href="/ui/stations/(FLT-\d)"', second.text) == ["FLT-1", "FLT-0"]
+        for sort in ("vendor", "model", "firmware", "last_seen", "owner"):
+            by = await http.get("/ui/stations", params={"q": "FLT-", "sort": sort, "dir": "desc", "state": "offline"})
+            assert len(re.findall(r'href="/ui/stations/(FLT-\d)"', by.text)) == 7, (sort, by.text[:300])
         assert (await http.get("/ui/stations", params={"state": "nonsense"})).status_code == 400
         fragment = await http.get("/ui/stations", params={"q": "FLT-", "fragment": "live"})
         assert fragment.text.lstrip().startswith('<div data-live-block="live">')
         export = await http.get("/ui/sessions.csv")
         assert export.status_code == 200 and export.text.startswith("id,station_id")
+
+
+async def test_each_live_block_of_the_station_page_renders_alone(csms: Running) -> None:
+    await csms.put_station("BLK-1")
+    async with client(csms) as http:
+        await sign_in(http, TOKEN)
+        full = await http.get("/ui/stations/BLK-1")
+        assert all(part in full.text for part in ("Current session", "Configuration keys", 'data-command="Reset"'))
+        live = await http.get("/ui/stations/BLK-1", params={"fragment": "live"})
+        assert live.text.lstrip().startswith('<div data-live-block="live"') and "Current session" in live.text
+        ops = await http.get("/ui/stations/BLK-1", params={"fragment": "ops"})
+        assert ops.text.lstrip().startswith('<div data-live-block="ops"') and "Configuration keys" in ops.text
+        assert "Configuration keys" not in live.text and "Current session" not in ops.text
 
 
 async def test_blocking_and_unblocking_a_tag_keeps_its_token_type(csms: Running) -> None:
