@@ -33,7 +33,10 @@ class HttpForwarder:
         """One request carrying many commands; the owner answers with one result per command, in order."""
         body = {"commands": [r.as_json() for r in requests]}
         answer = await self._post(owner, EXECUTE_BATCH_PATH, body, max(r.timeout for r in requests))
-        results = [ExecuteResult.from_json(r) for r in answer["results"]]
+        try:
+            results = [ExecuteResult.from_json(r) for r in answer["results"]]
+        except (KeyError, TypeError) as exc:
+            raise ForwardFailed(f"owner {owner.node_id} answered a malformed batch: {exc!r}", sent=True) from None
         if len(results) != len(requests):
             raise ForwardFailed(f"owner {owner.node_id} answered {len(results)} of {len(requests)}", sent=True)
         return results

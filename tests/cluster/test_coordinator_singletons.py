@@ -101,7 +101,7 @@ async def test_a_crashed_holders_keys_move_as_their_lease_expires_not_at_the_nex
     await wait_until(lambda: workers.running.get(KEYS[0]) not in (None, victim), ttl + 3, "key moved")
     moved = trio.current_time()
     assert expired, "the key moved before etcd expired its holder's lease"
-    assert moved - expired[0] <= 0.75, moved - expired[0]
+    assert moved - expired[0] <= 1.0, moved - expired[0]  # the poll interval is 60 s
     assert workers.overlaps == 0
 
 
