@@ -77,6 +77,7 @@ class LeasedSingletons:
             task_status.started()
             try:
                 while True:
+                    self._poke = trio.Event()  # before the poll: a key going while it runs polls again
                     try:
                         with trio.fail_after(max(self._interval * 3, 5.0)):
                             held = await self._poll()
@@ -86,7 +87,6 @@ class LeasedSingletons:
                         log.debug("singletons %s: poll failed: %r", self._group, exc)
                     except Exception as exc:  # e.g. Postgres down: one line per interval, not a traceback
                         log.warning("singletons %s: poll failed: %r", self._group, exc)
-                    self._poke = trio.Event()
                     with trio.move_on_after(self._interval):
                         await self._poke.wait()
             finally:

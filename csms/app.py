@@ -442,20 +442,9 @@ def site_inputs(
         found = await ledger.recent_draw(station_ids, within)
         return {station: [sites.Reading(**r) for r in rows] for station, rows in found.items()}
 
-    async def deliver(
-        station_id: str, action: str, payload: dict[str, Any], by: str, protocol: str, guard: tuple[str, int]
-    ) -> str:
-        try:
-            record = await command_service.submit(
-                station_id, action, payload, by, protocol=protocol, guard=commands.Guard(*guard)
-            )
-        except commands.CommandRejected as exc:  # the station switched protocol since the round read it
-            log.warning("site profile refused", extra={"station_id": station_id, "error": exc.message})
-            return "offline"
-        if record["status"] == "completed":
-            return "accepted" if (record.get("result") or {}).get("status") == "Accepted" else "rejected"
-        statuses = {"offline": "offline", "call_error": "rejected", "superseded": "superseded"}
-        return statuses.get(record["status"], "unknown")
+    async def deliver(items: list[sites.Delivery], by: str, guard: tuple[str, int]) -> list[str]:
+        batch = [commands.BatchItem(*item) for item in items]
+        return [_outcome(a) for a in await command_service.submit_batch(batch, by, guard=commands.Guard(*guard))]
 
     async def protocols(station_ids: list[str]) -> dict[str, str]:
         return await registry.protocols_of(station_ids)
@@ -464,6 +453,17 @@ def site_inputs(
         return set(await coordinator.owners_of(station_ids))
 
     return sites.SiteInputs(sessions, readings, deliver, protocols, connected)
+
+
+def _outcome(answer: dict[str, Any] | commands.CommandRejected) -> str:
+    """A site profile's command record as the balancer's outcome."""
+    if isinstance(answer, commands.CommandRejected):  # the station switched protocol since the round read it
+        log.warning("site profile refused", extra={"error": answer.message})
+        return "offline"
+    if answer["status"] == "completed":
+        return "accepted" if (answer.get("result") or {}).get("status") == "Accepted" else "rejected"
+    statuses = {"offline": "offline", "call_error": "rejected", "superseded": "superseded"}
+    return statuses.get(answer["status"], "unknown")
 
 
 async def _wait_for_signal() -> None:

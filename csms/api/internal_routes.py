@@ -9,7 +9,7 @@ from starlette.routing import Route
 from cluster import ShedOrder
 from csms.api.errors import ApiError
 from csms.api.validation import INT32_MAX, int_field, json_body
-from csms.commands import PROTOCOLS, SECRET_HEADER, CommandService, ExecuteRequest, Guard, secret_matches
+from csms.commands import MAX_BATCH, PROTOCOLS, SECRET_HEADER, CommandService, ExecuteRequest, Guard, secret_matches
 from csms.shedding import Shed
 
 MAX_TIMEOUT = 3600.0  # seconds; a forwarded command never waits longer than the API allows
@@ -29,6 +29,19 @@ def _guard(body: dict[str, object]) -> Guard | None:
     return Guard(raw["key"], int_field(raw, "token"))
 
 
+def _execute_request(body: dict[str, object]) -> ExecuteRequest:
+    station_id, action, payload, timeout = (body.get(k) for k in ("station_id", "action", "payload", "timeout"))
+    if not (isinstance(station_id, str) and isinstance(action, str) and isinstance(payload, dict)):
+        raise ApiError(400, "bad_request", "station_id and action must be strings, payload an object")
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ApiError(400, "bad_request", f"timeout must be a number of seconds, 0-{MAX_TIMEOUT}")
+    protocol = body.get("protocol", "ocpp1.6")  # a replica from before OCPP 2.0.1 sends none
+    if protocol not in PROTOCOLS:
+        raise ApiError(400, "bad_request", f"protocol must be one of {', '.join(PROTOCOLS)}")
+    command_id = int_field(body, "command_id")
+    return ExecuteRequest(command_id, station_id, action, payload, float(timeout), protocol, _guard(body))
+
+
 def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[Route]:
     def check(request: Request) -> None:
         if not secret_matches(secret, request.headers.get(SECRET_HEADER)):
@@ -36,19 +49,16 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
 
     async def execute(request: Request) -> Response:
         check(request)
-        body = await json_body(request)
-        station_id, action, payload, timeout = (body.get(k) for k in ("station_id", "action", "payload", "timeout"))
-        if not (isinstance(station_id, str) and isinstance(action, str) and isinstance(payload, dict)):
-            raise ApiError(400, "bad_request", "station_id and action must be strings, payload an object")
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:
-            raise ApiError(400, "bad_request", f"timeout must be a number of seconds, 0-{MAX_TIMEOUT}")
-        protocol = body.get("protocol", "ocpp1.6")  # a replica from before OCPP 2.0.1 sends none
-        if protocol not in PROTOCOLS:
-            raise ApiError(400, "bad_request", f"protocol must be one of {', '.join(PROTOCOLS)}")
-        command_id = int_field(body, "command_id")
-        command = ExecuteRequest(command_id, station_id, action, payload, float(timeout), protocol, _guard(body))
-        result = await commands.execute_here(command)
+        result = await commands.execute_here(_execute_request(await json_body(request)))
         return JSONResponse(result.as_json())
+
+    async def execute_batch(request: Request) -> Response:
+        check(request)
+        raw = (await json_body(request)).get("commands")
+        if not isinstance(raw, list) or not 0 < len(raw) <= MAX_BATCH or not all(isinstance(c, dict) for c in raw):
+            raise ApiError(400, "bad_request", f"commands must be a list of 1-{MAX_BATCH} command objects")
+        results = await commands.execute_batch_here([_execute_request(c) for c in raw])
+        return JSONResponse({"results": [r.as_json() for r in results]})
 
     async def shed_stations(request: Request) -> Response:
         check(request)
@@ -62,5 +72,6 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
 
     return [
         Route("/internal/v1/commands/execute", execute, methods=["POST"]),
+        Route("/internal/v1/commands/execute-batch", execute_batch, methods=["POST"]),
         Route("/internal/v1/shed", shed_stations, methods=["POST"]),
     ]

@@ -3,15 +3,26 @@
 from csms.commands.catalogue import IDEMPOTENT_ACTIONS, PROTOCOLS, actions, catalogue, version_of
 from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere, ProtocolChanged
 from csms.commands.forwarding import SECRET_HEADER, HttpForwarder, secret_matches
-from csms.commands.service import HTTP_STATUS, CommandService, ExecuteRequest, ExecuteResult, Guard, GuardCheck
+from csms.commands.service import (
+    HTTP_STATUS,
+    MAX_BATCH,
+    BatchItem,
+    CommandService,
+    ExecuteRequest,
+    ExecuteResult,
+    Guard,
+    GuardCheck,
+)
 from csms.commands.store import MIGRATIONS, CommandStore
 
 __all__ = [
     "HTTP_STATUS",
     "IDEMPOTENT_ACTIONS",
+    "MAX_BATCH",
     "MIGRATIONS",
     "PROTOCOLS",
     "SECRET_HEADER",
+    "BatchItem",
     "CommandRejected",
     "CommandService",
     "CommandStore",

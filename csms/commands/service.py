@@ -30,7 +30,7 @@ import trio
 from cluster import Coordinator, Owner
 from csms.commands.catalogue import IDEMPOTENT_ACTIONS, PROTOCOLS, actions, catalogue, validator_for, version_of
 from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere, ProtocolChanged
-from csms.commands.store import CommandStore
+from csms.commands.store import CommandStore, Finished, NewCommand
 from csms.ocpp import CallErrorReceived, CallQueueFull, OcppError, SessionClosed
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,13 @@ HTTP_STATUS = {
 }
 
 
+MAX_BATCH = 64  # commands in one batch: the owner sends them all at once, so this bounds its fan-out
+
+
 class Forwarder(Protocol):
     async def execute(self, owner: Owner, request: ExecuteRequest) -> ExecuteResult: ...
+
+    async def execute_batch(self, owner: Owner, requests: list[ExecuteRequest]) -> list[ExecuteResult]: ...
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,16 @@ class Guard:
 
     key: str
     token: int
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One command of a batch: the protocol it is meant for (the station's, as the sender last read it)."""
+
+    station_id: str
+    action: str
+    payload: Payload
+    protocol: str | None
 
 
 @dataclass(frozen=True)
@@ -213,16 +228,7 @@ class CommandService:
         recorded = payload if audit_payload is None else audit_payload
         command_id = await self._store.create(station_id, protocol, action, recorded, requested_by, not wait)
         request = ExecuteRequest(command_id, station_id, action, payload, seconds, protocol, guard)
-        if self._on_requested is not None:
-            await self._on_requested(
-                {
-                    "id": command_id,
-                    "station_id": station_id,
-                    "protocol": protocol,
-                    "action": action,
-                    "payload": recorded,
-                }
-            )
+        await self._requested(request, recorded)
         if not wait:
             if self._nursery is None or not self._async_slots.value:
                 return await self._store.finish(
@@ -236,6 +242,116 @@ class CommandService:
             self._nursery.start_soon(self._run_async, request)
             return record
         return await self._route(request)
+
+    async def submit_batch(
+        self, items: list[BatchItem], requested_by: str, *, guard: Guard | None = None
+    ) -> list[Payload | CommandRejected]:
+        """Many commands (at most MAX_BATCH) under one guard, as one internal call per owner replica: validated
+        like ``submit``, recorded in one transaction, owners looked up together, each owner sends its calls
+        concurrently, the answers recorded in one transaction. A command whose owner moved goes the single way
+        (``_route``'s retries)."""
+        if len(items) > MAX_BATCH:
+            raise ValueError(f"a batch holds at most {MAX_BATCH} commands")
+        answers: dict[int, Payload | CommandRejected] = {}
+        valid: list[tuple[int, str]] = []
+        for i, item in enumerate(items):
+            try:
+                valid.append((i, self.validate(item.action, item.payload, item.protocol)))
+            except CommandRejected as exc:
+                answers[i] = exc
+        started = time.monotonic()
+        new = [NewCommand(items[i].station_id, protocol, items[i].action, items[i].payload) for i, protocol in valid]
+        ids = await self._store.create_many(new, requested_by, False) if new else []
+        requests = {
+            i: ExecuteRequest(command_id, c.station_id, c.action, c.payload, self._call_timeout, c.protocol, guard)
+            for (i, _), c, command_id in zip(valid, new, ids, strict=True)
+        }
+        for request in requests.values():
+            await self._requested(request, request.payload)
+        owners = await self._coordinator.owners_of(sorted({r.station_id for r in requests.values()}))
+        by_node: dict[str, list[int]] = {}
+        for i, request in requests.items():
+            owner = owners.get(request.station_id)
+            by_node.setdefault(owner.node_id if owner else "", []).append(i)
+        outcomes: dict[int, ExecuteResult] = {}
+
+        async def on_owner(indexes: list[int]) -> None:
+            owner = owners[requests[indexes[0]].station_id]
+            results = await self._execute_batch_on(owner, [requests[i] for i in indexes])
+            outcomes.update(zip(indexes, results, strict=True))
+
+        async with trio.open_nursery() as nursery:
+            for node, indexes in by_node.items():
+                if node:
+                    nursery.start_soon(on_owner, indexes)
+        done = [i for i in requests if i in outcomes and outcomes[i].status != "moved"]
+        finished = [
+            Finished(
+                requests[i].command_id,
+                outcomes[i].status,
+                outcomes[i].result,
+                outcomes[i].error,
+                _ms(started),
+                outcomes[i].node_id,
+            )
+            for i in done
+        ]
+        records = await self._store.finish_many(finished) if finished else []
+        completed = dict(zip(done, records, strict=True))
+        answers.update(completed)
+
+        async def one(i: int) -> None:
+            if i in completed:
+                if self._on_completed is not None:
+                    await self._on_completed(completed[i])
+            else:  # not connected as far as etcd knew, or the owner moved: the single way
+                answers[i] = await self._route(requests[i])
+
+        async with trio.open_nursery() as nursery:
+            for i in requests:
+                nursery.start_soon(one, i)
+        return [answers[i] for i in range(len(items))]
+
+    async def _execute_batch_on(self, owner: Owner, requests: list[ExecuteRequest]) -> list[ExecuteResult]:
+        if owner.node_id == self._coordinator.node_id:
+            return await self.execute_batch_here(requests)
+        try:
+            return await self._forwarder.execute_batch(owner, requests)
+        except ForwardFailed as exc:
+            log.warning("batch forward to owner failed", extra={"node": owner.node_id, "error": str(exc)})
+            error = {"maybe_sent": exc.sent, "description": str(exc)}
+            return [ExecuteResult("moved", owner.node_id, error=error) for _ in requests]
+
+    async def execute_batch_here(self, requests: list[ExecuteRequest]) -> list[ExecuteResult]:
+        """The owner side of a batch: every call starts at once (a batch is at most MAX_BATCH), each right
+        after its guard was found current (one check per guard, shared by the calls it covers)."""
+        if len(requests) > MAX_BATCH:
+            raise ValueError(f"a batch holds at most {MAX_BATCH} commands")
+        holds = {g: await self._guard_holds(g) for g in {r.guard for r in requests if r.guard is not None}}
+        results: list[ExecuteResult | None] = [None] * len(requests)
+
+        async def one(i: int, request: ExecuteRequest) -> None:
+            if request.guard is not None and not holds[request.guard]:
+                results[i] = _superseded(request.guard, self._coordinator.node_id)
+            else:
+                results[i] = await self._send_here(request)
+
+        async with trio.open_nursery() as nursery:
+            for i, request in enumerate(requests):
+                nursery.start_soon(one, i, request)
+        return [r for r in results if r is not None]
+
+    async def _requested(self, request: ExecuteRequest, recorded: Payload) -> None:
+        if self._on_requested is not None:
+            await self._on_requested(
+                {
+                    "id": request.command_id,
+                    "station_id": request.station_id,
+                    "protocol": request.protocol,
+                    "action": request.action,
+                    "payload": recorded,
+                }
+            )
 
     async def _run_async(self, request: ExecuteRequest) -> None:
         try:
@@ -347,16 +463,12 @@ class CommandService:
 
     async def execute_here(self, request: ExecuteRequest) -> ExecuteResult:
         """Send the call on this replica's connection (the owner side of a forwarded command)."""
-        node = self._coordinator.node_id
         if request.guard is not None and not await self._guard_holds(request.guard):
-            return ExecuteResult(
-                "superseded",
-                node,
-                error={
-                    "code": "FenceSuperseded",
-                    "description": f"{request.guard.key}: token {request.guard.token} is no longer current; not sent",
-                },
-            )
+            return _superseded(request.guard, self._coordinator.node_id)
+        return await self._send_here(request)
+
+    async def _send_here(self, request: ExecuteRequest) -> ExecuteResult:
+        node = self._coordinator.node_id
         try:
             result = await self._local_call(
                 request.station_id, request.protocol, request.action, request.payload, request.timeout
@@ -414,6 +526,11 @@ class CommandService:
     async def expire_stale(self) -> int:
         """Leader job: pending commands whose executor died are closed as unknown_outcome."""
         return await self._store.expire_stale(older_than_seconds=max(60.0, 3 * self._call_timeout))
+
+
+def _superseded(guard: Guard, node: str) -> ExecuteResult:
+    description = f"{guard.key}: token {guard.token} is no longer current; not sent"
+    return ExecuteResult("superseded", node, error={"code": "FenceSuperseded", "description": description})
 
 
 def _disconnected(request: ExecuteRequest) -> str:

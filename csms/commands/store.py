@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,31 @@ def _completed(command: dict[str, Any]) -> Event:
     )
 
 
+@dataclass(frozen=True)
+class NewCommand:
+    station_id: str
+    protocol: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finished:
+    command_id: int
+    status: str
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    latency_ms: float | None = None
+    executed_by: str | None = None
+    attempts: int = 1
+
+
+def _requested(command_id: int, c: NewCommand, requested_by: str) -> Event:
+    data = {"command_id": command_id, "station_id": c.station_id, "action": c.action}
+    payload = {**data, "requested_by": requested_by, "payload": c.payload, "protocol": c.protocol}
+    return Event("command.requested.v1", "command", str(command_id), c.station_id, payload)
+
+
 class CommandStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -56,31 +82,28 @@ class CommandStore:
     async def create(
         self, station_id: str, protocol: str, action: str, payload: dict[str, Any], requested_by: str, is_async: bool
     ) -> int:
-        async def op(conn: Connection) -> int:
-            command_id = int(
-                await conn.fetchval(
-                    "INSERT INTO commands (station_id, protocol, action, payload, status, requested_by, is_async)"
-                    " VALUES ($1, $2, $3, $4::jsonb, 'pending', $5, $6) RETURNING id",
-                    station_id,
-                    protocol,
-                    action,
-                    orjson.dumps(payload).decode(),
-                    requested_by,
-                    is_async,
-                )
+        return (await self.create_many([NewCommand(station_id, protocol, action, payload)], requested_by, is_async))[0]
+
+    async def create_many(self, commands: list[NewCommand], requested_by: str, is_async: bool) -> list[int]:
+        """Record commands in one transaction (a batch costs one commit, not one per command)."""
+
+        async def op(conn: Connection) -> list[int]:
+            # One statement for the lot; rows take their ids in input order, so the sorted ids match it.
+            rows = await conn.fetch(
+                "INSERT INTO commands (station_id, protocol, action, payload, status, requested_by, is_async)"
+                " SELECT s, p, a, pl::jsonb, 'pending', $5, $6"
+                " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(s, p, a, pl, n)"
+                " ORDER BY n RETURNING id",
+                [c.station_id for c in commands],
+                [c.protocol for c in commands],
+                [c.action for c in commands],
+                [orjson.dumps(c.payload).decode() for c in commands],
+                requested_by,
+                is_async,
             )
-            data = {"command_id": command_id, "station_id": station_id, "action": action}
-            await emit(
-                conn,
-                Event(
-                    "command.requested.v1",
-                    "command",
-                    str(command_id),
-                    station_id,
-                    {**data, "requested_by": requested_by, "payload": payload, "protocol": protocol},
-                ),
-            )
-            return command_id
+            ids = sorted(int(row["id"]) for row in rows)
+            await emit(conn, *(_requested(i, c, requested_by) for i, c in zip(ids, commands, strict=True)))
+            return ids
 
         return await self._db.transaction(op)
 
@@ -95,27 +118,35 @@ class CommandStore:
         executed_by: str | None = None,
         attempts: int = 1,
     ) -> dict[str, Any]:
+        outcome = Finished(command_id, status, result, error, latency_ms, executed_by, attempts)
+        return (await self.finish_many([outcome]))[0]
 
-        async def op(conn: Connection) -> Any:
-            row = await conn.fetchrow(
+    async def finish_many(self, outcomes: list[Finished]) -> list[dict[str, Any]]:
+        """Record answers in one transaction; returns the records in order."""
+
+        async def op(conn: Connection) -> list[dict[str, Any]]:
+            rows = await conn.fetch(
                 f"""
-                UPDATE commands SET status = $2, result = $3::jsonb, error = $4::jsonb, latency_ms = $5,
-                    executed_by = $6, attempts = $7, completed_at = now()
-                WHERE id = $1 RETURNING {_COLUMNS}
+                UPDATE commands c SET status = u.status, result = u.result::jsonb, error = u.error::jsonb,
+                    latency_ms = u.latency_ms, executed_by = u.executed_by, attempts = u.attempts, completed_at = now()
+                FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int[])
+                    AS u(id, status, result, error, latency_ms, executed_by, attempts)
+                WHERE c.id = u.id RETURNING {", ".join("c." + name.strip() for name in _COLUMNS.split(","))}
                 """,
-                command_id,
-                status,
-                orjson.dumps(result).decode() if result is not None else None,
-                orjson.dumps(error).decode() if error is not None else None,
-                latency_ms,
-                executed_by,
-                attempts,
+                [f.command_id for f in outcomes],
+                [f.status for f in outcomes],
+                [orjson.dumps(f.result).decode() if f.result is not None else None for f in outcomes],
+                [orjson.dumps(f.error).decode() if f.error is not None else None for f in outcomes],
+                [f.latency_ms for f in outcomes],
+                [f.executed_by for f in outcomes],
+                [f.attempts for f in outcomes],
             )
-            assert row is not None
-            await emit(conn, _completed(command_json(row)))
-            return row
+            by_id = {int(row["id"]): command_json(row) for row in rows}
+            records = [by_id[f.command_id] for f in outcomes]
+            await emit(conn, *(_completed(r) for r in records))
+            return records
 
-        return command_json(await self._db.transaction(op))
+        return await self._db.transaction(op)
 
     async def get(self, command_id: int) -> dict[str, Any] | None:
         row = await self._db.fetchrow(f"SELECT {_COLUMNS} FROM commands WHERE id = $1", command_id)

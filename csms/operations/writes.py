@@ -117,7 +117,7 @@ async def store_profile(db: Database, station: str, p: StoredProfile, command_id
             command_id,
         )
 
-    await db.transaction(replace)
+    await db.write(replace)  # group-committed: a site round's profiles (tens at once) share commits
 
 
 async def clear_profiles(

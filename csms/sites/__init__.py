@@ -1,7 +1,7 @@
 """Site load management: stations sharing one grid limit, safe through failover (issue 15)."""
 
 from csms.sites.allocation import Demand, Held, Target, held_amps, plan
-from csms.sites.balancer import BalancerSettings, Reading, Session, SiteInputs, SiteObserver
+from csms.sites.balancer import BalancerSettings, Delivery, Reading, Session, SiteInputs, SiteObserver
 from csms.sites.fences import SiteFences, SiteFenceSuperseded
 from csms.sites.model import SITE_ID_PATTERN, SiteSpec, StationSpec, parse_site
 from csms.sites.service import SiteService
@@ -11,6 +11,7 @@ __all__ = [
     "MIGRATIONS",
     "SITE_ID_PATTERN",
     "BalancerSettings",
+    "Delivery",
     "Demand",
     "Held",
     "Reading",

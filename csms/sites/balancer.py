@@ -46,6 +46,7 @@ class Reading:
     received_at: datetime
 
 
+Delivery = tuple[str, str, Payload, str]  # station, action, payload, protocol
 # accepted: the station applied it; rejected: it said no (or a CallError); offline: not sent; unknown: maybe applied
 Outcome = str
 
@@ -56,9 +57,10 @@ class SiteInputs:
 
     sessions: Callable[[list[str]], Awaitable[dict[str, Session]]]
     readings: Callable[[list[str], float], Awaitable[dict[str, list[Reading]]]]
-    # station, action, payload, by, protocol, (guard key, token): the station's owner sends it only while the
-    # token is the site's current one (else "superseded": not sent)
-    deliver: Callable[[str, str, Payload, str, str, tuple[str, int]], Awaitable[Outcome]]
+    # (station, action, payload, protocol) each, by, (guard key, token): one outcome per item, in order. Sent as
+    # one batch per owner replica; the owner sends only while the token is the site's current one (else
+    # "superseded": not sent)
+    deliver: Callable[[list[Delivery], str, tuple[str, int]], Awaitable[list[Outcome]]]
     protocols: Callable[[list[str]], Awaitable[dict[str, str]]]  # station -> "ocpp1.6" / "ocpp2.0.1"
     connected: Callable[[list[str]], Awaitable[set[str]]]  # stations some replica holds a connection to
 
@@ -84,7 +86,7 @@ class BalancerSettings:
     hysteresis: float = 0.5  # A: smaller raises wait for a bigger change
     slack: float = 1.0  # A: small reductions adding up to this (or 1 % of the limit) are not sent
     reading_age: float = 60.0  # seconds a meter reading counts as current
-    parallel_sends: int = 32
+    batch: int = 64  # changes in one delivery (the commands module's MAX_BATCH); a round's batches go together
 
 
 @dataclass
@@ -413,15 +415,15 @@ class SiteBalancer:
         raising: bool,
     ) -> None:
         outcomes: dict[int, Outcome] = {}
-        limiter = trio.Semaphore(self._s.parallel_sends)
 
-        async def one(i: int, c: _Change) -> None:
-            async with limiter:
-                outcomes[i] = await self._deliver(site_id, c.station_id, c.action, c.payload, c.protocol)
+        async def chunk(start: int) -> None:
+            part = changes[start : start + self._s.batch]
+            answers = await self._deliver(site_id, [(c.station_id, c.action, c.payload, c.protocol) for c in part])
+            outcomes.update((start + k, outcome) for k, outcome in enumerate(answers))
 
         async with trio.open_nursery() as nursery:
-            for i, c in enumerate(changes):
-                nursery.start_soon(one, i, c)
+            for start in range(0, len(changes), self._s.batch):
+                nursery.start_soon(chunk, start)
         failed: set[str] = set()
         for i, c in enumerate(changes):
             h, session, outcome = held[c.station_id], sessions.get(c.station_id), outcomes.get(i, "unknown")
@@ -501,17 +503,20 @@ class SiteBalancer:
         """Stations taken off the site lose its failsafe (best effort) and are forgotten."""
         members = {s.station_id for s in spec.stations}
         removed = [station for station in rows if station not in members]
+        known = await self._inputs.protocols(removed)
+        releases: list[Delivery] = []
         for station_id in removed:
-            protocol = (await self._inputs.protocols([station_id])).get(station_id, V16)
+            protocol = known.get(station_id, V16)
             with contextlib.suppress(ValueError):
-                action, payload = release_profile(protocol)
-                await self._deliver(site_id, station_id, action, payload, protocol)
+                releases.append((station_id, *release_profile(protocol), protocol))
+        for start in range(0, len(releases), self._s.batch):
+            await self._deliver(site_id, releases[start : start + self._s.batch])
         if removed:
             await self._store.forget(site_id, self._fence[site_id], removed)
 
-    async def _deliver(self, site_id: str, station_id: str, action: str, payload: Payload, protocol: str) -> Outcome:
+    async def _deliver(self, site_id: str, items: list[Delivery]) -> list[Outcome]:
         guard = (GUARD_PREFIX + site_id, self._fence[site_id])
-        return await self._inputs.deliver(station_id, action, payload, f"site:{site_id}", protocol, guard)
+        return await self._inputs.deliver(items, f"site:{site_id}", guard)
 
 
 def _station(spec: SiteSpec, station_id: str) -> StationSpec:

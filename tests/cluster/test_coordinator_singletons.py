@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from cluster import LeasedSingletons
+from cluster import EtcdClient, LeasedSingletons
 
 NodeFactory = Callable[..., Awaitable[Any]]
 WaitUntil = Callable[..., Awaitable[float]]
@@ -65,6 +65,43 @@ async def test_each_key_on_one_node_spread_and_moved_within_one_ttl(
         lambda: all(workers.running.get(key) not in (None, victim) for key in moved), ttl + 2, "keys moved"
     )
     assert took <= ttl + 1.0, took
+    assert workers.overlaps == 0
+
+
+async def test_a_crashed_holders_keys_move_as_their_lease_expires_not_at_the_next_poll(
+    start_node: NodeFactory, wait_until: WaitUntil, nursery: trio.Nursery, etcd: EtcdClient, prefix: str
+) -> None:
+    """The survivors watch the keys: with a poll interval far above the TTL, a key still moves within a
+    fraction of a second of the moment etcd expires the dead holder's lease (seen by a watch of our own)."""
+    ttl = 2.0
+    workers = Workers()
+    nodes = [await start_node(f"node-{n}", ttl=ttl) for n in "ab"]
+    scopes = {}
+    for node in nodes:
+        singletons = LeasedSingletons(
+            node.coord, "sites", wanted, partial(workers.work, node.coord.node_id), interval=60.0
+        )
+        scopes[node.coord.node_id] = trio.CancelScope()
+        nursery.start_soon(_run_in, scopes[node.coord.node_id], singletons)
+    await wait_until(lambda: len(workers.running) == len(KEYS), 5, "every key taken")
+    victim = workers.running[KEYS[0]]
+    expired: list[float] = []
+
+    async def see_expiry(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with etcd.watch(f"{prefix}singletons/sites/{KEYS[0]}") as events:
+            task_status.started()
+            async for event in events:
+                if event.type == "DELETE":
+                    expired.append(trio.current_time())
+                    return
+
+    await nursery.start(see_expiry)
+    next(n for n in nodes if n.coord.node_id == victim).crash()
+    scopes[victim].cancel()
+    await wait_until(lambda: workers.running.get(KEYS[0]) not in (None, victim), ttl + 3, "key moved")
+    moved = trio.current_time()
+    assert expired, "the key moved before etcd expired its holder's lease"
+    assert moved - expired[0] <= 1.0, moved - expired[0]  # the poll interval is 60 s
     assert workers.overlaps == 0
 
 
