@@ -2,9 +2,13 @@
 inside a write op. Either way the event is inserted in the same transaction as the change (and so fenced and
 group-committed with it): an event exists if and only if its change committed.
 
+Event statements are bulk statements: the group-commit writer runs each kind once per batch over every write's
+rows (one INSERT into the partitioned outbox per batch, not one per event), which keeps the outbox cheap on the
+hot path.
+
 A write whose message may be retried with the same content passes ``dedup_key``: the event is then inserted
 only if the station has no event with that key yet (a retried StartTransaction or MeterValues changes nothing
-and so emits nothing).
+and so emits nothing), in the table or earlier in the same batch.
 """
 
 from __future__ import annotations
@@ -17,11 +21,25 @@ from csms.storage import Connection, Statement
 
 _COLUMNS = "aggregatetype, aggregateid, type, station_id, payload, dedup_key"
 
-_INSERT = f"""
-INSERT INTO outbox ({_COLUMNS})
-SELECT $1, $2, $3, $4, $5::jsonb, $6::text
-WHERE $6::text IS NULL OR NOT EXISTS (SELECT 1 FROM outbox WHERE station_id = $4 AND dedup_key = $6::text)
-"""
+_PLAIN = "SELECT r->>0, r->>1, r->>2, r->>3, r->4, r->>5, n FROM inputs"
+
+
+def _insert(select_sql: str) -> str:
+    return f"""
+    WITH inputs AS (SELECT r, n FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS i (r, n))
+    INSERT INTO outbox ({_COLUMNS})
+    SELECT {_COLUMNS} FROM (
+        SELECT e.*, row_number() OVER (PARTITION BY e.station_id, e.dedup_key ORDER BY e.n) AS k
+        FROM ({select_sql}) AS e ({_COLUMNS}, n)
+    ) AS e
+    WHERE e.dedup_key IS NULL
+       OR (e.k = 1 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.station_id = e.station_id
+                                                            AND o.dedup_key = e.dedup_key))
+    ORDER BY e.n
+    """
+
+
+_INSERT = _insert(_PLAIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,43 +54,34 @@ class Event:
     data: dict[str, Any]
     dedup_key: str | None = None
 
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.aggregate_type,
+            self.aggregate_id,
+            full_type(self.name),
+            self.station_id,
+            self.data,
+            self.dedup_key,
+        )
+
 
 def event_statement(event: Event) -> Statement:
     """The event as a Statement: append it to the write's statements (the writer merges it across a batch)."""
-    return Statement(
-        _INSERT,
-        (
-            event.aggregate_type,
-            event.aggregate_id,
-            full_type(event.name),
-            event.station_id,
-            event.data,
-            event.dedup_key,
-        ),
-    )
+    return Statement(_INSERT, event.row(), bulk=True)
 
 
 async def emit(conn: Connection, *events: Event) -> None:
-    """Insert events from inside a write op (``async def op(conn)``), in the op's transaction."""
-    if len(events) == 1:
-        statement = event_statement(events[0])
-        await conn.execute(statement.sql, *statement.args)
-    elif events:
-        await conn.executemany(_INSERT, [event_statement(e).args for e in events])
+    """Insert events from inside a write op (``async def op(conn)``), in the op's transaction: one statement
+    for any number of events."""
+    if events:
+        await conn.execute(_INSERT, [e.row() for e in events])
 
 
 def derived_events(select_sql: str, *args: Any) -> Statement:
     """Events computed by the caller's own SELECT over its own tables (values known only inside the
-    transaction, like the energy so far of a session). The SELECT yields the columns aggregatetype,
-    aggregateid, type, station_id, payload (jsonb), dedup_key (text, may be NULL), in that order; the type
-    must be a catalogued full type (``csms.transaction.updated.v1``). A row whose dedup_key the station already
-    has is skipped."""
-    return Statement(
-        f"""
-        INSERT INTO outbox ({_COLUMNS})
-        SELECT e.* FROM ({select_sql}) AS e ({_COLUMNS})
-        WHERE e.dedup_key IS NULL
-           OR NOT EXISTS (SELECT 1 FROM outbox o WHERE o.station_id = e.station_id AND o.dedup_key = e.dedup_key)
-        """,
-        args,
-    )
+    transaction, like the energy so far of a session). The SELECT reads its arguments from the relation
+    ``inputs (r, n)``: ``r`` is the JSON array of ``args`` (``r->>0`` ...), one row per merged write, ``n`` its
+    position in the batch. It yields aggregatetype, aggregateid, type, station_id, payload (jsonb), dedup_key
+    (text, may be NULL) and n, in that order; the type must be a catalogued full type
+    (``csms.transaction.updated.v1``). A row whose dedup_key the station already has is skipped."""
+    return Statement(_insert(select_sql), args, bulk=True)

@@ -1,8 +1,9 @@
 """asyncio side of the group-commit writer: run a batch of writes in one transaction.
 
 Writes are either ops (``async def op(conn)``, run one after another) or plain statements, which are merged:
-the same SQL from every write of the batch goes to Postgres as one pipelined ``executemany``, so a batch costs
-a round trip per distinct statement instead of one per write. A write's own statements keep their order.
+the same SQL from every write of the batch goes to Postgres as one pipelined ``executemany`` (or, for a bulk
+statement, as one execution over all the rows), so a batch costs a round trip per distinct statement instead of
+one per write. A write's own statements keep their order.
 
 A failing write must not sink its neighbours: the batch is rolled back, the failing op's caller gets the
 error, and the rest run again as a (smaller) batch. A failing merged statement names only its group of
@@ -73,11 +74,14 @@ class StatementGroup:
     """One SQL text with the argument rows of every write in the batch that uses it, in batch order."""
 
     sql: str
+    bulk: bool = False
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     writers: list[PendingWrite] = field(default_factory=list)
 
     async def run(self, conn: asyncpg.Connection) -> None:
-        if len(self.rows) == 1:
+        if self.bulk:
+            await conn.execute(self.sql, self.rows)
+        elif len(self.rows) == 1:
             await conn.execute(self.sql, *self.rows[0])
         else:
             await conn.executemany(self.sql, self.rows)
@@ -96,7 +100,7 @@ def plan_statements(writes: Iterable[PendingWrite]) -> list[StatementGroup]:
             index = next((i for i in indexes if i >= floor), -1)
             if index < 0:
                 index = len(groups)
-                groups.append(StatementGroup(statement.sql))
+                groups.append(StatementGroup(statement.sql, statement.bulk))
                 indexes.append(index)
             group = groups[index]
             group.rows.append(statement.args)

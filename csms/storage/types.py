@@ -58,6 +58,13 @@ class Statement:
 
     sql: str
     args: tuple[Any, ...] = ()
+    bulk: bool = False
+    """``sql`` takes one parameter, a JSON array of argument rows (``$1::jsonb``): merged across a batch it
+    runs once for every row instead of once per row (one statement, one executor start, one round trip)."""
+
+    def execute_args(self) -> tuple[Any, ...]:
+        """The parameters to run this statement by itself."""
+        return ([self.args],) if self.bulk else self.args
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,4 +50,4 @@ def note_write() -> None:
 async def run_statements(conn: Connection, statements: Sequence[Statement]) -> None:
     """A statement part inside a composed op: the statements in order, on the op's transaction."""
     for statement in statements:
-        await conn.execute(statement.sql, *statement.args)
+        await conn.execute(statement.sql, *statement.execute_args())

@@ -80,13 +80,14 @@ def ended_row(row: Any, reason: str) -> Event:
 
 
 # transaction.updated.v1 from the session's own row: energy so far = the latest register reading - meterStart.
+# Arguments (csms.outbox.derived_events): transaction id, station id, register Wh, reading time, dedup key.
 UPDATED = """
 SELECT 'transaction', t.id::text, 'csms.transaction.updated.v1', t.station_id,
-       jsonb_build_object('transaction_id', t.id, 'station_id', t.station_id, 'meter_wh', $3::bigint,
-                          'energy_so_far_wh', $3::bigint - t.meter_start, 'at', $4::text),
-       $5::text
-FROM transactions t
-WHERE t.id = $1 AND t.station_id = $2 AND t.stop_received_at IS NULL AND $3::bigint >= t.meter_start
+       jsonb_build_object('transaction_id', t.id, 'station_id', t.station_id, 'meter_wh', (r->>2)::bigint,
+                          'energy_so_far_wh', (r->>2)::bigint - t.meter_start, 'at', r->>3),
+       r->>4, n
+FROM inputs JOIN transactions t ON t.id = (r->>0)::bigint AND t.station_id = r->>1
+WHERE t.stop_received_at IS NULL AND (r->>2)::bigint >= t.meter_start
 """
 
 
