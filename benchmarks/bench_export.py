@@ -1,9 +1,11 @@
 """The outbox and its export under the stress profile, and meter-value inserts into the partitioned table.
 
-    python benchmarks/bench_export.py [--stations 100] [--duration 10] [--warmup 3] [--baseline main]
+    python benchmarks/bench_export.py [--stations 100] [--duration 10] [--warmup 3] [--baseline no-events]
 
 In one run, each on its own database of one private Postgres (fsync on, synchronous_commit on):
-  1. without outbox - `csms serve` from the baseline git revision (before the outbox), stress profile;
+  1. without outbox - `csms serve` from the baseline, stress profile: by default (`no-events`) this tree's HEAD
+                      with the outbox's writes stubbed out (same code otherwise, so the difference is the outbox
+                      alone); or any git revision (an older tree before the outbox: other changes count too);
   2. with outbox    - this tree, the same load, exporting to a real `nats-server -js`; a subscriber on the
                       stream's subjects measures commit -> JetStream lag per event (receipt time minus the
                       event's `time`, which is its transaction's start: an upper bound of commit -> stream);
@@ -81,10 +83,46 @@ def _percentile(values: list[float], q: float) -> float:
     return round(statistics.quantiles(values, n=1000)[int(q * 1000) - 1] * 1000, 1) if len(values) > 2 else 0.0
 
 
+# Appended to the `no-events` baseline's copy of storage and the outbox: event writes become no-ops there.
+_NO_EVENTS = {
+    "csms/outbox/writing.py": """
+
+async def emit(conn: Connection, *events: Event) -> None:  # benchmark baseline: no events
+    return None
+""",
+    "csms/storage/batch.py": """
+
+_merged_run = StatementGroup.run
+
+
+async def _run_without_events(self: StatementGroup, conn: asyncpg.Connection) -> None:
+    if "INSERT INTO outbox" not in self.sql:  # benchmark baseline: no events
+        await _merged_run(self, conn)
+
+
+StatementGroup.run = _run_without_events  # type: ignore[method-assign]
+""",
+    "csms/storage/work.py": """
+
+_all_statements = run_statements
+
+
+async def run_statements(conn: Connection, statements: Sequence[Statement]) -> None:
+    await _all_statements(conn, [s for s in statements if "INSERT INTO outbox" not in s.sql])
+""",
+}
+
+
 def _baseline_tree(revision: str) -> Path:
+    """A revision's tree; `no-events`: HEAD's, with every event write skipped."""
     tree = Path(tempfile.mkdtemp(prefix="csms-baseline-"))
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision], check=True, capture_output=True)
+    commit = "HEAD" if revision == "no-events" else revision
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    if revision == "no-events":
+        for path, tail in _NO_EVENTS.items():
+            with (tree / path).open("a") as file:
+                file.write(tail)
     return tree
 
 
@@ -225,7 +263,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--insert-seconds", type=float, default=5.0)
-    parser.add_argument("--baseline", default="3a0bc4d", help="git revision without the outbox (main before it)")
+    parser.add_argument(
+        "--baseline", default="no-events", help="no-events (HEAD without event writes) or a git revision"
+    )
     args = parser.parse_args()
     data = run(args)
     markdown = report(data)

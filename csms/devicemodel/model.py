@@ -11,6 +11,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from csms.devicemodel import events
 from csms.devicemodel.entries import UPSERT_VARIABLE, identity, now_iso, report_row, value_row
 from csms.storage import Database, Fence, Statement
 
@@ -53,9 +54,10 @@ class DeviceModel:
         request_id, at = payload["requestId"], now_iso()
         entries = payload.get("reportData", [])
         statements = [Statement(UPSERT_VARIABLE, report_row(station_id, request_id, entry, at)) for entry in entries]
+        part = (station_id, request_id, payload["seqNo"], payload.get("tbc", False), len(entries))
         generated = _instant(payload["generatedAt"])
-        part = (station_id, request_id, payload["seqNo"], payload.get("tbc", False), len(entries), generated)
-        statements.append(Statement(_REPORT_PART, part))
+        statements.append(Statement(_REPORT_PART, (*part, generated)))
+        statements.append(events.report_received(*part, generated))
         await self._db.write_statements(statements, fence=fence)
 
     async def command_requested(self, record: Payload) -> None:
@@ -86,7 +88,9 @@ class DeviceModel:
             return
         else:
             return
-        await self._safely(record, [Statement(UPSERT_VARIABLE, row) for row in rows])
+        if rows:
+            statements = [Statement(UPSERT_VARIABLE, row) for row in rows]
+            await self._safely(record, [*statements, events.variables_updated(station_id, action, rows)])
 
     async def _safely(self, record: Payload, statements: list[Statement]) -> None:
         # The command itself went through; a failed bookkeeping write must not turn it into an error.

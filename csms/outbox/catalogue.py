@@ -19,6 +19,8 @@ _OPT_INT = {"type": ["integer", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 _OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
 _OBJ = {"type": "object"}
+_NUM = {"type": "number"}
+_OPT_NUM = {"type": ["number", "null"]}
 
 
 def _schema(name: str, description: str, required: dict[str, Any], optional: dict[str, Any] | None = None) -> Any:
@@ -38,6 +40,37 @@ _SAMPLE = {
     "type": "object",
     "properties": {"timestamp": _TIME, "value": _STR, "measurand": _STR, "unit": _STR, "phase": _STR},
     "required": ["timestamp", "value", "measurand"],
+}
+
+_VARIABLE = {
+    "type": "object",
+    "properties": {
+        "component": _STR,
+        "component_instance": _STR,
+        "evse_id": _OPT_INT,
+        "connector_id": _OPT_INT,
+        "variable": _STR,
+        "variable_instance": _STR,
+        "attribute_type": _STR,
+        "value": _STR,
+        "reboot_required": {"type": "boolean"},
+    },
+    "required": ["component", "variable", "attribute_type", "value"],
+}
+
+_ALLOCATION = {
+    "type": "object",
+    "properties": {
+        "station_id": _STR,
+        "default_limit": _OPT_NUM,
+        "default_pending": _OPT_NUM,
+        "transaction_id": _OPT_INT,
+        "connector_id": _OPT_INT,
+        "tx_limit": _OPT_NUM,
+        "tx_pending": _OPT_NUM,
+        "stuck": {"type": "boolean"},
+    },
+    "required": ["station_id"],
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -152,6 +185,68 @@ SCHEMAS: dict[str, Any] = {
         "A station reported a security event (OCPP 2.0.1 SecurityEventNotification).",
         {"station_id": _STR, "type": _STR, "at": _TIME},
         {"tech_info": _OPT_STR},
+    ),
+    "device_model.report_received.v1": _schema(
+        "device_model.report_received.v1",
+        "A station's NotifyReport part (OCPP 2.0.1) was stored in its device model; the variables are read"
+        " through /api/v1/stations/{id}/device-model.",
+        {
+            "station_id": _STR,
+            "request_id": _INT,
+            "seq_no": _INT,
+            "tbc": {"type": "boolean"},
+            "variables": _INT,
+            "generated_at": _TIME,
+        },
+    ),
+    "device_model.variables_updated.v1": _schema(
+        "device_model.variables_updated.v1",
+        "Variable values a station confirmed (GetVariables) or accepted (SetVariables) were stored.",
+        {"station_id": _STR, "source": _STR, "variables": {"type": "array", "items": _VARIABLE}},
+    ),
+    "site.defined.v1": _schema(
+        "site.defined.v1",
+        "An operator created or replaced a site: its grid limit and the stations sharing it.",
+        {
+            "site_id": _STR,
+            "created": {"type": "boolean"},
+            "limit": _NUM,
+            "unit": _STR,
+            "failsafe": _OPT_NUM,  # A per station; null: the limit split evenly
+            "station_ids": {"type": "array", "items": _STR},
+        },
+        {"voltage": _OPT_NUM},
+    ),
+    "site.limit_overridden.v1": _schema(
+        "site.limit_overridden.v1",
+        "An operator set a temporary limit for a site (until it expires).",
+        {"site_id": _STR, "limit": _NUM, "until": _TIME},
+    ),
+    "site.allocations_changed.v1": _schema(
+        "site.allocations_changed.v1",
+        "The site's balancer recorded what stations hold (pending before a send, in force after the answers),"
+        " or forgot stations that left the site.",
+        {
+            "site_id": _STR,
+            "fence_token": _INT,
+            "allocations": {"type": "array", "items": _ALLOCATION},
+            "removed_station_ids": {"type": "array", "items": _STR},
+        },
+    ),
+    "site.round_computed.v1": _schema(
+        "site.round_computed.v1",
+        "The site's balancer finished a round: the limit in force and what was allocated and measured.",
+        {
+            "site_id": _STR,
+            "fence_token": _INT,
+            "computed_by": _STR,
+            "computed_at": _TIME,
+            "limit_now": _NUM,
+            "allocated": _NUM,
+            "measured": _NUM,
+            "charging": _INT,
+            "capped": _INT,
+        },
     ),
 }
 

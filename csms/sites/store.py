@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from csms.outbox import Event, emit
+from csms.sites import events
 from csms.sites.allocation import Held
 from csms.sites.fences import lock_fence
 from csms.sites.model import SiteSpec, StationSpec
@@ -114,18 +116,25 @@ class SiteStore:
                     for s in spec.stations
                 ],
             )
+            await emit(conn, events.defined(spec, bool(created)))
             return bool(created)
 
         return await self._db.transaction(op)
 
     async def set_override(self, site_id: str, limit: float, until: datetime) -> bool:
-        status = await self._db.execute(
-            "UPDATE sites SET override_limit = $2, override_until = $3, updated_at = now() WHERE id = $1",
-            site_id,
-            limit,
-            until,
-        )
-        return status.endswith(" 1")
+        async def op(conn: Connection) -> bool:
+            status = await conn.execute(
+                "UPDATE sites SET override_limit = $2, override_until = $3, updated_at = now() WHERE id = $1",
+                site_id,
+                limit,
+                until,
+            )
+            if not status.endswith(" 1"):
+                return False
+            await emit(conn, events.overridden(site_id, limit, until))
+            return True
+
+        return await self._db.transaction(op)
 
     async def get(self, site_id: str) -> SiteSpec | None:
         async def read(conn: Connection) -> tuple[Row | None, list[Row]]:
@@ -147,17 +156,21 @@ class SiteStore:
         """Record what stations hold (before a send: pending; after the answers: in force), in one commit, only
         while ``fence`` is the site's token (else SiteFenceSuperseded)."""
         if rows:
-            await self._fenced(site_id, fence, _SAVE, *_save_args(site_id, rows))
+            event = events.allocations_changed(site_id, fence, rows=rows)
+            await self._fenced(site_id, fence, event, _SAVE, *_save_args(site_id, rows))
 
     async def forget(self, site_id: str, fence: int, station_ids: Sequence[str]) -> None:
+        ids = list(station_ids)
+        event = events.allocations_changed(site_id, fence, removed=ids)
         await self._fenced(
-            site_id, fence, "DELETE FROM site_allocations WHERE station_id = ANY($1::text[])", list(station_ids)
+            site_id, fence, event, "DELETE FROM site_allocations WHERE station_id = ANY($1::text[])", ids
         )
 
     async def save_round(self, site_id: str, fence: int, r: Round) -> None:
         await self._fenced(
             site_id,
             fence,
+            events.round_computed(site_id, fence, r),
             "INSERT INTO site_rounds (site_id, computed_by, computed_at, limit_now, allocated, measured, charging,"
             " capped, reallocated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (site_id) DO UPDATE"
             " SET computed_by = $2, computed_at = $3, limit_now = $4, allocated = $5, measured = $6, charging = $7,"
@@ -173,10 +186,13 @@ class SiteStore:
             r.reallocated_at,
         )
 
-    async def _fenced(self, site_id: str, fence: int, sql: str, *args: Any) -> None:
+    async def _fenced(self, site_id: str, fence: int, event: Event, sql: str, *args: Any) -> None:
+        """One write (and its event) committed only while ``fence`` is the site's token."""
+
         async def op(conn: Connection) -> None:
             await lock_fence(conn, site_id, fence)
             await conn.execute(sql, *args)
+            await emit(conn, event)
 
         await self._db.transaction(op)
 
