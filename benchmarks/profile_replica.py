@@ -3,6 +3,7 @@
     python benchmarks/profile_replica.py stress [--stations 100 --duration 10 --out /tmp/csms-stress]
     python benchmarks/profile_replica.py connect [--stations 2000 --out /tmp/csms-connect]
     python benchmarks/profile_replica.py stress --no-profile      # just the numbers, for a quick A/B
+    python benchmarks/profile_replica.py stress --protocol ocpp2.0.1   # the same mix spoken in 2.0.1
     python benchmarks/profile_replica.py connect --native         # C frames too: shows the garbage collector
 
 `stress` drives the group-commit-on case of `bench_throughput.py` (closed loop, same mix) against a fresh
@@ -106,6 +107,7 @@ def stress(args: argparse.Namespace, pg: Any, log_dir: Path) -> None:
             url=node.ocpp_url,
             stations=args.stations,
             profile="stress",
+            protocol=args.protocol,
             duration=args.duration,
             warmup=args.warmup,
             id_tag=harness.ID_TAG,
@@ -188,6 +190,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--processes", type=int, default=None, help="simulator processes (stress 1, connect 2)")
+    parser.add_argument("--protocol", choices=("ocpp1.6", "ocpp2.0.1"), default="ocpp1.6", help="stress only")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=None, help="output path stem (default /tmp/csms-<mode>)")
     parser.add_argument("--top", type=int, default=40)

@@ -4,6 +4,8 @@ Writes are either ops (``async def op(conn)``, run one after another) or plain s
 the same SQL from every write of the batch goes to Postgres as one pipelined ``executemany`` (or, for a bulk
 statement, as one execution over all the rows), so a batch costs a round trip per distinct statement instead of
 one per write. A write's own statements keep their order.
+A statement marked ``returns_row`` yields one row per write (merged as one ``fetchmany``): the write's result
+is its rows, so a hot-path write that needs an answer (a TransactionEvent's transaction) stays mergeable.
 
 A failing write must not sink its neighbours: the batch is rolled back, the failing op's caller gets the
 error, and the rest run again as a (smaller) batch. A failing merged statement names only its group of
@@ -31,7 +33,7 @@ from csms.storage.errors import FenceRejected
 from csms.storage.fencing import lock_current_fences
 from csms.storage.observer import StorageObserver
 from csms.storage.types import Fence, Statement, WriteOp
-from csms.storage.work import run_statements
+from csms.storage.work import one_row_each, run_statements
 
 
 @dataclass(eq=False, slots=True)
@@ -65,8 +67,7 @@ class PendingWrite:
         if self.statements is None:
             assert self.op is not None
             return await self.op(conn)
-        await run_statements(conn, self.statements)
-        return None
+        return await run_statements(conn, self.statements)
 
 
 @dataclass(eq=False, slots=True)
@@ -75,16 +76,23 @@ class StatementGroup:
 
     sql: str
     bulk: bool = False
+    returns_row: bool = False
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     writers: list[PendingWrite] = field(default_factory=list)
+    owners: list[PendingWrite] = field(default_factory=list)  # the writer of each row
 
-    async def run(self, conn: asyncpg.Connection) -> None:
+    async def run(self, conn: asyncpg.Connection) -> list[tuple[PendingWrite, Any]]:
+        """Run the group; for a ``returns_row`` statement, each writer with the row its arguments yielded."""
+        if self.returns_row:
+            records = await conn.fetchmany(self.sql, self.rows)
+            return list(zip(self.owners, one_row_each(records, len(self.rows), self.sql), strict=True))
         if self.bulk:
             await conn.execute(self.sql, self.rows)
         elif len(self.rows) == 1:
             await conn.execute(self.sql, *self.rows[0])
         else:
             await conn.executemany(self.sql, self.rows)
+        return []
 
 
 def plan_statements(writes: Iterable[PendingWrite]) -> list[StatementGroup]:
@@ -92,18 +100,19 @@ def plan_statements(writes: Iterable[PendingWrite]) -> list[StatementGroup]:
     group of its write's previous statement (else it opens a new group), so each write's statements still run
     in the order it gave them, and a batch needs as few round trips as that allows."""
     groups: list[StatementGroup] = []
-    by_sql: dict[str, list[int]] = {}
+    by_sql: dict[tuple[str, bool], list[int]] = {}
     for p in writes:
         floor = 0
         for statement in p.statements or ():
-            indexes = by_sql.setdefault(statement.sql, [])
+            indexes = by_sql.setdefault((statement.sql, statement.returns_row), [])
             index = next((i for i in indexes if i >= floor), -1)
             if index < 0:
                 index = len(groups)
-                groups.append(StatementGroup(statement.sql, statement.bulk))
+                groups.append(StatementGroup(statement.sql, statement.bulk, statement.returns_row))
                 indexes.append(index)
             group = groups[index]
             group.rows.append(statement.args)
+            group.owners.append(p)
             if not group.writers or group.writers[-1] is not p:
                 group.writers.append(p)
             floor = index
@@ -165,6 +174,7 @@ class BatchRunner:
         started = time.perf_counter()
         live: list[PendingWrite] = []
         values: list[tuple[PendingWrite, Any]] = []
+        fetched: dict[int, list[Any]] = {}  # statement writes' rows, by id(write)
         suspects: list[PendingWrite] = []
         error: Exception | None = None
         try:
@@ -183,7 +193,8 @@ class BatchRunner:
                 merged = (p for p in live if p.statements is not None and id(p) not in isolate)
                 for group in plan_statements(merged):
                     try:
-                        await group.run(conn)
+                        for owner, record in await group.run(conn):
+                            fetched.setdefault(id(owner), []).append(record)
                     except Exception as exc:
                         suspects, error = group.writers, exc
                         raise
@@ -208,7 +219,7 @@ class BatchRunner:
         for p, value in values:
             p.succeed(value)
         for p in committed:
-            p.succeed(None)  # statement writes (ops were settled just above)
+            p.succeed(fetched.get(id(p), []))  # statement writes (ops and isolated writes were settled above)
         self._observer.batch_committed(len(committed), time.perf_counter() - started)
         return [], set(), []
 

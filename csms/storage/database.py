@@ -223,8 +223,9 @@ class Database:
         result: T = await self._submit(PendingWrite(op, fence))
         return result
 
-    async def write_statements(self, statements: Sequence[Statement], *, fence: Fence | None = None) -> None:
-        """Like ``write`` for plain statements, run in the given order once COMMITTED returns.
+    async def write_statements(self, statements: Sequence[Statement], *, fence: Fence | None = None) -> list[Any]:
+        """Like ``write`` for plain statements, run in the given order; returns once COMMITTED with the rows of
+        its ``returns_row`` statements, in order.
 
         The cheap form for the hot path: the writer sends the same SQL of every write in a batch as one
         pipelined ``executemany``. Statements of different writes in a batch may interleave in any order,
@@ -232,7 +233,8 @@ class Database:
         waits for each answer). A failing statement fails this write alone, as with ``write``. With no
         statements it still checks ``fence`` (FenceRejected if stale).
         """
-        await self._submit(PendingWrite(None, fence, tuple(statements)))
+        rows: list[Any] = await self._submit(PendingWrite(None, fence, tuple(statements)))
+        return rows
 
     async def _submit(self, pending: PendingWrite) -> Any:
         note_write()

@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
+from csms.storage.errors import StorageError
 from csms.storage.types import Connection, Statement
 
 
@@ -47,7 +49,21 @@ def note_write() -> None:
     count[0] = 1
 
 
-async def run_statements(conn: Connection, statements: Sequence[Statement]) -> None:
-    """A statement part inside a composed op: the statements in order, on the op's transaction."""
+async def run_statements(conn: Connection, statements: Sequence[Statement]) -> list[Any]:
+    """A statement part inside a composed op: the statements in order, on the op's transaction; returns the
+    rows of its ``returns_row`` statements, in order (as ``Database.write_statements`` does)."""
+    rows: list[Any] = []
     for statement in statements:
-        await conn.execute(statement.sql, *statement.execute_args())
+        if statement.returns_row:
+            rows += one_row_each(await conn.fetch(statement.sql, *statement.execute_args()), 1, statement.sql)
+        else:
+            await conn.execute(statement.sql, *statement.execute_args())
+    return rows
+
+
+def one_row_each(records: list[Any], expected: int, sql: str) -> list[Any]:
+    """A ``returns_row`` statement must yield exactly one row per run (else rows cannot be matched to their
+    writes): anything else fails the write."""
+    if len(records) != expected:
+        raise StorageError(f"{len(records)} rows for {expected} runs of a one-row statement: {sql.strip()[:80]}")
+    return records

@@ -16,10 +16,9 @@ from typing import Any
 
 import orjson
 
-from csms.outbox import Event, emit
-from csms.storage import Connection, Fence
-from csms.transactions import outbox_events
-from csms.transactions.samples import SampledValue, insert_samples
+from csms.outbox import derived_events
+from csms.storage import Connection, Row, Statement
+from csms.transactions.samples import SampledValue, samples_event
 
 PROTOCOL = "ocpp2.0.1"
 
@@ -57,30 +56,54 @@ class EventOutcome:
     charging: bool = False  # derived: active and chargingState Charging (what the fleet shows as charging)
 
 
+# A TransactionEvent is five mergeable statements (the writer runs each as one pipelined executemany or
+# fetchmany, or one bulk execution, per batch, so a batch of events costs five round trips, not five per event),
+# in this order: create the transaction row if this is its first event; keep the event (or, for a seqNo already
+# kept with other content, the conflicting variant), answering whether it was new; keep its readings and their
+# outbox event if the kept event is this one; re-derive the row, with its outbox events in the same statement.
+# The transaction is always found by (station, station's transactionId).
 _CREATE = """
 INSERT INTO transactions (station_id, protocol, station_tx_id, connector_id, evse_id, start_timestamp,
                           start_received_at)
 VALUES ($1, $2, $3, coalesce($4, 0), $5, $6, $7)
 ON CONFLICT (station_id, station_tx_id) WHERE station_tx_id IS NOT NULL DO NOTHING
-RETURNING id
 """
-_FIND = "SELECT id FROM transactions WHERE station_id = $1 AND station_tx_id = $2"
+# One row: new (this event was kept now) and conflict (its seqNo was kept before with other content).
 _KEEP_EVENT = """
-INSERT INTO transaction_events (station_id, station_tx_id, seq_no, transaction_id, event_type, station_timestamp,
-    received_at, trigger_reason, offline, charging_state, stopped_reason, remote_start_id, reservation_id, id_token,
-    id_token_type, id_token_status, evse_id, connector_id, content_digest)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-ON CONFLICT DO NOTHING
-RETURNING seq_no
+WITH tx AS (SELECT id FROM transactions WHERE station_id = $1 AND station_tx_id = $2),
+kept AS (SELECT content_digest FROM transaction_events WHERE station_id = $1 AND station_tx_id = $2 AND seq_no = $3),
+ins AS (
+    INSERT INTO transaction_events (station_id, station_tx_id, seq_no, transaction_id, event_type,
+        station_timestamp, received_at, trigger_reason, offline, charging_state, stopped_reason, remote_start_id,
+        reservation_id, id_token, id_token_type, id_token_status, evse_id, connector_id, content_digest)
+    SELECT $1, $2, $3, tx.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM tx
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), variant AS (
+    INSERT INTO transaction_event_conflicts (station_id, station_tx_id, seq_no, transaction_id, content_digest,
+                                             content, received_at)
+    SELECT $1, $2, $3, tx.id, $18, $19::jsonb, $6 FROM tx, kept WHERE kept.content_digest <> $18
+    ON CONFLICT DO NOTHING
+)
+SELECT EXISTS (SELECT 1 FROM ins) AS new, EXISTS (SELECT 1 FROM kept WHERE content_digest <> $18) AS conflict
 """
-_KEPT_DIGEST = """
-SELECT content_digest FROM transaction_events WHERE station_id = $1 AND station_tx_id = $2 AND seq_no = $3
+# A reading of the event is kept only if the event kept under its seqNo is this one (a retry's readings are
+# already there; a conflicting variant's are not the transaction's).
+_KEEP_SAMPLE = """
+INSERT INTO meter_values (station_id, connector_id, transaction_id, reported_transaction_id, station_timestamp,
+                          received_at, source, measurand, phase, unit, context, location, format, value, evse_id)
+SELECT $1, $4, e.transaction_id, NULL, $6, $7, 'TransactionEvent', $8, $9, $10, $11, $12, $13, $14, $15
+FROM transaction_events e
+WHERE e.station_id = $1 AND e.station_tx_id = $2 AND e.seq_no = $3 AND e.content_digest = $5
+ON CONFLICT ON CONSTRAINT meter_values_once DO NOTHING
 """
-_KEEP_CONFLICT = """
-INSERT INTO transaction_event_conflicts (station_id, station_tx_id, seq_no, transaction_id, content_digest, content,
-                                         received_at)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
-ON CONFLICT DO NOTHING
+# The event's readings as meter_values.recorded.v1, if the event kept under its seqNo is this message's.
+# Arguments: station id, station's transactionId, seqNo, received at, the event's data (without transaction_id).
+_SAMPLES_EVENT = """
+SELECT 'station', r->>0, 'csms.meter_values.recorded.v1', r->>0,
+       (r->4) || jsonb_build_object('transaction_id', k.transaction_id), NULL::text, n
+FROM inputs JOIN transaction_events k ON k.station_id = r->>0 AND k.station_tx_id = r->>1
+     AND k.seq_no = (r->>2)::integer AND k.received_at = (r->>3)::timestamptz
 """
 # The row from everything kept: first-by-seqNo for what a transaction starts with, last-by-seqNo for its
 # current state, the Ended event for its stop. Energy: the Transaction.Begin / Transaction.End register
@@ -114,10 +137,12 @@ WITH e AS (
                AS reservation_id,
            bool_or(offline) AS offline
     FROM transaction_events WHERE station_id = $1 AND station_tx_id = $2
+), tx AS (
+    SELECT id FROM transactions WHERE station_id = $1 AND station_tx_id = $2
 ), r AS (
     SELECT round(meter_wh(measurand, unit, format, value))::bigint AS wh, context, station_timestamp
     FROM meter_values
-    WHERE transaction_id = $3 AND transaction_id <> 0 AND station_id = $1
+    WHERE transaction_id = (SELECT id FROM tx) AND transaction_id <> 0 AND station_id = $1
       AND meter_wh(measurand, unit, format, value) IS NOT NULL
 ), m AS (
     SELECT coalesce((SELECT wh FROM r WHERE context = 'Transaction.Begin' ORDER BY station_timestamp, wh LIMIT 1),
@@ -125,7 +150,7 @@ WITH e AS (
            coalesce((SELECT wh FROM r WHERE context = 'Transaction.End'
                      ORDER BY station_timestamp DESC, wh DESC LIMIT 1),
                     (SELECT wh FROM r ORDER BY station_timestamp DESC, wh DESC LIMIT 1)) AS last_wh
-)
+), d AS (
 UPDATE transactions t SET
     connector_id = coalesce(e.connector_id, 0),
     evse_id = e.evse_id,
@@ -148,11 +173,35 @@ UPDATE transactions t SET
     stop_received_at = CASE WHEN e.ended THEN e.ended_received ELSE t.stop_received_at END,
     stop_reason = CASE WHEN e.ended THEN e.stopped_reason ELSE t.stop_reason END,
     stop_id_tag = CASE WHEN e.ended THEN e.stop_id_token ELSE t.stop_id_tag END
-FROM e, m
-WHERE t.id = $3
-RETURNING t.connector_id, t.evse_id, coalesce(t.charging_state = 'Charging' AND t.stop_received_at IS NULL, false)
-    AS charging, t.meter_start, t.meter_stop, t.id_tag, t.id_tag_status, t.stop_reason, t.stop_timestamp,
-    t.start_timestamp, t.charging_state, m.last_wh
+FROM e, m, tx
+WHERE t.id = tx.id
+RETURNING t.*, m.last_wh, e.first_received
+), events AS (
+    -- Only for the message whose event was kept now (a retry's kept row has the first arrival's received_at):
+    -- started if it was the transaction's first to arrive, then ended or updated (catalogue types, see
+    -- csms/outbox). Same types and data as a 1.6 session's, in the derive's own statement and transaction.
+    INSERT INTO outbox (aggregatetype, aggregateid, type, station_id, payload)
+    SELECT 'transaction', d.id::text, 'csms.transaction.' || x.kind || '.v1', d.station_id,
+           jsonb_build_object('transaction_id', d.id, 'station_id', d.station_id, 'protocol', $3::text) || x.data
+    FROM d
+    CROSS JOIN LATERAL (VALUES
+        (1, 'started', d.first_received = $5::timestamptz, jsonb_build_object(
+            'connector_id', d.connector_id, 'id_token', d.id_tag, 'id_token_status', d.id_tag_status,
+            'meter_start_wh', d.meter_start, 'started_at', d.start_timestamp)),
+        (2, 'ended', $4::text = 'Ended', jsonb_build_object(
+            'meter_stop_wh', d.meter_stop, 'energy_wh', d.meter_stop - d.meter_start,
+            'reason', coalesce(d.stop_reason, 'Local'), 'stopped_at', d.stop_timestamp, 'id_token', d.id_tag)),
+        (3, 'updated', $4::text <> 'Ended' AND d.first_received <> $5::timestamptz, jsonb_build_object(
+            'meter_wh', d.last_wh, 'energy_so_far_wh', d.last_wh - d.meter_start, 'at', $7::text,
+            'charging_state', d.charging_state))
+    ) AS x (k, kind, wanted, data)
+    WHERE x.wanted AND EXISTS (
+        SELECT 1 FROM transaction_events k
+        WHERE k.station_id = $1 AND k.station_tx_id = $2 AND k.seq_no = $6 AND k.received_at = $5::timestamptz)
+    ORDER BY x.k
+)
+SELECT id, connector_id, evse_id, coalesce(charging_state = 'Charging' AND stop_received_at IS NULL, false) AS charging
+FROM d
 """
 
 
@@ -164,23 +213,15 @@ def content_of(ev: TransactionEventInput) -> bytes:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
 
 
-async def record_event(conn: Connection, fence: Fence, ev: TransactionEventInput) -> EventOutcome:
-    """A write op (runs inside the writer's batch transaction, fenced by the caller)."""
-    station_id = fence.station_id
+def event_statements(station_id: str, ev: TransactionEventInput) -> list[Statement]:
+    """The statements that keep ``ev`` and re-derive its transaction (run in order, fenced by the caller);
+    the write's rows are [keep, derive], read by ``outcome_of``."""
     content = content_of(ev)
     digest = hashlib.sha256(content).hexdigest()
-    tx_id = await conn.fetchval(
-        _CREATE, station_id, PROTOCOL, ev.station_tx_id, ev.connector_id, ev.evse_id, ev.timestamp, ev.received_at
-    )
-    created = tx_id is not None
-    if tx_id is None:
-        tx_id = await conn.fetchval(_FIND, station_id, ev.station_tx_id)
-    kept = await conn.fetchval(
-        _KEEP_EVENT,
-        station_id,
-        ev.station_tx_id,
+    key = (station_id, ev.station_tx_id)
+    keep = (
+        *key,
         ev.seq_no,
-        tx_id,
         ev.event_type,
         ev.timestamp,
         ev.received_at,
@@ -196,67 +237,36 @@ async def record_event(conn: Connection, fence: Fence, ev: TransactionEventInput
         ev.evse_id,
         ev.connector_id,
         digest,
+        content.decode(),
     )
-    if kept is None:
-        kept_digest = await conn.fetchval(_KEPT_DIGEST, station_id, ev.station_tx_id, ev.seq_no)
-        conflict = kept_digest is not None and kept_digest != digest
-        if conflict:
-            args = (station_id, ev.station_tx_id, ev.seq_no, tx_id, digest, content.decode(), ev.received_at)
-            await conn.execute(_KEEP_CONFLICT, *args)
-        connector = await conn.fetchval("SELECT connector_id FROM transactions WHERE id = $1", tx_id)
-        return EventOutcome(int(tx_id), False, int(connector), conflict)
-    await insert_samples(
-        conn, station_id, ev.connector_id or 0, int(tx_id), ev.received_at, "TransactionEvent", ev.samples, ev.evse_id
-    )
-    row = await conn.fetchrow(_DERIVE, station_id, ev.station_tx_id, tx_id)
-    await emit(conn, *_domain_events(station_id, int(tx_id), created, ev, row))
-    return EventOutcome(int(tx_id), True, int(row["connector_id"]), evse_id=row["evse_id"], charging=row["charging"])
+    statements = [
+        Statement(
+            _CREATE, (station_id, PROTOCOL, ev.station_tx_id, ev.connector_id, ev.evse_id, ev.timestamp, ev.received_at)
+        ),
+        Statement(_KEEP_EVENT, keep, returns_row=True),
+    ]
+    for v in ev.samples:
+        reading = (v.timestamp, ev.received_at, v.measurand, v.phase, v.unit, v.context, v.location, v.format, v.value)
+        args = (*key, ev.seq_no, ev.connector_id or 0, digest, *reading, ev.evse_id or 0)
+        statements.append(Statement(_KEEP_SAMPLE, args))
+    if ev.samples:
+        data = samples_event(station_id, ev.connector_id or 0, 0, ev.samples).data
+        statements.append(derived_events(_SAMPLES_EVENT, *key, ev.seq_no, ev.received_at, data))
+    derive = (*key, PROTOCOL, ev.event_type, ev.received_at, ev.seq_no, ev.timestamp.isoformat())
+    statements.append(Statement(_DERIVE, derive, returns_row=True))
+    return statements
 
 
-def _domain_events(station_id: str, tx_id: int, created: bool, ev: TransactionEventInput, row: Any) -> list[Event]:
-    """The same catalogue events a 1.6 session emits, from the transaction as derived after this event."""
-    events = []
-    if created:
-        events.append(
-            outbox_events.started(
-                station_id,
-                tx_id,
-                connector_id=row["connector_id"],
-                id_token=row["id_tag"],
-                id_token_status=row["id_tag_status"],
-                meter_start=row["meter_start"],
-                started_at=row["start_timestamp"],
-                protocol=PROTOCOL,
-            )
-        )
-    if ev.event_type == "Ended":
-        reason = row["stop_reason"] or "Local"
-        events.append(
-            outbox_events.ended(
-                station_id,
-                tx_id,
-                row["meter_start"],
-                row["meter_stop"],
-                reason,
-                row["stop_timestamp"],
-                row["id_tag"],
-                PROTOCOL,
-            )
-        )
-    elif not created:
-        last, start = row["last_wh"], row["meter_start"]
-        events.append(
-            outbox_events.transaction_event(
-                "transaction.updated.v1",
-                station_id,
-                tx_id,
-                meter_wh=last,
-                energy_so_far_wh=last - start if last is not None and start is not None else None,
-                at=ev.timestamp.isoformat(),
-                charging_state=row["charging_state"],
-            )
-        )
-    return events
+def outcome_of(rows: list[Row]) -> EventOutcome:
+    keep, row = rows
+    return EventOutcome(
+        int(row["id"]),
+        bool(keep["new"]),
+        int(row["connector_id"]),
+        bool(keep["conflict"]),
+        evse_id=row["evse_id"],
+        charging=row["charging"],
+    )
 
 
 _EVENT_COLUMNS = """seq_no, event_type, station_timestamp, received_at, trigger_reason, offline, charging_state,
