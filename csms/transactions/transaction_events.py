@@ -10,7 +10,7 @@ split across replicas (fenced, one owner at a time) all produce one transaction 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -208,9 +208,13 @@ FROM d
 def content_of(ev: TransactionEventInput) -> bytes:
     """What the station said, as canonical JSON: everything but our receive time and our answer for the token
     (a retry may arrive later, and the token's status may have changed meanwhile)."""
-    content = asdict(ev)
-    del content["received_at"], content["id_token_status"]
+    content = {name: getattr(ev, name) for name in _CONTENT_FIELDS}  # asdict's deep copy was 10% of the CPU
+    content["samples"] = [{name: getattr(s, name) for name in _SAMPLE_FIELDS} for s in ev.samples]
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+
+
+_CONTENT_FIELDS = [f.name for f in fields(TransactionEventInput) if f.name not in ("received_at", "id_token_status")]
+_SAMPLE_FIELDS = [f.name for f in fields(SampledValue)]
 
 
 def event_statements(station_id: str, ev: TransactionEventInput) -> list[Statement]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from csms.storage import Database, Fence, FenceRejected, IntegrityError, NullObserver, Statement
+from csms.storage import Database, Fence, FenceRejected, IntegrityError, NullObserver, Statement, StorageError
 from csms.storage.batch import PendingWrite, plan_statements
 
 pytestmark = pytest.mark.integration
@@ -95,6 +95,42 @@ async def test_a_failing_merged_statement_fails_only_its_own_write(database_url:
     # together in that one transaction.
     assert observer.retried == [20]
     assert observer.sizes == [19]
+
+
+async def test_row_returning_statements_answer_each_write_with_its_own_rows(database_url: str) -> None:
+    """Merged into one fetchmany per batch, yet each write gets the rows its own arguments yielded, in its
+    order, also when a neighbour fails and the batch is re-run with it isolated."""
+    observer = Batches()
+    async with Database.open(database_url, observer=observer, max_wait=0.05) as db:
+        await db.execute(_ITEMS)
+        await db.execute(_LOG)
+        await db.execute("INSERT INTO items (station, n) VALUES ('old', 7)")
+        answers: dict[int, object] = {}
+
+        async def station(n: int) -> None:
+            statements = [
+                Statement(_INSERT_LOG + " RETURNING n * 10 AS tens", (f"CP-{n}", n), returns_row=True),
+                Statement(_INSERT_ITEM, (f"CP-{n}", n)),
+                Statement("SELECT count(*) AS c, $1::text AS station FROM log WHERE station = $1", (f"CP-{n}",), True),
+            ]
+            try:
+                rows = await db.write_statements(statements)
+                answers[n] = [(rows[0]["tens"], rows[1]["c"], rows[1]["station"])]
+            except IntegrityError:
+                answers[n] = "duplicate"
+
+        async with trio.open_nursery() as nursery:
+            for n in range(30):
+                nursery.start_soon(station, n)
+        assert answers.pop(7) == "duplicate"
+        assert answers == {n: [(n * 10, 1, f"CP-{n}")] for n in range(30) if n != 7}
+        assert max(observer.sizes) > 1  # the rows came from merged batches
+
+
+async def test_a_row_returning_statement_without_its_row_fails_its_write(db: Database) -> None:
+    await db.execute(_LOG)
+    with pytest.raises(StorageError, match="one-row statement"):
+        await db.write_statements([Statement("SELECT n FROM log WHERE n = $1", (1,), returns_row=True)])
 
 
 async def test_statement_writes_are_fenced(db: Database) -> None:
