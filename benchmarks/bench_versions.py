@@ -1,12 +1,15 @@
 """OCPP 1.6 next to 2.0.1 on one replica: the stress and realistic profiles, interleaved, several short runs each.
 
     python benchmarks/bench_versions.py [--runs 3] [--stress-stations 100] [--realistic-stations 500]
+    python benchmarks/bench_versions.py --baseline /path/to/main   # before/after: each run also on that code
 
 Rounds run 1.6 stress, 2.0.1 stress, 1.6 realistic, 2.0.1 realistic (the version order alternates per round), each
 on a fresh replica and database in one private durable Postgres, so load from elsewhere on the shared machine
 falls on both versions alike. Per configuration: the median and range of msg/s, p99 and server RSS per
 connection ((RSS after the window - RSS of the idle replica) / stations). The load average is recorded before
-and after every run. Writes benchmarks/results/versions-<UTC time>.json and .md.
+and after every run. With --baseline, every configuration also runs on the csms code of that checkout,
+next to this one (the order alternating per round), so a change is measured before and after in one session.
+Writes benchmarks/results/versions-<UTC time>.json and .md.
 
 The two versions send the same calls per session (benchmarks/profiles201.py maps each 1.6 step), so the
 difference is the protocol's cost: TransactionEvent derives its transaction from every event kept (1.6's
@@ -16,8 +19,10 @@ MeterValues is a plain insert), and 2.0.1 checks boot rules and typed idTokens.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +38,7 @@ from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, sum
 
 VERSIONS = ("ocpp1.6", "ocpp2.0.1")
 PROFILES = ("stress", "realistic")
+CURRENT, BASELINE = "this", "baseline"
 
 
 def _config(profile: str, protocol: str, url: str, prefix: str, args: argparse.Namespace) -> FleetConfig:
@@ -52,16 +58,18 @@ def _config(profile: str, protocol: str, url: str, prefix: str, args: argparse.N
     )
 
 
-def measure(pg: Any, name: str, profile: str, protocol: str, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+def measure(
+    pg: Any, name: str, profile: str, protocol: str, args: argparse.Namespace, log_dir: Path, code: str = CURRENT
+) -> dict[str, Any]:
     url = pg.create_database(f"bench_versions_{name}")
     load_before = os.getloadavg()
-    with harness.replica(url, log_dir) as node:
+    with harness.replica(url, log_dir, cwd=args.baseline if code == BASELINE else None) as node:
         harness.register_id_tag(node)
         assert node.proc is not None
         pid = node.proc.pid
         idle_kib = harness.rss_kib(pid)
         config = _config(profile, protocol, node.ocpp_url, f"{name}-", args)
-        print(f"-- {name}: {profile} {protocol}, {config.stations} stations ...", flush=True)
+        print(f"-- {name}: {profile} {protocol} ({code}), {config.stations} stations ...", flush=True)
         result = run_processes(config, args.processes, timeout=300.0 + config.warmup + config.duration)
         after_kib = harness.rss_kib(pid)
     summary = summarize(result)
@@ -69,6 +77,7 @@ def measure(pg: Any, name: str, profile: str, protocol: str, args: argparse.Name
         "name": name,
         "profile": profile,
         "protocol": protocol,
+        "code": code,
         "stations": config.stations,
         "msgs_per_s": summary["msgs_per_s"],
         "p50_ms": summary["p50_ms"],
@@ -91,6 +100,11 @@ def measure(pg: Any, name: str, profile: str, protocol: str, args: argparse.Name
     return row
 
 
+def _commit(checkout: Path) -> str:
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):,.1f} ({min(values):,.1f}-{max(values):,.1f})"
 
@@ -98,15 +112,15 @@ def _spread(values: list[float]) -> str:
 def report(data: dict[str, Any]) -> str:
     rows = data["rows"]
     table_rows = []
-    for profile in PROFILES:
-        for protocol in VERSIONS:
-            runs = [r for r in rows if r["profile"] == profile and r["protocol"] == protocol]
-            if not runs:
-                continue
+    codes = [c for c in (BASELINE, CURRENT) if any(r.get("code", CURRENT) == c for r in rows)]
+    for profile, protocol, code in itertools.product(PROFILES, VERSIONS, codes):
+        runs = [r for r in rows if (r["profile"], r["protocol"], r.get("code", CURRENT)) == (profile, protocol, code)]
+        if runs:
             table_rows.append(
                 [
                     profile,
                     protocol,
+                    *([code] if len(codes) > 1 else []),
                     runs[0]["stations"],
                     len(runs),
                     _spread([r["msgs_per_s"] for r in runs]),
@@ -115,7 +129,15 @@ def report(data: dict[str, Any]) -> str:
                     sum(r["errors_in_window"] for r in runs),
                 ]
             )
-    headers = ["profile", "protocol", "stations", "runs", "msg/s median (range)", "p99 ms median (range)"]
+    headers = [
+        "profile",
+        "protocol",
+        *(["code"] if len(codes) > 1 else []),
+        "stations",
+        "runs",
+        "msg/s median (range)",
+        "p99 ms median (range)",
+    ]
     headers += ["RSS/conn KiB median (range)", "errors"]
     loads = [r["load_before"][0] for r in rows]
     offered = data["settings"]["realistic_stations"] * data["settings"]["speed"] * real_station_msgs_per_s()
@@ -130,9 +152,15 @@ def report(data: dict[str, Any]) -> str:
         f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), shared with other engineers' work: 1-minute load "
         f"average {min(loads):.2f}-{max(loads):.2f} at the runs' starts. RSS/conn is the server's growth from idle "
         "over the stations of a short run (allocator and caches included), so it is an upper bound.\n\n"
-        f"Reproduce: `python benchmarks/bench_versions.py --runs {st['runs']} --stress-stations "
+        + (
+            f"Code: baseline = {data['baseline']} at {data['commits'][BASELINE]}, this = {data['commits'][CURRENT]} "
+            "(plus uncommitted changes, if any), alternating per configuration.\n\n"
+            if len(codes) > 1
+            else ""
+        )
+        + f"Reproduce: `python benchmarks/bench_versions.py --runs {st['runs']} --stress-stations "
         f"{st['stress_stations']} --realistic-stations {st['realistic_stations']} --speed {st['speed']:g} "
-        f"--duration {st['duration']:g}`\n"
+        f"--duration {st['duration']:g}{' --baseline ' + data['baseline'] if len(codes) > 1 else ''}`\n"
     )
 
 
@@ -145,6 +173,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="measurement window per run (s)")
     parser.add_argument("--warmup", type=float, default=3.0, help="stress warm-up (realistic: 1800 s / speed)")
     parser.add_argument("--processes", type=int, default=1, help="simulator processes")
+    parser.add_argument("--baseline", type=Path, default=None, help="a checkout whose csms to measure alongside")
     args = parser.parse_args()
     raise_fd_limit()
     log_dir = Path(tempfile.mkdtemp(prefix="csms-bench-"))
@@ -153,16 +182,22 @@ def main() -> None:
     with harness.postgres() as pg:
         for round_no in range(args.runs):
             versions = VERSIONS if round_no % 2 == 0 else VERSIONS[::-1]
-            for profile in PROFILES:
-                for protocol in versions:
-                    name = f"r{round_no}{profile[:2]}{protocol[4:].replace('.', '')}"
-                    rows.append(measure(pg, name, profile, protocol, args, log_dir))
+            codes = (CURRENT, BASELINE) if args.baseline else (CURRENT,)
+            codes = codes if round_no % 2 == 0 else codes[::-1]
+            for profile, protocol, code in itertools.product(PROFILES, versions, codes):
+                name = f"r{round_no}{profile[:2]}{protocol[4:].replace('.', '')}{code[0]}"
+                rows.append(measure(pg, name, profile, protocol, args, log_dir, code))
     data = {
         "benchmark": "versions",
         "machine": harness.machine(),
         "settings": {
             k: getattr(args, k)
             for k in ("runs", "stress_stations", "realistic_stations", "speed", "duration", "warmup", "processes")
+        },
+        "baseline": str(args.baseline) if args.baseline else None,
+        "commits": {
+            CURRENT: _commit(Path(__file__).parent),
+            BASELINE: _commit(args.baseline) if args.baseline else None,
         },
         "elapsed_s": round(time.time() - started),
         "rows": rows,

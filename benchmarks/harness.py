@@ -127,6 +127,7 @@ def replica(
     (e.g. etcd_endpoints=... for a cluster member, then give each member its own `node_id`); `cwd`: run the
     code of another tree (an older release, say)."""
     env = {
+        **({"PYTHONPATH": str(cwd)} if cwd is not None else {}),
         "CSMS_DATABASE_URL": database_url,
         "CSMS_API_TOKENS": API_TOKEN,
         "CSMS_REGISTRATION": "auto",
