@@ -186,7 +186,11 @@ def main() -> None:
             codes = codes if round_no % 2 == 0 else codes[::-1]
             for profile, protocol, code in itertools.product(PROFILES, versions, codes):
                 name = f"r{round_no}{profile[:2]}{protocol[4:].replace('.', '')}{code[0]}"
-                rows.append(measure(pg, name, profile, protocol, args, log_dir, code))
+                try:
+                    rows.append(measure(pg, name, profile, protocol, args, log_dir, code))
+                except Exception as exc:  # e.g. another process took the free port first: run it once more
+                    print(f"   {name} failed ({exc!r}); once more", flush=True)
+                    rows.append(measure(pg, name + "x", profile, protocol, args, log_dir, code))
     data = {
         "benchmark": "versions",
         "machine": harness.machine(),
