@@ -32,7 +32,14 @@ from csms.operations import (
 )
 from csms.stations import LastSeen, StationConnection, StationRegistry, charging, event, security_event
 from csms.storage import Connection, Database, Fence, run_statements
-from csms.transactions import EventOutcome, TransactionLedger, transaction_event_op
+from csms.transactions import (
+    EventOutcome,
+    TransactionEventInput,
+    TransactionLedger,
+    event_statements,
+    outcome_of,
+    transaction_event_op,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +205,16 @@ class CentralSystem201:
         token = p.get("idToken")
         info = await self._id_tags.id_token_info(token["idToken"], token["type"]) if token else None
         event = inputs.transaction_event(p, now(), info["status"] if info else None)
-        record = transaction_event_op(fence, event)
         remote_start_id, reservation_id = event.remote_start_id, event.reservation_id
+        if (
+            remote_start_id is None
+            and reservation_id is None
+            and not (event.charging_state or event.event_type != "Updated")
+        ):
+            # Nothing else to write (most events: periodic readings): plain statements, merged batch-wide.
+            rows = await self._db.write_statements(event_statements(conn.station_id, event), fence=fence)
+            return self._after_event(conn, event, info, outcome_of(rows))
+        record = transaction_event_op(fence, event)
 
         async def record_with_effects(c: Connection) -> EventOutcome:
             outcome = await record(c)
@@ -212,7 +227,12 @@ class CentralSystem201:
                 await run_statements(c, charging(conn.station_id, *evse, event.station_tx_id, outcome.charging))
             return outcome
 
-        outcome = await self._db.write(record_with_effects, fence=fence)
+        return self._after_event(conn, event, info, await self._db.write(record_with_effects, fence=fence))
+
+    def _after_event(
+        self, conn: StationConnection, event: TransactionEventInput, info: Payload | None, outcome: EventOutcome
+    ) -> Payload:
+        """What follows a committed event: the conflict warning, the domain events, the answer."""
         if outcome.conflict:  # kept for investigation and flagged on the transaction; the station is not at fault
             log.warning(
                 "TransactionEvent repeats a seqNo with different content",

@@ -9,7 +9,7 @@ from csms.transactions.ledger import (
     transaction_event_op,
 )
 from csms.transactions.samples import SampledValue
-from csms.transactions.transaction_events import EventOutcome, TransactionEventInput
+from csms.transactions.transaction_events import EventOutcome, TransactionEventInput, event_statements, outcome_of
 from csms.transactions.views import CSV_COLUMNS, SessionFilter, SessionViews
 
 __all__ = [
@@ -22,6 +22,8 @@ __all__ = [
     "SessionViews",
     "TransactionEventInput",
     "TransactionLedger",
+    "event_statements",
+    "outcome_of",
     "remote_started",
     "start_op",
     "transaction_event_op",
