@@ -108,7 +108,7 @@ def plan_statements(writes: Iterable[PendingWrite]) -> list[StatementGroup]:
             index = next((i for i in indexes if i >= floor), -1)
             if index < 0:
                 index = len(groups)
-                groups.append(StatementGroup(statement.sql, statement.bulk, statement.returns_row))
+                groups.append(StatementGroup(statement.sql, bulk=statement.bulk, returns_row=statement.returns_row))
                 indexes.append(index)
             group = groups[index]
             group.rows.append(statement.args)

@@ -58,13 +58,13 @@ class Statement:
 
     sql: str
     args: tuple[Any, ...] = ()
-    bulk: bool = False
-    """``sql`` takes one parameter, a JSON array of argument rows (``$1::jsonb``): merged across a batch it
-    runs once for every row instead of once per row (one statement, one executor start, one round trip)."""
     returns_row: bool = False
     """True: the SQL yields exactly one row (e.g. ``RETURNING`` of a row that must exist, or a ``WITH ...
     SELECT`` of one row), which becomes part of the write's result; merged as one pipelined ``fetchmany``.
     Not with ``bulk``."""
+    bulk: bool = False
+    """``sql`` takes one parameter, a JSON array of argument rows (``$1::jsonb``): merged across a batch it
+    runs once for every row instead of once per row (one statement, one executor start, one round trip)."""
 
     def execute_args(self) -> tuple[Any, ...]:
         """The parameters to run this statement by itself."""
