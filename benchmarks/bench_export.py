@@ -95,9 +95,10 @@ async def emit(conn: Connection, *events: Event) -> None:  # benchmark baseline:
 _merged_run = StatementGroup.run
 
 
-async def _run_without_events(self: StatementGroup, conn: asyncpg.Connection) -> None:
-    if "INSERT INTO outbox" not in self.sql:  # benchmark baseline: no events
-        await _merged_run(self, conn)
+async def _run_without_events(self: StatementGroup, conn: asyncpg.Connection) -> Any:
+    if "INSERT INTO outbox" in self.sql:  # benchmark baseline: no events
+        return []
+    return await _merged_run(self, conn)
 
 
 StatementGroup.run = _run_without_events  # type: ignore[method-assign]
@@ -107,8 +108,8 @@ StatementGroup.run = _run_without_events  # type: ignore[method-assign]
 _all_statements = run_statements
 
 
-async def run_statements(conn: Connection, statements: Sequence[Statement]) -> None:
-    await _all_statements(conn, [s for s in statements if "INSERT INTO outbox" not in s.sql])
+async def run_statements(conn: Connection, statements: Sequence[Statement]) -> Any:
+    return await _all_statements(conn, [s for s in statements if "INSERT INTO outbox" not in s.sql])
 """,
 }
 
