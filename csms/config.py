@@ -112,6 +112,20 @@ def _public_url(raw: str) -> str:
     return raw
 
 
+# URL schemes pyarrow.fs.FileSystem.from_uri opens (checked here by name: opening an s3:// one at startup could
+# block on the network resolving its region).
+ARCHIVE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
+def _archive_url(raw: str) -> str:
+    scheme, separator, rest = raw.partition("://")
+    if separator and (scheme not in ARCHIVE_SCHEMES or not rest.strip("/")):
+        raise ValueError(
+            f"must be a directory or a URL pyarrow opens ({', '.join(s + '://' for s in ARCHIVE_SCHEMES)})"
+        )
+    return raw
+
+
 def _cidrs(raw: str) -> tuple[str, ...]:
     cidrs = _csv(raw)
     for cidr in cidrs:
@@ -292,9 +306,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "retention_archive_url",
-        str,
+        _archive_url,
         "",
-        "directory or object-store URL (s3://...) where dropped meter-value partitions are kept as Parquet",
+        "directory or URL (file://, s3://, gs://...) where dropped meter-value partitions are kept as Parquet",
     ),
     Setting("tls_cert_file", str, "", "certificate for wss:// (unset: plain ws)"),
     Setting("tls_key_file", str, "", "private key for wss://"),

@@ -64,7 +64,10 @@ async def test_migration_moves_existing_meter_values_into_partitions(db: Databas
     assert await db.fetchval("SELECT count(*) FROM meter_readings WHERE station_id = 'CP-OLD'") == 5
 
 
-async def test_partitions_ahead_archive_and_retention_round_trip(db: Database, tmp_path: Path) -> None:
+@pytest.mark.parametrize("as_url", [False, True], ids=["directory", "file-url"])
+async def test_partitions_ahead_archive_and_retention_round_trip(db: Database, tmp_path: Path, as_url: bool) -> None:
+    """The archive goes to a directory or to a URL opened by pyarrow's filesystem layer (file:// here: the same
+    code path as s3:// or gs://, against a real filesystem)."""
     await db.migrate(MIGRATIONS)
     now = datetime.now(UTC)
     old = now - timedelta(days=70)
@@ -75,14 +78,16 @@ async def test_partitions_ahead_archive_and_retention_round_trip(db: Database, t
     await db.execute(_INSERT, "CP-P", far, "3")
     await METER_VALUES.ensure(db, old.date(), 0)  # an old month exists (the migration made it or this does)
     metrics = Metrics()
-    settings = RetentionSettings(outbox_hours=24, meter_values_days=40, archive_url=str(tmp_path / "archive"))
+    archive = tmp_path / "archive"
+    url = archive.as_uri() if as_url else str(archive)
+    settings = RetentionSettings(outbox_hours=24, meter_values_days=40, archive_url=url)
     await maintain_partitions(db, settings, metrics, now=now)
     names = {p.name for p in await METER_VALUES.existing(db)}
     assert f"meter_values_p{now:%Y%m}" in names and f"meter_values_p{old:%Y%m}" not in names
     assert {f"outbox_p{now + timedelta(days=d):%Y%m%d}" for d in range(4)} <= {
         p.name for p in await OUTBOX.existing(db)
     }
-    archived = pq.read_table(tmp_path / "archive" / f"meter_values_p{old:%Y%m}.parquet").to_pylist()
+    archived = pq.read_table(archive / f"meter_values_p{old:%Y%m}.parquet").to_pylist()
     assert sorted(r["value"] for r in archived) == ["1", "2"] and archived[0]["station_id"] == "CP-P"
     assert await db.fetchval("SELECT count(*) FROM meter_values WHERE value IN ('1', '2')") == 0
     # Creating the far month's partition moves its row out of the default partition, keeping it.

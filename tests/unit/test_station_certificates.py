@@ -115,5 +115,9 @@ def test_settings_are_checked_with_one_line() -> None:
         load(environ={**base, "CSMS_TLS_CLIENT_CA_FILE": "/ca.pem"})
     with pytest.raises(ConfigError, match="CSMS_TLS_STATION_IDENTITY"):
         load(environ={**base, "CSMS_TLS_STATION_IDENTITY": "ou"})
+    with pytest.raises(ConfigError, match="CSMS_RETENTION_ARCHIVE_URL='ftp://x/y': must be a directory or a URL"):
+        load(environ={**base, "CSMS_RETENTION_ARCHIVE_URL": "ftp://x/y"})
+    for archive in ("/var/archive", "file:///var/archive", "s3://bucket/meter-values", "gs://bucket/p"):
+        assert load(environ={**base, "CSMS_RETENTION_ARCHIVE_URL": archive}).retention_archive_url == archive
     config = load(environ={**base, "CSMS_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "CSMS_TLS_CLIENT_CA_FILE": "/c"})
     assert config.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
