@@ -180,3 +180,34 @@ async def test_an_ocpp201_session_emits_the_same_catalogue_events(csms: Running)
     assert data["csms.transaction.updated.v1"]["energy_so_far_wh"] == 500
     ended = data["csms.transaction.ended.v1"]
     assert (ended["energy_wh"], ended["reason"], ended["protocol"]) == (1200, "Local", "ocpp2.0.1")
+
+
+async def test_ocpp201_events_follow_arrival_not_seq_no_and_skip_repeats(csms: Running) -> None:
+    """An offline batch arriving out of order: the first event to arrive starts the transaction (whatever its
+    type), later new ones update or end it; a retry and a conflicting repeat of a kept seqNo add nothing."""
+    await csms.put_station("CP-EV201B")
+    at = [f"2030-01-01T10:0{n}:00Z" for n in range(4)]
+    started = v201.transaction_event("Started", "TX-B", 0, timestamp=at[0], wh=1000, evse_id=1, connector_id=1)
+    updated = v201.transaction_event("Updated", "TX-B", 1, timestamp=at[1], wh=1500)
+    conflicting = v201.transaction_event("Updated", "TX-B", 1, timestamp=at[2], wh=9999)
+    ended = v201.transaction_event("Ended", "TX-B", 2, timestamp=at[3], wh=2000, stopped_reason="Local")
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-EV201B", subprotocols=v201.SUBPROTOCOL_201) as cp:
+        await cp.call("BootNotification", v201.boot())
+        for payload in (updated, updated, started, conflicting, ended, ended):
+            await cp.call("TransactionEvent", payload)
+    async with csms.api() as client:
+        events = await all_events(client, station_id="CP-EV201B")
+    for event in events:
+        VALIDATORS[event["type"]](event["data"])
+    tx_kinds = [k for k in kinds(events, "CP-EV201B") if k.startswith(("transaction.", "meter_values."))]
+    assert tx_kinds == [
+        "meter_values.recorded.v1",
+        "transaction.started.v1",  # the Updated that arrived first
+        "meter_values.recorded.v1",
+        "transaction.updated.v1",  # the Started that arrived second
+        "meter_values.recorded.v1",
+        "transaction.ended.v1",
+    ]
+    data = [e["data"] for e in events if e["type"].startswith("csms.transaction.")]
+    assert data[0]["meter_start_wh"] == 1500 and data[1]["meter_wh"] == 1500  # derived from all kept so far
+    assert (data[1]["energy_so_far_wh"], data[2]["energy_wh"]) == (500, 1000)
