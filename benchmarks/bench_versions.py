@@ -160,7 +160,8 @@ def report(data: dict[str, Any]) -> str:
         )
         + f"Reproduce: `python benchmarks/bench_versions.py --runs {st['runs']} --stress-stations "
         f"{st['stress_stations']} --realistic-stations {st['realistic_stations']} --speed {st['speed']:g} "
-        f"--duration {st['duration']:g}{' --baseline ' + data['baseline'] if len(codes) > 1 else ''}`\n"
+        f"--duration {st['duration']:g}{' --baseline ' + data['baseline'] if len(codes) > 1 else ''}"
+        f" --profiles {' '.join(st.get('profiles', PROFILES))}`\n"
     )
 
 
@@ -174,6 +175,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="stress warm-up (realistic: 1800 s / speed)")
     parser.add_argument("--processes", type=int, default=1, help="simulator processes")
     parser.add_argument("--baseline", type=Path, default=None, help="a checkout whose csms to measure alongside")
+    parser.add_argument("--profiles", nargs="+", choices=PROFILES, default=list(PROFILES), help="profiles to run")
     args = parser.parse_args()
     raise_fd_limit()
     log_dir = Path(tempfile.mkdtemp(prefix="csms-bench-"))
@@ -184,7 +186,7 @@ def main() -> None:
             versions = VERSIONS if round_no % 2 == 0 else VERSIONS[::-1]
             codes = (CURRENT, BASELINE) if args.baseline else (CURRENT,)
             codes = codes if round_no % 2 == 0 else codes[::-1]
-            for profile, protocol, code in itertools.product(PROFILES, versions, codes):
+            for profile, protocol, code in itertools.product(args.profiles, versions, codes):
                 name = f"r{round_no}{profile[:2]}{protocol[4:].replace('.', '')}{code[0]}"
                 try:
                     rows.append(measure(pg, name, profile, protocol, args, log_dir, code))
@@ -196,7 +198,16 @@ def main() -> None:
         "machine": harness.machine(),
         "settings": {
             k: getattr(args, k)
-            for k in ("runs", "stress_stations", "realistic_stations", "speed", "duration", "warmup", "processes")
+            for k in (
+                "runs",
+                "profiles",
+                "stress_stations",
+                "realistic_stations",
+                "speed",
+                "duration",
+                "warmup",
+                "processes",
+            )
         },
         "baseline": str(args.baseline) if args.baseline else None,
         "commits": {
