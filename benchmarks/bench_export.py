@@ -253,7 +253,8 @@ def report(data: dict[str, Any]) -> str:
         "# Outbox and export: throughput cost, commit -> JetStream lag, partitioned inserts\n\n"
         f"Headline: the outbox's writes cost **{(1 - w / a) * 100 if a else 0:.0f} %** of stress throughput "
         f"({a:,.0f} -> {w:,.0f} msg/s), with the JetStream exporter running too "
-        f"**{(1 - b / a) * 100 if a else 0:.0f} %** ({b:,.0f} msg/s); commit -> JetStream lag **p50 {lag['p50']} ms, p99 {lag['p99']} ms** "
+        f"**{(1 - b / a) * 100 if a else 0:.0f} %** ({b:,.0f} msg/s); "
+        f"commit -> JetStream lag **p50 {lag['p50']} ms, p99 {lag['p99']} ms** "
         f"({lag['events']:,} events). Group-commit inserts: partitioned meter_values {ins['meter_values']:,} rows/s, "
         f"unpartitioned copy {ins['meter_values_plain']:,} rows/s.\n\n"
         + harness.table(["target", "msg/s", "p50 ms", "p99 ms", "errors", "server CPU %", "postgres CPU %"], rows)
