@@ -25,17 +25,17 @@ _PLAIN = "SELECT r->>0, r->>1, r->>2, r->>3, r->4, r->>5, n FROM inputs"
 
 
 def _insert(select_sql: str) -> str:
+    # No sort and no window: rows are inserted (and take their seq) in input order. A key repeated within the
+    # batch counts once, at its first row: the first rows per key are one InitPlan array, computed once.
     return f"""
-    WITH inputs AS (SELECT r, n FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS i (r, n))
+    WITH inputs AS (SELECT r, n FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS i (r, n)),
+    e ({_COLUMNS}, n) AS ({select_sql})
     INSERT INTO outbox ({_COLUMNS})
-    SELECT {_COLUMNS} FROM (
-        SELECT e.*, row_number() OVER (PARTITION BY e.station_id, e.dedup_key ORDER BY e.n) AS k
-        FROM ({select_sql}) AS e ({_COLUMNS}, n)
-    ) AS e
+    SELECT {_COLUMNS} FROM e
     WHERE e.dedup_key IS NULL
-       OR (e.k = 1 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.station_id = e.station_id
-                                                            AND o.dedup_key = e.dedup_key))
-    ORDER BY e.n
+       OR (e.n = ANY (ARRAY(SELECT min(f.n) FROM e AS f WHERE f.dedup_key IS NOT NULL
+                            GROUP BY f.station_id, f.dedup_key))
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.station_id = e.station_id AND o.dedup_key = e.dedup_key))
     """
 
 

@@ -12,10 +12,11 @@ import orjson
 import pytest
 import trio
 
+from csms.app import MIGRATIONS
 from csms.devtools import station201 as v201
 from csms.devtools.station import SimulatedStation, now_iso
-from csms.outbox import SCHEMAS, full_type
-from csms.storage import Database, Fence, FenceRejected
+from csms.outbox import SCHEMAS, Event, emit, event_statement, full_type
+from csms.storage import Connection, Database, Fence, FenceRejected
 from csms.transactions import SampledValue, TransactionLedger
 from tests.integration.conftest import Running
 
@@ -211,3 +212,23 @@ async def test_ocpp201_events_follow_arrival_not_seq_no_and_skip_repeats(csms: R
     data = [e["data"] for e in events if e["type"].startswith("csms.transaction.")]
     assert data[0]["meter_start_wh"] == 1500 and data[1]["meter_wh"] == 1500  # derived from all kept so far
     assert (data[1]["energy_so_far_wh"], data[2]["energy_wh"]) == (500, 1000)
+
+
+async def test_one_bulk_statement_keeps_order_and_counts_a_repeated_key_once(db: Database) -> None:
+    """A batch's events go to Postgres as one statement: rows keep their order (seq), and a dedup key repeated
+    within it (a retried message whose first copy is in the same batch) is inserted once, like one already
+    in the table."""
+    await db.migrate(MIGRATIONS)
+
+    def status(n: int, key: str | None) -> Event:
+        return Event("station.registered.v1", "station", "CP-BULK", "CP-BULK", {"station_id": "CP-BULK", "n": n}, key)
+
+    await db.write_statements([event_statement(status(0, "k-table"))])
+
+    async def op(conn: Connection) -> None:
+        await emit(conn, status(1, None), status(2, "k-batch"), status(3, "k-batch"), status(4, "k-table"))
+        await emit(conn, status(5, None), status(6, None))
+
+    await db.write(op)
+    rows = await db.fetch("SELECT payload FROM outbox WHERE station_id = 'CP-BULK' ORDER BY txid, seq")
+    assert [r["payload"]["n"] for r in rows] == [0, 1, 2, 5, 6]
