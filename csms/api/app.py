@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,12 +29,14 @@ from csms.api.devicemodel_routes import devicemodel_routes
 from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.events_routes import events_routes
 from csms.api.internal_routes import Shed, internal_routes
+from csms.api.models.bodies import IdTagPut, StationPut
 from csms.api.openapi import openapi_endpoint
 from csms.api.operations_routes import operations_routes
+from csms.api.responses import JsonResponse
 from csms.api.security_routes import security_routes
 from csms.api.sites_routes import site_routes
 from csms.api.transactions_routes import transaction_routes
-from csms.api.validation import id_tag_body, json_body, page_limit, parse_id, path_station_id, station_body
+from csms.api.validation import json_body, page_limit, parse, parse_id, path_station_id
 from csms.authorization import IdTagStore
 from csms.central_system.certificates import StationCertificates
 from csms.central_system.security_operations import SecurityOperations
@@ -107,12 +109,12 @@ def build_api(services: ApiServices) -> Starlette:
     s = services
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "alive"})
+        return JsonResponse({"status": "alive"})
 
     async def readyz(request: Request) -> Response:
         checks = await s.readiness()
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        return JsonResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(s.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -134,7 +136,7 @@ def build_api(services: ApiServices) -> Starlette:
             item["connected"] = owner is not None
             item["owner_node"] = owner.node_id if owner else None
         next_after = items[-1]["id"] if len(items) == limit else None
-        return JSONResponse({"items": items, "next": next_after})
+        return JsonResponse({"items": items, "next": next_after})
 
     async def get_station(request: Request) -> Response:
         auth.require(request, "read")
@@ -146,7 +148,7 @@ def build_api(services: ApiServices) -> Starlette:
         station.update(await s.registry.security.security_state(station_id) or {})
         station["open_transactions"] = await s.ledger.open_transactions(station_id)
         station["notifications"] = await s.registry.notifications(station_id, limit=20)
-        return JSONResponse(station)
+        return JsonResponse(station)
 
     async def station_events(request: Request) -> Response:
         """What a station reported beyond transactions (2.0.1 Notify*, security events, ...), newest first."""
@@ -159,32 +161,32 @@ def build_api(services: ApiServices) -> Starlette:
         before = parse_id(request.query_params.get("before"), "before")
         items = await s.registry.events(station_id, action=action, limit=limit, before_id=before)
         next_before = items[-1]["id"] if len(items) == limit else None
-        return JSONResponse({"items": items, "next": next_before})
+        return JsonResponse({"items": items, "next": next_before})
 
     async def put_station(request: Request) -> Response:
         auth.require(request, "operator")
         station_id = path_station_id(request)
-        body = station_body(await json_body(request))
-        password = body.get("password")
+        body = parse(StationPut, await json_body(request))
+        given = body.model_fields_set
+        password, profile = body.password, body.security_profile
         password_hash = await hash_password(password, s.password_iterations) if password else None
-        profile = body.get("security_profile")
         if profile in (1, 2) and not password:
             state = await s.registry.security.security_state(station_id)
-            if not (state and state["has_password"]) or ("password" in body and password is None):
+            if not (state and state["has_password"]) or ("password" in given and password is None):
                 raise ApiError(422, "invalid", f"security_profile {profile} needs a password (Basic auth)")
         created = await s.registry.put(
             station_id,
             password_hash=password_hash,
-            set_password="password" in body,
-            boot_status=body.get("boot_status"),
-            set_boot_status="boot_status" in body,
-            description=body.get("description"),
+            set_password="password" in given,
+            boot_status=body.boot_status,
+            set_boot_status="boot_status" in given,
+            description=None if "description" not in given else body.description or "",
         )
-        if "security_profile" in body:
+        if "security_profile" in given:
             await s.registry.security.set_profile(station_id, profile)
         station = await s.registry.get(station_id)
         assert station is not None
-        return JSONResponse(await with_owner(station), status_code=201 if created else 200)
+        return JsonResponse(await with_owner(station), status_code=201 if created else 200)
 
     async def delete_station(request: Request) -> Response:
         auth.require(request, "operator")
@@ -198,7 +200,7 @@ def build_api(services: ApiServices) -> Starlette:
         limit = page_limit(request)
         tags = await s.id_tags.page(limit=limit, after=request.query_params.get("after", ""))
         next_after = tags[-1].id_tag if len(tags) == limit else None
-        return JSONResponse({"items": [t.as_json() for t in tags], "next": next_after})
+        return JsonResponse({"items": [t.as_json() for t in tags], "next": next_after})
 
     def path_id_tag(request: Request) -> str:
         id_tag = request.path_params["id_tag"]
@@ -212,16 +214,14 @@ def build_api(services: ApiServices) -> Starlette:
         tag = await s.id_tags.get(id_tag)
         if tag is None:
             raise ApiError(404, "not_found", f"id tag {id_tag} does not exist")
-        return JSONResponse(tag.as_json())
+        return JsonResponse(tag.as_json())
 
     async def put_id_tag(request: Request) -> Response:
         auth.require(request, "operator")
         id_tag = path_id_tag(request)
-        body = id_tag_body(await json_body(request))
-        tag, created = await s.id_tags.put(
-            id_tag, body["status"], body["expiry_date"], body["parent_id_tag"], body["type"]
-        )
-        return JSONResponse(tag.as_json(), status_code=201 if created else 200)
+        body = parse(IdTagPut, await json_body(request))
+        tag, created = await s.id_tags.put(id_tag, body.status, body.expiry_date, body.parent_id_tag, body.type)
+        return JsonResponse(tag.as_json(), status_code=201 if created else 200)
 
     async def delete_id_tag(request: Request) -> Response:
         auth.require(request, "operator")
@@ -235,7 +235,7 @@ def build_api(services: ApiServices) -> Starlette:
         c = s.coordinator
         nodes = await c.nodes()
         counts = await c.owned_counts()
-        return JSONResponse(
+        return JsonResponse(
             {
                 "node_id": c.node_id,
                 "leader": c.leader_id,

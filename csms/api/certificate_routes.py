@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.command_status import HTTP_STATUS
 from csms.api.errors import ApiError
+from csms.api.responses import JsonResponse
 from csms.api.validation import bad, json_body, page_limit, parse_id, path_station_id, reject_unknown
 from csms.central_system.certificates import StationCertificates
-from csms.commands import HTTP_STATUS
 from csms.stations import SecurityStore
 from csms.stations.certificate_authority import CertificateRejected
 
@@ -25,7 +26,7 @@ def certificate_routes(auth: TokenAuth, store: SecurityStore, certificates: Stat
         if await store.security_state(station_id) is None:
             raise ApiError(404, "not_found", f"station {station_id} is not registered")
         record = await certificates.renew(station_id, f"token:{role}")
-        return JSONResponse(
+        return JsonResponse(
             {"ca_mode": certificates.mode, "command": record}, status_code=HTTP_STATUS[record["status"]]
         )
 
@@ -35,7 +36,7 @@ def certificate_routes(auth: TokenAuth, store: SecurityStore, certificates: Stat
         if status is not None and status not in REQUEST_STATUSES:
             raise ApiError(400, "bad_request", f"status must be one of {', '.join(REQUEST_STATUSES)}")
         items = await store.requests(status, page_limit(request))
-        return JSONResponse({"ca_mode": certificates.mode, "items": items})
+        return JsonResponse({"ca_mode": certificates.mode, "items": items})
 
     async def import_certificate(request: Request) -> Response:
         auth.require(request, "operator")
@@ -52,7 +53,7 @@ def certificate_routes(auth: TokenAuth, store: SecurityStore, certificates: Stat
             raise ApiError(404, "not_found", f"certificate request {request_id} does not exist") from None
         except CertificateRejected as exc:
             raise bad(str(exc)) from None
-        return JSONResponse({"command": record}, status_code=HTTP_STATUS[record["status"]])
+        return JsonResponse({"command": record}, status_code=HTTP_STATUS[record["status"]])
 
     return [
         Route("/api/v1/stations/{station_id}/renew-certificate", renew, methods=["POST"]),

@@ -11,11 +11,12 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
+from csms.api.responses import JsonResponse
 from csms.api.validation import json_body, page_limit
 from csms.commands import CommandRejected, CommandService
 from csms.operations import ProfileTemplates
@@ -51,7 +52,7 @@ def charging_profile_routes(auth: TokenAuth, templates: ProfileTemplates, comman
         auth.require(request, "read")
         limit = page_limit(request)
         items = await templates.page(limit=limit, after=request.query_params.get("after", ""))
-        return JSONResponse({"items": items, "next": items[-1]["name"] if len(items) == limit else None})
+        return JsonResponse({"items": items, "next": items[-1]["name"] if len(items) == limit else None})
 
     async def get_template(request: Request) -> Response:
         auth.require(request, "read")
@@ -59,7 +60,7 @@ def charging_profile_routes(auth: TokenAuth, templates: ProfileTemplates, comman
         template = await templates.get(name)
         if template is None:
             raise ApiError(404, "not_found", f"charging-profile template {name} does not exist")
-        return JSONResponse(template)
+        return JsonResponse(template)
 
     async def put_template(request: Request) -> Response:
         role = auth.require(request, "operator")
@@ -67,7 +68,7 @@ def charging_profile_routes(auth: TokenAuth, templates: ProfileTemplates, comman
         profile = await json_body(request)
         check_template(commands, profile)
         template, created = await templates.put(name, profile, f"token:{role}")
-        return JSONResponse(template, status_code=201 if created else 200)
+        return JsonResponse(template, status_code=201 if created else 200)
 
     async def delete_template(request: Request) -> Response:
         auth.require(request, "operator")

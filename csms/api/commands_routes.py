@@ -9,14 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.command_payloads import CommandPayloads
+from csms.api.command_status import HTTP_STATUS
 from csms.api.errors import ApiError
+from csms.api.responses import JsonResponse
 from csms.api.validation import json_body, page_limit, parse_bool, parse_datetime, parse_id, path_station_id
-from csms.commands import HTTP_STATUS, CommandRejected, CommandService
+from csms.commands import CommandRejected, CommandService
 from csms.stations import StationRegistry
 
 Payload = dict[str, Any]
@@ -55,7 +57,7 @@ def command_routes(
         record, status = await submit_command(
             commands, registry, payloads, station_id, action, body, f"token:{role}", is_async=is_async, timeout=timeout
         )
-        return JSONResponse(record, status_code=status)
+        return JsonResponse(record, status_code=status)
 
     async def get_command(request: Request) -> Response:
         auth.require(request, "read")
@@ -65,7 +67,7 @@ def command_routes(
         record = await commands.get(command_id)
         if record is None:
             raise ApiError(404, "not_found", f"command {raw} does not exist")
-        return JSONResponse(record)
+        return JsonResponse(record)
 
     async def list_commands(request: Request) -> Response:
         auth.require(request, "read")
@@ -80,7 +82,7 @@ def command_routes(
             limit=limit,
             before_id=before,
         )
-        return JSONResponse({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
+        return JsonResponse({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
 
     return [
         Route("/api/v1/stations/{station_id}/commands/{action}", send_command, methods=["POST"]),

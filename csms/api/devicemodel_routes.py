@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
+from csms.api.responses import JsonResponse
 from csms.api.validation import page_limit, parse_id, path_station_id
 from csms.devicemodel import DeviceModelViews
 from csms.stations import StationRegistry
@@ -37,11 +38,11 @@ def devicemodel_routes(auth: TokenAuth, views: DeviceModelViews, registry: Stati
         items, next_after = await views.variables(
             await known_station(request), component=component, variable=variable, limit=limit, after=after
         )
-        return JSONResponse({"items": items, "next": next_after})
+        return JsonResponse({"items": items, "next": next_after})
 
     async def reports(request: Request) -> Response:
         auth.require(request, "read")
-        return JSONResponse({"items": await views.reports(await known_station(request))})
+        return JsonResponse({"items": await views.reports(await known_station(request))})
 
     return [
         Route("/api/v1/stations/{station_id}/variables", variables),

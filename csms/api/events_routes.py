@@ -9,12 +9,14 @@ from typing import Any
 import orjson
 import trio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
-from csms.api.validation import INT64_MAX, bad, json_body, page_limit, parse_id, reject_unknown
+from csms.api.models.fields import INT64_MAX
+from csms.api.responses import JsonResponse
+from csms.api.validation import bad, json_body, page_limit, parse_id, reject_unknown
 from csms.outbox import SCHEMAS, BadCursor, Cursor, ExportStore, OutboxReader, event_types, full_type
 
 SSE_POLL = 0.5  # seconds between reads while a live tail is caught up
@@ -63,15 +65,15 @@ def events_routes(auth: TokenAuth, reader: OutboxReader, exports: ExportStore) -
         if "text/event-stream" in request.headers.get("accept", ""):
             return _tail(reader, after, types, station_id)
         events, cursor = await reader.page(after, limit=page_limit(request), types=types, station_id=station_id)
-        return JSONResponse({"items": events, "next": str(cursor)})
+        return JsonResponse({"items": events, "next": str(cursor)})
 
     async def schemas(request: Request) -> Response:
         auth.require(request, "read")
-        return JSONResponse({full_type(name): schema for name, schema in SCHEMAS.items()})
+        return JsonResponse({full_type(name): schema for name, schema in SCHEMAS.items()})
 
     async def list_exports(request: Request) -> Response:
         auth.require(request, "read")
-        return JSONResponse({"items": await exports.sinks()})
+        return JsonResponse({"items": await exports.sinks()})
 
     async def dead_letters(request: Request) -> Response:
         auth.require(request, "read")
@@ -79,14 +81,14 @@ def events_routes(auth: TokenAuth, reader: OutboxReader, exports: ExportStore) -
         limit = page_limit(request)
         after = parse_id(request.query_params.get("after"), "after") or 0
         items = await exports.dead_letters(sink, limit=limit, after_id=after)
-        return JSONResponse({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
+        return JsonResponse({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
 
     async def replay(request: Request) -> Response:
         """Ask the sink's active exporter to resend dead letters (the given ids, else all not yet replayed)."""
         auth.require(request, "operator")
         sink = _sink(request)
         ids = _replay_ids(await json_body(request))
-        return JSONResponse({"requested": await exports.request_replay(sink, ids)})
+        return JsonResponse({"requested": await exports.request_replay(sink, ids)})
 
     return [
         Route("/api/v1/events", list_events),

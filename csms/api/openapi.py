@@ -14,7 +14,7 @@ import copy
 import functools
 import importlib.resources
 import json
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from starlette.requests import Request
@@ -22,42 +22,19 @@ from starlette.responses import Response
 
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.command_payloads import REQUEST_ID_ACTIONS
+from csms.api.command_status import CommandStatus
+from csms.api.models.fields import INT32_MAX, INT64_MAX
+from csms.api.models.schemas import component_schemas
 from csms.api.openapi_events import event_paths, event_schemas
 from csms.api.operations_routes import RESERVATION_STATUSES
-from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
-from csms.authorization import TOKEN_TYPES
-from csms.commands import HTTP_STATUS, PROTOCOLS, catalogue
+from csms.api.validation import MAX_BODY_BYTES, STATION_ID
+from csms.commands import catalogue
 from csms.ocpp.schemas import _DATE_TIME
 from csms.sites import SITE_ID_PATTERN
 
 Schema = dict[str, Any]
 
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
-TRANSACTION_FLAGS = (
-    "start_in_future",
-    "stop_in_future",
-    "stop_before_start",
-    "meter_stop_below_start",
-    "missing_events",
-    "conflicting_events",
-)
 PROTOCOL = {"type": "string", "enum": ["ocpp2.0.1", "ocpp1.6"]}
-READING_FLAGS = ("after_stop", "below_meter_start", "connector_mismatch", "future_timestamp")
-ERROR_CODES = (
-    "bad_request",
-    "bad_json",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "method_not_allowed",
-    "conflict",
-    "too_large",
-    "invalid",
-    "ambiguous",
-    "internal_error",
-    "error",
-)
 
 
 def command_actions() -> list[str]:
@@ -121,150 +98,18 @@ def _page(item: str, cursor: Schema, about: str) -> Schema:
 
 # ---------------------------------------------------------------------------------------------- resources
 
-_STATION = {
-    "id": STR,
-    "boot_status": _null({"type": "string", "enum": list(BOOT_STATUSES)}),
-    "description": STR,
-    "auto_registered": BOOL,
-    "vendor": _null(STR),
-    "model": _null(STR),
-    "serial_number": _null(STR),
-    "firmware_version": _null(STR),
-    "iccid": _null(STR),
-    "imsi": _null(STR),
-    "meter_type": _null(STR),
-    "meter_serial": _null(STR),
-    "last_boot_status": _null(STR),
-    "last_boot_at": _null(DT),
-    "last_seen_at": _null(DT),
-    "created_at": DT,
-    "updated_at": DT,
-    "has_password": BOOL,
-    "connected": BOOL,
-    "owner_node": _null(STR),
-    "protocol": {**_null(PROTOCOL), "description": "The subprotocol of the station's latest connection."},
-    "last_boot_reason": {**_null(STR), "description": "OCPP 2.0.1 BootReason of the last boot (null for 1.6)."},
-}
-_CONNECTOR = _object(
-    {
-        "evse_id": {**_null(INT), "description": "OCPP 2.0.1 EVSE (connectors numbered per EVSE); null for 1.6."},
-        "connector_id": INT,
-        "status": STR,
-        "error_code": STR,
-        "info": _null(STR),
-        "vendor_id": _null(STR),
-        "vendor_error_code": _null(STR),
-        "station_timestamp": _null(DT),
-        "received_at": DT,
-        "charging": {
-            **BOOL,
-            "description": "Energy is flowing: 1.6 status Charging, or (2.0.1, status Occupied) the active"
-            " transaction's chargingState is Charging.",
-        },
-    }
-)
-_TRANSACTION = {
-    "id": INT,
-    "station_id": STR,
-    "connector_id": INT,
-    "id_tag": {**_null(STR), "description": "The idTag (1.6) / idToken (2.0.1); a 2.0.1 one may be absent."},
-    "id_tag_status": _null(STR),
-    "reservation_id": _null(INT),
-    "remote_started": BOOL,
-    "meter_start": {**_null(INT), "description": "2.0.1: the Transaction.Begin (else first) energy reading."},
-    "start_timestamp": DT,
-    "start_received_at": DT,
-    "meter_stop": _null(INT),
-    "stop_timestamp": _null(DT),
-    "stop_received_at": _null(DT),
-    "stop_reason": _null(STR),
-    "stop_id_tag": _null(STR),
-    "energy_wh": {
-        **_null(INT),
-        "description": "meterStop - meterStart of a finished transaction (null while active, or if meterStop is"
-        " below meterStart).",
-    },
-    "energy_so_far_wh": {
-        **_null(INT),
-        "description": "While active: the last plausible energy register reading - meterStart (null before the"
-        " first one); when finished: energy_wh.",
-    },
-    "flags": {
-        **_array({"type": "string", "enum": list(TRANSACTION_FLAGS)}),
-        "description": "Plausible-but-odd facts, stored as sent and shown here: start_in_future / stop_in_future"
-        " (station time over a day ahead of ours), stop_before_start, meter_stop_below_start, missing_events"
-        " (2.0.1: seqNos missing from an ended transaction), conflicting_events (2.0.1: a seqNo repeated with"
-        " different content; see conflicting_events on the transaction).",
-    },
-    "operator_closed_by": _null(STR),
-    "operator_close_reason": _null(STR),
-    "operator_closed_at": _null(DT),
-    "active": BOOL,
-    "protocol": PROTOCOL,
-    "station_tx_id": {**_null(STR), "description": "OCPP 2.0.1: the station's own transactionId (null for 1.6)."},
-    "evse_id": _null(INT),
-    "id_token_type": _null(STR),
-    "charging_state": _null(STR),
-    "trigger_reason": {**_null(STR), "description": "2.0.1: the triggerReason of the latest event (by seqNo)."},
-    "remote_start_id": _null(INT),
-    "offline": {**BOOL, "description": "2.0.1: some event was queued while the station was offline."},
-    "event_count": _null(INT),
-    "missing_seq_nos": _null(INT),
-}
-_METER_SAMPLE = _object(
-    {
-        "connector_id": INT,
-        "station_timestamp": DT,
-        "received_at": DT,
-        "source": {"type": "string", "enum": ["MeterValues", "StopTransaction", "TransactionEvent"]},
-        **{key: STR for key in ("measurand", "phase", "unit", "context", "location", "format", "value")},
-        "flag": {
-            **_null({"type": "string", "enum": list(READING_FLAGS)}),
-            "description": "null: plausible. Otherwise kept but left out of energy: after_stop (a MeterValues"
-            " timestamped after the station's stop or above meterStop), below_meter_start, connector_mismatch"
-            " (not the transaction's connector), future_timestamp (over a day ahead of our clock).",
-        },
-    }
-)
 _NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 50}
-_COMMAND_STATUSES = ["pending", *sorted(set(HTTP_STATUS) - {"pending"})]
+_COMMAND_STATUSES = list(get_args(CommandStatus))
 
 
 def _command_record(payload: Schema, result: Schema) -> Schema:
-    return {
-        **_object(
-            {
-                "id": INT,
-                "station_id": STR,
-                "protocol": {"type": "string", "enum": list(PROTOCOLS)},
-                "action": STR,
-                "payload": payload,
-                "status": {"type": "string", "enum": _COMMAND_STATUSES},
-                "result": _null(result),
-                "error": _null(OBJ),
-                "requested_by": STR,
-                "requested_at": DT,
-                "completed_at": _null(DT),
-                "latency_ms": _null(NUM),
-                "executed_by": _null(STR),
-                "attempts": INT,
-                "async": BOOL,
-            }
-        ),
-        "description": "One audited command, in the OCPP version (`protocol`) it was validated for and sent in."
-        " `result` is the station's CallResult payload (status completed);"
-        " `error` is {code, description, details?}: the station's CallError (call_error) or the CSMS's own"
-        " reason (offline, timeout, unknown_outcome, failed; superseded: a site's profile not sent because"
-        " the site's fence token was no longer current, error.code FenceSuperseded).",
-    }
+    """The generated CommandRecord with one action's request and answer schemas in it."""
+    record = copy.deepcopy(component_schemas()["CommandRecord"])
+    record["properties"]["payload"] = payload
+    record["properties"]["result"] = _null(result)
+    return record
 
 
-_STATION_SECURITY = {
-    "security_profile": {"type": "integer", "enum": [0, 1, 2, 3]},
-    "security_profile_explicit": BOOL,
-    "password_rotation": _null({"type": "string", "enum": ["sent", "accepted", "rejected", "completed"]}),
-    "password_rotated_at": _null(DT),
-}
 _CERTIFICATE = {
     "fingerprint": STR,
     "serial_number": STR,
@@ -444,145 +289,9 @@ def _security_paths(ok: Any, item_errors: dict[str, Schema], write_errors: dict[
 
 
 def _resource_schemas() -> dict[str, Schema]:
-    station = _object(_STATION)
-    with_connectors = _object({**_STATION, "connectors": _array(_CONNECTOR)})
     return {
-        "Error": {
-            **_object(
-                {
-                    "error": _object(
-                        {
-                            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-                            "code": {"type": "string", "enum": list(ERROR_CODES)},
-                            "message": STR,
-                            "details": OBJ,
-                        },
-                        optional=("details",),
-                    )
-                }
-            ),
-            "description": "Every failure: `status` repeats the HTTP status, `code` is stable for programs,"
-            " `message` names the field and what was wrong, `details` (optional) carries structured hints.",
-        },
-        "Station": station,
-        "StationWithConnectors": with_connectors,
-        "StationDetail": _object(
-            {
-                **with_connectors["properties"],
-                "open_transactions": _array(_ref("Transaction")),
-                "notifications": _array(_object({"kind": STR, "status": STR, "received_at": DT})),
-                **_STATION_SECURITY,
-            }
-        ),
-        "StationPut": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Only the fields given are changed; unknown fields are rejected (422).",
-            "properties": {
-                "password": {
-                    **_null({"type": "string", "minLength": 8, "maxLength": 40}),
-                    "description": "HTTP Basic password of security profile 1; null removes it.",
-                },
-                "boot_status": {
-                    **_null({"type": "string", "enum": list(BOOT_STATUSES)}),
-                    "description": "The BootNotification answer to force; null: the CSMS decides.",
-                },
-                "description": _null({"type": "string", "maxLength": 500}),
-                "security_profile": {
-                    **_null({"type": "integer", "enum": [0, 1, 2, 3]}),
-                    "description": "The lowest OCPP security profile the station may connect with (0 none, 1 Basic,"
-                    " 2 TLS + Basic, 3 TLS with a station certificate); null: 1 with a password, else 0. Stored as"
-                    " given (use POST .../security-profile to have the station switch first). 1 and 2 need a"
-                    " password (422).",
-                },
-            },
-        },
+        **component_schemas(),
         **_security_schemas(),
-        "StationPage": _page("Station", STR, "Ordered by id; `next` is the `after` cursor of the next page."),
-        "Transaction": _object(_TRANSACTION),
-        "TransactionDetail": _object(
-            {
-                **_TRANSACTION,
-                "meter_values": _array(_METER_SAMPLE),
-                "events": {
-                    **_array({"type": "object"}),
-                    "description": "2.0.1 only: the TransactionEvents kept (one per seqNo, the first received),"
-                    " oldest seqNo first; the transaction is derived from them.",
-                },
-                "conflicting_events": {
-                    **_array(_object({"seq_no": INT, "received_at": DT, "content": {"type": "object"}})),
-                    "description": "2.0.1 only: repeats of a kept seqNo whose content differed (kept once each, at"
-                    " most 100, not used for the transaction): what the station sent, for investigation.",
-                },
-            },
-            optional=("events", "conflicting_events"),
-        ),
-        "TransactionPage": _page("Transaction", INT, "Newest first; `next` is the `before` cursor."),
-        "TransactionClose": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["reason"],
-            "description": "Unknown fields are rejected (422).",
-            "properties": {
-                "reason": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 500,
-                    "description": "Why (recorded with who and when).",
-                },
-                "meter_stop": {
-                    **_null({"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
-                    "description": "Wh, at least meter_start (422 otherwise); default: the last plausible energy"
-                    " reading, else meter_start.",
-                },
-            },
-        },
-        "IdTag": _object(
-            {
-                "id_tag": STR,
-                "status": {"type": "string", "enum": list(ID_TAG_STATUSES)},
-                "expiry_date": _null(DT),
-                "parent_id_tag": _null(STR),
-                "type": _null(STR),
-            }
-        ),
-        "IdTagPut": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Replaces the id tag (a field left out takes its default); unknown fields: 422.",
-            "properties": {
-                "status": {"type": "string", "enum": list(ID_TAG_STATUSES), "default": "Accepted"},
-                "expiry_date": _null(DT),
-                "parent_id_tag": _null({"type": "string", "minLength": 1, "maxLength": 36}),
-                "type": {
-                    **_null({"type": "string", "enum": list(TOKEN_TYPES)}),
-                    "description": "OCPP 2.0.1 IdTokenEnumType the token must be presented with; null: any.",
-                },
-            },
-        },
-        "StationEvent": _object(
-            {
-                "id": INT,
-                "action": STR,
-                "summary": {**_null(STR), "description": "The report's status/type field, when it has one."},
-                "payload": {**OBJ, "description": "The request as the station sent it."},
-                "received_at": DT,
-            }
-        ),
-        "StationEventPage": _page("StationEvent", INT, "Newest first; `next` is the `before` cursor."),
-        "IdTagPage": _page("IdTag", STR, "Ordered by id tag; `next` is the `after` cursor."),
-        "Cluster": _object(
-            {
-                "node_id": STR,
-                "leader": _null(STR),
-                "healthy": BOOL,
-                "nodes": _array(
-                    _object({"node_id": STR, "address": STR, "version": STR, "started_at": NUM, "stations": INT})
-                ),
-            }
-        ),
-        "CommandRecord": _command_record(OBJ, OBJ),
-        "CommandPage": _page("CommandRecord", INT, "Newest first; `next` is the `before` cursor."),
         "Reservation": _object(
             {
                 "station_id": STR,
@@ -621,13 +330,6 @@ def _resource_schemas() -> dict[str, Schema]:
         **_site_schemas(),
         "StationOperations": _station_operations(),
         **_device_model_schemas(),
-        "LocalListSync": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"update_type": {"type": "string", "enum": ["Full", "Differential"], "default": "Full"}},
-        },
-        "Health": _object({"status": {"const": "alive"}}),
-        "Readiness": _object({"ready": BOOL, "checks": {"type": "object", "additionalProperties": BOOL}}),
     }
 
 

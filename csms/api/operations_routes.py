@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.command_status import HTTP_STATUS
 from csms.api.errors import ApiError
-from csms.api.validation import INT32_MAX, json_body, page_limit, parse_id, path_station_id
+from csms.api.models.fields import INT32_MAX
+from csms.api.responses import JsonResponse
+from csms.api.validation import json_body, page_limit, parse_id, path_station_id
 from csms.authorization import IdTagStore
-from csms.commands import HTTP_STATUS, CommandRejected, CommandService
+from csms.commands import CommandRejected, CommandService
 from csms.operations import OperationsViews
 from csms.stations import StationRegistry
 
@@ -56,7 +59,7 @@ def operations_routes(
             limit=page_limit(request),
             before=parse_id(request.query_params.get("before"), "before"),
         )
-        return JSONResponse({"items": items, "next": next_before})
+        return JsonResponse({"items": items, "next": next_before})
 
     async def get_reservation(request: Request) -> Response:
         """By the OCPP reservationId; operators may give two stations the same one, then station_id decides."""
@@ -75,11 +78,11 @@ def operations_routes(
                 f"reservation {raw} exists on several stations; add ?station_id= (one of {', '.join(stations)})",
                 {"stations": stations},
             )
-        return JSONResponse(found[0])
+        return JsonResponse(found[0])
 
     async def station_operations(request: Request) -> Response:
         auth.require(request, "read")
-        return JSONResponse(await views.station_state(await known_station(request)))
+        return JsonResponse(await views.station_state(await known_station(request)))
 
     async def sync_local_list(request: Request) -> Response:
         """Builds SendLocalList from the id-tag store (Full, or Differential since the last accepted sync) in the
@@ -105,7 +108,7 @@ def operations_routes(
             record = await commands.submit(station_id, "SendLocalList", payload, f"token:{role}", protocol=protocol)
         except CommandRejected as exc:
             raise ApiError(422, "invalid", exc.message, exc.details) from None
-        return JSONResponse(record, status_code=HTTP_STATUS[record["status"]])
+        return JsonResponse(record, status_code=HTTP_STATUS[record["status"]])
 
     return [
         Route("/api/v1/reservations", list_reservations),

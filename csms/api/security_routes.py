@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.command_status import HTTP_STATUS
 from csms.api.errors import ApiError
-from csms.api.validation import INT64_MAX, bad, json_body, page_limit, parse_id, path_station_id, reject_unknown
+from csms.api.models.fields import INT64_MAX
+from csms.api.responses import JsonResponse
+from csms.api.validation import bad, json_body, page_limit, parse_id, path_station_id, reject_unknown
 from csms.central_system.network_profile import ProfileChangeUnsupported
 from csms.central_system.security_operations import SecurityOperations
-from csms.commands import HTTP_STATUS
 from csms.stations import PROFILES, SecurityStore
 
 ORIGINS = ("station", "csms")
@@ -34,7 +36,7 @@ def security_routes(auth: TokenAuth, store: SecurityStore, operations: SecurityO
             status = 409  # the station answered, and refused
         else:
             status = HTTP_STATUS[str(command.get("status"))]
-        return JSONResponse({"accepted": outcome_accepted, **extra, "command": command}, status_code=status)
+        return JsonResponse({"accepted": outcome_accepted, **extra, "command": command}, status_code=status)
 
     async def rotate_password(request: Request) -> Response:
         role = auth.require(request, "operator")
@@ -85,14 +87,14 @@ def security_routes(auth: TokenAuth, store: SecurityStore, operations: SecurityO
             limit=limit,
         )
         next_before = items[-1]["id"] if len(items) == limit else None
-        return JSONResponse({"items": items, "next": next_before})
+        return JsonResponse({"items": items, "next": next_before})
 
     async def list_certificates(request: Request) -> Response:
         auth.require(request, "read")
         station_id = path_station_id(request)
         if await store.security_state(station_id) is None:
             raise ApiError(404, "not_found", f"station {station_id} is not registered")
-        return JSONResponse({"items": await store.certificates(station_id)})
+        return JsonResponse({"items": await store.certificates(station_id)})
 
     async def delete_certificate(request: Request) -> Response:
         auth.require(request, "operator")

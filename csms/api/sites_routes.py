@@ -4,11 +4,12 @@ override with an expiry, pushed by an energy manager or building meter)."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
+from csms.api.responses import JsonResponse
 from csms.api.validation import json_body
 from csms.sites import SiteService, StationOnOtherSite, parse_site
 
@@ -20,7 +21,7 @@ def site_routes(auth: TokenAuth, sites: SiteService) -> list[Route]:
         view = await sites.view(site_id)
         if view is None:
             raise ApiError(404, "not_found", f"site {site_id} does not exist")
-        return JSONResponse(view)
+        return JsonResponse(view)
 
     async def put_site(request: Request) -> Response:
         auth.require(request, "operator")
@@ -34,7 +35,7 @@ def site_routes(auth: TokenAuth, sites: SiteService) -> list[Route]:
             created = await sites.put(spec)
         except StationOnOtherSite as exc:
             raise ApiError(409, "conflict", str(exc), {"station_id": exc.station_id, "site_id": exc.site_id}) from None
-        return JSONResponse(await sites.view(site_id), status_code=201 if created else 200)
+        return JsonResponse(await sites.view(site_id), status_code=201 if created else 200)
 
     async def put_limit(request: Request) -> Response:
         auth.require(request, "operator")
@@ -46,7 +47,7 @@ def site_routes(auth: TokenAuth, sites: SiteService) -> list[Route]:
             raise ApiError(422, "invalid", str(exc)) from None
         if not found:
             raise ApiError(404, "not_found", f"site {site_id} does not exist")
-        return JSONResponse(await sites.view(site_id))
+        return JsonResponse(await sites.view(site_id))
 
     return [
         Route("/api/v1/sites/{site_id}", get_site),

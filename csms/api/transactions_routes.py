@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.errors import ApiError
-from csms.api.validation import (
-    INT32_MAX,
-    INT64_MAX,
-    bad,
-    json_body,
-    page_limit,
-    parse_bool,
-    parse_datetime,
-    parse_id,
-    reject_unknown,
-)
+from csms.api.models.bodies import TransactionClose
+from csms.api.models.fields import INT32_MAX
+from csms.api.responses import JsonResponse
+from csms.api.validation import bad, json_body, page_limit, parse, parse_bool, parse_datetime, parse_id
 from csms.transactions import TransactionLedger
 
 log = logging.getLogger(__name__)
-
-MAX_CLOSE_REASON = 500
 
 
 def _path_transaction_id(request: Request) -> int:
@@ -40,20 +30,6 @@ def _id_tag_filter(raw: str | None) -> str | None:
     if raw is not None and not 1 <= len(raw) <= 36:
         raise ApiError(400, "bad_request", "id_tag must be 1-36 characters (OCPP IdToken)")
     return raw
-
-
-def close_body(data: dict[str, Any]) -> tuple[str, int | None]:
-    """{"reason": text (required), "meter_stop": Wh (optional; default: the last plausible reading)}."""
-    reject_unknown(data, {"reason", "meter_stop"})
-    reason = data.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_CLOSE_REASON or "\x00" in reason:
-        raise bad(f"reason is required: a non-empty string of at most {MAX_CLOSE_REASON} characters (no NUL)")
-    meter_stop = data.get("meter_stop")
-    if meter_stop is not None and (
-        isinstance(meter_stop, bool) or not isinstance(meter_stop, int) or not 0 <= meter_stop <= INT64_MAX
-    ):
-        raise bad(f"meter_stop must be an integer number of Wh, 0-{INT64_MAX}, or absent")
-    return reason, meter_stop
 
 
 def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route]:
@@ -70,7 +46,7 @@ def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route
             before_id=parse_id(q.get("before"), "before", maximum=INT32_MAX),
         )
         next_before = items[-1]["id"] if len(items) == limit else None
-        return JSONResponse({"items": items, "next": next_before})
+        return JsonResponse({"items": items, "next": next_before})
 
     async def get_transaction(request: Request) -> Response:
         auth.require(request, "read")
@@ -78,13 +54,14 @@ def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route
         transaction = await ledger.get(transaction_id)
         if transaction is None:
             raise ApiError(404, "not_found", f"transaction {transaction_id} does not exist")
-        return JSONResponse(transaction)
+        return JsonResponse(transaction)
 
     async def close_transaction(request: Request) -> Response:
         """For a transaction whose StopTransaction will never come (station replaced, queue lost)."""
         role = auth.require(request, "operator")
         transaction_id = _path_transaction_id(request)
-        reason, meter_stop = close_body(await json_body(request))
+        body = parse(TransactionClose, await json_body(request))
+        reason, meter_stop = body.reason, body.meter_stop
         requested_by = f"token:{role}"
         outcome, meter_start = await ledger.close_by_operator(
             transaction_id, reason=reason, meter_stop=meter_stop, requested_by=requested_by
@@ -99,7 +76,7 @@ def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route
             "transaction closed by an operator",
             extra={"transaction_id": transaction_id, "requested_by": requested_by, "reason": reason},
         )
-        return JSONResponse(await ledger.get(transaction_id))
+        return JsonResponse(await ledger.get(transaction_id))
 
     return [
         Route("/api/v1/transactions", list_transactions),

@@ -1,0 +1,52 @@
+"""The models' JSON Schemas as OpenAPI components (#/components/schemas/<class name>)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from csms.api.models import bodies, commands, resources
+
+Schema = dict[str, Any]
+
+MODELS: tuple[type[BaseModel], ...] = (
+    resources.Error,
+    resources.Health,
+    resources.Readiness,
+    resources.Cluster,
+    resources.StationPage,
+    resources.StationWithConnectors,
+    resources.StationDetail,
+    resources.StationEventPage,
+    resources.TransactionPage,
+    resources.TransactionDetail,
+    resources.IdTagPage,
+    commands.CommandPage,
+    bodies.StationPut,
+    bodies.IdTagPut,
+    bodies.TransactionClose,
+    bodies.LocalListSync,
+)
+
+
+@functools.cache
+def component_schemas() -> dict[str, Schema]:
+    """Every model above and every model they use, by class name; without pydantic's generated titles."""
+    _, top = models_json_schema([(m, "validation") for m in MODELS], ref_template="#/components/schemas/{model}")
+    return {name: _untitled(schema) for name, schema in sorted(top["$defs"].items())}
+
+
+def _untitled(schema: Any) -> Any:
+    """Drop pydantic's titles (noise in a 3,000-line document); docstring descriptions on one line."""
+    if isinstance(schema, dict):
+        return {
+            k: " ".join(v.split()) if k == "description" and isinstance(v, str) else _untitled(v)
+            for k, v in schema.items()
+            if not (k == "title" and isinstance(v, str))
+        }
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    return schema
