@@ -17,14 +17,17 @@ import json
 from typing import Any, get_args
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from csms.api import commands_routes, health_routes, id_tags_routes, stations_routes, transactions_routes
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.command_payloads import REQUEST_ID_ACTIONS
 from csms.api.command_status import CommandStatus
+from csms.api.contract import Answer, Operation
 from csms.api.models.fields import INT32_MAX, INT64_MAX
-from csms.api.models.schemas import component_schemas
+from csms.api.models.schemas import component_schemas, component_schemas_of
 from csms.api.openapi_events import event_paths, event_schemas
 from csms.api.operations_routes import RESERVATION_STATUSES
 from csms.api.validation import MAX_BODY_BYTES, STATION_ID
@@ -987,83 +990,66 @@ def _command_paths(actions: list[str]) -> dict[str, Schema]:
     return paths
 
 
+OPENAPI = Operation(
+    "GET", "/openapi.json", "openapi", "health", "This document", None, {200: Answer(None, "OpenAPI 3.1 document.")}
+)  # fmt: skip
+_DECLARED = (
+    OPENAPI,
+    *health_routes.OPERATIONS,
+    *stations_routes.OPERATIONS,
+    *transactions_routes.OPERATIONS,
+    *id_tags_routes.OPERATIONS,
+    *commands_routes.OPERATIONS,
+)
+_SHARED_ERRORS = {400: "BadRequest", 404: "NotFound", 413: "TooLarge", 422: "Invalid"}
+
+
+def _declared_paths() -> dict[str, Schema]:
+    """The operations declared in the route table (csms.api.contract), as path items."""
+    paths: dict[str, Schema] = {}
+    for op in _DECLARED:
+        responses = {str(status): _answer(answer) for status, answer in op.answers.items()}
+        responses.update({str(status): _r(_SHARED_ERRORS[status]) for status in op.errors})
+        if op.conflict is not None:
+            responses["409"] = _error(op.conflict)
+        params = (*(_p(name) for name in op.path_params), *_query_params(op.query))
+        body = None if op.body is None else _ref(op.body.__name__)
+        paths.setdefault(op.path, {})[op.method.lower()] = _op(
+            op.op_id, op.tag, op.summary, op.role, responses, params=params, body=body, body_required=op.body_required
+        )
+    return paths
+
+
+def _answer(answer: Answer) -> Schema:
+    if answer.model is not None:
+        return _json(_ref(answer.model.__name__), answer.description)
+    if answer.media_type is None:
+        return {"description": answer.description}
+    schema = STR if answer.media_type.startswith("text/") else OBJ
+    return {"description": answer.description, "content": {answer.media_type: {"schema": schema}}}
+
+
+def _query_params(model: type[BaseModel] | None) -> tuple[Schema, ...]:
+    """A query model's fields as parameters: a query parameter is absent or a value, never null."""
+    if model is None:
+        return ()
+    params = []
+    for name, schema in component_schemas_of(model)["properties"].items():
+        description = schema.pop("description", "")
+        branches = [branch for branch in schema.pop("anyOf", []) if branch != {"type": "null"}]
+        if schema.get("default", 0) is None:
+            del schema["default"]
+        params.append(_param(name, "query", {**schema, **(branches[0] if branches else {})}, description))
+    return tuple(params)
+
+
 def _paths(actions: list[str]) -> dict[str, Schema]:
     ok = _json
     list_errors = {"400": _r("BadRequest")}
     item_errors = {"400": _r("BadRequest"), "404": _r("NotFound")}
     write_errors = {"400": _r("BadRequest"), "413": _r("TooLarge"), "422": _r("Invalid")}
     no_content = {"description": "Deleted."}
-    text = {"description": "Prometheus text exposition.", "content": {"text/plain": {"schema": STR}}}
     paths: dict[str, Schema] = {
-        "/healthz": {"get": _op("healthz", "health", "Liveness", None, {"200": ok(_ref("Health"), "Alive.")})},
-        "/readyz": {
-            "get": _op(
-                "readyz",
-                "health",
-                "Readiness: database, migrations, cluster membership, accepting connections",
-                None,
-                {"200": ok(_ref("Readiness"), "Ready."), "503": ok(_ref("Readiness"), "Not ready.")},
-            )
-        },
-        "/metrics": {"get": _op("metrics", "health", "Prometheus metrics", None, {"200": text})},
-        "/openapi.json": {
-            "get": _op("openapi", "health", "This document", None, {"200": ok(OBJ, "OpenAPI 3.1 document.")})
-        },
-        "/api/v1/stations": {
-            "get": _op(
-                "listStations",
-                "stations",
-                "List stations",
-                "read",
-                {"200": ok(_ref("StationPage"), "A page."), **list_errors},
-                params=(_p("Limit"), _p("After")),
-            )
-        },
-        "/api/v1/stations/{station_id}": {
-            "parameters": [_p("StationId")],
-            "get": _op(
-                "getStation",
-                "stations",
-                "A station with its connectors, open transactions and latest notifications",
-                "read",
-                {"200": ok(_ref("StationDetail"), "The station."), **item_errors},
-            ),
-            "put": _op(
-                "putStation",
-                "stations",
-                "Register a station or change its settings",
-                "operator",
-                {
-                    "200": ok(_ref("StationWithConnectors"), "Updated."),
-                    "201": ok(_ref("StationWithConnectors"), "Registered."),
-                    **write_errors,
-                },
-                body=_ref("StationPut"),
-            ),
-            "delete": _op(
-                "deleteStation",
-                "stations",
-                "Forget a station",
-                "operator",
-                {"204": no_content, **item_errors},
-            ),
-        },
-        "/api/v1/stations/{station_id}/events": {
-            "get": _op(
-                "listStationEvents",
-                "stations",
-                "What a station reported beyond transactions (2.0.1 Notify*, security events, certificates), each"
-                " kept once",
-                "read",
-                {"200": ok(_ref("StationEventPage"), "A page."), **item_errors},
-                params=(
-                    _p("StationId"),
-                    _param("action", "query", STR, "Only this OCPP action (e.g. SecurityEventNotification)."),
-                    _p("Limit"),
-                    _p("RowBefore"),
-                ),
-            )
-        },
         "/api/v1/stations/{station_id}/operations": {
             "get": _op(
                 "getStationOperations",
@@ -1228,120 +1214,8 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                 body_required=True,
             ),
         },
-        "/api/v1/transactions": {
-            "get": _op(
-                "listTransactions",
-                "transactions",
-                "List transactions",
-                "read",
-                {"200": ok(_ref("TransactionPage"), "A page."), **list_errors},
-                params=(
-                    _p("Limit"),
-                    _p("TransactionBefore"),
-                    _p("StationFilter"),
-                    _param(
-                        "id_tag", "query", {"type": "string", "minLength": 1, "maxLength": 36}, "Only this id tag's."
-                    ),
-                    _param("active", "query", BOOL, "Only running (true) or finished (false) transactions."),
-                    _p("Since"),
-                ),
-            )
-        },
-        "/api/v1/transactions/{transaction_id}": {
-            "get": _op(
-                "getTransaction",
-                "transactions",
-                "A transaction with its meter values",
-                "read",
-                {"200": ok(_ref("TransactionDetail"), "The transaction."), **item_errors},
-                params=(_p("TransactionId"),),
-            )
-        },
-        "/api/v1/transactions/{transaction_id}/close": {
-            "post": _op(
-                "closeTransaction",
-                "transactions",
-                "Close a stale open transaction (its StopTransaction will never come), with a recorded reason",
-                "operator",
-                {
-                    "200": ok(
-                        _ref("TransactionDetail"),
-                        "Closed with stop_reason ClosedByOperator and operator_closed_by/_reason/_at. A"
-                        " StopTransaction the station sends later still replaces the stop (its meterStop is the"
-                        " truth); the operator's record stays.",
-                    ),
-                    "409": _error("conflict: the transaction is already closed."),
-                    **item_errors,
-                    "413": _r("TooLarge"),
-                    "422": _r("Invalid"),
-                },
-                params=(_p("TransactionId"),),
-                body=_ref("TransactionClose"),
-                body_required=True,
-            )
-        },
-        "/api/v1/id-tags": {
-            "get": _op(
-                "listIdTags",
-                "id-tags",
-                "List id tags",
-                "read",
-                {"200": ok(_ref("IdTagPage"), "A page."), **list_errors},
-                params=(_p("Limit"), _p("After")),
-            )
-        },
-        "/api/v1/id-tags/{id_tag}": {
-            "parameters": [_p("IdTag")],
-            "get": _op(
-                "getIdTag", "id-tags", "An id tag", "read", {"200": ok(_ref("IdTag"), "The tag."), **item_errors}
-            ),
-            "put": _op(
-                "putIdTag",
-                "id-tags",
-                "Create or replace an id tag",
-                "operator",
-                {"200": ok(_ref("IdTag"), "Replaced."), "201": ok(_ref("IdTag"), "Created."), **write_errors},
-                body=_ref("IdTagPut"),
-            ),
-            "delete": _op("deleteIdTag", "id-tags", "Delete an id tag", "operator", {"204": no_content, **item_errors}),
-        },
-        "/api/v1/cluster": {
-            "get": _op(
-                "cluster",
-                "cluster",
-                "Replicas, the leader and how many stations each holds",
-                "read",
-                {"200": ok(_ref("Cluster"), "The cluster as this replica sees it.")},
-            )
-        },
-        "/api/v1/commands": {
-            "get": _op(
-                "listCommands",
-                "commands",
-                "The command audit trail",
-                "read",
-                {"200": ok(_ref("CommandPage"), "A page."), **list_errors},
-                params=(
-                    _p("Limit"),
-                    _p("CommandBefore"),
-                    _p("StationFilter"),
-                    _param("action", "query", STR, "Only this OCPP action."),
-                    _param("status", "query", STR, f"Only this status: {', '.join(_COMMAND_STATUSES)}."),
-                    _p("Since"),
-                ),
-            )
-        },
-        "/api/v1/commands/{command_id}": {
-            "get": _op(
-                "getCommand",
-                "commands",
-                "One command (poll an async command here)",
-                "read",
-                {"200": ok(_ref("CommandRecord"), "The command."), **item_errors},
-                params=(_p("CommandId"),),
-            )
-        },
     }
+    paths.update(_declared_paths())
     paths.update(_security_paths(ok, item_errors, write_errors))
     paths.update(_command_paths(actions))
     paths.update(event_paths(_op, _param, _p, ok, _r))

@@ -54,21 +54,21 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise bad(_message(model, exc)) from None
+        raise bad(problems(model, exc)) from None
 
 
-def _message(model: type[BaseModel], exc: ValidationError) -> str:
-    unknown, problems = [], []
+def problems(model: type[BaseModel], exc: ValidationError) -> str:
+    unknown, found = [], []
     for error in exc.errors(include_url=False, include_context=False, include_input=False):
         field = ".".join(str(part) for part in error["loc"]) or "body"
         if error["type"] == "extra_forbidden":
             unknown.append(field)
         else:
-            problems.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
+            found.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
     if unknown:
         allowed = ", ".join(sorted(model.model_fields))
-        problems.append(f"unknown field(s): {', '.join(sorted(unknown))}; allowed: {allowed}")
-    return "; ".join(problems)
+        found.append(f"unknown field(s): {', '.join(sorted(unknown))}; allowed: {allowed}")
+    return "; ".join(found)
 
 
 def path_station_id(request: Request) -> str:

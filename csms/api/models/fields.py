@@ -35,3 +35,26 @@ def _instant(value: Any) -> datetime:
 Text = Annotated[str, AfterValidator(_no_nul)]
 Instant = Annotated[datetime, BeforeValidator(_instant)]
 Wh = Annotated[StrictInt, Field(ge=0, le=INT64_MAX)]
+
+
+def _ascii_digits(value: Any) -> Any:
+    """A query's integer as Postgres reads it: ASCII digits only (int() would also take ' 5', '1_0', '²')."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a non-negative integer (digits only)")
+    return value
+
+
+_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _yes_no(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.lower() not in _WORDS:
+            raise ValueError("must be true or false")
+        return _WORDS[value.lower()]
+    return value
+
+
+# Integer query parameters: ASCII digits only, then the range check of the column's type.
+Digits = BeforeValidator(_ascii_digits)
+QueryBool = Annotated[bool, BeforeValidator(_yes_no)]

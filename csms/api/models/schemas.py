@@ -50,3 +50,8 @@ def _untitled(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_untitled(item) for item in schema]
     return schema
+
+
+def component_schemas_of(model: type[BaseModel]) -> Schema:
+    """One model's own schema (a fresh copy), e.g. a query model's fields."""
+    return _untitled(model.model_json_schema(ref_template="#/components/schemas/{model}"))
