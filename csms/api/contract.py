@@ -31,6 +31,7 @@ class Answer:
     model: type[BaseModel] | None
     description: str
     media_type: str | None = "application/json"  # of a body without a model; None: no body (204)
+    stream: str | None = None  # what a text/event-stream answer to the same request carries, if there is one
 
 
 @dataclass(frozen=True)

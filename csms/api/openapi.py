@@ -21,14 +21,21 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from csms.api import commands_routes, health_routes, id_tags_routes, stations_routes, transactions_routes
+from csms.api import (
+    commands_routes,
+    events_routes,
+    health_routes,
+    id_tags_routes,
+    sites_routes,
+    stations_routes,
+    transactions_routes,
+)
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.command_payloads import REQUEST_ID_ACTIONS
 from csms.api.command_status import CommandStatus
 from csms.api.contract import Answer, Operation
 from csms.api.models.fields import INT32_MAX, INT64_MAX
 from csms.api.models.schemas import component_schemas, component_schemas_of
-from csms.api.openapi_events import event_paths, event_schemas
 from csms.api.operations_routes import RESERVATION_STATUSES
 from csms.api.validation import MAX_BODY_BYTES, STATION_ID
 from csms.commands import catalogue
@@ -330,111 +337,8 @@ def _resource_schemas() -> dict[str, Schema]:
         "ChargingProfileTemplatePage": _page(
             "ChargingProfileTemplate", STR, "Ordered by name; `next` is the `after` cursor."
         ),
-        **_site_schemas(),
         "StationOperations": _station_operations(),
         **_device_model_schemas(),
-    }
-
-
-def _site_schemas() -> dict[str, Schema]:
-    amps = {"type": "number", "minimum": 0, "maximum": 1e9}
-    station_put = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["id"],
-        "properties": {
-            "id": {"type": "string", "pattern": STATION_ID.pattern},
-            "min_current": {**amps, "default": 6, "description": "A per phase the EV needs to charge at all"},
-            "max_current": {**amps, "minimum": 0.1, "default": 32, "description": "A per phase it may draw at most"},
-            "phases": {"type": "integer", "enum": [1, 2, 3], "default": 3},
-            "priority": {"type": "integer", "minimum": 0, "maximum": 1e9, "default": 0},
-        },
-    }
-    limit = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}
-    schedule_entry = _object({"from": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}, "limit": limit})
-    return {
-        "SitePut": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["limit", "stations"],
-            "properties": {
-                "limit": {**limit, "description": "In `unit`: A per phase, or W for the whole site"},
-                "unit": {"type": "string", "enum": ["A", "W"], "default": "A"},
-                "stations": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 1000,
-                    "items": {"anyOf": [{"type": "string", "pattern": STATION_ID.pattern}, station_put]},
-                    "description": "Station ids or objects; a station belongs to one site at most",
-                },
-                "voltage": {"type": "number", "minimum": 1, "maximum": 1e9, "default": 230},
-                "failsafe": _null({**amps, "description": "A per station without an allocation (default: even split)"}),
-                "schedule": _null(
-                    {
-                        **_array(schedule_entry),
-                        "maxItems": 96,
-                        "description": "Limits by time of day (UTC); before the first entry the last one holds",
-                    }
-                ),
-            },
-        },
-        "SiteLimitPut": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["limit"],
-            "description": "A live override in the site's unit, with exactly one of duration and expires_at;"
-            " when it expires the site falls back to its schedule (or limit).",
-            "properties": {
-                "limit": limit,
-                "duration": {"type": "number", "minimum": 1, "maximum": 7 * 86400, "description": "seconds"},
-                "expires_at": {**DT, "description": "with an offset, within 7 days"},
-            },
-        },
-        "Site": _object(
-            {
-                "id": STR,
-                "limit": NUM,
-                "unit": {"type": "string", "enum": ["A", "W"]},
-                "voltage": NUM,
-                "failsafe": _null(NUM),
-                "schedule": _array(_object({"from": STR, "limit": NUM})),
-                "override": _null(_object({"limit": NUM, "expires_at": DT})),
-                "round": _null(
-                    {
-                        **_object(
-                            {
-                                "computed_by": STR,
-                                "computed_at": DT,
-                                "limit_now": NUM,
-                                "allocated": NUM,
-                                "measured": NUM,
-                                "charging": INT,
-                                "capped": INT,
-                                "reallocated_at": _null(DT),
-                            }
-                        ),
-                        "description": "The computing replica's last round (null until the first)",
-                    }
-                ),
-                "stations": _array(
-                    _object(
-                        {
-                            "id": STR,
-                            "min_current": NUM,
-                            "max_current": NUM,
-                            "phases": INT,
-                            "priority": INT,
-                            "failsafe": _null(NUM),
-                            "allocation": _null(NUM),
-                            "pending": _null(NUM),
-                            "transaction_id": _null(INT),
-                            "stuck": BOOL,
-                            "measured": _null(NUM),
-                        }
-                    )
-                ),
-            }
-        ),
     }
 
 
@@ -789,6 +693,7 @@ _PARAMS: dict[str, Schema] = {
         "A site's id: 1-64 of A-Z a-z 0-9 . _ ~ -",
         "depot-1",
     ),
+    "Sink": _param("sink", "path", {"type": "string", "minLength": 1, "maxLength": 100}, "A sink name.", "webhook"),
     "CommandId": _param(
         "command_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "A command id.", 1
     ),
@@ -1000,6 +905,8 @@ _DECLARED = (
     *transactions_routes.OPERATIONS,
     *id_tags_routes.OPERATIONS,
     *commands_routes.OPERATIONS,
+    *sites_routes.OPERATIONS,
+    *events_routes.OPERATIONS,
 )
 _SHARED_ERRORS = {400: "BadRequest", 404: "NotFound", 413: "TooLarge", 422: "Invalid"}
 
@@ -1022,7 +929,10 @@ def _declared_paths() -> dict[str, Schema]:
 
 def _answer(answer: Answer) -> Schema:
     if answer.model is not None:
-        return _json(_ref(answer.model.__name__), answer.description)
+        described = _json(_ref(answer.model.__name__), answer.description)
+        if answer.stream is not None:
+            described["content"]["text/event-stream"] = {"schema": {**STR, "description": answer.stream}}
+        return described
     if answer.media_type is None:
         return {"description": answer.description}
     schema = STR if answer.media_type.startswith("text/") else OBJ
@@ -1178,47 +1088,10 @@ def _paths(actions: list[str]) -> dict[str, Schema]:
                 {"204": no_content, **item_errors},
             ),
         },
-        "/api/v1/sites/{site_id}": {
-            "parameters": [_p("SiteId")],
-            "get": _op(
-                "getSite",
-                "sites",
-                "A site: its limit, each station's failsafe, allocation and measured draw, the last round",
-                "read",
-                {"200": ok(_ref("Site"), "The site."), **item_errors},
-            ),
-            "put": _op(
-                "putSite",
-                "sites",
-                "Create or replace a site (stations sharing one grid limit); a live override stays",
-                "operator",
-                {
-                    "200": ok(_ref("Site"), "Replaced."),
-                    "201": ok(_ref("Site"), "Created."),
-                    "409": _error("conflict: a listed station belongs to another site (details name it)."),
-                    **write_errors,
-                },
-                body=_ref("SitePut"),
-                body_required=True,
-            ),
-        },
-        "/api/v1/sites/{site_id}/limit": {
-            "parameters": [_p("SiteId")],
-            "put": _op(
-                "putSiteLimit",
-                "sites",
-                "Override the site's limit until an expiry (an energy manager or building meter)",
-                "operator",
-                {"200": ok(_ref("Site"), "The site with its override."), "404": _r("NotFound"), **write_errors},
-                body=_ref("SiteLimitPut"),
-                body_required=True,
-            ),
-        },
     }
     paths.update(_declared_paths())
     paths.update(_security_paths(ok, item_errors, write_errors))
     paths.update(_command_paths(actions))
-    paths.update(event_paths(_op, _param, _p, ok, _r))
     return paths
 
 
@@ -1268,7 +1141,7 @@ def _document_bytes() -> bytes:
             },
             "parameters": _PARAMS,
             "responses": _RESPONSES,
-            "schemas": {**_resource_schemas(), **event_schemas(), **_server_filled(_ocpp_schemas(actions))},
+            "schemas": {**_resource_schemas(), **_server_filled(_ocpp_schemas(actions))},
         },
     }
     return orjson.dumps(document)

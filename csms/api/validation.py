@@ -61,8 +61,10 @@ def problems(model: type[BaseModel], exc: ValidationError) -> str:
     unknown, found = [], []
     for error in exc.errors(include_url=False, include_context=False, include_input=False):
         field = ".".join(str(part) for part in error["loc"]) or "body"
-        if error["type"] == "extra_forbidden":
+        if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
             unknown.append(field)
+        elif error["type"] == "extra_forbidden":
+            found.append(f"{field}: unknown field")
         else:
             found.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
     if unknown:

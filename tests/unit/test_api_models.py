@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from csms.api.errors import ApiError
 from csms.api.models.bodies import IdTagPut, IdTagStatus, StationPut, TokenType, TransactionClose
 from csms.api.models.schemas import component_schemas
+from csms.api.models.sites import SiteLimitPut, SitePut
 from csms.api.validation import parse
 from csms.authorization import STATUSES, TOKEN_TYPES
 
@@ -62,3 +64,26 @@ def test_components_are_closed_and_untitled() -> None:
     assert schemas["Transaction"]["additionalProperties"] is False
     assert all("title" not in schema for schema in schemas.values())
     assert "async" in schemas["CommandRecord"]["required"]  # the alias, as the record is stored
+
+
+def test_site_body_and_override_are_checked_readably() -> None:
+    spec = parse(SitePut, {"limit": 32, "unit": "A", "stations": ["CP1", {"id": "CP2", "max_current": 16}]})
+    assert [s.max_current for s in spec.spec("depot").stations] == [32, 16]
+    for body, message in [
+        ({"limit": 32, "stations": []}, "stations: List should have at least 1 item"),
+        ({"limit": -1, "stations": ["a"]}, "limit: Input should be greater than 0"),
+        ({"limit": True, "stations": ["a"]}, "limit: Input should be a valid number"),
+        ({"limit": 32, "unit": "kW", "stations": ["a"]}, "unit: Input should be 'A' or 'W'"),
+        ({"limit": 32, "stations": ["a", "a"]}, "stations: a station is listed twice"),
+        ({"limit": 32, "stations": [{"id": "a", "min_current": 20, "max_current": 10}]}, "must not exceed"),
+        ({"limit": 32, "stations": ["a"], "schedule": [{"from": "25:00", "limit": 3}]}, "schedule.0.from"),
+    ]:
+        with pytest.raises(ApiError) as caught:
+            parse(SitePut, body)
+        assert message in caught.value.message, (body, caught.value.message)
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert parse(SiteLimitPut, {"limit": 10, "duration": 60}).until(now) == now + timedelta(seconds=60)
+    with pytest.raises(ApiError, match="exactly one"):
+        parse(SiteLimitPut, {"limit": 10})
+    with pytest.raises(ValueError, match="within 7 days"):
+        parse(SiteLimitPut, {"limit": 10, "expires_at": "2026-02-01T00:00:00Z"}).until(now)

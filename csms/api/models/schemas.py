@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from csms.api.models import bodies, commands, resources
+from csms.api.models import bodies, commands, events, resources, sites
 
 Schema = dict[str, Any]
 
@@ -29,6 +29,15 @@ MODELS: tuple[type[BaseModel], ...] = (
     bodies.IdTagPut,
     bodies.TransactionClose,
     bodies.LocalListSync,
+    sites.Site,
+    sites.SitePut,
+    sites.SiteLimitPut,
+    events.EventPage,
+    events.EventSchemas,
+    events.ExportSinks,
+    events.DeadLetterPage,
+    events.ReplayRequest,
+    events.ReplayResult,
 )
 
 
