@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.command_status import OUTCOMES
 from csms.api.errors import ApiError
 from csms.api.validation import problems
 
@@ -26,9 +27,10 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Answer:
-    """A success answer: its model (None: no body) and what it means."""
+    """A success answer: its model (a component name: a schema still written by hand; None: no body) and what
+    it means."""
 
-    model: type[BaseModel] | None
+    model: type[BaseModel] | str | None
     description: str
     media_type: str | None = "application/json"  # of a body without a model; None: no body (204)
     stream: str | None = None  # what a text/event-stream answer to the same request carries, if there is one
@@ -47,7 +49,7 @@ class Operation:
     conflict: str | None = None  # what a 409 means, if it can answer one
     path_params: tuple[str, ...] = ()  # components/parameters names
     query: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
+    body: type[BaseModel] | str | None = None  # a model, or a component name (a schema still written by hand)
     body_required: bool = False
 
 
@@ -70,3 +72,8 @@ def query(request: Request, op: Operation, model: type[Q]) -> Q:
         return model.model_validate(request.query_params)
     except ValidationError as exc:
         raise ApiError(400, "bad_request", problems(model, exc)) from None
+
+
+def command_answers(component: str) -> dict[int, Answer]:
+    """The answers of a route that sends a command and waits: the command record under each outcome's status."""
+    return {status: Answer(component, f"The command record. {text}") for status, text in OUTCOMES.items()}

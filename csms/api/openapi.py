@@ -22,21 +22,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csms.api import (
+    charging_profiles_routes,
     commands_routes,
+    devicemodel_routes,
     events_routes,
     health_routes,
     id_tags_routes,
+    operations_routes,
     sites_routes,
     stations_routes,
     transactions_routes,
 )
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.command_payloads import REQUEST_ID_ACTIONS
-from csms.api.command_status import CommandStatus
+from csms.api.command_status import ASYNC_OUTCOME, OUTCOMES, CommandStatus
 from csms.api.contract import Answer, Operation
 from csms.api.models.fields import INT32_MAX, INT64_MAX
 from csms.api.models.schemas import component_schemas, component_schemas_of
-from csms.api.operations_routes import RESERVATION_STATUSES
 from csms.api.validation import MAX_BODY_BYTES, STATION_ID
 from csms.commands import catalogue
 from csms.ocpp.schemas import _DATE_TIME
@@ -302,26 +304,6 @@ def _resource_schemas() -> dict[str, Schema]:
     return {
         **component_schemas(),
         **_security_schemas(),
-        "Reservation": _object(
-            {
-                "station_id": STR,
-                "reservation_id": INT,
-                "connector_id": INT,
-                "id_tag": STR,
-                "parent_id_tag": _null(STR),
-                "expiry_date": DT,
-                "status": {"type": "string", "enum": list(RESERVATION_STATUSES)},
-                "transaction_id": _null(INT),
-                "command_id": _null(INT),
-                "created_at": DT,
-                "updated_at": DT,
-                "protocol": {**PROTOCOL, "description": "The version of the ReserveNow; its fields follow."},
-                "evse_id": {**INT, "description": "2.0.1: the reserved EVSE (0: any); 1.6: 0, see connector_id."},
-                "id_token_type": {**_null(STR), "description": "2.0.1: idToken.type (id_tag is idToken.idToken)."},
-                "connector_type": {**_null(STR), "description": "2.0.1: the connectorType asked for, if any."},
-            }
-        ),
-        "ReservationPage": _page("Reservation", INT, "Newest first; `next` is the `before` cursor."),
         "ChargingProfileTemplate": _object(
             {
                 "name": STR,
@@ -788,18 +770,8 @@ def _op(
 
 
 def _command_outcomes(record: Schema, *, with_async: bool) -> dict[str, Schema]:
-    outcomes = {
-        "200": "completed: the station answered; `result` is its CallResult payload.",
-        "409": "offline: the station is not connected to any replica.",
-        "502": "call_error: the station answered with a CallError (or an answer that broke the schema).",
-        "503": "unknown_outcome: the station moved between replicas (error.code OwnershipMoved) or disconnected"
-        " (StationDisconnected, e.g. a hard Reset) mid-call; it may or may not have acted;"
-        " or failed: the CSMS could not send it now (too many calls in flight); retry later.",
-        "504": "timeout: no answer from the station in time.",
-    }
-    if with_async:
-        outcomes["202"] = "pending (async=true): poll GET /api/v1/commands/{id}."
-    return {code: _json(record, f"The command record. {text}") for code, text in outcomes.items()}
+    outcomes = {**OUTCOMES, **({202: ASYNC_OUTCOME} if with_async else {})}
+    return {str(code): _json(record, f"The command record. {text}") for code, text in outcomes.items()}
 
 
 # Rules the OCPP JSON schemas cannot express, checked before sending (csms.operations.validation): 422.
@@ -907,6 +879,9 @@ _DECLARED = (
     *commands_routes.OPERATIONS,
     *sites_routes.OPERATIONS,
     *events_routes.OPERATIONS,
+    *operations_routes.OPERATIONS,
+    *devicemodel_routes.OPERATIONS,
+    *charging_profiles_routes.OPERATIONS,
 )
 _SHARED_ERRORS = {400: "BadRequest", 404: "NotFound", 413: "TooLarge", 422: "Invalid"}
 
@@ -920,7 +895,7 @@ def _declared_paths() -> dict[str, Schema]:
         if op.conflict is not None:
             responses["409"] = _error(op.conflict)
         params = (*(_p(name) for name in op.path_params), *_query_params(op.query))
-        body = None if op.body is None else _ref(op.body.__name__)
+        body = None if op.body is None else _ref(op.body if isinstance(op.body, str) else op.body.__name__)
         paths.setdefault(op.path, {})[op.method.lower()] = _op(
             op.op_id, op.tag, op.summary, op.role, responses, params=params, body=body, body_required=op.body_required
         )
@@ -929,7 +904,8 @@ def _declared_paths() -> dict[str, Schema]:
 
 def _answer(answer: Answer) -> Schema:
     if answer.model is not None:
-        described = _json(_ref(answer.model.__name__), answer.description)
+        name = answer.model if isinstance(answer.model, str) else answer.model.__name__
+        described = _json(_ref(name), answer.description)
         if answer.stream is not None:
             described["content"]["text/event-stream"] = {"schema": {**STR, "description": answer.stream}}
         return described
@@ -955,140 +931,9 @@ def _query_params(model: type[BaseModel] | None) -> tuple[Schema, ...]:
 
 def _paths(actions: list[str]) -> dict[str, Schema]:
     ok = _json
-    list_errors = {"400": _r("BadRequest")}
     item_errors = {"400": _r("BadRequest"), "404": _r("NotFound")}
     write_errors = {"400": _r("BadRequest"), "413": _r("TooLarge"), "422": _r("Invalid")}
-    no_content = {"description": "Deleted."}
-    paths: dict[str, Schema] = {
-        "/api/v1/stations/{station_id}/operations": {
-            "get": _op(
-                "getStationOperations",
-                "operations",
-                "What operators set up on a station: profiles, configuration, availability, jobs, local list",
-                "read",
-                {"200": ok(_ref("StationOperations"), "The station's operations state."), **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/stations/{station_id}/local-list": {
-            "post": _op(
-                "syncLocalList",
-                "operations",
-                "Send the id-tag store as the station's local list (SendLocalList, Full or Differential; 2.0.1 stations"
-                " get typed idToken entries, an untyped tag as ISO14443)",
-                "operator",
-                {
-                    **_command_outcomes(_ref("CommandRecord.SendLocalList"), with_async=False),
-                    **item_errors,
-                    "413": _r("TooLarge"),
-                    "422": _r("Invalid"),
-                },
-                params=(_p("StationId"),),
-                body=_ref("LocalListSync"),
-            )
-        },
-        "/api/v1/stations/{station_id}/variables": {
-            "get": _op(
-                "listStationVariables",
-                "device-model",
-                "An OCPP 2.0.1 station's device model: its components' variables, attributes and characteristics",
-                "read",
-                {"200": ok(_ref("DeviceVariablePage"), "A page."), **item_errors},
-                params=(
-                    _p("StationId"),
-                    _param("component", "query", _NAME, "Only this component (exact name)."),
-                    _param("variable", "query", _NAME, "Only this variable (exact name)."),
-                    _p("Limit"),
-                    _param("after", "query", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Cursor."),
-                ),
-            )
-        },
-        "/api/v1/stations/{station_id}/reports": {
-            "get": _op(
-                "listStationReports",
-                "device-model",
-                "The latest 20 device-model reports of a station (GetBaseReport/GetReport and their parts)",
-                "read",
-                {"200": ok(_ref("DeviceModelReports"), "Newest request first."), **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/reservations": {
-            "get": _op(
-                "listReservations",
-                "operations",
-                "List reservations",
-                "read",
-                {"200": ok(_ref("ReservationPage"), "A page."), **list_errors},
-                params=(
-                    _p("Limit"),
-                    _p("RowBefore"),
-                    _p("StationFilter"),
-                    _param("status", "query", {"type": "string", "enum": list(RESERVATION_STATUSES)}, ""),
-                ),
-            )
-        },
-        "/api/v1/reservations/{reservation_id}": {
-            "get": _op(
-                "getReservation",
-                "operations",
-                "One reservation by its OCPP reservationId",
-                "read",
-                {
-                    "200": ok(_ref("Reservation"), "The reservation."),
-                    "409": _error(
-                        "ambiguous: operators gave several stations this reservationId; `details.stations` lists"
-                        " them, `station_id` picks one."
-                    ),
-                    **item_errors,
-                },
-                params=(
-                    _p("ReservationId"),
-                    _param("station_id", "query", STR, "The station, if several have this reservationId."),
-                ),
-            )
-        },
-        "/api/v1/charging-profiles": {
-            "get": _op(
-                "listChargingProfileTemplates",
-                "operations",
-                "List charging-profile templates",
-                "read",
-                {"200": ok(_ref("ChargingProfileTemplatePage"), "A page."), **list_errors},
-                params=(_p("Limit"), _p("After")),
-            )
-        },
-        "/api/v1/charging-profiles/{name}": {
-            "parameters": [_p("TemplateName")],
-            "get": _op(
-                "getChargingProfileTemplate",
-                "operations",
-                "A charging-profile template",
-                "read",
-                {"200": ok(_ref("ChargingProfileTemplate"), "The template."), **item_errors},
-            ),
-            "put": _op(
-                "putChargingProfileTemplate",
-                "operations",
-                "Create or replace a charging-profile template (SetChargingProfile may send it by name)",
-                "operator",
-                {
-                    "200": ok(_ref("ChargingProfileTemplate"), "Replaced."),
-                    "201": ok(_ref("ChargingProfileTemplate"), "Created."),
-                    **write_errors,
-                },
-                body=_ref("ChargingProfileTemplatePut"),
-                body_required=True,
-            ),
-            "delete": _op(
-                "deleteChargingProfileTemplate",
-                "operations",
-                "Delete a charging-profile template (profiles already sent stay on the stations)",
-                "operator",
-                {"204": no_content, **item_errors},
-            ),
-        },
-    }
+    paths: dict[str, Schema] = {}
     paths.update(_declared_paths())
     paths.update(_security_paths(ok, item_errors, write_errors))
     paths.update(_command_paths(actions))

@@ -53,3 +53,14 @@ class CommandQuery(Query):
     action: str | None = Field(None, description="Only this OCPP action.")
     status: str | None = Field(None, description=f"Only this status: {', '.join(get_args(CommandStatus))}.")
     since: Instant | None = Field(None, description=SINCE)
+
+
+class DeviceVariableQuery(Query):
+    component: Annotated[str, Field(min_length=1, max_length=50)] | None = Field(
+        None, description="Only this component (exact name)."
+    )
+    variable: Annotated[str, Field(min_length=1, max_length=50)] | None = Field(
+        None, description="Only this variable (exact name)."
+    )
+    limit: Limit = Field(100, description="Page size.")
+    after: Id64 | None = Field(None, description="Cursor.")

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from csms.api.models import bodies, commands, events, resources, sites
+from csms.api.models import bodies, commands, events, operations, resources, sites
 
 Schema = dict[str, Any]
 
@@ -38,6 +38,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     events.DeadLetterPage,
     events.ReplayRequest,
     events.ReplayResult,
+    operations.ReservationPage,
 )
 
 
