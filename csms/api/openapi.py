@@ -14,7 +14,7 @@ import copy
 import functools
 import importlib.resources
 import json
-from typing import Any, get_args
+from typing import Any
 
 import orjson
 from pydantic import BaseModel
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csms.api import (
+    certificate_routes,
     charging_profiles_routes,
     commands_routes,
     devicemodel_routes,
@@ -29,13 +30,14 @@ from csms.api import (
     health_routes,
     id_tags_routes,
     operations_routes,
+    security_routes,
     sites_routes,
     stations_routes,
     transactions_routes,
 )
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.command_payloads import REQUEST_ID_ACTIONS
-from csms.api.command_status import ASYNC_OUTCOME, OUTCOMES, CommandStatus
+from csms.api.command_status import ASYNC_OUTCOME, OUTCOMES
 from csms.api.contract import Answer, Operation
 from csms.api.models.fields import INT32_MAX, INT64_MAX
 from csms.api.models.schemas import component_schemas, component_schemas_of
@@ -111,7 +113,6 @@ def _page(item: str, cursor: Schema, about: str) -> Schema:
 # ---------------------------------------------------------------------------------------------- resources
 
 _NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 50}
-_COMMAND_STATUSES = list(get_args(CommandStatus))
 
 
 def _command_record(payload: Schema, result: Schema) -> Schema:
@@ -122,188 +123,9 @@ def _command_record(payload: Schema, result: Schema) -> Schema:
     return record
 
 
-_CERTIFICATE = {
-    "fingerprint": STR,
-    "serial_number": STR,
-    "subject": STR,
-    "issuer": STR,
-    "not_before": DT,
-    "not_after": DT,
-    "created_at": DT,
-}
-_CERTIFICATE_REQUEST = {
-    "id": INT,
-    "station_id": STR,
-    "csr_pem": STR,
-    "status": {"type": "string", "enum": ["pending", "signed", "delivered", "failed"]},
-    "certificate_pem": _null(STR),
-    "detail": _null(STR),
-    "created_at": DT,
-    "updated_at": DT,
-}
-
-
-def _security_schemas() -> dict[str, Schema]:
-    outcome = {"accepted": BOOL, "station_id": STR, "command": _ref("CommandRecord")}
-    return {
-        "SecurityEvent": _object(
-            {
-                "id": INT,
-                "station_id": _null(STR),
-                "origin": {"type": "string", "enum": ["station", "csms"]},
-                "type": STR,
-                "tech_info": _null(STR),
-                "occurrences": INT,
-                "occurred_at": DT,
-                "received_at": DT,
-            }
-        ),
-        "SecurityEventPage": _page("SecurityEvent", INT, "Newest first; `next` is the `before` cursor."),
-        "PasswordRotation": {
-            **_object(outcome),
-            "description": "accepted: the station took the new password (it is never returned). Until the station"
-            " connects with it, the old password keeps working; then only the new one does.",
-        },
-        "ProfileChangeBody": _object({"security_profile": {"type": "integer", "enum": [1, 2, 3]}}),
-        "ProfileChange": {
-            **_object({**outcome, "security_profile": INT, "failed_step": _null(STR)}),
-            "description": "failed_step: the action the station refused or did not answer (2.0.1: SetNetworkProfile,"
-            " SetVariables or Reset); `command` is that command, or the last one when all were accepted.",
-        },
-        "CertificateList": _object({"items": _array(_object(_CERTIFICATE))}),
-        "CertificateRenewal": _object(
-            {"ca_mode": {"type": "string", "enum": ["built-in", "external"]}, "command": _ref("CommandRecord")}
-        ),
-        "CertificateRequestList": _object(
-            {
-                "ca_mode": {"type": "string", "enum": ["built-in", "external"]},
-                "items": _array(_object(_CERTIFICATE_REQUEST)),
-            }
-        ),
-        "CertificateImport": _object({"certificate_chain": {"type": "string", "minLength": 1, "maxLength": 10000}}),
-        "CertificateDelivery": _object({"command": _ref("CommandRecord")}),
-    }
-
-
-def _security_paths(ok: Any, item_errors: dict[str, Schema], write_errors: dict[str, Schema]) -> dict[str, Schema]:
-    relayed = {
-        "409": _json(OBJ, "offline, or the station refused (the command record tells which)."),
-        "502": _json(OBJ, "call_error: the station answered with a CallError."),
-        "503": _json(OBJ, "unknown_outcome or failed; retry later."),
-        "504": _json(OBJ, "timeout: no answer from the station in time."),
-    }
-    return {
-        "/api/v1/stations/{station_id}/rotate-password": {
-            "post": _op(
-                "rotatePassword",
-                "security",
-                "Give the station a new random password (1.6 ChangeConfiguration AuthorizationKey)",
-                "operator",
-                {"200": ok(_ref("PasswordRotation"), "The station accepted."), **relayed, **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/stations/{station_id}/security-profile": {
-            "post": _op(
-                "raiseSecurityProfile",
-                "security",
-                "Have the station switch to a higher security profile (1.6: ChangeConfiguration SecurityProfile;"
-                " 2.0.1: SetNetworkProfile to CSMS_OCPP_PUBLIC_URL, SetVariables NetworkConfigurationPriority, Reset"
-                " OnIdle), stored once it accepted every step",
-                "operator",
-                {"200": ok(_ref("ProfileChange"), "The station accepted."), **relayed, **item_errors, **write_errors},
-                params=(_p("StationId"),),
-                body=_ref("ProfileChangeBody"),
-                body_required=True,
-            )
-        },
-        "/api/v1/stations/{station_id}/certificates": {
-            "get": _op(
-                "listStationCertificates",
-                "security",
-                "The station's certificate inventory, with expiry",
-                "read",
-                {"200": ok(_ref("CertificateList"), "Newest expiry first."), **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/stations/{station_id}/certificates/{fingerprint}": {
-            "delete": _op(
-                "revokeStationCertificate",
-                "security",
-                "Delete a certificate from the inventory and refuse it from now on (revocation)",
-                "operator",
-                {"204": {"description": "Revoked."}, **item_errors},
-                params=(
-                    _p("StationId"),
-                    _param("fingerprint", "path", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "SHA-256"),
-                ),
-            )
-        },
-        "/api/v1/stations/{station_id}/renew-certificate": {
-            "post": _op(
-                "renewStationCertificate",
-                "security",
-                "Ask the station for a CSR (ExtendedTriggerMessage SignChargePointCertificate)",
-                "operator",
-                {"200": ok(_ref("CertificateRenewal"), "The station accepted."), **relayed, **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/certificate-requests": {
-            "get": _op(
-                "listCertificateRequests",
-                "security",
-                "Station CSRs (export them to an external CA when ca_mode is external)",
-                "read",
-                {"200": ok(_ref("CertificateRequestList"), "Newest first."), "400": _r("BadRequest")},
-                params=(
-                    _p("Limit"),
-                    _param("status", "query", STR, "Only this status: pending, signed, delivered, failed."),
-                ),
-            )
-        },
-        "/api/v1/certificate-requests/{request_id}/certificate": {
-            "post": _op(
-                "importSignedCertificate",
-                "security",
-                "Import the chain an external CA signed for a pending CSR, and send it to the station",
-                "operator",
-                {
-                    "200": ok(_ref("CertificateDelivery"), "Delivered."),
-                    **relayed,
-                    **item_errors,
-                    **write_errors,
-                },
-                params=(_param("request_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Id"),),
-                body=_ref("CertificateImport"),
-                body_required=True,
-            )
-        },
-        "/api/v1/security-events": {
-            "get": _op(
-                "listSecurityEvents",
-                "security",
-                "Security events from stations (SecurityEventNotification) and from the CSMS (refused"
-                " downgrades, certificate failures, failed and throttled authentication, rotations)",
-                "read",
-                {"200": ok(_ref("SecurityEventPage"), "A page."), "400": _r("BadRequest")},
-                params=(
-                    _p("Limit"),
-                    _p("RowBefore"),
-                    _p("StationFilter"),
-                    _param("origin", "query", {"type": "string", "enum": ["station", "csms"]}, "Who noticed it."),
-                    _param("type", "query", STR, "Only this event type."),
-                ),
-            )
-        },
-    }
-
-
 def _resource_schemas() -> dict[str, Schema]:
     return {
         **component_schemas(),
-        **_security_schemas(),
         "ChargingProfileTemplate": _object(
             {
                 "name": STR,
@@ -676,6 +498,8 @@ _PARAMS: dict[str, Schema] = {
         "depot-1",
     ),
     "Sink": _param("sink", "path", {"type": "string", "minLength": 1, "maxLength": 100}, "A sink name.", "webhook"),
+    "Fingerprint": _param("fingerprint", "path", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "SHA-256"),
+    "RequestId": _param("request_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Id"),
     "CommandId": _param(
         "command_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "A command id.", 1
     ),
@@ -882,6 +706,8 @@ _DECLARED = (
     *operations_routes.OPERATIONS,
     *devicemodel_routes.OPERATIONS,
     *charging_profiles_routes.OPERATIONS,
+    *security_routes.OPERATIONS,
+    *certificate_routes.OPERATIONS,
 )
 _SHARED_ERRORS = {400: "BadRequest", 404: "NotFound", 413: "TooLarge", 422: "Invalid"}
 
@@ -930,14 +756,7 @@ def _query_params(model: type[BaseModel] | None) -> tuple[Schema, ...]:
 
 
 def _paths(actions: list[str]) -> dict[str, Schema]:
-    ok = _json
-    item_errors = {"400": _r("BadRequest"), "404": _r("NotFound")}
-    write_errors = {"400": _r("BadRequest"), "413": _r("TooLarge"), "422": _r("Invalid")}
-    paths: dict[str, Schema] = {}
-    paths.update(_declared_paths())
-    paths.update(_security_paths(ok, item_errors, write_errors))
-    paths.update(_command_paths(actions))
-    return paths
+    return {**_declared_paths(), **_command_paths(actions)}
 
 
 _DESCRIPTION = """Operate OCPP 1.6 and 2.0.1 charging stations through any replica of the CSMS cluster.

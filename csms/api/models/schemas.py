@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from csms.api.models import bodies, commands, events, operations, resources, sites
+from csms.api.models import bodies, commands, events, operations, resources, security, sites
 
 Schema = dict[str, Any]
 
@@ -39,6 +39,15 @@ MODELS: tuple[type[BaseModel], ...] = (
     events.ReplayRequest,
     events.ReplayResult,
     operations.ReservationPage,
+    security.SecurityEventPage,
+    security.PasswordRotation,
+    security.ProfileChangeBody,
+    security.ProfileChange,
+    security.CertificateList,
+    security.CertificateRenewal,
+    security.CertificateRequestList,
+    security.CertificateImport,
+    security.CertificateDelivery,
 )
 
 
