@@ -55,7 +55,7 @@ def certificate_routes(auth: TokenAuth, store: SecurityStore, certificates: Stat
         )
 
     async def list_requests(request: Request) -> Response:
-        q = query(request, REQUESTS, CertificateRequestQuery)
+        q = query(request, CertificateRequestQuery)
         items = await store.requests(q.status, q.limit)
         return JsonResponse({"ca_mode": certificates.mode, "items": items})
 

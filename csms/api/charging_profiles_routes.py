@@ -75,7 +75,7 @@ def charging_profile_routes(auth: TokenAuth, templates: ProfileTemplates, comman
         return name
 
     async def list_templates(request: Request) -> Response:
-        q = query(request, LIST, AfterPage)
+        q = query(request, AfterPage)
         items = await templates.page(limit=q.limit, after=q.after)
         return JsonResponse({"items": items, "next": items[-1]["name"] if len(items) == q.limit else None})
 

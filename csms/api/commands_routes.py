@@ -20,7 +20,7 @@ from csms.api.errors import ApiError
 from csms.api.models import queries
 from csms.api.models.commands import CommandPage, CommandRecord
 from csms.api.responses import JsonResponse
-from csms.api.validation import json_body, parse_bool, parse_id, path_station_id
+from csms.api.validation import json_body, parse_id, path_station_id
 from csms.commands import CommandRejected, CommandService
 from csms.stations import StationRegistry
 
@@ -66,10 +66,17 @@ def command_routes(
         station_id = path_station_id(request)
         action = str(request.path_params["action"])
         body = await json_body(request)
-        is_async = parse_bool(request.query_params.get("async"), "async") or False
-        timeout = _timeout(request.query_params.get("timeout"))
+        q = query(request, queries.CommandSendQuery)
         record, status = await submit_command(
-            commands, registry, payloads, station_id, action, body, f"token:{role}", is_async=is_async, timeout=timeout
+            commands,
+            registry,
+            payloads,
+            station_id,
+            action,
+            body,
+            f"token:{role}",
+            is_async=q.is_async,
+            timeout=q.timeout,
         )
         return JsonResponse(record, status_code=status)
 
@@ -83,7 +90,7 @@ def command_routes(
         return JsonResponse(record)
 
     async def list_commands(request: Request) -> Response:
-        q = query(request, LIST, queries.CommandQuery)
+        q = query(request, queries.CommandQuery)
         items = await commands.page(
             station_id=q.station_id,
             action=q.action,
@@ -131,15 +138,3 @@ async def submit_command(
         station_id, action, payload, requested_by, protocol=protocol, wait=not is_async, timeout=timeout
     )
     return record, 202 if is_async and record["status"] == "pending" else HTTP_STATUS[record["status"]]
-
-
-def _timeout(raw: Any) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 300:
-        raise ApiError(400, "bad_request", "timeout must be a number of seconds in (0, 300]")
-    return value

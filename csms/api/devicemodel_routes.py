@@ -39,7 +39,7 @@ def devicemodel_routes(auth: TokenAuth, views: DeviceModelViews, registry: Stati
         return station_id
 
     async def variables(request: Request) -> Response:
-        q = query(request, VARIABLES, DeviceVariableQuery)
+        q = query(request, DeviceVariableQuery)
         items, next_after = await views.variables(
             await known_station(request), component=q.component, variable=q.variable, limit=q.limit, after=q.after
         )

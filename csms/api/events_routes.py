@@ -87,7 +87,7 @@ OPERATIONS = (LIST, SCHEMAS_OP, EXPORTS, DEAD_LETTERS, REPLAY)
 def events_routes(auth: TokenAuth, reader: OutboxReader, exports: ExportStore) -> list[Route]:
     async def list_events(request: Request) -> Response:
         """JSON pages from a cursor; with ``Accept: text/event-stream``, a live tail (SSE) from the cursor."""
-        q = query(request, LIST, EventQuery)
+        q = query(request, EventQuery)
         after = _cursor(request, q.after)
         try:
             types = event_types(q.type)
@@ -107,7 +107,7 @@ def events_routes(auth: TokenAuth, reader: OutboxReader, exports: ExportStore) -
 
     async def dead_letters(request: Request) -> Response:
         sink = _sink(request)
-        q = query(request, DEAD_LETTERS, DeadLetterQuery)
+        q = query(request, DeadLetterQuery)
         items = await exports.dead_letters(sink, limit=q.limit, after_id=q.after)
         return JsonResponse({"items": items, "next": items[-1]["id"] if len(items) == q.limit else None})
 

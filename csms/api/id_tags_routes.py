@@ -45,7 +45,7 @@ def _path_id_tag(request: Request) -> str:
 
 def id_tag_routes(auth: TokenAuth, id_tags: IdTagStore) -> list[Route]:
     async def list_id_tags(request: Request) -> Response:
-        q = query(request, LIST, queries.AfterPage)
+        q = query(request, queries.AfterPage)
         tags = await id_tags.page(limit=q.limit, after=q.after)
         next_after = tags[-1].id_tag if len(tags) == q.limit else None
         return JsonResponse({"items": [id_tag_json(t) for t in tags], "next": next_after})

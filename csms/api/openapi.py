@@ -40,6 +40,7 @@ from csms.api.command_payloads import REQUEST_ID_ACTIONS
 from csms.api.command_status import ASYNC_OUTCOME, OUTCOMES
 from csms.api.contract import Answer, Operation
 from csms.api.models.fields import INT32_MAX, INT64_MAX
+from csms.api.models.queries import CommandSendQuery
 from csms.api.models.schemas import component_schemas, component_schemas_of
 from csms.api.validation import MAX_BODY_BYTES, STATION_ID
 from csms.commands import catalogue
@@ -661,16 +662,7 @@ def _command_paths(actions: list[str]) -> dict[str, Schema]:
                 "413": _r("TooLarge"),
                 "422": _r("Invalid"),
             },
-            params=(
-                _p("StationId"),
-                _param("async", "query", BOOL, "Answer 202 at once (true/1/yes or false/0/no).", None),
-                _param(
-                    "timeout",
-                    "query",
-                    {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
-                    "Seconds to wait for the station (default: the replica's call timeout).",
-                ),
-            ),
+            params=(_p("StationId"), *_query_params(CommandSendQuery)),
             body=_command_body(action),
             body_required=required,
         )

@@ -65,7 +65,7 @@ def operations_routes(
         return station_id
 
     async def list_reservations(request: Request) -> Response:
-        q = query(request, RESERVATIONS, ReservationQuery)
+        q = query(request, ReservationQuery)
         items, next_before = await views.reservations(
             station_id=q.station_id, status=q.status, limit=q.limit, before=q.before
         )
@@ -76,9 +76,7 @@ def operations_routes(
         raw = str(request.path_params["reservation_id"])
         reservation_id = parse_id(raw, "a reservation id", maximum=INT32_MAX)
         assert reservation_id is not None
-        found = await views.reservations_with_id(
-            reservation_id, query(request, RESERVATION, ReservationLookup).station_id
-        )
+        found = await views.reservations_with_id(reservation_id, query(request, ReservationLookup).station_id)
         if not found:
             raise ApiError(404, "not_found", f"reservation {raw} does not exist")
         if len(found) > 1:

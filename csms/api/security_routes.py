@@ -112,7 +112,7 @@ def security_routes(auth: TokenAuth, store: SecurityStore, operations: SecurityO
         )
 
     async def list_events(request: Request) -> Response:
-        q = query(request, EVENTS, SecurityEventQuery)
+        q = query(request, SecurityEventQuery)
         items = await store.events(
             station_id=q.station_id,
             origin=q.origin,

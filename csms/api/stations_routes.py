@@ -59,7 +59,7 @@ def station_routes(
     password_iterations: int,
 ) -> list[Route]:
     async def list_stations(request: Request) -> Response:
-        q = query(request, LIST, queries.AfterPage)
+        q = query(request, queries.AfterPage)
         items = await with_owners(coordinator, await registry.page(limit=q.limit, after=q.after))
         return JsonResponse({"items": items, "next": items[-1]["id"] if len(items) == q.limit else None})
 
@@ -77,7 +77,7 @@ def station_routes(
     async def station_events(request: Request) -> Response:
         """What a station reported beyond transactions (2.0.1 Notify*, security events, ...), newest first."""
         station_id = path_station_id(request)
-        q = query(request, EVENTS, queries.StationEventQuery)
+        q = query(request, queries.StationEventQuery)
         items = await registry.events(station_id, action=q.action, limit=q.limit, before_id=q.before)
         return JsonResponse({"items": items, "next": items[-1]["id"] if len(items) == q.limit else None})
 

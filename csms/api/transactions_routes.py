@@ -55,7 +55,7 @@ def _path_transaction_id(request: Request) -> int:
 
 def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route]:
     async def list_transactions(request: Request) -> Response:
-        q = query(request, LIST, queries.TransactionQuery)
+        q = query(request, queries.TransactionQuery)
         items = await ledger.page(
             station_id=q.station_id,
             id_tag=q.id_tag,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -12,9 +11,10 @@ from starlette.requests import Request
 
 from csms.api.errors import ApiError
 from csms.api.models.fields import INT64_MAX
+from csms.api.models.fields import STATION_ID as STATION_PATTERN
 
 MAX_BODY_BYTES = 64 * 1024
-STATION_ID = re.compile(r"^[A-Za-z0-9._~\-]{1,48}$")
+STATION_ID = re.compile(STATION_PATTERN)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -41,12 +41,6 @@ def int_field(data: dict[str, Any], key: str, minimum: int = 0, maximum: int = I
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
         raise ApiError(400, "bad_request", f"{key} must be an integer {minimum}-{maximum}")
     return value
-
-
-def reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise bad(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
@@ -80,15 +74,6 @@ def path_station_id(request: Request) -> str:
     return station_id
 
 
-def page_limit(request: Request, default: int = 100, maximum: int = 1000) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
-        raise ApiError(400, "bad_request", f"limit must be an integer 1-{maximum}")
-    return int(raw)
-
-
 def parse_id(raw: str | None, name: str, maximum: int = INT64_MAX) -> int | None:
     """A non-negative integer id that fits the column (ASCII digits only: int() takes others, Postgres not)."""
     if raw is None:
@@ -96,29 +81,3 @@ def parse_id(raw: str | None, name: str, maximum: int = INT64_MAX) -> int | None
     if not (raw.isascii() and raw.isdigit()) or int(raw) > maximum:
         raise ApiError(400, "bad_request", f"{name} must be an integer 0-{maximum}")
     return int(raw)
-
-
-def parse_bool(raw: str | None, name: str) -> bool | None:
-    if raw is None:
-        return None
-    if raw.lower() in {"true", "1", "yes"}:
-        return True
-    if raw.lower() in {"false", "0", "no"}:
-        return False
-    raise ApiError(400, "bad_request", f"{name} must be true or false")
-
-
-def parse_datetime(raw: str | None, name: str, status: int = 400) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        value.astimezone(UTC)  # an offset can push year 1 or 9999 out of range: OverflowError
-    except (ValueError, OverflowError):
-        raise ApiError(
-            status,
-            "bad_request" if status == 400 else "invalid",
-            f"{name} must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z",
-        ) from None
-    return value

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-MAX_STATIONS = 1000
-MAX_OVERRIDE_SECONDS = 7 * 86400
-_TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 SITE_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
-STATION_ID_PATTERN = r"^[A-Za-z0-9._~-]{1,48}$"  # as the stations module names them
-_ID = re.compile(SITE_ID_PATTERN)
-_STATION_ID = re.compile(STATION_ID_PATTERN)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 Protocol = Literal["ocpp2.0.1", "ocpp1.6"]
+STATION_ID = r"^[A-Za-z0-9._~\-]{1,48}$"  # the last path segment a station connects with
 
 
 def _no_nul(value: str) -> str:

@@ -64,3 +64,10 @@ class DeviceVariableQuery(Query):
     )
     limit: Limit = Field(100, description="Page size.")
     after: Id64 | None = Field(None, description="Cursor.")
+
+
+class CommandSendQuery(Query):
+    is_async: QueryBool = Field(False, alias="async", description="Answer 202 at once (true/1/yes or false/0/no).")
+    timeout: Annotated[float, Field(gt=0, le=300)] | None = Field(
+        None, description="Seconds to wait for the station (default: the replica's call timeout)."
+    )

@@ -8,12 +8,11 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from csms.api.models.bodies import Body
-from csms.api.models.fields import Instant
+from csms.api.models.fields import STATION_ID, Instant
 from csms.api.models.resources import Resource
 from csms.sites import SITE_ID_PATTERN, SiteSpec, StationSpec
 
 MAX_OVERRIDE_SECONDS = 7 * 86400
-STATION_ID = "^[A-Za-z0-9._~-]{1,48}$"  # as the stations module names them
 Amps = Annotated[StrictFloat, Field(ge=0, le=1e9)]
 Limit = Annotated[StrictFloat, Field(gt=0, le=1e9)]
 SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
