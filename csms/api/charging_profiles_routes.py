@@ -17,6 +17,7 @@ from starlette.routing import Route
 from csms.api.auth import TokenAuth
 from csms.api.contract import Answer, Operation, query, route
 from csms.api.errors import ApiError
+from csms.api.models.operations import ChargingProfileTemplate, ChargingProfileTemplatePage
 from csms.api.models.queries import AfterPage
 from csms.api.responses import JsonResponse
 from csms.api.validation import json_body
@@ -44,10 +45,10 @@ def check_template(commands: CommandService, profile: dict[str, Any]) -> None:
 
 
 TAG = "operations"
-TEMPLATE = Answer("ChargingProfileTemplate", "The template.")
+TEMPLATE = Answer(ChargingProfileTemplate, "The template.")
 LIST = Operation(
     "GET", "/api/v1/charging-profiles", "listChargingProfileTemplates", TAG, "List charging-profile templates",
-    "read", {200: Answer("ChargingProfileTemplatePage", "A page.")}, (400,), query=AfterPage,
+    "read", {200: Answer(ChargingProfileTemplatePage, "A page.")}, (400,), query=AfterPage,
 )  # fmt: skip
 GET = Operation(
     "GET", "/api/v1/charging-profiles/{name}", "getChargingProfileTemplate", TAG, "A charging-profile template",
@@ -56,7 +57,7 @@ GET = Operation(
 PUT = Operation(
     "PUT", "/api/v1/charging-profiles/{name}", "putChargingProfileTemplate", TAG,
     "Create or replace a charging-profile template (SetChargingProfile may send it by name)", "operator",
-    {200: Answer("ChargingProfileTemplate", "Replaced."), 201: Answer("ChargingProfileTemplate", "Created.")},
+    {200: Answer(ChargingProfileTemplate, "Replaced."), 201: Answer(ChargingProfileTemplate, "Created.")},
     (400, 413, 422), path_params=("TemplateName",), body="ChargingProfileTemplatePut", body_required=True,
 )  # fmt: skip
 DELETE = Operation(

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from csms.api.auth import TokenAuth
 from csms.api.contract import Answer, Operation, query, route
 from csms.api.errors import ApiError
+from csms.api.models.devicemodel import DeviceModelReports, DeviceVariablePage
 from csms.api.models.queries import DeviceVariableQuery
 from csms.api.responses import JsonResponse
 from csms.api.validation import path_station_id
@@ -19,13 +20,13 @@ TAG = "device-model"
 VARIABLES = Operation(
     "GET", "/api/v1/stations/{station_id}/variables", "listStationVariables", TAG,
     "An OCPP 2.0.1 station's device model: its components' variables, attributes and characteristics", "read",
-    {200: Answer("DeviceVariablePage", "A page.")}, (400, 404), path_params=("StationId",),
+    {200: Answer(DeviceVariablePage, "A page.")}, (400, 404), path_params=("StationId",),
     query=DeviceVariableQuery,
 )  # fmt: skip
 REPORTS = Operation(
     "GET", "/api/v1/stations/{station_id}/reports", "listStationReports", TAG,
     "The latest 20 device-model reports of a station (GetBaseReport/GetReport and their parts)", "read",
-    {200: Answer("DeviceModelReports", "Newest request first.")}, (400, 404), path_params=("StationId",),
+    {200: Answer(DeviceModelReports, "Newest request first.")}, (400, 404), path_params=("StationId",),
 )  # fmt: skip
 OPERATIONS = (VARIABLES, REPORTS)
 

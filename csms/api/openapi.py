@@ -1,10 +1,10 @@
 """The OpenAPI 3.1 document of the public REST API, served at /openapi.json.
 
-Written by hand (not inferred from handlers) so that it states what the server promises; the integration test
-`tests/integration/test_openapi.py` checks it against the live routes and fuzzes the server with it, so the two
-cannot drift apart silently. Command payloads are the `ocpp` package's own OCPP 1.6 and 2.0.1 JSON schemas,
-the same files the server validates with (components `OCPP16.*` and `OCPP201.*`). Replica-to-replica routes
-(/internal/v1/...) are left out on purpose: they
+Made from what the server itself checks with (docs/design/api-contract.md): the route table's operations
+(csms.api.contract) and the pydantic models (csms.api.models) for every route but the command sends, whose
+payloads are the `ocpp` package's own OCPP 1.6 and 2.0.1 JSON schemas, the same files the server validates
+with (components `OCPP16.*` and `OCPP201.*`). `tests/integration/test_openapi.py` checks it against the live
+routes and fuzzes the server with it. Replica-to-replica routes (/internal/v1/...) are left out on purpose: they
 need the shared internal secret and are no client's business.
 """
 
@@ -49,8 +49,6 @@ from csms.sites import SITE_ID_PATTERN
 
 Schema = dict[str, Any]
 
-PROTOCOL = {"type": "string", "enum": ["ocpp2.0.1", "ocpp1.6"]}
-
 
 def command_actions() -> list[str]:
     """Every action the CSMS may send in some OCPP version (the union of the per-version catalogues)."""
@@ -75,8 +73,6 @@ def _protocols_of(action: str) -> list[str]:
 
 STR: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
-NUM: Schema = {"type": "number"}
-BOOL: Schema = {"type": "boolean"}
 DT: Schema = {"type": "string", "format": "date-time"}
 OBJ: Schema = {"type": "object"}
 
@@ -107,217 +103,12 @@ def _array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
-def _page(item: str, cursor: Schema, about: str) -> Schema:
-    return {**_object({"items": _array(_ref(item)), "next": _null(cursor)}), "description": about}
-
-
-# ---------------------------------------------------------------------------------------------- resources
-
-_NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 50}
-
-
 def _command_record(payload: Schema, result: Schema) -> Schema:
     """The generated CommandRecord with one action's request and answer schemas in it."""
     record = copy.deepcopy(component_schemas()["CommandRecord"])
     record["properties"]["payload"] = payload
     record["properties"]["result"] = _null(result)
     return record
-
-
-def _resource_schemas() -> dict[str, Schema]:
-    return {
-        **component_schemas(),
-        "ChargingProfileTemplate": _object(
-            {
-                "name": STR,
-                "profile": {
-                    **_ref("OCPP16.SetChargingProfileRequest.csChargingProfiles"),
-                    "description": "The csChargingProfiles object as it is sent: chargingProfileId filled in.",
-                },
-                "updated_by": STR,
-                "created_at": DT,
-                "updated_at": DT,
-            }
-        ),
-        "ChargingProfileTemplatePage": _page(
-            "ChargingProfileTemplate", STR, "Ordered by name; `next` is the `after` cursor."
-        ),
-        "StationOperations": _station_operations(),
-        **_device_model_schemas(),
-    }
-
-
-def _station_operations() -> Schema:
-    return _object(
-        {
-            "charging_profiles": _array(
-                _object(
-                    {
-                        "charging_profile_id": INT,
-                        "connector_id": INT,
-                        "stack_level": INT,
-                        "purpose": STR,
-                        "kind": STR,
-                        "transaction_id": _null(INT),
-                        "profile": OBJ,
-                        "installed_at": DT,
-                        "protocol": PROTOCOL,
-                        "evse_id": {**INT, "description": "2.0.1: the EVSE (0: the station); 1.6: 0."},
-                        "station_tx_id": {**_null(STR), "description": "2.0.1 TxProfile: the station's transactionId."},
-                    }
-                )
-            ),
-            "configuration": _array(
-                _object({"key": STR, "value": _null(STR), "readonly": _null(BOOL), "known": BOOL, "reported_at": DT})
-            ),
-            "availability": _array(
-                _object(
-                    {
-                        "protocol": PROTOCOL,
-                        "evse_id": {**INT, "description": "2.0.1: the EVSE (0: the station); 1.6: 0."},
-                        "connector_id": {**INT, "description": "1.6: the connector; 2.0.1: one of the EVSE's, or 0."},
-                        "availability": STR,
-                        "answer": STR,
-                        "requested_at": DT,
-                    }
-                )
-            ),
-            "jobs": _array(
-                _object(
-                    {
-                        "id": INT,
-                        "kind": STR,
-                        "location": STR,
-                        "file_name": _null(STR),
-                        "status": STR,
-                        "command_id": _null(INT),
-                        "created_at": DT,
-                        "updated_at": DT,
-                        "protocol": PROTOCOL,
-                        "request_id": {
-                            **_null(INT),
-                            "description": "2.0.1: the requestId its Firmware/LogStatusNotifications repeat.",
-                        },
-                    }
-                )
-            ),
-            "local_list": _null(
-                _object(
-                    {
-                        "sent_version": _null(INT),
-                        "reported_version": _null(INT),
-                        "update_type": _null(STR),
-                        "synced_at": _null(DT),
-                        "reported_at": _null(DT),
-                    }
-                )
-            ),
-            "composite_schedules": _array(
-                _object(
-                    {
-                        "evse_id": {**INT, "description": "2.0.1: the EVSE asked about (0: the station); 1.6: 0."},
-                        "connector_id": INT,
-                        "duration": INT,
-                        "result": OBJ,
-                        "received_at": DT,
-                    }
-                )
-            ),
-            "remote_starts": {
-                **_array(
-                    _object(
-                        {
-                            "remote_start_id": INT,
-                            "id_token": STR,
-                            "id_token_type": STR,
-                            "evse_id": _null(INT),
-                            "command_id": _null(INT),
-                            "status": STR,
-                            "transaction_id": _null(STR),
-                            "requested_at": DT,
-                            "linked_at": _null(DT),
-                        }
-                    )
-                ),
-                "description": "OCPP 2.0.1 RequestStartTransaction requests, newest first: `status` is the"
-                " station's answer (Requested until it comes), `transaction_id` the station's transactionId once"
-                " its TransactionEvent named the remoteStartId (`linked_at`).",
-            },
-        }
-    )
-
-
-def _device_model_schemas() -> Schema:
-    evse = _object({"id": INT, "connectorId": INT}, optional=("connectorId",))
-    attribute = _object(
-        {
-            "type": {"type": "string", "enum": ["Actual", "Target", "MinSet", "MaxSet"]},
-            "value": STR,
-            "mutability": {"type": "string", "enum": ["ReadOnly", "WriteOnly", "ReadWrite"]},
-            "persistent": BOOL,
-            "constant": BOOL,
-            "source": {"type": "string", "enum": ["NotifyReport", "GetVariables", "SetVariables"]},
-            "reboot_required": BOOL,
-            "updated_at": DT,
-        },
-        optional=("value", "mutability", "persistent", "constant"),
-    )
-    characteristics = _object(
-        {
-            "unit": STR,
-            "dataType": STR,
-            "minLimit": NUM,
-            "maxLimit": NUM,
-            "valuesList": STR,
-            "supportsMonitoring": BOOL,
-        },
-        optional=("unit", "minLimit", "maxLimit", "valuesList"),
-    )
-    variable = _object(
-        {
-            "id": INT,
-            "component": _object({"name": STR, "instance": STR, "evse": evse}, optional=("instance", "evse")),
-            "variable": _object({"name": STR, "instance": STR}, optional=("instance",)),
-            "characteristics": _null(characteristics),
-            "attributes": _array(attribute),
-            "report_request_id": _null(INT),
-            "updated_at": DT,
-        }
-    )
-    variable["description"] = (
-        "One variable of an OCPP 2.0.1 station's device model, in OCPP's own terms. `attributes` (Actual, Target,"
-        " MinSet, MaxSet) say where their value last came from (`source`): a NotifyReport, a GetVariables answer"
-        " or a SetVariables the station accepted (`reboot_required`: it answered RebootRequired)."
-    )
-    report = _object(
-        {
-            "request_id": INT,
-            "action": _null({"type": "string", "enum": ["GetBaseReport", "GetReport"]}),
-            "command_id": _null(INT),
-            "request": _null(OBJ),
-            "answer": _null(STR),
-            "parts": INT,
-            "last_seq_no": _null(INT),
-            "complete": BOOL,
-            "variables": INT,
-            "generated_at": _null(DT),
-            "requested_at": _null(DT),
-            "updated_at": DT,
-        }
-    )
-    report["description"] = (
-        "A device-model report by requestId: the GetBaseReport/GetReport command that asked for it (action and"
-        " command_id are null for a report nobody here asked for), the station's answer, and the NotifyReport"
-        " parts received so far; complete once the part with tbc = false and every part before it arrived."
-    )
-    return {
-        "DeviceVariable": variable,
-        "DeviceVariablePage": _page(
-            "DeviceVariable", INT, "In the order first reported; `next` is the `after` cursor."
-        ),
-        "DeviceModelReport": report,
-        "DeviceModelReports": _object({"items": _array(_ref("DeviceModelReport"))}),
-    }
 
 
 # ------------------------------------------------------------------------------------------ OCPP schemas
@@ -503,30 +294,6 @@ _PARAMS: dict[str, Schema] = {
     "RequestId": _param("request_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Id"),
     "CommandId": _param(
         "command_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "A command id.", 1
-    ),
-    "Limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size."),
-    "After": _param("after", "query", STR, "Cursor: the `next` of the previous page (items sort after it)."),
-    "TransactionBefore": _param(
-        "before",
-        "query",
-        {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
-        "Cursor: the `next` of the previous page (ids below it).",
-    ),
-    "RowBefore": _param(
-        "before",
-        "query",
-        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-        "Cursor: the `next` of the previous page.",
-    ),
-    "CommandBefore": _param(
-        "before",
-        "query",
-        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-        "Cursor: the `next` of the previous page (ids below it).",
-    ),
-    "StationFilter": _param("station_id", "query", STR, "Only this station's items."),
-    "Since": _param(
-        "since", "query", DT, "Only items from this instant on (RFC 3339; without an offset it is taken as UTC)."
     ),
 }
 
@@ -797,7 +564,7 @@ def _document_bytes() -> bytes:
             },
             "parameters": _PARAMS,
             "responses": _RESPONSES,
-            "schemas": {**_resource_schemas(), **_server_filled(_ocpp_schemas(actions))},
+            "schemas": {**component_schemas(), **_server_filled(_ocpp_schemas(actions))},
         },
     }
     return orjson.dumps(document)

@@ -14,7 +14,13 @@ from csms.api.contract import Answer, Operation, command_answers, query, route
 from csms.api.errors import ApiError
 from csms.api.models.bodies import LocalListSync
 from csms.api.models.fields import INT32_MAX
-from csms.api.models.operations import Reservation, ReservationLookup, ReservationPage, ReservationQuery
+from csms.api.models.operations import (
+    Reservation,
+    ReservationLookup,
+    ReservationPage,
+    ReservationQuery,
+    StationOperations,
+)
 from csms.api.responses import JsonResponse
 from csms.api.validation import json_body, parse, parse_id, path_station_id
 from csms.authorization import IdTagStore
@@ -38,7 +44,7 @@ RESERVATION = Operation(
 STATE = Operation(
     "GET", "/api/v1/stations/{station_id}/operations", "getStationOperations", TAG,
     "What operators set up on a station: profiles, configuration, availability, jobs, local list", "read",
-    {200: Answer("StationOperations", "The station's operations state.")}, (400, 404), path_params=("StationId",),
+    {200: Answer(StationOperations, "The station's operations state.")}, (400, 404), path_params=("StationId",),
 )  # fmt: skip
 LOCAL_LIST = Operation(
     "POST", "/api/v1/stations/{station_id}/local-list", "syncLocalList", TAG,

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from csms.api.models import bodies, commands, events, operations, resources, security, sites
+from csms.api.models import bodies, commands, devicemodel, events, operations, resources, security, sites
 
 Schema = dict[str, Any]
 
@@ -39,6 +39,10 @@ MODELS: tuple[type[BaseModel], ...] = (
     events.ReplayRequest,
     events.ReplayResult,
     operations.ReservationPage,
+    operations.StationOperations,
+    operations.ChargingProfileTemplatePage,
+    devicemodel.DeviceVariablePage,
+    devicemodel.DeviceModelReports,
     security.SecurityEventPage,
     security.PasswordRotation,
     security.ProfileChangeBody,
@@ -59,7 +63,11 @@ def component_schemas() -> dict[str, Schema]:
 
 
 def _untitled(schema: Any) -> Any:
-    """Drop pydantic's titles (noise in a 3,000-line document); docstring descriptions on one line."""
+    """Drop pydantic's titles (noise in a 3,000-line document); docstring descriptions on one line; an
+    `x-component` (a field typed by a component pydantic does not know: the OCPP schemas) becomes its $ref."""
+    if isinstance(schema, dict) and "x-component" in schema:
+        schema = {"$ref": f"#/components/schemas/{schema['x-component']}", **schema}
+        del schema["x-component"]
     if isinstance(schema, dict):
         return {
             k: " ".join(v.split()) if k == "description" and isinstance(v, str) else _untitled(v)
