@@ -27,8 +27,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Answer:
-    """A success answer: its model (a component name: a schema still written by hand; None: no body) and what
-    it means."""
+    """A success answer: its model (or the name of a component built from the ocpp package's schemas, such as
+    `CommandRecord.SendLocalList`; None: no body) and what it means."""
 
     model: type[BaseModel] | str | None
     description: str
@@ -49,7 +49,7 @@ class Operation:
     conflict: str | None = None  # what a 409 means, if it can answer one
     path_params: tuple[str, ...] = ()  # components/parameters names
     query: type[BaseModel] | None = None
-    body: type[BaseModel] | str | None = None  # a model, or a component name (a schema still written by hand)
+    body: type[BaseModel] | str | None = None  # a model, or a component built from the ocpp package's schemas
     body_required: bool = False
 
 
