@@ -453,7 +453,7 @@ def _command_paths(actions: list[str]) -> dict[str, Schema]:
 OPENAPI = Operation(
     "GET", "/openapi.json", "openapi", "health", "This document", None, {200: Answer(None, "OpenAPI 3.1 document.")}
 )  # fmt: skip
-_DECLARED = (
+DECLARED = (
     OPENAPI,
     *health_routes.OPERATIONS,
     *stations_routes.OPERATIONS,
@@ -474,7 +474,7 @@ _SHARED_ERRORS = {400: "BadRequest", 404: "NotFound", 413: "TooLarge", 422: "Inv
 def _declared_paths() -> dict[str, Schema]:
     """The operations declared in the route table (csms.api.contract), as path items."""
     paths: dict[str, Schema] = {}
-    for op in _DECLARED:
+    for op in DECLARED:
         responses = {str(status): _answer(answer) for status, answer in op.answers.items()}
         responses.update({str(status): _r(_SHARED_ERRORS[status]) for status in op.errors})
         if op.conflict is not None:
