@@ -5,18 +5,15 @@ Any replica serves any request: reads come from Postgres, "connected" and "owner
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cluster import Coordinator
@@ -25,16 +22,19 @@ from csms.api.certificate_routes import certificate_routes
 from csms.api.charging_profiles_routes import charging_profile_routes
 from csms.api.command_payloads import CommandPayloads
 from csms.api.commands_routes import command_routes
+from csms.api.contract import route
 from csms.api.devicemodel_routes import devicemodel_routes
 from csms.api.errors import ApiError, error_response, handle_api_error
 from csms.api.events_routes import events_routes
+from csms.api.health_routes import ReadinessCheck, health_routes
+from csms.api.id_tags_routes import id_tag_routes
 from csms.api.internal_routes import Shed, internal_routes
-from csms.api.openapi import openapi_endpoint
+from csms.api.openapi import OPENAPI, openapi_endpoint
 from csms.api.operations_routes import operations_routes
 from csms.api.security_routes import security_routes
 from csms.api.sites_routes import site_routes
+from csms.api.stations_routes import station_routes
 from csms.api.transactions_routes import transaction_routes
-from csms.api.validation import id_tag_body, json_body, page_limit, parse_id, path_station_id, station_body
 from csms.authorization import IdTagStore
 from csms.central_system.certificates import StationCertificates
 from csms.central_system.security_operations import SecurityOperations
@@ -44,7 +44,7 @@ from csms.observability import Metrics
 from csms.operations import OperationsViews, ProfileTemplates
 from csms.outbox import ExportStore, OutboxReader
 from csms.sites import SiteService
-from csms.stations import StationRegistry, hash_password
+from csms.stations import StationRegistry
 from csms.transactions import TransactionLedger
 
 
@@ -75,9 +75,6 @@ def _readable(raw: bytes) -> bool:
     return "\x00" not in text
 
 
-Readiness = Callable[[], Awaitable[dict[str, bool]]]
-
-
 @dataclass
 class ApiServices:
     registry: StationRegistry
@@ -85,7 +82,7 @@ class ApiServices:
     id_tags: IdTagStore
     coordinator: Coordinator
     metrics: Metrics
-    readiness: Readiness
+    readiness: ReadinessCheck
     api_tokens: tuple[str, ...]
     commands: CommandService
     operations: OperationsViews
@@ -106,153 +103,6 @@ def build_api(services: ApiServices) -> Starlette:
     auth = TokenAuth(services.api_tokens)
     s = services
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "alive"})
-
-    async def readyz(request: Request) -> Response:
-        checks = await s.readiness()
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(s.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def with_owner(station: dict[str, Any]) -> dict[str, Any]:
-        owner = await s.coordinator.owner_of(station["id"])
-        station["connected"] = owner is not None
-        station["owner_node"] = owner.node_id if owner else None
-        return station
-
-    async def list_stations(request: Request) -> Response:
-        auth.require(request, "read")
-        limit = page_limit(request)
-        after = request.query_params.get("after", "")
-        items = await s.registry.page(limit=limit, after=after)
-        owners = await s.coordinator.owners_of([item["id"] for item in items])  # one etcd read per page
-        for item in items:
-            owner = owners.get(item["id"])
-            item["connected"] = owner is not None
-            item["owner_node"] = owner.node_id if owner else None
-        next_after = items[-1]["id"] if len(items) == limit else None
-        return JSONResponse({"items": items, "next": next_after})
-
-    async def get_station(request: Request) -> Response:
-        auth.require(request, "read")
-        station_id = path_station_id(request)
-        station = await s.registry.get(station_id)
-        if station is None:
-            raise ApiError(404, "not_found", f"station {station_id} is not registered")
-        station = await with_owner(station)
-        station.update(await s.registry.security.security_state(station_id) or {})
-        station["open_transactions"] = await s.ledger.open_transactions(station_id)
-        station["notifications"] = await s.registry.notifications(station_id, limit=20)
-        return JSONResponse(station)
-
-    async def station_events(request: Request) -> Response:
-        """What a station reported beyond transactions (2.0.1 Notify*, security events, ...), newest first."""
-        auth.require(request, "read")
-        station_id = path_station_id(request)
-        limit = page_limit(request)
-        action = request.query_params.get("action")
-        if action is not None and not (action.isascii() and action.isalnum() and len(action) <= 64):
-            raise ApiError(400, "bad_request", "action must be an OCPP action name (letters and digits)")
-        before = parse_id(request.query_params.get("before"), "before")
-        items = await s.registry.events(station_id, action=action, limit=limit, before_id=before)
-        next_before = items[-1]["id"] if len(items) == limit else None
-        return JSONResponse({"items": items, "next": next_before})
-
-    async def put_station(request: Request) -> Response:
-        auth.require(request, "operator")
-        station_id = path_station_id(request)
-        body = station_body(await json_body(request))
-        password = body.get("password")
-        password_hash = await hash_password(password, s.password_iterations) if password else None
-        profile = body.get("security_profile")
-        if profile in (1, 2) and not password:
-            state = await s.registry.security.security_state(station_id)
-            if not (state and state["has_password"]) or ("password" in body and password is None):
-                raise ApiError(422, "invalid", f"security_profile {profile} needs a password (Basic auth)")
-        created = await s.registry.put(
-            station_id,
-            password_hash=password_hash,
-            set_password="password" in body,
-            boot_status=body.get("boot_status"),
-            set_boot_status="boot_status" in body,
-            description=body.get("description"),
-        )
-        if "security_profile" in body:
-            await s.registry.security.set_profile(station_id, profile)
-        station = await s.registry.get(station_id)
-        assert station is not None
-        return JSONResponse(await with_owner(station), status_code=201 if created else 200)
-
-    async def delete_station(request: Request) -> Response:
-        auth.require(request, "operator")
-        station_id = path_station_id(request)
-        if not await s.registry.delete(station_id):
-            raise ApiError(404, "not_found", f"station {station_id} is not registered")
-        return Response(status_code=204)
-
-    async def list_id_tags(request: Request) -> Response:
-        auth.require(request, "read")
-        limit = page_limit(request)
-        tags = await s.id_tags.page(limit=limit, after=request.query_params.get("after", ""))
-        next_after = tags[-1].id_tag if len(tags) == limit else None
-        return JSONResponse({"items": [t.as_json() for t in tags], "next": next_after})
-
-    def path_id_tag(request: Request) -> str:
-        id_tag = request.path_params["id_tag"]
-        if not 1 <= len(id_tag) <= 36 or "\x00" in id_tag:
-            raise ApiError(400, "bad_request", "an id tag is 1-36 characters (OCPP 2.0.1 IdToken; 1.6 uses 1-20)")
-        return str(id_tag)
-
-    async def get_id_tag(request: Request) -> Response:
-        auth.require(request, "read")
-        id_tag = path_id_tag(request)
-        tag = await s.id_tags.get(id_tag)
-        if tag is None:
-            raise ApiError(404, "not_found", f"id tag {id_tag} does not exist")
-        return JSONResponse(tag.as_json())
-
-    async def put_id_tag(request: Request) -> Response:
-        auth.require(request, "operator")
-        id_tag = path_id_tag(request)
-        body = id_tag_body(await json_body(request))
-        tag, created = await s.id_tags.put(
-            id_tag, body["status"], body["expiry_date"], body["parent_id_tag"], body["type"]
-        )
-        return JSONResponse(tag.as_json(), status_code=201 if created else 200)
-
-    async def delete_id_tag(request: Request) -> Response:
-        auth.require(request, "operator")
-        id_tag = path_id_tag(request)
-        if not await s.id_tags.delete(id_tag):
-            raise ApiError(404, "not_found", f"id tag {id_tag} does not exist")
-        return Response(status_code=204)
-
-    async def cluster_view(request: Request) -> Response:
-        auth.require(request, "read")
-        c = s.coordinator
-        nodes = await c.nodes()
-        counts = await c.owned_counts()
-        return JSONResponse(
-            {
-                "node_id": c.node_id,
-                "leader": c.leader_id,
-                "healthy": c.healthy,
-                "nodes": [
-                    {
-                        "node_id": n.node_id,
-                        "address": n.address,
-                        "version": n.version,
-                        "started_at": n.started_at,
-                        "stations": counts.get(n.node_id, 0),
-                    }
-                    for n in nodes
-                ],
-            }
-        )
-
     async def not_found(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else "error"
@@ -264,21 +114,11 @@ def build_api(services: ApiServices) -> Starlette:
         return error_response(500, "internal_error", "internal error; see the replica's log")
 
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", metrics),
-        Route("/openapi.json", openapi_endpoint),
-        Route("/api/v1/stations", list_stations),
-        Route("/api/v1/stations/{station_id}", get_station),
-        Route("/api/v1/stations/{station_id}", put_station, methods=["PUT"]),
-        Route("/api/v1/stations/{station_id}", delete_station, methods=["DELETE"]),
-        Route("/api/v1/stations/{station_id}/events", station_events),
+        *health_routes(auth, s.readiness, s.metrics, s.coordinator),
+        route(OPENAPI, auth, openapi_endpoint),
+        *station_routes(auth, s.registry, s.ledger, s.coordinator, s.password_iterations),
         *transaction_routes(auth, s.ledger),
-        Route("/api/v1/id-tags", list_id_tags),
-        Route("/api/v1/id-tags/{id_tag}", get_id_tag),
-        Route("/api/v1/id-tags/{id_tag}", put_id_tag, methods=["PUT"]),
-        Route("/api/v1/id-tags/{id_tag}", delete_id_tag, methods=["DELETE"]),
-        Route("/api/v1/cluster", cluster_view),
+        *id_tag_routes(auth, s.id_tags),
         *command_routes(auth, s.commands, s.registry, CommandPayloads(s.operations, s.profile_templates)),
         *charging_profile_routes(auth, s.profile_templates, s.commands),
         *operations_routes(auth, s.operations, s.registry, s.id_tags, s.commands),

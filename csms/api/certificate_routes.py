@@ -3,59 +3,72 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.command_status import HTTP_STATUS
+from csms.api.contract import Answer, Operation, query, route
 from csms.api.errors import ApiError
-from csms.api.validation import bad, json_body, page_limit, parse_id, path_station_id, reject_unknown
+from csms.api.models.security import (
+    CertificateDelivery,
+    CertificateImport,
+    CertificateRenewal,
+    CertificateRequestList,
+    CertificateRequestQuery,
+)
+from csms.api.responses import JsonResponse
+from csms.api.security_routes import RELAYED
+from csms.api.validation import bad, json_body, parse, parse_id, path_station_id
 from csms.central_system.certificates import StationCertificates
-from csms.commands import HTTP_STATUS
 from csms.stations import SecurityStore
 from csms.stations.certificate_authority import CertificateRejected
 
-REQUEST_STATUSES = ("pending", "signed", "delivered", "failed")
-MAX_CHAIN = 10_000  # CertificateSigned.req certificateChain limit
+TAG = "security"
+RENEW = Operation(
+    "POST", "/api/v1/stations/{station_id}/renew-certificate", "renewStationCertificate", TAG,
+    "Ask the station for a CSR (ExtendedTriggerMessage SignChargePointCertificate)", "operator",
+    {200: Answer(CertificateRenewal, "The station accepted."), **RELAYED}, (400, 404), path_params=("StationId",),
+)  # fmt: skip
+REQUESTS = Operation(
+    "GET", "/api/v1/certificate-requests", "listCertificateRequests", TAG,
+    "Station CSRs (export them to an external CA when ca_mode is external)", "read",
+    {200: Answer(CertificateRequestList, "Newest first.")}, (400,), query=CertificateRequestQuery,
+)  # fmt: skip
+IMPORT = Operation(
+    "POST", "/api/v1/certificate-requests/{request_id}/certificate", "importSignedCertificate", TAG,
+    "Import the chain an external CA signed for a pending CSR, and send it to the station", "operator",
+    {200: Answer(CertificateDelivery, "Delivered."), **RELAYED}, (400, 404, 413, 422), path_params=("RequestId",),
+    body=CertificateImport, body_required=True,
+)  # fmt: skip
+OPERATIONS = (RENEW, REQUESTS, IMPORT)
 
 
 def certificate_routes(auth: TokenAuth, store: SecurityStore, certificates: StationCertificates) -> list[Route]:
     async def renew(request: Request) -> Response:
-        role = auth.require(request, "operator")
         station_id = path_station_id(request)
         if await store.security_state(station_id) is None:
             raise ApiError(404, "not_found", f"station {station_id} is not registered")
-        record = await certificates.renew(station_id, f"token:{role}")
-        return JSONResponse(
+        record = await certificates.renew(station_id, f"token:{request.state.role}")
+        return JsonResponse(
             {"ca_mode": certificates.mode, "command": record}, status_code=HTTP_STATUS[record["status"]]
         )
 
     async def list_requests(request: Request) -> Response:
-        auth.require(request, "read")
-        status = request.query_params.get("status")
-        if status is not None and status not in REQUEST_STATUSES:
-            raise ApiError(400, "bad_request", f"status must be one of {', '.join(REQUEST_STATUSES)}")
-        items = await store.requests(status, page_limit(request))
-        return JSONResponse({"ca_mode": certificates.mode, "items": items})
+        q = query(request, CertificateRequestQuery)
+        items = await store.requests(q.status, q.limit)
+        return JsonResponse({"ca_mode": certificates.mode, "items": items})
 
     async def import_certificate(request: Request) -> Response:
-        auth.require(request, "operator")
         request_id = parse_id(str(request.path_params["request_id"]), "request id")
         assert request_id is not None
-        body = await json_body(request)
-        reject_unknown(body, {"certificate_chain"})
-        chain = body.get("certificate_chain")
-        if not isinstance(chain, str) or not 0 < len(chain) <= MAX_CHAIN:
-            raise bad(f"certificate_chain must be PEM text of at most {MAX_CHAIN} characters")
+        chain = parse(CertificateImport, await json_body(request)).certificate_chain
         try:
             record = await certificates.import_signed(request_id, chain)
         except LookupError:
             raise ApiError(404, "not_found", f"certificate request {request_id} does not exist") from None
         except CertificateRejected as exc:
             raise bad(str(exc)) from None
-        return JSONResponse({"command": record}, status_code=HTTP_STATUS[record["status"]])
+        return JsonResponse({"command": record}, status_code=HTTP_STATUS[record["status"]])
 
-    return [
-        Route("/api/v1/stations/{station_id}/renew-certificate", renew, methods=["POST"]),
-        Route("/api/v1/certificate-requests", list_requests),
-        Route("/api/v1/certificate-requests/{request_id}/certificate", import_certificate, methods=["POST"]),
-    ]
+    return [route(RENEW, auth, renew), route(REQUESTS, auth, list_requests), route(IMPORT, auth, import_certificate)]

@@ -11,12 +11,16 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.contract import Answer, Operation, query, route
 from csms.api.errors import ApiError
-from csms.api.validation import json_body, page_limit
+from csms.api.models.operations import ChargingProfileTemplate, ChargingProfileTemplatePage
+from csms.api.models.queries import AfterPage
+from csms.api.responses import JsonResponse
+from csms.api.validation import json_body
 from csms.commands import CommandRejected, CommandService
 from csms.operations import ProfileTemplates
 
@@ -40,6 +44,30 @@ def check_template(commands: CommandService, profile: dict[str, Any]) -> None:
         raise ApiError(422, "invalid", message, exc.details) from None
 
 
+TAG = "operations"
+TEMPLATE = Answer(ChargingProfileTemplate, "The template.")
+LIST = Operation(
+    "GET", "/api/v1/charging-profiles", "listChargingProfileTemplates", TAG, "List charging-profile templates",
+    "read", {200: Answer(ChargingProfileTemplatePage, "A page.")}, (400,), query=AfterPage,
+)  # fmt: skip
+GET = Operation(
+    "GET", "/api/v1/charging-profiles/{name}", "getChargingProfileTemplate", TAG, "A charging-profile template",
+    "read", {200: TEMPLATE}, (400, 404), path_params=("TemplateName",),
+)  # fmt: skip
+PUT = Operation(
+    "PUT", "/api/v1/charging-profiles/{name}", "putChargingProfileTemplate", TAG,
+    "Create or replace a charging-profile template (SetChargingProfile may send it by name)", "operator",
+    {200: Answer(ChargingProfileTemplate, "Replaced."), 201: Answer(ChargingProfileTemplate, "Created.")},
+    (400, 413, 422), path_params=("TemplateName",), body="ChargingProfileTemplatePut", body_required=True,
+)  # fmt: skip
+DELETE = Operation(
+    "DELETE", "/api/v1/charging-profiles/{name}", "deleteChargingProfileTemplate", TAG,
+    "Delete a charging-profile template (profiles already sent stay on the stations)", "operator",
+    {204: Answer(None, "Deleted.", None)}, (400, 404), path_params=("TemplateName",),
+)  # fmt: skip
+OPERATIONS = (LIST, GET, PUT, DELETE)
+
+
 def charging_profile_routes(auth: TokenAuth, templates: ProfileTemplates, commands: CommandService) -> list[Route]:
     def path_name(request: Request) -> str:
         name = str(request.path_params["name"])
@@ -48,37 +76,29 @@ def charging_profile_routes(auth: TokenAuth, templates: ProfileTemplates, comman
         return name
 
     async def list_templates(request: Request) -> Response:
-        auth.require(request, "read")
-        limit = page_limit(request)
-        items = await templates.page(limit=limit, after=request.query_params.get("after", ""))
-        return JSONResponse({"items": items, "next": items[-1]["name"] if len(items) == limit else None})
+        q = query(request, AfterPage)
+        items = await templates.page(limit=q.limit, after=q.after)
+        return JsonResponse({"items": items, "next": items[-1]["name"] if len(items) == q.limit else None})
 
     async def get_template(request: Request) -> Response:
-        auth.require(request, "read")
         name = path_name(request)
         template = await templates.get(name)
         if template is None:
             raise ApiError(404, "not_found", f"charging-profile template {name} does not exist")
-        return JSONResponse(template)
+        return JsonResponse(template)
 
     async def put_template(request: Request) -> Response:
-        role = auth.require(request, "operator")
         name = path_name(request)
         profile = await json_body(request)
         check_template(commands, profile)
-        template, created = await templates.put(name, profile, f"token:{role}")
-        return JSONResponse(template, status_code=201 if created else 200)
+        template, created = await templates.put(name, profile, f"token:{request.state.role}")
+        return JsonResponse(template, status_code=201 if created else 200)
 
     async def delete_template(request: Request) -> Response:
-        auth.require(request, "operator")
         name = path_name(request)
         if not await templates.delete(name):
             raise ApiError(404, "not_found", f"charging-profile template {name} does not exist")
         return Response(status_code=204)
 
-    return [
-        Route("/api/v1/charging-profiles", list_templates),
-        Route("/api/v1/charging-profiles/{name}", get_template),
-        Route("/api/v1/charging-profiles/{name}", put_template, methods=["PUT"]),
-        Route("/api/v1/charging-profiles/{name}", delete_template, methods=["DELETE"]),
-    ]
+    return [route(LIST, auth, list_templates), route(GET, auth, get_template), route(PUT, auth, put_template),
+            route(DELETE, auth, delete_template)]  # fmt: skip

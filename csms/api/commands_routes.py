@@ -9,14 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
 from csms.api.command_payloads import CommandPayloads
+from csms.api.command_status import HTTP_STATUS
+from csms.api.contract import Answer, Operation, query, route
 from csms.api.errors import ApiError
-from csms.api.validation import json_body, page_limit, parse_bool, parse_datetime, parse_id, path_station_id
-from csms.commands import HTTP_STATUS, CommandRejected, CommandService
+from csms.api.models import queries
+from csms.api.models.commands import CommandPage, CommandRecord
+from csms.api.responses import JsonResponse
+from csms.api.validation import json_body, parse_id, path_station_id
+from csms.commands import CommandRejected, CommandService
 from csms.stations import StationRegistry
 
 Payload = dict[str, Any]
@@ -42,6 +47,17 @@ def _managed_variable(action: str, payload: Payload) -> str | None:
     return None
 
 
+LIST = Operation(
+    "GET", "/api/v1/commands", "listCommands", "commands", "The command audit trail", "read",
+    {200: Answer(CommandPage, "A page.")}, (400,), query=queries.CommandQuery,
+)  # fmt: skip
+GET = Operation(
+    "GET", "/api/v1/commands/{command_id}", "getCommand", "commands", "One command (poll an async command here)",
+    "read", {200: Answer(CommandRecord, "The command.")}, (400, 404), path_params=("CommandId",),
+)  # fmt: skip
+OPERATIONS = (LIST, GET)
+
+
 def command_routes(
     auth: TokenAuth, commands: CommandService, registry: StationRegistry, payloads: CommandPayloads
 ) -> list[Route]:
@@ -50,42 +66,45 @@ def command_routes(
         station_id = path_station_id(request)
         action = str(request.path_params["action"])
         body = await json_body(request)
-        is_async = parse_bool(request.query_params.get("async"), "async") or False
-        timeout = _timeout(request.query_params.get("timeout"))
+        q = query(request, queries.CommandSendQuery)
         record, status = await submit_command(
-            commands, registry, payloads, station_id, action, body, f"token:{role}", is_async=is_async, timeout=timeout
+            commands,
+            registry,
+            payloads,
+            station_id,
+            action,
+            body,
+            f"token:{role}",
+            is_async=q.is_async,
+            timeout=q.timeout,
         )
-        return JSONResponse(record, status_code=status)
+        return JsonResponse(record, status_code=status)
 
     async def get_command(request: Request) -> Response:
-        auth.require(request, "read")
         raw = str(request.path_params["command_id"])
         command_id = parse_id(raw, "command id")
         assert command_id is not None
         record = await commands.get(command_id)
         if record is None:
             raise ApiError(404, "not_found", f"command {raw} does not exist")
-        return JSONResponse(record)
+        return JsonResponse(record)
 
     async def list_commands(request: Request) -> Response:
-        auth.require(request, "read")
-        q = request.query_params
-        limit = page_limit(request)
-        before = parse_id(q.get("before"), "before")
+        q = query(request, queries.CommandQuery)
         items = await commands.page(
-            station_id=q.get("station_id"),
-            action=q.get("action"),
-            status=q.get("status"),
-            since=parse_datetime(q.get("since"), "since"),
-            limit=limit,
-            before_id=before,
+            station_id=q.station_id,
+            action=q.action,
+            status=q.status,
+            since=q.since,
+            limit=q.limit,
+            before_id=q.before,
         )
-        return JSONResponse({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
+        return JsonResponse({"items": items, "next": items[-1]["id"] if len(items) == q.limit else None})
 
     return [
         Route("/api/v1/stations/{station_id}/commands/{action}", send_command, methods=["POST"]),
-        Route("/api/v1/commands", list_commands),
-        Route("/api/v1/commands/{command_id}", get_command),
+        route(LIST, auth, list_commands),
+        route(GET, auth, get_command),
     ]
 
 
@@ -119,15 +138,3 @@ async def submit_command(
         station_id, action, payload, requested_by, protocol=protocol, wait=not is_async, timeout=timeout
     )
     return record, 202 if is_async and record["status"] == "pending" else HTTP_STATUS[record["status"]]
-
-
-def _timeout(raw: Any) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 300:
-        raise ApiError(400, "bad_request", "timeout must be a number of seconds in (0, 300]")
-    return value

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.contract import Answer, Operation, query, route
 from csms.api.errors import ApiError
-from csms.api.validation import page_limit, parse_id, path_station_id
+from csms.api.models.devicemodel import DeviceModelReports, DeviceVariablePage
+from csms.api.models.queries import DeviceVariableQuery
+from csms.api.responses import JsonResponse
+from csms.api.validation import path_station_id
 from csms.devicemodel import DeviceModelViews
 from csms.stations import StationRegistry
 
-NAME_MAX = 50  # OCPP 2.0.1 component and variable names are identifierString(50)
+TAG = "device-model"
+VARIABLES = Operation(
+    "GET", "/api/v1/stations/{station_id}/variables", "listStationVariables", TAG,
+    "An OCPP 2.0.1 station's device model: its components' variables, attributes and characteristics", "read",
+    {200: Answer(DeviceVariablePage, "A page.")}, (400, 404), path_params=("StationId",),
+    query=DeviceVariableQuery,
+)  # fmt: skip
+REPORTS = Operation(
+    "GET", "/api/v1/stations/{station_id}/reports", "listStationReports", TAG,
+    "The latest 20 device-model reports of a station (GetBaseReport/GetReport and their parts)", "read",
+    {200: Answer(DeviceModelReports, "Newest request first.")}, (400, 404), path_params=("StationId",),
+)  # fmt: skip
+OPERATIONS = (VARIABLES, REPORTS)
 
 
 def devicemodel_routes(auth: TokenAuth, views: DeviceModelViews, registry: StationRegistry) -> list[Route]:
@@ -23,27 +39,14 @@ def devicemodel_routes(auth: TokenAuth, views: DeviceModelViews, registry: Stati
             raise ApiError(404, "not_found", f"station {station_id} is not registered")
         return station_id
 
-    def name(request: Request, key: str) -> str | None:
-        value = request.query_params.get(key)
-        if value is not None and not 1 <= len(value) <= NAME_MAX:
-            raise ApiError(400, "bad_request", f"{key} must be a name of 1-{NAME_MAX} characters")
-        return value
-
     async def variables(request: Request) -> Response:
-        auth.require(request, "read")
-        component, variable = name(request, "component"), name(request, "variable")
-        limit = page_limit(request)
-        after = parse_id(request.query_params.get("after"), "after")
+        q = query(request, DeviceVariableQuery)
         items, next_after = await views.variables(
-            await known_station(request), component=component, variable=variable, limit=limit, after=after
+            await known_station(request), component=q.component, variable=q.variable, limit=q.limit, after=q.after
         )
-        return JSONResponse({"items": items, "next": next_after})
+        return JsonResponse({"items": items, "next": next_after})
 
     async def reports(request: Request) -> Response:
-        auth.require(request, "read")
-        return JSONResponse({"items": await views.reports(await known_station(request))})
+        return JsonResponse({"items": await views.reports(await known_station(request))})
 
-    return [
-        Route("/api/v1/stations/{station_id}/variables", variables),
-        Route("/api/v1/stations/{station_id}/reports", reports),
-    ]
+    return [route(VARIABLES, auth, variables), route(REPORTS, auth, reports)]

@@ -4,17 +4,28 @@ and the exporters' state: cursors, lag, dead letters and their replay."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 import trio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.contract import Answer, Operation, query, route
 from csms.api.errors import ApiError
-from csms.api.validation import INT64_MAX, bad, json_body, page_limit, parse_id, reject_unknown
+from csms.api.models.events import (
+    DeadLetterPage,
+    DeadLetterQuery,
+    EventPage,
+    EventQuery,
+    EventSchemas,
+    ExportSinks,
+    ReplayRequest,
+    ReplayResult,
+)
+from csms.api.responses import JsonResponse
+from csms.api.validation import json_body, parse
 from csms.outbox import SCHEMAS, BadCursor, Cursor, ExportStore, OutboxReader, event_types, full_type
 
 SSE_POLL = 0.5  # seconds between reads while a live tail is caught up
@@ -23,15 +34,11 @@ SSE_MAX_SECONDS = 3600.0  # a stream ends after this; the client reconnects with
 _SINK_NAME = 100
 
 
-def _filters(request: Request, after_default: str | None = None) -> tuple[Cursor, list[str] | None, str | None]:
-    q = request.query_params
+def _cursor(request: Request, raw: str | None) -> Cursor:
     try:
-        after = Cursor.parse(q.get("after") or request.headers.get("last-event-id") or after_default)
-        types = event_types(q.get("type"))
+        return Cursor.parse(raw or request.headers.get("last-event-id"))
     except BadCursor as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
-    station_id = q.get("station_id") or None
-    return after, types, station_id
 
 
 def _sink(request: Request) -> str:
@@ -41,59 +48,81 @@ def _sink(request: Request) -> str:
     return str(sink)
 
 
-def _replay_ids(data: dict[str, Any]) -> list[int] | None:
-    reject_unknown(data, {"ids"})
-    ids = data.get("ids")
-    if ids is None:
-        return None
-    if (
-        not isinstance(ids, list)
-        or len(ids) > 1000
-        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= INT64_MAX for i in ids)
-    ):
-        raise bad("ids must be a list of at most 1000 dead-letter ids (integers), or absent for all")
-    return ids
+TAG = "events"
+LIST = Operation(
+    "GET", "/api/v1/events", "listEvents", TAG,
+    "Read the event stream from a durable cursor (JSON pages, or a live SSE tail)", "read",
+    {
+        200: Answer(
+            EventPage,
+            "Events after the cursor, oldest first; `next` continues (also when empty).",
+            stream="With `Accept: text/event-stream`: a live tail, one `id: <cursor>` + `data: <CloudEvent>` per"
+            " event; reconnect with Last-Event-ID.",
+        )
+    },
+    (400,), query=EventQuery,
+)  # fmt: skip
+SCHEMAS_OP = Operation(
+    "GET", "/api/v1/events/schemas", "eventSchemas", TAG, "The JSON Schema of every event type", "read",
+    {200: Answer(EventSchemas, "By type.")},
+)  # fmt: skip
+EXPORTS = Operation(
+    "GET", "/api/v1/exports", "listExports", TAG, "Every sink's durable cursor, lag and dead letters", "read",
+    {200: Answer(ExportSinks, "The sinks that have exported.")},
+)  # fmt: skip
+DEAD_LETTERS = Operation(
+    "GET", "/api/v1/exports/{sink}/dead-letters", "listDeadLetters", TAG,
+    "Events a sink gave up on after every attempt", "read", {200: Answer(DeadLetterPage, "A page.")}, (400,),
+    path_params=("Sink",), query=DeadLetterQuery,
+)  # fmt: skip
+REPLAY = Operation(
+    "POST", "/api/v1/exports/{sink}/dead-letters/replay", "replayDeadLetters", TAG,
+    "Ask the sink's active exporter to resend dead letters", "operator",
+    {200: Answer(ReplayResult, "How many were marked for resending.")}, (400, 413, 422), path_params=("Sink",),
+    body=ReplayRequest,
+)  # fmt: skip
+OPERATIONS = (LIST, SCHEMAS_OP, EXPORTS, DEAD_LETTERS, REPLAY)
 
 
 def events_routes(auth: TokenAuth, reader: OutboxReader, exports: ExportStore) -> list[Route]:
     async def list_events(request: Request) -> Response:
         """JSON pages from a cursor; with ``Accept: text/event-stream``, a live tail (SSE) from the cursor."""
-        auth.require(request, "read")
-        after, types, station_id = _filters(request)
+        q = query(request, EventQuery)
+        after = _cursor(request, q.after)
+        try:
+            types = event_types(q.type)
+        except BadCursor as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        station_id = q.station_id or None
         if "text/event-stream" in request.headers.get("accept", ""):
             return _tail(reader, after, types, station_id)
-        events, cursor = await reader.page(after, limit=page_limit(request), types=types, station_id=station_id)
-        return JSONResponse({"items": events, "next": str(cursor)})
+        events, cursor = await reader.page(after, limit=q.limit, types=types, station_id=station_id)
+        return JsonResponse({"items": events, "next": str(cursor)})
 
     async def schemas(request: Request) -> Response:
-        auth.require(request, "read")
-        return JSONResponse({full_type(name): schema for name, schema in SCHEMAS.items()})
+        return JsonResponse({full_type(name): schema for name, schema in SCHEMAS.items()})
 
     async def list_exports(request: Request) -> Response:
-        auth.require(request, "read")
-        return JSONResponse({"items": await exports.sinks()})
+        return JsonResponse({"items": await exports.sinks()})
 
     async def dead_letters(request: Request) -> Response:
-        auth.require(request, "read")
         sink = _sink(request)
-        limit = page_limit(request)
-        after = parse_id(request.query_params.get("after"), "after") or 0
-        items = await exports.dead_letters(sink, limit=limit, after_id=after)
-        return JSONResponse({"items": items, "next": items[-1]["id"] if len(items) == limit else None})
+        q = query(request, DeadLetterQuery)
+        items = await exports.dead_letters(sink, limit=q.limit, after_id=q.after)
+        return JsonResponse({"items": items, "next": items[-1]["id"] if len(items) == q.limit else None})
 
     async def replay(request: Request) -> Response:
         """Ask the sink's active exporter to resend dead letters (the given ids, else all not yet replayed)."""
-        auth.require(request, "operator")
         sink = _sink(request)
-        ids = _replay_ids(await json_body(request))
-        return JSONResponse({"requested": await exports.request_replay(sink, ids)})
+        ids = parse(ReplayRequest, await json_body(request)).ids
+        return JsonResponse({"requested": await exports.request_replay(sink, ids)})
 
     return [
-        Route("/api/v1/events", list_events),
-        Route("/api/v1/events/schemas", schemas),
-        Route("/api/v1/exports", list_exports),
-        Route("/api/v1/exports/{sink}/dead-letters", dead_letters),
-        Route("/api/v1/exports/{sink}/dead-letters/replay", replay, methods=["POST"]),
+        route(LIST, auth, list_events),
+        route(SCHEMAS_OP, auth, schemas),
+        route(EXPORTS, auth, list_exports),
+        route(DEAD_LETTERS, auth, dead_letters),
+        route(REPLAY, auth, replay),
     ]
 
 

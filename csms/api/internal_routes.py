@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from cluster import ShedOrder
 from csms.api.errors import ApiError
-from csms.api.validation import INT32_MAX, int_field, json_body
+from csms.api.models.fields import INT32_MAX
+from csms.api.responses import JsonResponse
+from csms.api.validation import int_field, json_body
 from csms.commands import MAX_BATCH, PROTOCOLS, SECRET_HEADER, CommandService, ExecuteRequest, Guard, secret_matches
 from csms.shedding import Shed
 
@@ -50,7 +52,7 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
     async def execute(request: Request) -> Response:
         check(request)
         result = await commands.execute_here(_execute_request(await json_body(request)))
-        return JSONResponse(result.as_json())
+        return JsonResponse(result.as_json())
 
     async def execute_batch(request: Request) -> Response:
         check(request)
@@ -58,7 +60,7 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
         if not isinstance(raw, list) or not 0 < len(raw) <= MAX_BATCH or not all(isinstance(c, dict) for c in raw):
             raise ApiError(400, "bad_request", f"commands must be a list of 1-{MAX_BATCH} command objects")
         results = await commands.execute_batch_here([_execute_request(c) for c in raw])
-        return JSONResponse({"results": [r.as_json() for r in results]})
+        return JsonResponse({"results": [r.as_json() for r in results]})
 
     async def shed_stations(request: Request) -> Response:
         check(request)
@@ -68,7 +70,7 @@ def internal_routes(secret: str, commands: CommandService, shed: Shed) -> list[R
             raise ApiError(400, "bad_request", "hold must be a number of seconds, 0-3600")
         count = int_field(body, "count", maximum=INT32_MAX)
         order = ShedOrder(count, _optional_count(body, "target"), _optional_count(body, "may_interrupt"))
-        return JSONResponse({"shed": await shed(order, float(hold))})
+        return JsonResponse({"shed": await shed(order, float(hold))})
 
     return [
         Route("/internal/v1/commands/execute", execute, methods=["POST"]),

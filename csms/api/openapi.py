@@ -1,10 +1,10 @@
 """The OpenAPI 3.1 document of the public REST API, served at /openapi.json.
 
-Written by hand (not inferred from handlers) so that it states what the server promises; the integration test
-`tests/integration/test_openapi.py` checks it against the live routes and fuzzes the server with it, so the two
-cannot drift apart silently. Command payloads are the `ocpp` package's own OCPP 1.6 and 2.0.1 JSON schemas,
-the same files the server validates with (components `OCPP16.*` and `OCPP201.*`). Replica-to-replica routes
-(/internal/v1/...) are left out on purpose: they
+Made from what the server itself checks with (docs/design/api-contract.md): the route table's operations
+(csms.api.contract) and the pydantic models (csms.api.models) for every route but the command sends, whose
+payloads are the `ocpp` package's own OCPP 1.6 and 2.0.1 JSON schemas, the same files the server validates
+with (components `OCPP16.*` and `OCPP201.*`). `tests/integration/test_openapi.py` checks it against the live
+routes and fuzzes the server with it. Replica-to-replica routes (/internal/v1/...) are left out on purpose: they
 need the shared internal secret and are no client's business.
 """
 
@@ -17,47 +17,37 @@ import json
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from csms.api import (
+    certificate_routes,
+    charging_profiles_routes,
+    commands_routes,
+    devicemodel_routes,
+    events_routes,
+    health_routes,
+    id_tags_routes,
+    operations_routes,
+    security_routes,
+    sites_routes,
+    stations_routes,
+    transactions_routes,
+)
 from csms.api.charging_profiles_routes import TEMPLATE_NAME
 from csms.api.command_payloads import REQUEST_ID_ACTIONS
-from csms.api.openapi_events import event_paths, event_schemas
-from csms.api.operations_routes import RESERVATION_STATUSES
-from csms.api.validation import BOOT_STATUSES, ID_TAG_STATUSES, MAX_BODY_BYTES, STATION_ID
-from csms.authorization import TOKEN_TYPES
-from csms.commands import HTTP_STATUS, PROTOCOLS, catalogue
+from csms.api.command_status import ASYNC_OUTCOME, OUTCOMES
+from csms.api.contract import Answer, Operation
+from csms.api.models.fields import INT32_MAX, INT64_MAX
+from csms.api.models.queries import CommandSendQuery
+from csms.api.models.schemas import component_schemas, component_schemas_of
+from csms.api.validation import MAX_BODY_BYTES, STATION_ID
+from csms.commands import catalogue
 from csms.ocpp.schemas import _DATE_TIME
 from csms.sites import SITE_ID_PATTERN
 
 Schema = dict[str, Any]
-
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
-TRANSACTION_FLAGS = (
-    "start_in_future",
-    "stop_in_future",
-    "stop_before_start",
-    "meter_stop_below_start",
-    "missing_events",
-    "conflicting_events",
-)
-PROTOCOL = {"type": "string", "enum": ["ocpp2.0.1", "ocpp1.6"]}
-READING_FLAGS = ("after_stop", "below_meter_start", "connector_mismatch", "future_timestamp")
-ERROR_CODES = (
-    "bad_request",
-    "bad_json",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "method_not_allowed",
-    "conflict",
-    "too_large",
-    "invalid",
-    "ambiguous",
-    "internal_error",
-    "error",
-)
 
 
 def command_actions() -> list[str]:
@@ -83,8 +73,6 @@ def _protocols_of(action: str) -> list[str]:
 
 STR: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
-NUM: Schema = {"type": "number"}
-BOOL: Schema = {"type": "boolean"}
 DT: Schema = {"type": "string", "format": "date-time"}
 OBJ: Schema = {"type": "object"}
 
@@ -115,795 +103,12 @@ def _array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
-def _page(item: str, cursor: Schema, about: str) -> Schema:
-    return {**_object({"items": _array(_ref(item)), "next": _null(cursor)}), "description": about}
-
-
-# ---------------------------------------------------------------------------------------------- resources
-
-_STATION = {
-    "id": STR,
-    "boot_status": _null({"type": "string", "enum": list(BOOT_STATUSES)}),
-    "description": STR,
-    "auto_registered": BOOL,
-    "vendor": _null(STR),
-    "model": _null(STR),
-    "serial_number": _null(STR),
-    "firmware_version": _null(STR),
-    "iccid": _null(STR),
-    "imsi": _null(STR),
-    "meter_type": _null(STR),
-    "meter_serial": _null(STR),
-    "last_boot_status": _null(STR),
-    "last_boot_at": _null(DT),
-    "last_seen_at": _null(DT),
-    "created_at": DT,
-    "updated_at": DT,
-    "has_password": BOOL,
-    "connected": BOOL,
-    "owner_node": _null(STR),
-    "protocol": {**_null(PROTOCOL), "description": "The subprotocol of the station's latest connection."},
-    "last_boot_reason": {**_null(STR), "description": "OCPP 2.0.1 BootReason of the last boot (null for 1.6)."},
-}
-_CONNECTOR = _object(
-    {
-        "evse_id": {**_null(INT), "description": "OCPP 2.0.1 EVSE (connectors numbered per EVSE); null for 1.6."},
-        "connector_id": INT,
-        "status": STR,
-        "error_code": STR,
-        "info": _null(STR),
-        "vendor_id": _null(STR),
-        "vendor_error_code": _null(STR),
-        "station_timestamp": _null(DT),
-        "received_at": DT,
-        "charging": {
-            **BOOL,
-            "description": "Energy is flowing: 1.6 status Charging, or (2.0.1, status Occupied) the active"
-            " transaction's chargingState is Charging.",
-        },
-    }
-)
-_TRANSACTION = {
-    "id": INT,
-    "station_id": STR,
-    "connector_id": INT,
-    "id_tag": {**_null(STR), "description": "The idTag (1.6) / idToken (2.0.1); a 2.0.1 one may be absent."},
-    "id_tag_status": _null(STR),
-    "reservation_id": _null(INT),
-    "remote_started": BOOL,
-    "meter_start": {**_null(INT), "description": "2.0.1: the Transaction.Begin (else first) energy reading."},
-    "start_timestamp": DT,
-    "start_received_at": DT,
-    "meter_stop": _null(INT),
-    "stop_timestamp": _null(DT),
-    "stop_received_at": _null(DT),
-    "stop_reason": _null(STR),
-    "stop_id_tag": _null(STR),
-    "energy_wh": {
-        **_null(INT),
-        "description": "meterStop - meterStart of a finished transaction (null while active, or if meterStop is"
-        " below meterStart).",
-    },
-    "energy_so_far_wh": {
-        **_null(INT),
-        "description": "While active: the last plausible energy register reading - meterStart (null before the"
-        " first one); when finished: energy_wh.",
-    },
-    "flags": {
-        **_array({"type": "string", "enum": list(TRANSACTION_FLAGS)}),
-        "description": "Plausible-but-odd facts, stored as sent and shown here: start_in_future / stop_in_future"
-        " (station time over a day ahead of ours), stop_before_start, meter_stop_below_start, missing_events"
-        " (2.0.1: seqNos missing from an ended transaction), conflicting_events (2.0.1: a seqNo repeated with"
-        " different content; see conflicting_events on the transaction).",
-    },
-    "operator_closed_by": _null(STR),
-    "operator_close_reason": _null(STR),
-    "operator_closed_at": _null(DT),
-    "active": BOOL,
-    "protocol": PROTOCOL,
-    "station_tx_id": {**_null(STR), "description": "OCPP 2.0.1: the station's own transactionId (null for 1.6)."},
-    "evse_id": _null(INT),
-    "id_token_type": _null(STR),
-    "charging_state": _null(STR),
-    "trigger_reason": {**_null(STR), "description": "2.0.1: the triggerReason of the latest event (by seqNo)."},
-    "remote_start_id": _null(INT),
-    "offline": {**BOOL, "description": "2.0.1: some event was queued while the station was offline."},
-    "event_count": _null(INT),
-    "missing_seq_nos": _null(INT),
-}
-_METER_SAMPLE = _object(
-    {
-        "connector_id": INT,
-        "station_timestamp": DT,
-        "received_at": DT,
-        "source": {"type": "string", "enum": ["MeterValues", "StopTransaction", "TransactionEvent"]},
-        **{key: STR for key in ("measurand", "phase", "unit", "context", "location", "format", "value")},
-        "flag": {
-            **_null({"type": "string", "enum": list(READING_FLAGS)}),
-            "description": "null: plausible. Otherwise kept but left out of energy: after_stop (a MeterValues"
-            " timestamped after the station's stop or above meterStop), below_meter_start, connector_mismatch"
-            " (not the transaction's connector), future_timestamp (over a day ahead of our clock).",
-        },
-    }
-)
-_NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 50}
-_COMMAND_STATUSES = ["pending", *sorted(set(HTTP_STATUS) - {"pending"})]
-
-
 def _command_record(payload: Schema, result: Schema) -> Schema:
-    return {
-        **_object(
-            {
-                "id": INT,
-                "station_id": STR,
-                "protocol": {"type": "string", "enum": list(PROTOCOLS)},
-                "action": STR,
-                "payload": payload,
-                "status": {"type": "string", "enum": _COMMAND_STATUSES},
-                "result": _null(result),
-                "error": _null(OBJ),
-                "requested_by": STR,
-                "requested_at": DT,
-                "completed_at": _null(DT),
-                "latency_ms": _null(NUM),
-                "executed_by": _null(STR),
-                "attempts": INT,
-                "async": BOOL,
-            }
-        ),
-        "description": "One audited command, in the OCPP version (`protocol`) it was validated for and sent in."
-        " `result` is the station's CallResult payload (status completed);"
-        " `error` is {code, description, details?}: the station's CallError (call_error) or the CSMS's own"
-        " reason (offline, timeout, unknown_outcome, failed; superseded: a site's profile not sent because"
-        " the site's fence token was no longer current, error.code FenceSuperseded).",
-    }
-
-
-_STATION_SECURITY = {
-    "security_profile": {"type": "integer", "enum": [0, 1, 2, 3]},
-    "security_profile_explicit": BOOL,
-    "password_rotation": _null({"type": "string", "enum": ["sent", "accepted", "rejected", "completed"]}),
-    "password_rotated_at": _null(DT),
-}
-_CERTIFICATE = {
-    "fingerprint": STR,
-    "serial_number": STR,
-    "subject": STR,
-    "issuer": STR,
-    "not_before": DT,
-    "not_after": DT,
-    "created_at": DT,
-}
-_CERTIFICATE_REQUEST = {
-    "id": INT,
-    "station_id": STR,
-    "csr_pem": STR,
-    "status": {"type": "string", "enum": ["pending", "signed", "delivered", "failed"]},
-    "certificate_pem": _null(STR),
-    "detail": _null(STR),
-    "created_at": DT,
-    "updated_at": DT,
-}
-
-
-def _security_schemas() -> dict[str, Schema]:
-    outcome = {"accepted": BOOL, "station_id": STR, "command": _ref("CommandRecord")}
-    return {
-        "SecurityEvent": _object(
-            {
-                "id": INT,
-                "station_id": _null(STR),
-                "origin": {"type": "string", "enum": ["station", "csms"]},
-                "type": STR,
-                "tech_info": _null(STR),
-                "occurrences": INT,
-                "occurred_at": DT,
-                "received_at": DT,
-            }
-        ),
-        "SecurityEventPage": _page("SecurityEvent", INT, "Newest first; `next` is the `before` cursor."),
-        "PasswordRotation": {
-            **_object(outcome),
-            "description": "accepted: the station took the new password (it is never returned). Until the station"
-            " connects with it, the old password keeps working; then only the new one does.",
-        },
-        "ProfileChangeBody": _object({"security_profile": {"type": "integer", "enum": [1, 2, 3]}}),
-        "ProfileChange": {
-            **_object({**outcome, "security_profile": INT, "failed_step": _null(STR)}),
-            "description": "failed_step: the action the station refused or did not answer (2.0.1: SetNetworkProfile,"
-            " SetVariables or Reset); `command` is that command, or the last one when all were accepted.",
-        },
-        "CertificateList": _object({"items": _array(_object(_CERTIFICATE))}),
-        "CertificateRenewal": _object(
-            {"ca_mode": {"type": "string", "enum": ["built-in", "external"]}, "command": _ref("CommandRecord")}
-        ),
-        "CertificateRequestList": _object(
-            {
-                "ca_mode": {"type": "string", "enum": ["built-in", "external"]},
-                "items": _array(_object(_CERTIFICATE_REQUEST)),
-            }
-        ),
-        "CertificateImport": _object({"certificate_chain": {"type": "string", "minLength": 1, "maxLength": 10000}}),
-        "CertificateDelivery": _object({"command": _ref("CommandRecord")}),
-    }
-
-
-def _security_paths(ok: Any, item_errors: dict[str, Schema], write_errors: dict[str, Schema]) -> dict[str, Schema]:
-    relayed = {
-        "409": _json(OBJ, "offline, or the station refused (the command record tells which)."),
-        "502": _json(OBJ, "call_error: the station answered with a CallError."),
-        "503": _json(OBJ, "unknown_outcome or failed; retry later."),
-        "504": _json(OBJ, "timeout: no answer from the station in time."),
-    }
-    return {
-        "/api/v1/stations/{station_id}/rotate-password": {
-            "post": _op(
-                "rotatePassword",
-                "security",
-                "Give the station a new random password (1.6 ChangeConfiguration AuthorizationKey)",
-                "operator",
-                {"200": ok(_ref("PasswordRotation"), "The station accepted."), **relayed, **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/stations/{station_id}/security-profile": {
-            "post": _op(
-                "raiseSecurityProfile",
-                "security",
-                "Have the station switch to a higher security profile (1.6: ChangeConfiguration SecurityProfile;"
-                " 2.0.1: SetNetworkProfile to CSMS_OCPP_PUBLIC_URL, SetVariables NetworkConfigurationPriority, Reset"
-                " OnIdle), stored once it accepted every step",
-                "operator",
-                {"200": ok(_ref("ProfileChange"), "The station accepted."), **relayed, **item_errors, **write_errors},
-                params=(_p("StationId"),),
-                body=_ref("ProfileChangeBody"),
-                body_required=True,
-            )
-        },
-        "/api/v1/stations/{station_id}/certificates": {
-            "get": _op(
-                "listStationCertificates",
-                "security",
-                "The station's certificate inventory, with expiry",
-                "read",
-                {"200": ok(_ref("CertificateList"), "Newest expiry first."), **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/stations/{station_id}/certificates/{fingerprint}": {
-            "delete": _op(
-                "revokeStationCertificate",
-                "security",
-                "Delete a certificate from the inventory and refuse it from now on (revocation)",
-                "operator",
-                {"204": {"description": "Revoked."}, **item_errors},
-                params=(
-                    _p("StationId"),
-                    _param("fingerprint", "path", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "SHA-256"),
-                ),
-            )
-        },
-        "/api/v1/stations/{station_id}/renew-certificate": {
-            "post": _op(
-                "renewStationCertificate",
-                "security",
-                "Ask the station for a CSR (ExtendedTriggerMessage SignChargePointCertificate)",
-                "operator",
-                {"200": ok(_ref("CertificateRenewal"), "The station accepted."), **relayed, **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/certificate-requests": {
-            "get": _op(
-                "listCertificateRequests",
-                "security",
-                "Station CSRs (export them to an external CA when ca_mode is external)",
-                "read",
-                {"200": ok(_ref("CertificateRequestList"), "Newest first."), "400": _r("BadRequest")},
-                params=(
-                    _p("Limit"),
-                    _param("status", "query", STR, "Only this status: pending, signed, delivered, failed."),
-                ),
-            )
-        },
-        "/api/v1/certificate-requests/{request_id}/certificate": {
-            "post": _op(
-                "importSignedCertificate",
-                "security",
-                "Import the chain an external CA signed for a pending CSR, and send it to the station",
-                "operator",
-                {
-                    "200": ok(_ref("CertificateDelivery"), "Delivered."),
-                    **relayed,
-                    **item_errors,
-                    **write_errors,
-                },
-                params=(_param("request_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Id"),),
-                body=_ref("CertificateImport"),
-                body_required=True,
-            )
-        },
-        "/api/v1/security-events": {
-            "get": _op(
-                "listSecurityEvents",
-                "security",
-                "Security events from stations (SecurityEventNotification) and from the CSMS (refused"
-                " downgrades, certificate failures, failed and throttled authentication, rotations)",
-                "read",
-                {"200": ok(_ref("SecurityEventPage"), "A page."), "400": _r("BadRequest")},
-                params=(
-                    _p("Limit"),
-                    _p("RowBefore"),
-                    _p("StationFilter"),
-                    _param("origin", "query", {"type": "string", "enum": ["station", "csms"]}, "Who noticed it."),
-                    _param("type", "query", STR, "Only this event type."),
-                ),
-            )
-        },
-    }
-
-
-def _resource_schemas() -> dict[str, Schema]:
-    station = _object(_STATION)
-    with_connectors = _object({**_STATION, "connectors": _array(_CONNECTOR)})
-    return {
-        "Error": {
-            **_object(
-                {
-                    "error": _object(
-                        {
-                            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-                            "code": {"type": "string", "enum": list(ERROR_CODES)},
-                            "message": STR,
-                            "details": OBJ,
-                        },
-                        optional=("details",),
-                    )
-                }
-            ),
-            "description": "Every failure: `status` repeats the HTTP status, `code` is stable for programs,"
-            " `message` names the field and what was wrong, `details` (optional) carries structured hints.",
-        },
-        "Station": station,
-        "StationWithConnectors": with_connectors,
-        "StationDetail": _object(
-            {
-                **with_connectors["properties"],
-                "open_transactions": _array(_ref("Transaction")),
-                "notifications": _array(_object({"kind": STR, "status": STR, "received_at": DT})),
-                **_STATION_SECURITY,
-            }
-        ),
-        "StationPut": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Only the fields given are changed; unknown fields are rejected (422).",
-            "properties": {
-                "password": {
-                    **_null({"type": "string", "minLength": 8, "maxLength": 40}),
-                    "description": "HTTP Basic password of security profile 1; null removes it.",
-                },
-                "boot_status": {
-                    **_null({"type": "string", "enum": list(BOOT_STATUSES)}),
-                    "description": "The BootNotification answer to force; null: the CSMS decides.",
-                },
-                "description": _null({"type": "string", "maxLength": 500}),
-                "security_profile": {
-                    **_null({"type": "integer", "enum": [0, 1, 2, 3]}),
-                    "description": "The lowest OCPP security profile the station may connect with (0 none, 1 Basic,"
-                    " 2 TLS + Basic, 3 TLS with a station certificate); null: 1 with a password, else 0. Stored as"
-                    " given (use POST .../security-profile to have the station switch first). 1 and 2 need a"
-                    " password (422).",
-                },
-            },
-        },
-        **_security_schemas(),
-        "StationPage": _page("Station", STR, "Ordered by id; `next` is the `after` cursor of the next page."),
-        "Transaction": _object(_TRANSACTION),
-        "TransactionDetail": _object(
-            {
-                **_TRANSACTION,
-                "meter_values": _array(_METER_SAMPLE),
-                "events": {
-                    **_array({"type": "object"}),
-                    "description": "2.0.1 only: the TransactionEvents kept (one per seqNo, the first received),"
-                    " oldest seqNo first; the transaction is derived from them.",
-                },
-                "conflicting_events": {
-                    **_array(_object({"seq_no": INT, "received_at": DT, "content": {"type": "object"}})),
-                    "description": "2.0.1 only: repeats of a kept seqNo whose content differed (kept once each, at"
-                    " most 100, not used for the transaction): what the station sent, for investigation.",
-                },
-            },
-            optional=("events", "conflicting_events"),
-        ),
-        "TransactionPage": _page("Transaction", INT, "Newest first; `next` is the `before` cursor."),
-        "TransactionClose": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["reason"],
-            "description": "Unknown fields are rejected (422).",
-            "properties": {
-                "reason": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 500,
-                    "description": "Why (recorded with who and when).",
-                },
-                "meter_stop": {
-                    **_null({"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
-                    "description": "Wh, at least meter_start (422 otherwise); default: the last plausible energy"
-                    " reading, else meter_start.",
-                },
-            },
-        },
-        "IdTag": _object(
-            {
-                "id_tag": STR,
-                "status": {"type": "string", "enum": list(ID_TAG_STATUSES)},
-                "expiry_date": _null(DT),
-                "parent_id_tag": _null(STR),
-                "type": _null(STR),
-            }
-        ),
-        "IdTagPut": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Replaces the id tag (a field left out takes its default); unknown fields: 422.",
-            "properties": {
-                "status": {"type": "string", "enum": list(ID_TAG_STATUSES), "default": "Accepted"},
-                "expiry_date": _null(DT),
-                "parent_id_tag": _null({"type": "string", "minLength": 1, "maxLength": 36}),
-                "type": {
-                    **_null({"type": "string", "enum": list(TOKEN_TYPES)}),
-                    "description": "OCPP 2.0.1 IdTokenEnumType the token must be presented with; null: any.",
-                },
-            },
-        },
-        "StationEvent": _object(
-            {
-                "id": INT,
-                "action": STR,
-                "summary": {**_null(STR), "description": "The report's status/type field, when it has one."},
-                "payload": {**OBJ, "description": "The request as the station sent it."},
-                "received_at": DT,
-            }
-        ),
-        "StationEventPage": _page("StationEvent", INT, "Newest first; `next` is the `before` cursor."),
-        "IdTagPage": _page("IdTag", STR, "Ordered by id tag; `next` is the `after` cursor."),
-        "Cluster": _object(
-            {
-                "node_id": STR,
-                "leader": _null(STR),
-                "healthy": BOOL,
-                "nodes": _array(
-                    _object({"node_id": STR, "address": STR, "version": STR, "started_at": NUM, "stations": INT})
-                ),
-            }
-        ),
-        "CommandRecord": _command_record(OBJ, OBJ),
-        "CommandPage": _page("CommandRecord", INT, "Newest first; `next` is the `before` cursor."),
-        "Reservation": _object(
-            {
-                "station_id": STR,
-                "reservation_id": INT,
-                "connector_id": INT,
-                "id_tag": STR,
-                "parent_id_tag": _null(STR),
-                "expiry_date": DT,
-                "status": {"type": "string", "enum": list(RESERVATION_STATUSES)},
-                "transaction_id": _null(INT),
-                "command_id": _null(INT),
-                "created_at": DT,
-                "updated_at": DT,
-                "protocol": {**PROTOCOL, "description": "The version of the ReserveNow; its fields follow."},
-                "evse_id": {**INT, "description": "2.0.1: the reserved EVSE (0: any); 1.6: 0, see connector_id."},
-                "id_token_type": {**_null(STR), "description": "2.0.1: idToken.type (id_tag is idToken.idToken)."},
-                "connector_type": {**_null(STR), "description": "2.0.1: the connectorType asked for, if any."},
-            }
-        ),
-        "ReservationPage": _page("Reservation", INT, "Newest first; `next` is the `before` cursor."),
-        "ChargingProfileTemplate": _object(
-            {
-                "name": STR,
-                "profile": {
-                    **_ref("OCPP16.SetChargingProfileRequest.csChargingProfiles"),
-                    "description": "The csChargingProfiles object as it is sent: chargingProfileId filled in.",
-                },
-                "updated_by": STR,
-                "created_at": DT,
-                "updated_at": DT,
-            }
-        ),
-        "ChargingProfileTemplatePage": _page(
-            "ChargingProfileTemplate", STR, "Ordered by name; `next` is the `after` cursor."
-        ),
-        **_site_schemas(),
-        "StationOperations": _station_operations(),
-        **_device_model_schemas(),
-        "LocalListSync": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"update_type": {"type": "string", "enum": ["Full", "Differential"], "default": "Full"}},
-        },
-        "Health": _object({"status": {"const": "alive"}}),
-        "Readiness": _object({"ready": BOOL, "checks": {"type": "object", "additionalProperties": BOOL}}),
-    }
-
-
-def _site_schemas() -> dict[str, Schema]:
-    amps = {"type": "number", "minimum": 0, "maximum": 1e9}
-    station_put = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["id"],
-        "properties": {
-            "id": {"type": "string", "pattern": STATION_ID.pattern},
-            "min_current": {**amps, "default": 6, "description": "A per phase the EV needs to charge at all"},
-            "max_current": {**amps, "minimum": 0.1, "default": 32, "description": "A per phase it may draw at most"},
-            "phases": {"type": "integer", "enum": [1, 2, 3], "default": 3},
-            "priority": {"type": "integer", "minimum": 0, "maximum": 1e9, "default": 0},
-        },
-    }
-    limit = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}
-    schedule_entry = _object({"from": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}, "limit": limit})
-    return {
-        "SitePut": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["limit", "stations"],
-            "properties": {
-                "limit": {**limit, "description": "In `unit`: A per phase, or W for the whole site"},
-                "unit": {"type": "string", "enum": ["A", "W"], "default": "A"},
-                "stations": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 1000,
-                    "items": {"anyOf": [{"type": "string", "pattern": STATION_ID.pattern}, station_put]},
-                    "description": "Station ids or objects; a station belongs to one site at most",
-                },
-                "voltage": {"type": "number", "minimum": 1, "maximum": 1e9, "default": 230},
-                "failsafe": _null({**amps, "description": "A per station without an allocation (default: even split)"}),
-                "schedule": _null(
-                    {
-                        **_array(schedule_entry),
-                        "maxItems": 96,
-                        "description": "Limits by time of day (UTC); before the first entry the last one holds",
-                    }
-                ),
-            },
-        },
-        "SiteLimitPut": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["limit"],
-            "description": "A live override in the site's unit, with exactly one of duration and expires_at;"
-            " when it expires the site falls back to its schedule (or limit).",
-            "properties": {
-                "limit": limit,
-                "duration": {"type": "number", "minimum": 1, "maximum": 7 * 86400, "description": "seconds"},
-                "expires_at": {**DT, "description": "with an offset, within 7 days"},
-            },
-        },
-        "Site": _object(
-            {
-                "id": STR,
-                "limit": NUM,
-                "unit": {"type": "string", "enum": ["A", "W"]},
-                "voltage": NUM,
-                "failsafe": _null(NUM),
-                "schedule": _array(_object({"from": STR, "limit": NUM})),
-                "override": _null(_object({"limit": NUM, "expires_at": DT})),
-                "round": _null(
-                    {
-                        **_object(
-                            {
-                                "computed_by": STR,
-                                "computed_at": DT,
-                                "limit_now": NUM,
-                                "allocated": NUM,
-                                "measured": NUM,
-                                "charging": INT,
-                                "capped": INT,
-                                "reallocated_at": _null(DT),
-                            }
-                        ),
-                        "description": "The computing replica's last round (null until the first)",
-                    }
-                ),
-                "stations": _array(
-                    _object(
-                        {
-                            "id": STR,
-                            "min_current": NUM,
-                            "max_current": NUM,
-                            "phases": INT,
-                            "priority": INT,
-                            "failsafe": _null(NUM),
-                            "allocation": _null(NUM),
-                            "pending": _null(NUM),
-                            "transaction_id": _null(INT),
-                            "stuck": BOOL,
-                            "measured": _null(NUM),
-                        }
-                    )
-                ),
-            }
-        ),
-    }
-
-
-def _station_operations() -> Schema:
-    return _object(
-        {
-            "charging_profiles": _array(
-                _object(
-                    {
-                        "charging_profile_id": INT,
-                        "connector_id": INT,
-                        "stack_level": INT,
-                        "purpose": STR,
-                        "kind": STR,
-                        "transaction_id": _null(INT),
-                        "profile": OBJ,
-                        "installed_at": DT,
-                        "protocol": PROTOCOL,
-                        "evse_id": {**INT, "description": "2.0.1: the EVSE (0: the station); 1.6: 0."},
-                        "station_tx_id": {**_null(STR), "description": "2.0.1 TxProfile: the station's transactionId."},
-                    }
-                )
-            ),
-            "configuration": _array(
-                _object({"key": STR, "value": _null(STR), "readonly": _null(BOOL), "known": BOOL, "reported_at": DT})
-            ),
-            "availability": _array(
-                _object(
-                    {
-                        "protocol": PROTOCOL,
-                        "evse_id": {**INT, "description": "2.0.1: the EVSE (0: the station); 1.6: 0."},
-                        "connector_id": {**INT, "description": "1.6: the connector; 2.0.1: one of the EVSE's, or 0."},
-                        "availability": STR,
-                        "answer": STR,
-                        "requested_at": DT,
-                    }
-                )
-            ),
-            "jobs": _array(
-                _object(
-                    {
-                        "id": INT,
-                        "kind": STR,
-                        "location": STR,
-                        "file_name": _null(STR),
-                        "status": STR,
-                        "command_id": _null(INT),
-                        "created_at": DT,
-                        "updated_at": DT,
-                        "protocol": PROTOCOL,
-                        "request_id": {
-                            **_null(INT),
-                            "description": "2.0.1: the requestId its Firmware/LogStatusNotifications repeat.",
-                        },
-                    }
-                )
-            ),
-            "local_list": _null(
-                _object(
-                    {
-                        "sent_version": _null(INT),
-                        "reported_version": _null(INT),
-                        "update_type": _null(STR),
-                        "synced_at": _null(DT),
-                        "reported_at": _null(DT),
-                    }
-                )
-            ),
-            "composite_schedules": _array(
-                _object(
-                    {
-                        "evse_id": {**INT, "description": "2.0.1: the EVSE asked about (0: the station); 1.6: 0."},
-                        "connector_id": INT,
-                        "duration": INT,
-                        "result": OBJ,
-                        "received_at": DT,
-                    }
-                )
-            ),
-            "remote_starts": {
-                **_array(
-                    _object(
-                        {
-                            "remote_start_id": INT,
-                            "id_token": STR,
-                            "id_token_type": STR,
-                            "evse_id": _null(INT),
-                            "command_id": _null(INT),
-                            "status": STR,
-                            "transaction_id": _null(STR),
-                            "requested_at": DT,
-                            "linked_at": _null(DT),
-                        }
-                    )
-                ),
-                "description": "OCPP 2.0.1 RequestStartTransaction requests, newest first: `status` is the"
-                " station's answer (Requested until it comes), `transaction_id` the station's transactionId once"
-                " its TransactionEvent named the remoteStartId (`linked_at`).",
-            },
-        }
-    )
-
-
-def _device_model_schemas() -> Schema:
-    evse = _object({"id": INT, "connectorId": INT}, optional=("connectorId",))
-    attribute = _object(
-        {
-            "type": {"type": "string", "enum": ["Actual", "Target", "MinSet", "MaxSet"]},
-            "value": STR,
-            "mutability": {"type": "string", "enum": ["ReadOnly", "WriteOnly", "ReadWrite"]},
-            "persistent": BOOL,
-            "constant": BOOL,
-            "source": {"type": "string", "enum": ["NotifyReport", "GetVariables", "SetVariables"]},
-            "reboot_required": BOOL,
-            "updated_at": DT,
-        },
-        optional=("value", "mutability", "persistent", "constant"),
-    )
-    characteristics = _object(
-        {
-            "unit": STR,
-            "dataType": STR,
-            "minLimit": NUM,
-            "maxLimit": NUM,
-            "valuesList": STR,
-            "supportsMonitoring": BOOL,
-        },
-        optional=("unit", "minLimit", "maxLimit", "valuesList"),
-    )
-    variable = _object(
-        {
-            "id": INT,
-            "component": _object({"name": STR, "instance": STR, "evse": evse}, optional=("instance", "evse")),
-            "variable": _object({"name": STR, "instance": STR}, optional=("instance",)),
-            "characteristics": _null(characteristics),
-            "attributes": _array(attribute),
-            "report_request_id": _null(INT),
-            "updated_at": DT,
-        }
-    )
-    variable["description"] = (
-        "One variable of an OCPP 2.0.1 station's device model, in OCPP's own terms. `attributes` (Actual, Target,"
-        " MinSet, MaxSet) say where their value last came from (`source`): a NotifyReport, a GetVariables answer"
-        " or a SetVariables the station accepted (`reboot_required`: it answered RebootRequired)."
-    )
-    report = _object(
-        {
-            "request_id": INT,
-            "action": _null({"type": "string", "enum": ["GetBaseReport", "GetReport"]}),
-            "command_id": _null(INT),
-            "request": _null(OBJ),
-            "answer": _null(STR),
-            "parts": INT,
-            "last_seq_no": _null(INT),
-            "complete": BOOL,
-            "variables": INT,
-            "generated_at": _null(DT),
-            "requested_at": _null(DT),
-            "updated_at": DT,
-        }
-    )
-    report["description"] = (
-        "A device-model report by requestId: the GetBaseReport/GetReport command that asked for it (action and"
-        " command_id are null for a report nobody here asked for), the station's answer, and the NotifyReport"
-        " parts received so far; complete once the part with tbc = false and every part before it arrived."
-    )
-    return {
-        "DeviceVariable": variable,
-        "DeviceVariablePage": _page(
-            "DeviceVariable", INT, "In the order first reported; `next` is the `after` cursor."
-        ),
-        "DeviceModelReport": report,
-        "DeviceModelReports": _object({"items": _array(_ref("DeviceModelReport"))}),
-    }
+    """The generated CommandRecord with one action's request and answer schemas in it."""
+    record = copy.deepcopy(component_schemas()["CommandRecord"])
+    record["properties"]["payload"] = payload
+    record["properties"]["result"] = _null(result)
+    return record
 
 
 # ------------------------------------------------------------------------------------------ OCPP schemas
@@ -1084,32 +289,11 @@ _PARAMS: dict[str, Schema] = {
         "A site's id: 1-64 of A-Z a-z 0-9 . _ ~ -",
         "depot-1",
     ),
+    "Sink": _param("sink", "path", {"type": "string", "minLength": 1, "maxLength": 100}, "A sink name.", "webhook"),
+    "Fingerprint": _param("fingerprint", "path", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "SHA-256"),
+    "RequestId": _param("request_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Id"),
     "CommandId": _param(
         "command_id", "path", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "A command id.", 1
-    ),
-    "Limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size."),
-    "After": _param("after", "query", STR, "Cursor: the `next` of the previous page (items sort after it)."),
-    "TransactionBefore": _param(
-        "before",
-        "query",
-        {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
-        "Cursor: the `next` of the previous page (ids below it).",
-    ),
-    "RowBefore": _param(
-        "before",
-        "query",
-        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-        "Cursor: the `next` of the previous page.",
-    ),
-    "CommandBefore": _param(
-        "before",
-        "query",
-        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-        "Cursor: the `next` of the previous page (ids below it).",
-    ),
-    "StationFilter": _param("station_id", "query", STR, "Only this station's items."),
-    "Since": _param(
-        "since", "query", DT, "Only items from this instant on (RFC 3339; without an offset it is taken as UTC)."
     ),
 }
 
@@ -1178,18 +362,8 @@ def _op(
 
 
 def _command_outcomes(record: Schema, *, with_async: bool) -> dict[str, Schema]:
-    outcomes = {
-        "200": "completed: the station answered; `result` is its CallResult payload.",
-        "409": "offline: the station is not connected to any replica.",
-        "502": "call_error: the station answered with a CallError (or an answer that broke the schema).",
-        "503": "unknown_outcome: the station moved between replicas (error.code OwnershipMoved) or disconnected"
-        " (StationDisconnected, e.g. a hard Reset) mid-call; it may or may not have acted;"
-        " or failed: the CSMS could not send it now (too many calls in flight); retry later.",
-        "504": "timeout: no answer from the station in time.",
-    }
-    if with_async:
-        outcomes["202"] = "pending (async=true): poll GET /api/v1/commands/{id}."
-    return {code: _json(record, f"The command record. {text}") for code, text in outcomes.items()}
+    outcomes = {**OUTCOMES, **({202: ASYNC_OUTCOME} if with_async else {})}
+    return {str(code): _json(record, f"The command record. {text}") for code, text in outcomes.items()}
 
 
 # Rules the OCPP JSON schemas cannot express, checked before sending (csms.operations.validation): 422.
@@ -1255,16 +429,7 @@ def _command_paths(actions: list[str]) -> dict[str, Schema]:
                 "413": _r("TooLarge"),
                 "422": _r("Invalid"),
             },
-            params=(
-                _p("StationId"),
-                _param("async", "query", BOOL, "Answer 202 at once (true/1/yes or false/0/no).", None),
-                _param(
-                    "timeout",
-                    "query",
-                    {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
-                    "Seconds to wait for the station (default: the replica's call timeout).",
-                ),
-            ),
+            params=(_p("StationId"), *_query_params(CommandSendQuery)),
             body=_command_body(action),
             body_required=required,
         )
@@ -1285,365 +450,72 @@ def _command_paths(actions: list[str]) -> dict[str, Schema]:
     return paths
 
 
-def _paths(actions: list[str]) -> dict[str, Schema]:
-    ok = _json
-    list_errors = {"400": _r("BadRequest")}
-    item_errors = {"400": _r("BadRequest"), "404": _r("NotFound")}
-    write_errors = {"400": _r("BadRequest"), "413": _r("TooLarge"), "422": _r("Invalid")}
-    no_content = {"description": "Deleted."}
-    text = {"description": "Prometheus text exposition.", "content": {"text/plain": {"schema": STR}}}
-    paths: dict[str, Schema] = {
-        "/healthz": {"get": _op("healthz", "health", "Liveness", None, {"200": ok(_ref("Health"), "Alive.")})},
-        "/readyz": {
-            "get": _op(
-                "readyz",
-                "health",
-                "Readiness: database, migrations, cluster membership, accepting connections",
-                None,
-                {"200": ok(_ref("Readiness"), "Ready."), "503": ok(_ref("Readiness"), "Not ready.")},
-            )
-        },
-        "/metrics": {"get": _op("metrics", "health", "Prometheus metrics", None, {"200": text})},
-        "/openapi.json": {
-            "get": _op("openapi", "health", "This document", None, {"200": ok(OBJ, "OpenAPI 3.1 document.")})
-        },
-        "/api/v1/stations": {
-            "get": _op(
-                "listStations",
-                "stations",
-                "List stations",
-                "read",
-                {"200": ok(_ref("StationPage"), "A page."), **list_errors},
-                params=(_p("Limit"), _p("After")),
-            )
-        },
-        "/api/v1/stations/{station_id}": {
-            "parameters": [_p("StationId")],
-            "get": _op(
-                "getStation",
-                "stations",
-                "A station with its connectors, open transactions and latest notifications",
-                "read",
-                {"200": ok(_ref("StationDetail"), "The station."), **item_errors},
-            ),
-            "put": _op(
-                "putStation",
-                "stations",
-                "Register a station or change its settings",
-                "operator",
-                {
-                    "200": ok(_ref("StationWithConnectors"), "Updated."),
-                    "201": ok(_ref("StationWithConnectors"), "Registered."),
-                    **write_errors,
-                },
-                body=_ref("StationPut"),
-            ),
-            "delete": _op(
-                "deleteStation",
-                "stations",
-                "Forget a station",
-                "operator",
-                {"204": no_content, **item_errors},
-            ),
-        },
-        "/api/v1/stations/{station_id}/events": {
-            "get": _op(
-                "listStationEvents",
-                "stations",
-                "What a station reported beyond transactions (2.0.1 Notify*, security events, certificates), each"
-                " kept once",
-                "read",
-                {"200": ok(_ref("StationEventPage"), "A page."), **item_errors},
-                params=(
-                    _p("StationId"),
-                    _param("action", "query", STR, "Only this OCPP action (e.g. SecurityEventNotification)."),
-                    _p("Limit"),
-                    _p("RowBefore"),
-                ),
-            )
-        },
-        "/api/v1/stations/{station_id}/operations": {
-            "get": _op(
-                "getStationOperations",
-                "operations",
-                "What operators set up on a station: profiles, configuration, availability, jobs, local list",
-                "read",
-                {"200": ok(_ref("StationOperations"), "The station's operations state."), **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/stations/{station_id}/local-list": {
-            "post": _op(
-                "syncLocalList",
-                "operations",
-                "Send the id-tag store as the station's local list (SendLocalList, Full or Differential; 2.0.1 stations"
-                " get typed idToken entries, an untyped tag as ISO14443)",
-                "operator",
-                {
-                    **_command_outcomes(_ref("CommandRecord.SendLocalList"), with_async=False),
-                    **item_errors,
-                    "413": _r("TooLarge"),
-                    "422": _r("Invalid"),
-                },
-                params=(_p("StationId"),),
-                body=_ref("LocalListSync"),
-            )
-        },
-        "/api/v1/stations/{station_id}/variables": {
-            "get": _op(
-                "listStationVariables",
-                "device-model",
-                "An OCPP 2.0.1 station's device model: its components' variables, attributes and characteristics",
-                "read",
-                {"200": ok(_ref("DeviceVariablePage"), "A page."), **item_errors},
-                params=(
-                    _p("StationId"),
-                    _param("component", "query", _NAME, "Only this component (exact name)."),
-                    _param("variable", "query", _NAME, "Only this variable (exact name)."),
-                    _p("Limit"),
-                    _param("after", "query", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Cursor."),
-                ),
-            )
-        },
-        "/api/v1/stations/{station_id}/reports": {
-            "get": _op(
-                "listStationReports",
-                "device-model",
-                "The latest 20 device-model reports of a station (GetBaseReport/GetReport and their parts)",
-                "read",
-                {"200": ok(_ref("DeviceModelReports"), "Newest request first."), **item_errors},
-                params=(_p("StationId"),),
-            )
-        },
-        "/api/v1/reservations": {
-            "get": _op(
-                "listReservations",
-                "operations",
-                "List reservations",
-                "read",
-                {"200": ok(_ref("ReservationPage"), "A page."), **list_errors},
-                params=(
-                    _p("Limit"),
-                    _p("RowBefore"),
-                    _p("StationFilter"),
-                    _param("status", "query", {"type": "string", "enum": list(RESERVATION_STATUSES)}, ""),
-                ),
-            )
-        },
-        "/api/v1/reservations/{reservation_id}": {
-            "get": _op(
-                "getReservation",
-                "operations",
-                "One reservation by its OCPP reservationId",
-                "read",
-                {
-                    "200": ok(_ref("Reservation"), "The reservation."),
-                    "409": _error(
-                        "ambiguous: operators gave several stations this reservationId; `details.stations` lists"
-                        " them, `station_id` picks one."
-                    ),
-                    **item_errors,
-                },
-                params=(
-                    _p("ReservationId"),
-                    _param("station_id", "query", STR, "The station, if several have this reservationId."),
-                ),
-            )
-        },
-        "/api/v1/charging-profiles": {
-            "get": _op(
-                "listChargingProfileTemplates",
-                "operations",
-                "List charging-profile templates",
-                "read",
-                {"200": ok(_ref("ChargingProfileTemplatePage"), "A page."), **list_errors},
-                params=(_p("Limit"), _p("After")),
-            )
-        },
-        "/api/v1/charging-profiles/{name}": {
-            "parameters": [_p("TemplateName")],
-            "get": _op(
-                "getChargingProfileTemplate",
-                "operations",
-                "A charging-profile template",
-                "read",
-                {"200": ok(_ref("ChargingProfileTemplate"), "The template."), **item_errors},
-            ),
-            "put": _op(
-                "putChargingProfileTemplate",
-                "operations",
-                "Create or replace a charging-profile template (SetChargingProfile may send it by name)",
-                "operator",
-                {
-                    "200": ok(_ref("ChargingProfileTemplate"), "Replaced."),
-                    "201": ok(_ref("ChargingProfileTemplate"), "Created."),
-                    **write_errors,
-                },
-                body=_ref("ChargingProfileTemplatePut"),
-                body_required=True,
-            ),
-            "delete": _op(
-                "deleteChargingProfileTemplate",
-                "operations",
-                "Delete a charging-profile template (profiles already sent stay on the stations)",
-                "operator",
-                {"204": no_content, **item_errors},
-            ),
-        },
-        "/api/v1/sites/{site_id}": {
-            "parameters": [_p("SiteId")],
-            "get": _op(
-                "getSite",
-                "sites",
-                "A site: its limit, each station's failsafe, allocation and measured draw, the last round",
-                "read",
-                {"200": ok(_ref("Site"), "The site."), **item_errors},
-            ),
-            "put": _op(
-                "putSite",
-                "sites",
-                "Create or replace a site (stations sharing one grid limit); a live override stays",
-                "operator",
-                {
-                    "200": ok(_ref("Site"), "Replaced."),
-                    "201": ok(_ref("Site"), "Created."),
-                    "409": _error("conflict: a listed station belongs to another site (details name it)."),
-                    **write_errors,
-                },
-                body=_ref("SitePut"),
-                body_required=True,
-            ),
-        },
-        "/api/v1/sites/{site_id}/limit": {
-            "parameters": [_p("SiteId")],
-            "put": _op(
-                "putSiteLimit",
-                "sites",
-                "Override the site's limit until an expiry (an energy manager or building meter)",
-                "operator",
-                {"200": ok(_ref("Site"), "The site with its override."), "404": _r("NotFound"), **write_errors},
-                body=_ref("SiteLimitPut"),
-                body_required=True,
-            ),
-        },
-        "/api/v1/transactions": {
-            "get": _op(
-                "listTransactions",
-                "transactions",
-                "List transactions",
-                "read",
-                {"200": ok(_ref("TransactionPage"), "A page."), **list_errors},
-                params=(
-                    _p("Limit"),
-                    _p("TransactionBefore"),
-                    _p("StationFilter"),
-                    _param(
-                        "id_tag", "query", {"type": "string", "minLength": 1, "maxLength": 36}, "Only this id tag's."
-                    ),
-                    _param("active", "query", BOOL, "Only running (true) or finished (false) transactions."),
-                    _p("Since"),
-                ),
-            )
-        },
-        "/api/v1/transactions/{transaction_id}": {
-            "get": _op(
-                "getTransaction",
-                "transactions",
-                "A transaction with its meter values",
-                "read",
-                {"200": ok(_ref("TransactionDetail"), "The transaction."), **item_errors},
-                params=(_p("TransactionId"),),
-            )
-        },
-        "/api/v1/transactions/{transaction_id}/close": {
-            "post": _op(
-                "closeTransaction",
-                "transactions",
-                "Close a stale open transaction (its StopTransaction will never come), with a recorded reason",
-                "operator",
-                {
-                    "200": ok(
-                        _ref("TransactionDetail"),
-                        "Closed with stop_reason ClosedByOperator and operator_closed_by/_reason/_at. A"
-                        " StopTransaction the station sends later still replaces the stop (its meterStop is the"
-                        " truth); the operator's record stays.",
-                    ),
-                    "409": _error("conflict: the transaction is already closed."),
-                    **item_errors,
-                    "413": _r("TooLarge"),
-                    "422": _r("Invalid"),
-                },
-                params=(_p("TransactionId"),),
-                body=_ref("TransactionClose"),
-                body_required=True,
-            )
-        },
-        "/api/v1/id-tags": {
-            "get": _op(
-                "listIdTags",
-                "id-tags",
-                "List id tags",
-                "read",
-                {"200": ok(_ref("IdTagPage"), "A page."), **list_errors},
-                params=(_p("Limit"), _p("After")),
-            )
-        },
-        "/api/v1/id-tags/{id_tag}": {
-            "parameters": [_p("IdTag")],
-            "get": _op(
-                "getIdTag", "id-tags", "An id tag", "read", {"200": ok(_ref("IdTag"), "The tag."), **item_errors}
-            ),
-            "put": _op(
-                "putIdTag",
-                "id-tags",
-                "Create or replace an id tag",
-                "operator",
-                {"200": ok(_ref("IdTag"), "Replaced."), "201": ok(_ref("IdTag"), "Created."), **write_errors},
-                body=_ref("IdTagPut"),
-            ),
-            "delete": _op("deleteIdTag", "id-tags", "Delete an id tag", "operator", {"204": no_content, **item_errors}),
-        },
-        "/api/v1/cluster": {
-            "get": _op(
-                "cluster",
-                "cluster",
-                "Replicas, the leader and how many stations each holds",
-                "read",
-                {"200": ok(_ref("Cluster"), "The cluster as this replica sees it.")},
-            )
-        },
-        "/api/v1/commands": {
-            "get": _op(
-                "listCommands",
-                "commands",
-                "The command audit trail",
-                "read",
-                {"200": ok(_ref("CommandPage"), "A page."), **list_errors},
-                params=(
-                    _p("Limit"),
-                    _p("CommandBefore"),
-                    _p("StationFilter"),
-                    _param("action", "query", STR, "Only this OCPP action."),
-                    _param("status", "query", STR, f"Only this status: {', '.join(_COMMAND_STATUSES)}."),
-                    _p("Since"),
-                ),
-            )
-        },
-        "/api/v1/commands/{command_id}": {
-            "get": _op(
-                "getCommand",
-                "commands",
-                "One command (poll an async command here)",
-                "read",
-                {"200": ok(_ref("CommandRecord"), "The command."), **item_errors},
-                params=(_p("CommandId"),),
-            )
-        },
-    }
-    paths.update(_security_paths(ok, item_errors, write_errors))
-    paths.update(_command_paths(actions))
-    paths.update(event_paths(_op, _param, _p, ok, _r))
+OPENAPI = Operation(
+    "GET", "/openapi.json", "openapi", "health", "This document", None, {200: Answer(None, "OpenAPI 3.1 document.")}
+)  # fmt: skip
+DECLARED = (
+    OPENAPI,
+    *health_routes.OPERATIONS,
+    *stations_routes.OPERATIONS,
+    *transactions_routes.OPERATIONS,
+    *id_tags_routes.OPERATIONS,
+    *commands_routes.OPERATIONS,
+    *sites_routes.OPERATIONS,
+    *events_routes.OPERATIONS,
+    *operations_routes.OPERATIONS,
+    *devicemodel_routes.OPERATIONS,
+    *charging_profiles_routes.OPERATIONS,
+    *security_routes.OPERATIONS,
+    *certificate_routes.OPERATIONS,
+)
+_SHARED_ERRORS = {400: "BadRequest", 404: "NotFound", 413: "TooLarge", 422: "Invalid"}
+
+
+def _declared_paths() -> dict[str, Schema]:
+    """The operations declared in the route table (csms.api.contract), as path items."""
+    paths: dict[str, Schema] = {}
+    for op in DECLARED:
+        responses = {str(status): _answer(answer) for status, answer in op.answers.items()}
+        responses.update({str(status): _r(_SHARED_ERRORS[status]) for status in op.errors})
+        if op.conflict is not None:
+            responses["409"] = _error(op.conflict)
+        params = (*(_p(name) for name in op.path_params), *_query_params(op.query))
+        body = None if op.body is None else _ref(op.body if isinstance(op.body, str) else op.body.__name__)
+        paths.setdefault(op.path, {})[op.method.lower()] = _op(
+            op.op_id, op.tag, op.summary, op.role, responses, params=params, body=body, body_required=op.body_required
+        )
     return paths
+
+
+def _answer(answer: Answer) -> Schema:
+    if answer.model is not None:
+        name = answer.model if isinstance(answer.model, str) else answer.model.__name__
+        described = _json(_ref(name), answer.description)
+        if answer.stream is not None:
+            described["content"]["text/event-stream"] = {"schema": {**STR, "description": answer.stream}}
+        return described
+    if answer.media_type is None:
+        return {"description": answer.description}
+    schema = STR if answer.media_type.startswith("text/") else OBJ
+    return {"description": answer.description, "content": {answer.media_type: {"schema": schema}}}
+
+
+def _query_params(model: type[BaseModel] | None) -> tuple[Schema, ...]:
+    """A query model's fields as parameters: a query parameter is absent or a value, never null."""
+    if model is None:
+        return ()
+    params = []
+    for name, schema in component_schemas_of(model)["properties"].items():
+        description = schema.pop("description", "")
+        branches = [branch for branch in schema.pop("anyOf", []) if branch != {"type": "null"}]
+        if schema.get("default", 0) is None:
+            del schema["default"]
+        params.append(_param(name, "query", {**schema, **(branches[0] if branches else {})}, description))
+    return tuple(params)
+
+
+def _paths(actions: list[str]) -> dict[str, Schema]:
+    return {**_declared_paths(), **_command_paths(actions)}
 
 
 _DESCRIPTION = """Operate OCPP 1.6 and 2.0.1 charging stations through any replica of the CSMS cluster.
@@ -1692,7 +564,7 @@ def _document_bytes() -> bytes:
             },
             "parameters": _PARAMS,
             "responses": _RESPONSES,
-            "schemas": {**_resource_schemas(), **event_schemas(), **_server_filled(_ocpp_schemas(actions))},
+            "schemas": {**component_schemas(), **_server_filled(_ocpp_schemas(actions))},
         },
     }
     return orjson.dumps(document)

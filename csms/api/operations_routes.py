@@ -5,30 +5,55 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.command_status import HTTP_STATUS
+from csms.api.contract import Answer, Operation, command_answers, query, route
 from csms.api.errors import ApiError
-from csms.api.validation import INT32_MAX, json_body, page_limit, parse_id, path_station_id
+from csms.api.models.bodies import LocalListSync
+from csms.api.models.fields import INT32_MAX
+from csms.api.models.operations import (
+    Reservation,
+    ReservationLookup,
+    ReservationPage,
+    ReservationQuery,
+    StationOperations,
+)
+from csms.api.responses import JsonResponse
+from csms.api.validation import json_body, parse, parse_id, path_station_id
 from csms.authorization import IdTagStore
-from csms.commands import HTTP_STATUS, CommandRejected, CommandService
+from csms.commands import CommandRejected, CommandService
 from csms.operations import OperationsViews
 from csms.stations import StationRegistry
 
 MAX_LOCAL_LIST = 10_000
-# The ReserveNow answers (Active: accepted), then what ended it; Removed is 2.0.1's ReservationStatusUpdate.
-RESERVATION_STATUSES = (
-    "Active",
-    "Faulted",
-    "Occupied",
-    "Rejected",
-    "Unavailable",
-    "Cancelled",
-    "Used",
-    "Expired",
-    "Removed",
-)
+TAG = "operations"
+RESERVATIONS = Operation(
+    "GET", "/api/v1/reservations", "listReservations", TAG, "List reservations", "read",
+    {200: Answer(ReservationPage, "A page.")}, (400,), query=ReservationQuery,
+)  # fmt: skip
+RESERVATION = Operation(
+    "GET", "/api/v1/reservations/{reservation_id}", "getReservation", TAG,
+    "One reservation by its OCPP reservationId", "read", {200: Answer(Reservation, "The reservation.")}, (400, 404),
+    conflict="ambiguous: operators gave several stations this reservationId; `details.stations` lists them,"
+    " `station_id` picks one.",
+    path_params=("ReservationId",), query=ReservationLookup,
+)  # fmt: skip
+STATE = Operation(
+    "GET", "/api/v1/stations/{station_id}/operations", "getStationOperations", TAG,
+    "What operators set up on a station: profiles, configuration, availability, jobs, local list", "read",
+    {200: Answer(StationOperations, "The station's operations state.")}, (400, 404), path_params=("StationId",),
+)  # fmt: skip
+LOCAL_LIST = Operation(
+    "POST", "/api/v1/stations/{station_id}/local-list", "syncLocalList", TAG,
+    "Send the id-tag store as the station's local list (SendLocalList, Full or Differential; 2.0.1 stations get"
+    " typed idToken entries, an untyped tag as ISO14443)", "operator",
+    command_answers("CommandRecord.SendLocalList"), (400, 404, 413, 422), path_params=("StationId",),
+    body=LocalListSync,
+)  # fmt: skip
+OPERATIONS = (RESERVATIONS, RESERVATION, STATE, LOCAL_LIST)
 
 
 def operations_routes(
@@ -46,25 +71,18 @@ def operations_routes(
         return station_id
 
     async def list_reservations(request: Request) -> Response:
-        auth.require(request, "read")
-        status = request.query_params.get("status")
-        if status is not None and status not in RESERVATION_STATUSES:
-            raise ApiError(400, "bad_request", f"status must be one of {', '.join(sorted(RESERVATION_STATUSES))}")
+        q = query(request, ReservationQuery)
         items, next_before = await views.reservations(
-            station_id=request.query_params.get("station_id"),
-            status=status,
-            limit=page_limit(request),
-            before=parse_id(request.query_params.get("before"), "before"),
+            station_id=q.station_id, status=q.status, limit=q.limit, before=q.before
         )
-        return JSONResponse({"items": items, "next": next_before})
+        return JsonResponse({"items": items, "next": next_before})
 
     async def get_reservation(request: Request) -> Response:
         """By the OCPP reservationId; operators may give two stations the same one, then station_id decides."""
-        auth.require(request, "read")
         raw = str(request.path_params["reservation_id"])
         reservation_id = parse_id(raw, "a reservation id", maximum=INT32_MAX)
         assert reservation_id is not None
-        found = await views.reservations_with_id(reservation_id, request.query_params.get("station_id"))
+        found = await views.reservations_with_id(reservation_id, query(request, ReservationLookup).station_id)
         if not found:
             raise ApiError(404, "not_found", f"reservation {raw} does not exist")
         if len(found) > 1:
@@ -75,21 +93,16 @@ def operations_routes(
                 f"reservation {raw} exists on several stations; add ?station_id= (one of {', '.join(stations)})",
                 {"stations": stations},
             )
-        return JSONResponse(found[0])
+        return JsonResponse(found[0])
 
     async def station_operations(request: Request) -> Response:
-        auth.require(request, "read")
-        return JSONResponse(await views.station_state(await known_station(request)))
+        return JsonResponse(await views.station_state(await known_station(request)))
 
     async def sync_local_list(request: Request) -> Response:
         """Builds SendLocalList from the id-tag store (Full, or Differential since the last accepted sync) in the
         station's version: 1.6 idTag entries, 2.0.1 typed idToken entries."""
-        role = auth.require(request, "operator")
         station_id = await known_station(request)
-        body = await json_body(request)
-        update_type = body.get("update_type", "Full")
-        if update_type not in ("Full", "Differential") or set(body) - {"update_type"}:
-            raise ApiError(422, "invalid", 'body is {"update_type": "Full" | "Differential"}')
+        update_type = parse(LocalListSync, await json_body(request)).update_type
         since = await views.last_list_sync(station_id) if update_type == "Differential" else None
         protocol = await registry.protocol_of(station_id)
         entries = await id_tags.local_list_entries(
@@ -102,14 +115,16 @@ def operations_routes(
         else:
             payload = {"listVersion": version, "updateType": update_type, "localAuthorizationList": entries}
         try:
-            record = await commands.submit(station_id, "SendLocalList", payload, f"token:{role}", protocol=protocol)
+            record = await commands.submit(
+                station_id, "SendLocalList", payload, f"token:{request.state.role}", protocol=protocol
+            )
         except CommandRejected as exc:
             raise ApiError(422, "invalid", exc.message, exc.details) from None
-        return JSONResponse(record, status_code=HTTP_STATUS[record["status"]])
+        return JsonResponse(record, status_code=HTTP_STATUS[record["status"]])
 
     return [
-        Route("/api/v1/reservations", list_reservations),
-        Route("/api/v1/reservations/{reservation_id}", get_reservation),
-        Route("/api/v1/stations/{station_id}/operations", station_operations),
-        Route("/api/v1/stations/{station_id}/local-list", sync_local_list, methods=["POST"]),
+        route(RESERVATIONS, auth, list_reservations),
+        route(RESERVATION, auth, get_reservation),
+        route(STATE, auth, station_operations),
+        route(LOCAL_LIST, auth, sync_local_list),
     ]

@@ -3,30 +3,47 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from csms.api.auth import TokenAuth
+from csms.api.contract import Answer, Operation, query, route
 from csms.api.errors import ApiError
-from csms.api.validation import (
-    INT32_MAX,
-    INT64_MAX,
-    bad,
-    json_body,
-    page_limit,
-    parse_bool,
-    parse_datetime,
-    parse_id,
-    reject_unknown,
-)
+from csms.api.models import bodies, queries, resources
+from csms.api.models.fields import INT32_MAX
+from csms.api.responses import JsonResponse
+from csms.api.validation import bad, json_body, parse
 from csms.transactions import TransactionLedger
 
 log = logging.getLogger(__name__)
 
-MAX_CLOSE_REASON = 500
+TAG = "transactions"
+LIST = Operation(
+    "GET", "/api/v1/transactions", "listTransactions", TAG, "List transactions", "read",
+    {200: Answer(resources.TransactionPage, "A page.")}, (400,), query=queries.TransactionQuery,
+)  # fmt: skip
+GET = Operation(
+    "GET", "/api/v1/transactions/{transaction_id}", "getTransaction", TAG, "A transaction with its meter values",
+    "read", {200: Answer(resources.TransactionDetail, "The transaction.")}, (400, 404),
+    path_params=("TransactionId",),
+)  # fmt: skip
+CLOSE = Operation(
+    "POST", "/api/v1/transactions/{transaction_id}/close", "closeTransaction", TAG,
+    "Close a stale open transaction (its StopTransaction will never come), with a recorded reason", "operator",
+    {
+        200: Answer(
+            resources.TransactionDetail,
+            "Closed with stop_reason ClosedByOperator and operator_closed_by/_reason/_at. A StopTransaction the"
+            " station sends later still replaces the stop (its meterStop is the truth); the operator's record"
+            " stays.",
+        )
+    },
+    (400, 404, 413, 422), conflict="conflict: the transaction is already closed.", path_params=("TransactionId",),
+    body=bodies.TransactionClose, body_required=True,
+)  # fmt: skip
+OPERATIONS = (LIST, GET, CLOSE)
 
 
 def _path_transaction_id(request: Request) -> int:
@@ -36,58 +53,33 @@ def _path_transaction_id(request: Request) -> int:
     return int(raw)
 
 
-def _id_tag_filter(raw: str | None) -> str | None:
-    if raw is not None and not 1 <= len(raw) <= 36:
-        raise ApiError(400, "bad_request", "id_tag must be 1-36 characters (OCPP IdToken)")
-    return raw
-
-
-def close_body(data: dict[str, Any]) -> tuple[str, int | None]:
-    """{"reason": text (required), "meter_stop": Wh (optional; default: the last plausible reading)}."""
-    reject_unknown(data, {"reason", "meter_stop"})
-    reason = data.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_CLOSE_REASON or "\x00" in reason:
-        raise bad(f"reason is required: a non-empty string of at most {MAX_CLOSE_REASON} characters (no NUL)")
-    meter_stop = data.get("meter_stop")
-    if meter_stop is not None and (
-        isinstance(meter_stop, bool) or not isinstance(meter_stop, int) or not 0 <= meter_stop <= INT64_MAX
-    ):
-        raise bad(f"meter_stop must be an integer number of Wh, 0-{INT64_MAX}, or absent")
-    return reason, meter_stop
-
-
 def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route]:
     async def list_transactions(request: Request) -> Response:
-        auth.require(request, "read")
-        q = request.query_params
-        limit = page_limit(request)
+        q = query(request, queries.TransactionQuery)
         items = await ledger.page(
-            station_id=q.get("station_id"),
-            id_tag=_id_tag_filter(q.get("id_tag")),
-            active=parse_bool(q.get("active"), "active"),
-            since=parse_datetime(q.get("since"), "since"),
-            limit=limit,
-            before_id=parse_id(q.get("before"), "before", maximum=INT32_MAX),
+            station_id=q.station_id,
+            id_tag=q.id_tag,
+            active=q.active,
+            since=q.since,
+            limit=q.limit,
+            before_id=q.before,
         )
-        next_before = items[-1]["id"] if len(items) == limit else None
-        return JSONResponse({"items": items, "next": next_before})
+        return JsonResponse({"items": items, "next": items[-1]["id"] if len(items) == q.limit else None})
 
     async def get_transaction(request: Request) -> Response:
-        auth.require(request, "read")
         transaction_id = _path_transaction_id(request)
         transaction = await ledger.get(transaction_id)
         if transaction is None:
             raise ApiError(404, "not_found", f"transaction {transaction_id} does not exist")
-        return JSONResponse(transaction)
+        return JsonResponse(transaction)
 
     async def close_transaction(request: Request) -> Response:
         """For a transaction whose StopTransaction will never come (station replaced, queue lost)."""
-        role = auth.require(request, "operator")
         transaction_id = _path_transaction_id(request)
-        reason, meter_stop = close_body(await json_body(request))
-        requested_by = f"token:{role}"
+        body = parse(bodies.TransactionClose, await json_body(request))
+        requested_by = f"token:{request.state.role}"
         outcome, meter_start = await ledger.close_by_operator(
-            transaction_id, reason=reason, meter_stop=meter_stop, requested_by=requested_by
+            transaction_id, reason=body.reason, meter_stop=body.meter_stop, requested_by=requested_by
         )
         if outcome == "unknown":
             raise ApiError(404, "not_found", f"transaction {transaction_id} does not exist")
@@ -97,12 +89,9 @@ def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route
             raise bad(f"meter_stop must be at least the transaction's meter_start ({meter_start} Wh)")
         log.info(
             "transaction closed by an operator",
-            extra={"transaction_id": transaction_id, "requested_by": requested_by, "reason": reason},
+            extra={"transaction_id": transaction_id, "requested_by": requested_by, "reason": body.reason},
         )
-        return JSONResponse(await ledger.get(transaction_id))
+        return JsonResponse(await ledger.get(transaction_id))
 
-    return [
-        Route("/api/v1/transactions", list_transactions),
-        Route("/api/v1/transactions/{transaction_id}", get_transaction),
-        Route("/api/v1/transactions/{transaction_id}/close", close_transaction, methods=["POST"]),
-    ]
+    return [route(LIST, auth, list_transactions), route(GET, auth, get_transaction),
+            route(CLOSE, auth, close_transaction)]  # fmt: skip

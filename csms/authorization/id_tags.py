@@ -28,15 +28,6 @@ class IdTag:
     parent_id_tag: str | None
     token_type: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id_tag": self.id_tag,
-            "status": self.status,
-            "expiry_date": self.expiry_date.isoformat() if self.expiry_date else None,
-            "parent_id_tag": self.parent_id_tag,
-            "type": self.token_type,
-        }
-
 
 _PUT = """
 INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag, token_type) VALUES ($1, $2, $3, $4, $5)

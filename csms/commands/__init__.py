@@ -4,7 +4,6 @@ from csms.commands.catalogue import IDEMPOTENT_ACTIONS, PROTOCOLS, actions, cata
 from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere, ProtocolChanged
 from csms.commands.forwarding import SECRET_HEADER, HttpForwarder, secret_matches
 from csms.commands.service import (
-    HTTP_STATUS,
     MAX_BATCH,
     BatchItem,
     CommandService,
@@ -16,7 +15,6 @@ from csms.commands.service import (
 from csms.commands.store import MIGRATIONS, CommandStore
 
 __all__ = [
-    "HTTP_STATUS",
     "IDEMPOTENT_ACTIONS",
     "MAX_BATCH",
     "MIGRATIONS",

@@ -48,17 +48,6 @@ GuardCheck = Callable[[str, int], Awaitable[bool]]
 
 MAX_ROUTING_ATTEMPTS = 10
 
-HTTP_STATUS = {
-    "completed": 200,
-    "pending": 202,
-    "call_error": 502,
-    "timeout": 504,
-    "offline": 409,
-    "unknown_outcome": 503,
-    "failed": 503,
-    "superseded": 409,
-}
-
 
 MAX_BATCH = 64  # commands in one batch: the owner sends them all at once, so this bounds its fan-out
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from csms.api import id_tag_json
 from csms.authorization import STATUSES
 from csms.console.services import ConsoleServices
 from csms.console.web import ConsoleError, Page, form_of, query_int, query_text, session_of, signed_in
@@ -43,7 +44,7 @@ def idtag_routes(s: ConsoleServices, page: Page) -> list[Route]:
         after = query_text(request, "after", 20)
         tags = await s.id_tags.page(limit=size, after=after)
         context = {
-            "tags": [t.as_json() for t in tags],
+            "tags": [id_tag_json(t) for t in tags],
             "next": tags[-1].id_tag if len(tags) == size else None,
             "size": size,
             "statuses": STATUSES,

@@ -3,7 +3,7 @@
 from csms.sites.allocation import Demand, Held, Target, held_amps, plan
 from csms.sites.balancer import BalancerSettings, Delivery, Reading, Session, SiteInputs, SiteObserver
 from csms.sites.fences import SiteFences, SiteFenceSuperseded
-from csms.sites.model import SITE_ID_PATTERN, SiteSpec, StationSpec, parse_site
+from csms.sites.model import SITE_ID_PATTERN, SiteSpec, StationSpec
 from csms.sites.service import SiteService
 from csms.sites.store import MIGRATIONS, Round, StationOnOtherSite
 
@@ -27,6 +27,5 @@ __all__ = [
     "StationSpec",
     "Target",
     "held_amps",
-    "parse_site",
     "plan",
 ]

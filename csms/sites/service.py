@@ -9,7 +9,7 @@ replica wakes the site's round at once; otherwise rounds run every ``interval``.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import trio
@@ -17,7 +17,7 @@ import trio
 from cluster import Coordinator, LeasedSingletons
 from csms.sites.balancer import BalancerSettings, SiteBalancer, SiteInputs, SiteObserver
 from csms.sites.fences import SiteFences
-from csms.sites.model import SiteSpec, parse_override
+from csms.sites.model import SiteSpec
 from csms.sites.store import SiteStore
 from csms.storage import Database
 
@@ -80,9 +80,8 @@ class SiteService:
         self._singletons.poke()
         return created
 
-    async def set_limit(self, site_id: str, body: Any) -> bool:
-        """A live override (ValueError for a bad body); False if the site does not exist."""
-        limit, until = parse_override(body, datetime.now(UTC))
+    async def set_limit(self, site_id: str, limit: float, until: datetime) -> bool:
+        """A live override until `until`; False if the site does not exist."""
         return await self.store.set_override(site_id, limit, until)
 
     async def view(self, site_id: str) -> dict[str, Any] | None:

@@ -39,11 +39,9 @@ station_tx_id, evse_id, id_token_type, charging_state, trigger_reason, remote_st
 missing_seq_nos"""
 
 
-def _transaction_json(row: Any) -> dict[str, Any]:
+def _transaction(row: Any) -> dict[str, Any]:
+    """A transaction with what it implies (active, energy so far); how it reads as JSON is the API's business."""
     data = dict(row)
-    for key in ("start_timestamp", "start_received_at", "stop_timestamp", "stop_received_at", "operator_closed_at"):
-        if data.get(key) is not None:
-            data[key] = data[key].isoformat()
     data["active"] = data["stop_received_at"] is None
     last_wh = data.pop("last_meter_wh")
     if not data["active"]:
@@ -260,15 +258,8 @@ class TransactionLedger:
         row, samples, events = await self._db.transaction(read)
         if row is None:
             return None
-        data = {**_transaction_json(row), **events}
-        data["meter_values"] = [
-            {
-                **dict(s),
-                "station_timestamp": s["station_timestamp"].isoformat(),
-                "received_at": s["received_at"].isoformat(),
-            }
-            for s in samples
-        ]
+        data = {**_transaction(row), **events}
+        data["meter_values"] = [dict(s) for s in samples]
         return data
 
     async def page(
@@ -299,7 +290,7 @@ class TransactionLedger:
             limit,
             id_tag,
         )
-        return [_transaction_json(row) for row in rows]
+        return [_transaction(row) for row in rows]
 
     async def open_transactions(self, station_id: str) -> list[dict[str, Any]]:
         """What a replica reclaiming a station carries on with."""

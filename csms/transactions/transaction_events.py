@@ -286,8 +286,7 @@ async def conflicts_of(conn: Connection, station_id: str, transaction_id: int) -
         station_id,
     )
     return [
-        {"seq_no": r["seq_no"], "received_at": r["received_at"].isoformat(), "content": orjson.loads(r["content"])}
-        for r in rows
+        {"seq_no": r["seq_no"], "received_at": r["received_at"], "content": orjson.loads(r["content"])} for r in rows
     ]
 
 
@@ -298,11 +297,4 @@ async def events_of(conn: Connection, station_id: str, transaction_id: int) -> l
         transaction_id,
         station_id,
     )
-    return [
-        {
-            **dict(r),
-            "station_timestamp": r["station_timestamp"].isoformat(),
-            "received_at": r["received_at"].isoformat(),
-        }
-        for r in rows
-    ]
+    return [dict(r) for r in rows]

@@ -26,7 +26,7 @@ import trio
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 from starlette.routing import Route
 
-from csms.api import ApiServices, build_api
+from csms.api import ApiServices, build_api, certificate_routes, openapi, security_routes, sites_routes
 from csms.api.openapi import command_actions, openapi_document
 from csms.commands import catalogue
 from csms.devtools.station import SimulatedStation
@@ -159,6 +159,24 @@ def test_every_live_route_is_documented() -> None:
                 missing.append(f"{method} {route.path}")
     assert not missing, f"routes the document does not describe: {missing}"
     assert not [p for p in document["paths"] if p.startswith("/internal/")]
+
+
+def test_the_document_and_the_server_share_one_route_table() -> None:
+    """Every public route but the command sends (their bodies are the OCPP schemas) is an Operation: the same
+    declaration makes the route, enforces its role and writes its entry in the document."""
+    served = {
+        (method, route.path)
+        for route in live_routes()
+        if not route.path.startswith("/internal/") and not route.path.endswith("/commands/{action}")
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+    declared = {(op.method, op.path) for op in openapi.DECLARED}
+    # Served only with their services (sites, the security operations, a CA), which live_routes() leaves out.
+    optional = {
+        (op.method, op.path)
+        for op in (*sites_routes.OPERATIONS, *security_routes.OPERATIONS, *certificate_routes.OPERATIONS)
+    }
+    assert served == declared - optional
 
 
 PUT_BODIES = {

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from csms.sites import Demand, Held, held_amps, parse_site, plan
+from csms.sites import Demand, Held, SiteSpec, StationSpec, held_amps, plan
 from csms.sites.allocation import under_use_cap
-from csms.sites.model import parse_override
 
 
 def demand(station_id: str, *, charging: bool = True, cap: float = 32.0, priority: int = 0, **kw: object) -> Demand:
@@ -82,31 +81,8 @@ def test_under_use_cap_has_hysteresis() -> None:
     assert under_use_cap(9, 8.6, 32, 1.0) == 32  # draws up to its allocation: may have its share back
 
 
-def test_site_body_and_override_are_checked_readably() -> None:
-    spec = parse_site("depot", {"limit": 32, "unit": "A", "stations": ["CP1", {"id": "CP2", "max_current": 16}]})
-    assert [s.max_current for s in spec.stations] == [32, 16]
-    for body, message in [
-        ({"limit": 32, "stations": []}, "stations must be"),
-        ({"limit": -1, "stations": ["a"]}, "limit must be"),
-        ({"limit": 32, "unit": "kW", "stations": ["a"]}, "unit must be"),
-        ({"limit": 32, "stations": ["a", "a"]}, "listed twice"),
-        ({"limit": 32, "stations": [{"id": "a", "min_current": 20, "max_current": 10}]}, "min_current"),
-        ({"limit": 32, "stations": ["a"], "schedule": [{"from": "25:00", "limit": 3}]}, "HH:MM"),
-    ]:
-        with pytest.raises(ValueError, match=message):
-            parse_site("depot", body)
-    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
-    limit, until = parse_override({"limit": 10, "duration": 60}, now)
-    assert (limit, until) == (10, now + timedelta(seconds=60))
-    with pytest.raises(ValueError, match="exactly one"):
-        parse_override({"limit": 10}, now)
-
-
 def test_limit_falls_back_from_override_to_schedule() -> None:
-    spec = parse_site(
-        "depot",
-        {"limit": 100, "stations": ["a"], "schedule": [{"from": "08:00", "limit": 40}, {"from": "18:00", "limit": 80}]},
-    )
+    spec = SiteSpec("depot", 100, "A", (StationSpec("a"),), schedule=((8 * 60, 40), (18 * 60, 80)))
     day = datetime(2026, 1, 1, tzinfo=UTC)
     assert spec.limit_at(day.replace(hour=7)) == 80  # before the first entry: yesterday's last
     assert spec.limit_at(day.replace(hour=9)) == 40
