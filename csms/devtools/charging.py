@@ -1,4 +1,4 @@
-"""A simulated station with one connector, an EV behind it and the charging profiles it holds.
+"""A simulated station with an EV behind connector 1 (and ``connectors`` in all) and the charging profiles it holds.
 
 For load-management tests and benchmarks: the station keeps the profiles a CSMS sets (OCPP 1.6 replacement by id,
 or by connector + stack level + purpose; a TxProfile ends with its transaction), draws what its EV wants within
@@ -37,6 +37,7 @@ class HeldProfile:
 class ChargingStation:
     station_id: str
     max_current: float = 32.0
+    connectors: int = 1  # sessions run on connector 1; the others count for what the station could draw
     accepts_profiles: bool = True
     report_interval: float = 1.0
     profiles: dict[int, HeldProfile] = field(default_factory=dict)
@@ -70,6 +71,16 @@ class ChargingStation:
         limit = chosen.limit if chosen is not None else self.max_current
         cap = self._best("ChargePointMaxProfile")
         return min(limit, cap.limit if cap else self.max_current, self.max_current)
+
+    def station_limit(self) -> float:
+        """What the whole station could draw if every connector had a car: the TxDefaultProfile applies to each
+        connector, a ChargePointMaxProfile bounds them together."""
+        default = self._best("TxDefaultProfile")
+        idle = default.limit if default is not None else self.max_current
+        connectors = self.limit_in_force() + idle * (self.connectors - 1) if self.transaction_id else None
+        cap = self._best("ChargePointMaxProfile")
+        total = connectors if connectors is not None else idle * self.connectors
+        return min(total, cap.limit if cap else total)
 
     @property
     def draw(self) -> float:
@@ -196,7 +207,7 @@ class SiteSampler:
             station.on_change = self.check
 
     def total(self) -> float:
-        return sum(s.limit_in_force() for s in self.stations)
+        return sum(s.station_limit() for s in self.stations)
 
     def arm(self) -> None:
         self.armed = True

@@ -1,10 +1,12 @@
 """How a site's budget is shared, and how much each station may draw given what it holds (pure functions).
 
-Every station holds two limits: a TxDefaultProfile (the failsafe: what it may draw without a TxProfile) and,
-while charging, a TxProfile. Whatever the station does, it draws at most the higher of the two it holds, so the
-site is safe when the sum of those "held" amounts stays within the limit, with or without the CSMS. Idle stations
-hold a share of the headroom as their default (0 when the budget is in use): a session that starts while the
-CSMS is away draws no more than that.
+Every station holds two limits: a station-wide cap (the "default": 1.6 ChargePointMaxProfile, 2.0.1
+ChargingStationMaxProfile, which bounds all its connectors together) and, while charging, a TxProfile. Whatever
+the station does, with any number of cars, it draws at most its cap, counted here as the higher of the two it
+holds, so the site is safe when the sum of those "held" amounts stays within the limit, with or without the
+CSMS. A charging station's cap follows its allocation (else it would throttle it); idle stations hold a share of
+the headroom as their cap (0 when the budget is in use): sessions that start while the CSMS is away draw no more
+than that together.
 """
 
 from __future__ import annotations
@@ -97,7 +99,6 @@ def plan(
     budget: float,
     demands: Sequence[Demand],
     failsafe: Mapping[str, float],
-    defaults_now: Mapping[str, float],
     *,
     slack: float = 0.0,
 ) -> dict[str, Target]:
@@ -111,7 +112,7 @@ def plan(
     they hold, smallest fall first, while those falls add up to at most ``slack``; the others share the rest. So
     meter noise does not reprofile every station, while a session that needs room still gets it.
     """
-    targets = _plan(budget, demands, failsafe, defaults_now, {})
+    targets = _plan(budget, demands, failsafe, {})
     falls = sorted(
         (d.weight * (d.holding - (targets[d.station_id].tx or 0.0)), d.station_id, d.holding)
         for d in demands
@@ -126,14 +127,13 @@ def plan(
             break
         total += fall
         kept[station_id] = holding
-    return _plan(budget, demands, failsafe, defaults_now, kept) if kept else targets
+    return _plan(budget, demands, failsafe, kept) if kept else targets
 
 
 def _plan(
     budget: float,
     demands: Sequence[Demand],
     failsafe: Mapping[str, float],
-    defaults_now: Mapping[str, float],
     kept: Mapping[str, float],
 ) -> dict[str, Target]:
     left = budget - sum(d.weight * d.max_current for d in demands if d.counted_at_max)
@@ -145,7 +145,7 @@ def _plan(
     )
     alloc = dict.fromkeys((d.station_id for d in active), 0.0)
     for station_id, holding in kept.items():
-        targets[station_id] = Target(default=min(defaults_now.get(station_id, 0.0), holding), tx=holding)
+        targets[station_id] = Target(default=holding, tx=holding)
     for d in active:
         if d.weight * d.min_current <= left:
             alloc[d.station_id] = d.min_current
@@ -155,7 +155,7 @@ def _plan(
         left = _fill(tier, alloc, max(0.0, left))
     for d in active:
         tx = alloc[d.station_id]
-        targets[d.station_id] = Target(default=min(defaults_now.get(d.station_id, 0.0), tx), tx=tx)
+        targets[d.station_id] = Target(default=tx, tx=tx)
     idle = [d for d in demands if not d.charging and not d.counted_at_max]
     weight = sum(d.weight for d in idle)
     share = max(0.0, left) / weight if weight else 0.0
@@ -168,5 +168,5 @@ def _plan(
         if d.counted_at_max:  # any ask up to its max is safe (it is counted at max): the share the others got
             fallback = floor_step(min(failsafe.get(d.station_id, 0.0), share, d.max_current))
             ask = floor_step(min(d.cap, max(level, d.min_current))) if d.charging else None
-            targets[d.station_id] = Target(default=fallback if ask is None else min(fallback, ask), tx=ask)
+            targets[d.station_id] = Target(default=fallback if ask is None else ask, tx=ask)
     return targets

@@ -250,7 +250,6 @@ class SiteBalancer:
             limit,
             self._demands(spec, held, sessions, settled),
             self._failsafe(spec, limit),
-            _defaults(held),
             slack=max(self._s.slack, 0.01 * limit)
             if spec.unit == "A"
             else max(self._s.slack * spec.voltage, 0.01 * limit),
@@ -526,10 +525,6 @@ def _station(spec: SiteSpec, station_id: str) -> StationSpec:
 def _tx(sessions: Mapping[str, Session], station_id: str) -> int | None:
     session = sessions.get(station_id)
     return session.transaction_id if session else None
-
-
-def _defaults(held: Mapping[str, Held]) -> dict[str, float]:
-    return {station: h.default_limit for station, h in held.items() if h.default_limit is not None}
 
 
 def _drop_pending(held: Held, component: str) -> Held:

@@ -35,8 +35,11 @@ def _profile(protocol: str, profile_id: int, purpose: str, amps: float, phases: 
 
 
 def failsafe_profile(protocol: str, amps: float, phases: int) -> Message:
-    """TxDefaultProfile on the whole station (connector/EVSE 0): what any session may draw without an allocation."""
-    profile = _profile(protocol, FAILSAFE_PROFILE_ID, "TxDefaultProfile", amps, phases)
+    """The station-wide cap (1.6 ChargePointMaxProfile on connector 0; 2.0.1 ChargingStationMaxProfile on EVSE 0):
+    what all its connectors together may draw, with or without the CSMS. A TxDefaultProfile on connector/EVSE 0
+    would apply to each connector, so a station charging two cars could draw twice its failsafe."""
+    purpose = "ChargePointMaxProfile" if protocol == V16 else "ChargingStationMaxProfile"
+    profile = _profile(protocol, FAILSAFE_PROFILE_ID, purpose, amps, phases)
     if protocol == V16:
         return "SetChargingProfile", {"connectorId": 0, "csChargingProfiles": profile}
     return "SetChargingProfile", {"evseId": 0, "chargingProfile": profile}

@@ -44,7 +44,7 @@ class Watch:
             station.on_change = self.check
 
     def total(self) -> float:
-        return sum(s.limit_in_force() for s in self.stations)
+        return sum(s.station_limit() for s in self.stations)
 
     def check(self) -> None:
         self.highest = max(self.highest, self.total())
@@ -112,6 +112,25 @@ async def test_budget_moves_between_stations_without_going_over(csms: Running) -
         b_view = next(s for s in view["stations"] if s["id"] == "SITE-B")
         assert b_view["allocation"] == 32 and b_view["stuck"] is False
         assert view["round"]["allocated"] <= 40
+
+
+async def test_a_two_connector_station_stays_within_its_failsafe_with_every_connector_in_use(
+    csms: Running,
+) -> None:
+    """The failsafe bounds the whole station (ChargePointMaxProfile), not each connector: a station with two
+    connectors that loses the CSMS and gets a second car draws no more than it is counted at."""
+    double, single = ChargingStation("SITE-2C", connectors=2), ChargingStation("SITE-1C")
+    watch = Watch([double, single])
+    async with connected(csms, [double, single]), csms.api() as api:
+        await api.put("/api/v1/sites/mixed", json={"limit": 40, "stations": ["SITE-2C", "SITE-1C"]})
+        await until(lambda: double.limit_in_force() == 20 and single.limit_in_force() == 20)
+        watch.highest = watch.total()
+        await double.start_session(32)
+        await until(lambda: double.limit_in_force() == 32 and single.limit_in_force() == 8)
+        assert watch.highest <= 40 + 1e-6, watch.highest
+        await double.stop_session()
+        await until(lambda: double.limit_in_force() == 20 and single.limit_in_force() == 20)
+        assert watch.highest <= 40 + 1e-6, watch.highest
 
 
 async def test_a_station_rejecting_profiles_is_counted_at_its_max(csms: Running) -> None:

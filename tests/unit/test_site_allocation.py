@@ -27,7 +27,7 @@ def total(targets: dict, demands: list[Demand]) -> float:
 
 def test_fair_share_among_charging_and_idle_hold_nothing_when_the_budget_is_used() -> None:
     demands = [demand("a"), demand("b"), demand("c"), demand("idle", charging=False)]
-    targets = plan(60, demands, failsafe={"idle": 15}, defaults_now={})
+    targets = plan(60, demands, failsafe={"idle": 15})
     assert [targets[s].tx for s in "abc"] == [20, 20, 20]
     assert targets["idle"].tx is None and targets["idle"].default == 0
     assert total(targets, demands) <= 60
@@ -35,13 +35,13 @@ def test_fair_share_among_charging_and_idle_hold_nothing_when_the_budget_is_used
 
 def test_under_users_release_budget_to_the_others() -> None:
     demands = [demand("a", cap=8), demand("b"), demand("c")]
-    targets = plan(60, demands, failsafe={}, defaults_now={})
+    targets = plan(60, demands, failsafe={})
     assert targets["a"].tx == 8 and targets["b"].tx == 26 and targets["c"].tx == 26
 
 
 def test_headroom_becomes_the_idle_stations_failsafe_up_to_its_ceiling() -> None:
     demands = [demand("a", cap=10), demand("i1", charging=False), demand("i2", charging=False)]
-    targets = plan(100, demands, failsafe={"i1": 20, "i2": 50}, defaults_now={})
+    targets = plan(100, demands, failsafe={"i1": 20, "i2": 50})
     assert targets["a"].tx == 10
     assert targets["i1"].default == 20 and targets["i2"].default == 32  # ceiling, then the station's max
     assert total(targets, demands) <= 100
@@ -49,20 +49,26 @@ def test_headroom_becomes_the_idle_stations_failsafe_up_to_its_ceiling() -> None
 
 def test_minimums_by_priority_then_pause() -> None:
     demands = [demand("low", priority=0), demand("high", priority=5), demand("mid", priority=1)]
-    targets = plan(13, demands, failsafe={}, defaults_now={})
+    targets = plan(13, demands, failsafe={})
     assert targets["high"].tx == 7 and targets["mid"].tx == 6 and targets["low"].tx == 0
 
 
 def test_stuck_station_counts_at_max_and_is_asked_for_the_others_share() -> None:
     demands = [demand("stuck", counted_at_max=True), demand("b"), demand("c")]
-    targets = plan(72, demands, failsafe={}, defaults_now={})
+    targets = plan(72, demands, failsafe={})
     assert targets["b"].tx == 20 and targets["c"].tx == 20
-    assert targets["stuck"].tx == 20 and targets["stuck"].default == 0  # safe: it is counted at its max
+    assert targets["stuck"].tx == 20 and targets["stuck"].default == 20  # safe: it is counted at its max
+
+
+def test_a_charging_stations_cap_follows_its_allocation() -> None:
+    """The failsafe is a station-wide cap: below the TxProfile it would throttle the allocation."""
+    targets = plan(60, [demand("a"), demand("b", charging=False)], failsafe={"a": 30, "b": 30})
+    assert targets["a"].default == targets["a"].tx == 32 and targets["b"].default == 28
 
 
 def test_watt_limits_weigh_stations_by_phases() -> None:
     demands = [demand("three", weight=230 * 3), demand("one", weight=230 * 1)]
-    targets = plan(230 * 3 * 10 + 230 * 10, demands, failsafe={}, defaults_now={})
+    targets = plan(230 * 3 * 10 + 230 * 10, demands, failsafe={})
     assert targets["three"].tx == pytest.approx(10) and targets["one"].tx == pytest.approx(10)
 
 
