@@ -434,9 +434,9 @@ def site_inputs(
     """What load management reads from the other modules and how its profiles go out: as commands in the
     station's protocol, routed to the station's owner like any other."""
 
-    async def sessions(station_ids: list[str]) -> dict[str, sites.Session]:
+    async def sessions(station_ids: list[str]) -> dict[str, list[sites.Session]]:
         found = await ledger.open_sessions(station_ids)
-        return {station: sites.Session(*row) for station, row in found.items()}
+        return {station: [sites.Session(*row) for row in rows] for station, rows in found.items()}
 
     async def readings(station_ids: list[str], within: float) -> dict[str, list[sites.Reading]]:
         found = await ledger.recent_draw(station_ids, within)

@@ -37,12 +37,13 @@ class HeldProfile:
 class ChargingStation:
     station_id: str
     max_current: float = 32.0
-    connectors: int = 1  # sessions run on connector 1; the others count for what the station could draw
+    connectors: int = 1  # the EV of ``demand`` is on connector 1; ``start_other`` plugs one into another
     accepts_profiles: bool = True
     report_interval: float = 1.0
     profiles: dict[int, HeldProfile] = field(default_factory=dict)
     demand: float = 0.0  # what the EV would draw; 0 while idle
     transaction_id: int | None = None
+    others: dict[int, int] = field(default_factory=dict)  # connector (2..) -> its open transaction
     energy_wh: float = 0.0
     accepted: list[tuple[float, str, float]] = field(default_factory=list)  # (trio time, purpose, limit)
     session_started_at: float = 0.0
@@ -72,14 +73,19 @@ class ChargingStation:
         cap = self._best("ChargePointMaxProfile")
         return min(limit, cap.limit if cap else self.max_current, self.max_current)
 
+    def connector_limit(self, connector: int) -> float:
+        """What one connector may draw by its own profiles: its transaction's TxProfile, else the default (which
+        applies to each connector), else the station's max."""
+        transaction = self.transaction_id if connector == 1 else self.others.get(connector)
+        tx = self._best("TxProfile", transaction) if transaction is not None else None
+        chosen = tx or self._best("TxDefaultProfile")
+        return min(chosen.limit if chosen is not None else self.max_current, self.max_current)
+
     def station_limit(self) -> float:
-        """What the whole station could draw if every connector had a car: the TxDefaultProfile applies to each
-        connector, a ChargePointMaxProfile bounds them together."""
-        default = self._best("TxDefaultProfile")
-        idle = default.limit if default is not None else self.max_current
-        connectors = self.limit_in_force() + idle * (self.connectors - 1) if self.transaction_id else None
+        """What the whole station could draw if every connector had a car: its connectors' limits together, within
+        a ChargePointMaxProfile (which bounds them all)."""
+        total = sum(self.connector_limit(c) for c in range(1, self.connectors + 1))
         cap = self._best("ChargePointMaxProfile")
-        total = connectors if connectors is not None else idle * self.connectors
         return min(total, cap.limit if cap else total)
 
     @property
@@ -103,7 +109,10 @@ class ChargingStation:
         profile, connector = payload["csChargingProfiles"], payload["connectorId"]
         if not self.accepts_profiles:
             return {"status": "Rejected"}
-        if profile["chargingProfilePurpose"] == "TxProfile" and profile.get("transactionId") != self.transaction_id:
+        if profile["chargingProfilePurpose"] == "TxProfile" and profile.get("transactionId") not in (
+            self.transaction_id,
+            *self.others.values(),
+        ):
             return {"status": "Rejected"}
         for pid, held in list(self.profiles.items()):
             same_slot = held.connector_id == connector and held.profile["stackLevel"] == profile["stackLevel"]
@@ -134,6 +143,13 @@ class ChargingStation:
         self._changed()
         return self.transaction_id
 
+    async def start_other(self, connector: int) -> int:
+        """A second car on another connector (it draws what its profiles allow; only connector 1 reports)."""
+        answer = await self._connected().start_transaction(connector, f"EV-{self.station_id}-{connector}", 0)
+        self.others[connector] = int(answer["transactionId"])
+        self._changed()
+        return self.others[connector]
+
     async def stop_session(self) -> None:
         transaction_id, self.transaction_id, self.demand = self.transaction_id, None, 0.0
         for pid in [pid for pid, p in self.profiles.items() if p.purpose == "TxProfile"]:
@@ -161,6 +177,8 @@ class ChargingStation:
                 async with SimulatedStation.connect(url, self.station_id, answer=self.answer) as station:
                     await station.boot()
                     await station.status(1, "Charging" if self.transaction_id else "Available")
+                    for connector in range(2, self.connectors + 1):
+                        await station.status(connector, "Charging" if connector in self.others else "Available")
                     self._station = station
                     if not started:
                         started = True

@@ -55,7 +55,7 @@ Outcome = str
 class SiteInputs:
     """What the site needs from the other modules, wired in the composition root."""
 
-    sessions: Callable[[list[str]], Awaitable[dict[str, Session]]]
+    sessions: Callable[[list[str]], Awaitable[dict[str, list[Session]]]]  # one per charging EVSE, newest first
     readings: Callable[[list[str], float], Awaitable[dict[str, list[Reading]]]]
     # (station, action, payload, protocol) each, by, (guard key, token): one outcome per item, in order. Sent as
     # one batch per owner replica; the owner sends only while the token is the site's current one (else
@@ -92,7 +92,7 @@ class BalancerSettings:
 @dataclass
 class _Change:
     station_id: str
-    component: str  # "default" or "tx"
+    component: str  # "default", "tx" (the newest session's, tracked in Held) or "evse" (another session's share)
     amps: float
     action: str
     payload: Payload
@@ -125,6 +125,8 @@ def _number(raw: str) -> bool:
 
 
 def _with(held: Held, change: _Change, *, pending: bool, session: Session | None) -> Held:
+    if change.component == "evse":  # the station's cap bounds it: not part of what the station is counted at
+        return held
     if change.component == "default":
         if pending:
             return replace(held, default_pending=change.amps)
@@ -230,7 +232,8 @@ class SiteBalancer:
         for s in spec.stations:
             self._site_of[s.station_id] = site_id
         ids = [s.station_id for s in spec.stations]
-        sessions = await self._inputs.sessions(ids)
+        evses = await self._inputs.sessions(ids)
+        sessions = {station: found[0] for station, found in evses.items() if found}  # what Held's TxProfile names
         readings = await self._inputs.readings(ids, self._s.reading_age)
         rows = await self._store.allocations(site_id)
         await self._release_removed(site_id, spec, rows)
@@ -246,18 +249,19 @@ class SiteBalancer:
         self._awaiting.difference_update(station for station, amps in settled.items() if amps is not None)
         held = {s.station_id: self._current(rows.get(s.station_id), sessions.get(s.station_id)) for s in spec.stations}
         limit = spec.limit_at(datetime.now(UTC))
-        targets = plan(
+        shares = plan(
             limit,
-            self._demands(spec, held, sessions, settled),
+            self._demands(spec, held, evses, settled),
             self._failsafe(spec, limit),
             slack=max(self._s.slack, 0.01 * limit)
             if spec.unit == "A"
             else max(self._s.slack * spec.voltage, 0.01 * limit),
         )
+        targets = _per_station(spec, shares, evses)
         online = await self._inputs.connected(ids)  # an offline station keeps what it holds: nothing to send
         known = await self._inputs.protocols(sorted(online))
         protocols = {station_id: known.get(station_id, V16) for station_id in online}
-        changes = self._changes(spec, held, targets, sessions, protocols)
+        changes = self._changes(spec, held, targets, evses, shares, protocols)
         raises = [c for c in changes if self._raises(held[c.station_id], c, sessions.get(c.station_id), spec)]
         lowers = [c for c in changes if c not in raises]
         forced = {c.station_id for c in changes if held[c.station_id].stuck}
@@ -305,28 +309,33 @@ class SiteBalancer:
         self,
         spec: SiteSpec,
         held: Mapping[str, Held],
-        sessions: Mapping[str, Session],
+        evses: Mapping[str, list[Session]],
         measured: Mapping[str, float | None],
     ) -> list[Demand]:
+        """One demand per charging EVSE (a station's max and measured draw split evenly over them, so its EVSEs'
+        shares sum to at most its max), one per idle station; a station counted at its max stays one demand."""
         demands = []
         for s in spec.stations:
             h = held[s.station_id]
-            charging = s.station_id in sessions
+            found = evses.get(s.station_id, [])
             counted_at_max = h.stuck or h.default_limit is None
-            cap = under_use_cap(h.tx_limit, measured[s.station_id], s.max_current, self._s.margin)
-            demands.append(
-                Demand(
-                    s.station_id,
-                    s.min_current,
-                    s.max_current,
-                    s.priority,
-                    spec.weight(s),
-                    charging,
-                    max(cap, s.min_current),
-                    counted_at_max,
-                    h.tx_limit if h.tx_pending is None else None,
+            cap = max(under_use_cap(h.tx_limit, measured[s.station_id], s.max_current, self._s.margin), s.min_current)
+            n = len(found) if len(found) > 1 and not counted_at_max else 1
+            ids = [_evse_key(s.station_id, e.connector_id) for e in found] if n > 1 else [s.station_id]
+            for demand_id in ids:
+                demands.append(
+                    Demand(
+                        demand_id,
+                        s.min_current,
+                        s.max_current / n,
+                        s.priority,
+                        spec.weight(s),
+                        bool(found),
+                        max(cap / n, s.min_current),
+                        counted_at_max,
+                        h.tx_limit if h.tx_pending is None and n == 1 else None,
+                    )
                 )
-            )
         return demands
 
     def _changes(
@@ -334,13 +343,15 @@ class SiteBalancer:
         spec: SiteSpec,
         held: Mapping[str, Held],
         targets: Mapping[str, Target],
-        sessions: Mapping[str, Session],
+        evses: Mapping[str, list[Session]],
+        shares: Mapping[str, Target],
         protocols: Mapping[str, str],
     ) -> list[_Change]:
         changes = []
         now = trio.current_time()
         for s in spec.stations:
-            h, t, session = held[s.station_id], targets[s.station_id], sessions.get(s.station_id)
+            found = evses.get(s.station_id, [])
+            h, t, session = held[s.station_id], targets[s.station_id], found[0] if found else None
             protocol = protocols.get(s.station_id)
             if protocol is None:
                 continue
@@ -356,6 +367,8 @@ class SiteBalancer:
                     transaction = session.station_tx_id or session.transaction_id
                     action, payload = allocation_profile(protocol, t.tx, s.phases, session.connector_id, transaction)
                     changes.append(_Change(s.station_id, "tx", t.tx, action, payload, protocol))
+                if len(found) > 1 and any(c.station_id == s.station_id for c in changes):
+                    changes.extend(_other_evses(s, found[1:], shares, protocol))
             except ValueError as exc:  # a protocol we cannot address: it holds nothing, so counts at its max
                 log.warning("site station not managed", extra={"station_id": s.station_id, "error": str(exc)})
         return changes
@@ -426,6 +439,8 @@ class SiteBalancer:
         failed: set[str] = set()
         for i, c in enumerate(changes):
             h, session, outcome = held[c.station_id], sessions.get(c.station_id), outcomes.get(i, "unknown")
+            if c.component == "evse":  # the cap bounds the station whatever this EVSE holds
+                continue
             if outcome == "accepted":
                 held[c.station_id] = _with(h, c, pending=False, session=session)
                 if c.component == "tx":
@@ -516,6 +531,37 @@ class SiteBalancer:
     async def _deliver(self, site_id: str, items: list[Delivery]) -> list[Outcome]:
         guard = (GUARD_PREFIX + site_id, self._fence[site_id])
         return await self._inputs.deliver(items, f"site:{site_id}", guard)
+
+
+def _evse_key(station_id: str, connector_id: int) -> str:
+    return f"{station_id}#evse{connector_id}"
+
+
+def _per_station(spec: SiteSpec, shares: Mapping[str, Target], evses: Mapping[str, list[Session]]) -> dict[str, Target]:
+    """A station with several charging EVSEs: its cap is the sum of their shares, its tracked TxProfile the newest
+    session's share."""
+    targets = dict(shares)
+    for s in spec.stations:
+        found = evses.get(s.station_id, [])
+        keys = [_evse_key(s.station_id, e.connector_id) for e in found]
+        if len(found) > 1 and all(k in shares for k in keys):
+            total = sum(shares[k].tx or 0.0 for k in keys)
+            targets[s.station_id] = Target(default=total, tx=shares[keys[0]].tx)
+    return targets
+
+
+def _other_evses(s: StationSpec, others: list[Session], shares: Mapping[str, Target], protocol: str) -> list[_Change]:
+    """TxProfiles for a station's other charging EVSEs, sent whenever its cap or newest share changes."""
+    changes = []
+    for e in others:
+        share = shares.get(_evse_key(s.station_id, e.connector_id))
+        if share is None or share.tx is None:
+            continue
+        action, payload = allocation_profile(
+            protocol, share.tx, s.phases, e.connector_id, e.station_tx_id or e.transaction_id
+        )
+        changes.append(_Change(s.station_id, "evse", share.tx, action, payload, protocol))
+    return changes
 
 
 def _station(spec: SiteSpec, station_id: str) -> StationSpec:

@@ -47,8 +47,9 @@ def failsafe_profile(protocol: str, amps: float, phases: int) -> Message:
 
 def allocation_profile(protocol: str, amps: float, phases: int, where: int, transaction: int | str) -> Message:
     """TxProfile for the running transaction (1.6: connector and transactionId; 2.0.1: EVSE and the station's
-    own transactionId): the station's share of the site."""
-    profile = _profile(protocol, ALLOCATION_PROFILE_ID, "TxProfile", amps, phases)
+    own transactionId): this EVSE's share of the site. One id per EVSE (15002, 15102, ...): a profile replaces
+    another with the same id on any connector."""
+    profile = _profile(protocol, ALLOCATION_PROFILE_ID + 100 * max(0, where - 1), "TxProfile", amps, phases)
     profile["transactionId"] = transaction
     if protocol == V16:
         return "SetChargingProfile", {"connectorId": where, "csChargingProfiles": profile}

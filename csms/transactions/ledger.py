@@ -379,16 +379,21 @@ class TransactionLedger:
         )
         return int(value) if value is not None else None
 
-    async def open_sessions(self, station_ids: list[str]) -> dict[str, tuple[int, int, str | None]]:
-        """Each station's newest open transaction as (connector or EVSE, transaction id, the station's own 2.0.1
-        transactionId or None): what load management shares a site's budget among."""
+    async def open_sessions(self, station_ids: list[str]) -> dict[str, list[tuple[int, int, str | None]]]:
+        """Each station's open transactions, one per connector or EVSE (its newest), newest first, as (connector or
+        EVSE, transaction id, the station's own 2.0.1 transactionId or None): what load management shares a site's
+        budget among, one share per charging EVSE."""
         rows = await self._db.fetch(
-            "SELECT DISTINCT ON (station_id) station_id, COALESCE(evse_id, connector_id) AS evse, id, station_tx_id"
+            "SELECT * FROM (SELECT DISTINCT ON (station_id, COALESCE(evse_id, connector_id)) station_id,"
+            " COALESCE(evse_id, connector_id) AS evse, id, station_tx_id"
             " FROM transactions WHERE station_id = ANY($1::text[]) AND stop_received_at IS NULL"
-            " ORDER BY station_id, id DESC",
+            " ORDER BY station_id, COALESCE(evse_id, connector_id), id DESC) open ORDER BY station_id, id DESC",
             station_ids,
         )
-        return {row["station_id"]: (row["evse"], row["id"], row["station_tx_id"]) for row in rows}
+        found: dict[str, list[tuple[int, int, str | None]]] = {}
+        for row in rows:
+            found.setdefault(row["station_id"], []).append((row["evse"], row["id"], row["station_tx_id"]))
+        return found
 
     async def recent_draw(self, station_ids: list[str], within_seconds: float) -> dict[str, list[dict[str, Any]]]:
         """The newest Current.Import / Power.Active.Import reading per phase of each station's open transaction,

@@ -133,6 +133,29 @@ async def test_a_two_connector_station_stays_within_its_failsafe_with_every_conn
         assert watch.highest <= 40 + 1e-6, watch.highest
 
 
+async def test_a_station_charging_two_cars_gets_a_share_for_each(csms: Running) -> None:
+    """Shares go per charging EVSE: a second car on a two-connector station takes a share of its own (a TxProfile
+    on its connector), the station's cap is the sum of its shares, and the site never goes over."""
+    double, single = ChargingStation("SITE-2E", connectors=2), ChargingStation("SITE-1E")
+    watch = Watch([double, single])
+    async with connected(csms, [double, single]), csms.api() as api:
+        await api.put("/api/v1/sites/two-cars", json={"limit": 48, "stations": ["SITE-2E", "SITE-1E"]})
+        await until(lambda: double.limit_in_force() == 24 and single.limit_in_force() == 24)
+        watch.highest = watch.total()
+        await double.start_session(32)
+        await single.start_session(32)
+        await until(lambda: double.limit_in_force() == 24 and single.limit_in_force() == 24)
+        await double.start_other(2)
+        shares = (16, 16, 32, 16)  # each EVSE its TxProfile, the station a cap of both
+        await until(
+            lambda: (
+                (double.connector_limit(1), double.connector_limit(2), double.station_limit(), single.limit_in_force())
+                == shares
+            )
+        )
+        assert watch.highest <= 48 + 1e-6, watch.highest
+
+
 async def test_a_station_rejecting_profiles_is_counted_at_its_max(csms: Running) -> None:
     refuser = ChargingStation("SITE-NO", max_current=16, accepts_profiles=False)
     good = ChargingStation("SITE-OK")
