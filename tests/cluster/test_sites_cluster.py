@@ -50,7 +50,8 @@ async def test_twenty_stations_never_over_the_limit_through_a_sigkill(
     database_url: str, etcd_url: str, prefix: str, tmp_path: Path
 ) -> None:
     rng = random.Random(15)
-    stations = [ChargingStation(f"SITE20-{i:02d}") for i in range(20)]
+    # Every third station has two connectors: its failsafe cap bounds both (the sampler counts every connector).
+    stations = [ChargingStation(f"SITE20-{i:02d}", connectors=1 + (i % 3 == 1)) for i in range(20)]
     refuser = stations[0]
     refuser.accepts_profiles, refuser.max_current = False, 16.0
     sampler = SiteSampler(stations, LIMIT)
