@@ -419,4 +419,4 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
 
 def require_database(config: Config) -> None:
     if not config.database_url:
-        raise ConfigError("CSMS_DATABASE_URL is not set (or use `csms dev` for an embedded local setup)")
+        raise ConfigError("CSMS_DATABASE_URL is not set (or `bash deploy/local/run.sh` for a local cluster)")

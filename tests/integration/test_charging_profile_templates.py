@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, Running
 
 pytestmark = pytest.mark.integration

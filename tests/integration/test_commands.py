@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import trio
 
-from csms.devtools.station import SimulatedStation, StationCallError, accept_everything
+from devcluster.station import SimulatedStation, StationCallError, accept_everything
 from tests.integration.conftest import READ_TOKEN, Running
 
 pytestmark = pytest.mark.integration

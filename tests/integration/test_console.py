@@ -11,7 +11,7 @@ import orjson
 import pytest
 import trio
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, TOKEN, Running
 
 pytestmark = pytest.mark.integration
