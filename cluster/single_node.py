@@ -40,7 +40,6 @@ class SingleNodeCoordinator:
         self._claims: dict[str, Claim] = {}
         self._last_revision = 0
         self._lost: Hooks[Claim] = Hooks()
-        self._leader_hooks: Hooks[bool] = Hooks()
         self._leader = Flag(True)
         self._drained = False
         self._drained_event = trio.Event()
@@ -111,9 +110,6 @@ class SingleNodeCoordinator:
     def on_lease_lost(self, cb: Callable[[], None]) -> None:
         pass  # no lease to lose
 
-    def on_leader_changed(self, cb: Callable[[bool], None]) -> None:
-        self._leader_hooks.add(cb)
-
     @property
     def is_leader(self) -> bool:
         return self._leader.value
@@ -146,5 +142,4 @@ class SingleNodeCoordinator:
         self._claims.clear()
         if self._leader.set(False):
             self._observer.leader(False)
-            self._leader_hooks.fire(False)
         self._observer.lease_state("drained")
