@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocpp.v16.enums import RegistrationStatus
+
 
 class ConfigError(Exception):
     """A setting that cannot be used; the message is the one line an operator sees."""
@@ -188,7 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "boot_status",
-        _choice("Accepted", "Pending", "Rejected"),
+        _choice(*(s.value for s in RegistrationStatus)),
         "Accepted",
         "default BootNotification answer",
     ),
