@@ -438,7 +438,10 @@ def site_inputs(
 
     async def deliver(items: list[sites.Delivery], by: str, guard: tuple[str, int]) -> list[str]:
         batch = [commands.BatchItem(*item) for item in items]
-        return [_outcome(a) for a in await command_service.submit_batch(batch, by, guard=commands.Guard(*guard))]
+        return [
+            _outcome(a)
+            for a in await command_service.submit_batch(batch, commands.Actor(by), guard=commands.Guard(*guard))
+        ]
 
     async def protocols(station_ids: list[str]) -> dict[str, str]:
         return await registry.protocols_of(station_ids)

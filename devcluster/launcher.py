@@ -34,7 +34,7 @@ def replica_env(token: str, database_url: str, etcd_url: str, registration: str 
     return {
         "CSMS_DATABASE_URL": database_url,
         "CSMS_ETCD_ENDPOINTS": etcd_url,
-        "CSMS_API_TOKENS": token,
+        "CSMS_API_TOKENS": f"{token}:admin:dev",  # the audit names its commands token:dev
         "CSMS_INTERNAL_SECRET": secrets.token_urlsafe(32),
         "CSMS_REGISTRATION": registration,
         "CSMS_LOG_FORMAT": "text",
