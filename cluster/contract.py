@@ -106,6 +106,8 @@ class Coordinator(Protocol):
         """The node lost its lease: no leadership, no singletons and no new claims until it rejoins. Its stations
         are kept (their writes are fenced in Postgres) and re-claimed when it rejoins."""
 
+    def on_leader_changed(self, cb: Callable[[bool], None]) -> None: ...
+
     @property
     def is_leader(self) -> bool: ...
 

@@ -37,6 +37,7 @@ class LeaderJobRunner:
         self._coordinator = coordinator
         self._jobs = list(jobs)
         self._restart_delay = restart_delay
+        self.terms = 0
 
     def add(self, job: Job) -> None:
         self._jobs.append(job)
@@ -45,6 +46,7 @@ class LeaderJobRunner:
         task_status.started()
         while True:
             await self._coordinator.wait_leadership()
+            self.terms += 1
             async with trio.open_nursery() as nursery:
                 for job in self._jobs:
                     nursery.start_soon(self._supervise, job)

@@ -40,6 +40,7 @@ class SingleNodeCoordinator:
         self._claims: dict[str, Claim] = {}
         self._last_revision = 0
         self._lost: Hooks[Claim] = Hooks()
+        self._leader_hooks: Hooks[bool] = Hooks()
         self._leader = Flag(True)
         self._drained = False
         self._drained_event = trio.Event()
@@ -110,6 +111,9 @@ class SingleNodeCoordinator:
     def on_lease_lost(self, cb: Callable[[], None]) -> None:
         pass  # no lease to lose
 
+    def on_leader_changed(self, cb: Callable[[bool], None]) -> None:
+        self._leader_hooks.add(cb)
+
     @property
     def is_leader(self) -> bool:
         return self._leader.value
@@ -142,4 +146,5 @@ class SingleNodeCoordinator:
         self._claims.clear()
         if self._leader.set(False):
             self._observer.leader(False)
+            self._leader_hooks.fire(False)
         self._observer.lease_state("drained")
