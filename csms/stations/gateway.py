@@ -162,9 +162,6 @@ class Gateway:
         finally:
             conn.in_flight.leave()
 
-    def stop_accepting(self) -> None:
-        self._table.accepting = False
-
     async def drain(self, rate: float) -> None:
         """Close every station with 1001 at `rate` per second so they reconnect elsewhere, each between calls."""
         await self._table.drain(rate)
