@@ -36,7 +36,7 @@ if __package__ in (None, ""):
 
 from benchmarks import harness
 from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, summarize
-from csms.devtools.postgres import PostgresServer
+from devcluster.postgres import PostgresServer
 
 PASSWORD = "fleet-password-0123"
 VICTIM = "victim-000001"

@@ -31,7 +31,7 @@ if __package__ in (None, ""):
 
 from benchmarks import harness
 from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, summarize
-from csms.devtools.postgres import PostgresServer
+from devcluster.postgres import PostgresServer
 
 FD_HEADROOM = 500  # the server's own files, Postgres connections, listeners
 

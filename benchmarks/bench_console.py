@@ -25,7 +25,7 @@ import httpx
 import trio
 
 from benchmarks import harness
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 
 SEED = """
 INSERT INTO stations (id, vendor, model, firmware_version, last_boot_status, last_boot_at, last_seen_at)

@@ -40,8 +40,8 @@ from benchmarks import harness
 from benchmarks.bench_throughput import _measure
 from benchmarks.simulator import FleetConfig, raise_fd_limit
 from csms.app import MIGRATIONS
-from csms.devtools.nats import NatsServer
 from csms.storage import Database, Statement
+from devcluster.nats import NatsServer
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -43,10 +43,10 @@ import trio
 
 from benchmarks.simulator import Fleet, FleetConfig, raise_fd_limit
 from cluster import EtcdClient
-from csms.devtools.balancer import TcpBalancer
-from csms.devtools.etcd import EtcdServer
-from csms.devtools.postgres import PostgresServer
-from csms.devtools.replica import ReplicaProcess
+from devcluster.balancer import TcpBalancer
+from devcluster.etcd import EtcdServer
+from devcluster.postgres import PostgresServer
+from devcluster.replica import ReplicaProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLL = 0.1

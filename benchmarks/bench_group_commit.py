@@ -21,8 +21,8 @@ from typing import Any
 
 import trio
 
-from csms.devtools.postgres import PostgresServer
 from csms.storage import Connection, Database, NullObserver, WriteOp
+from devcluster.postgres import PostgresServer
 
 RESULTS = Path(__file__).parent / "results" / "group_commit.json"
 

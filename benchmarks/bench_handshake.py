@@ -37,8 +37,8 @@ from trio_websocket import ConnectionRejected, connect_websocket_url
 
 from benchmarks import harness
 from benchmarks.simulator import raise_fd_limit
-from csms.devtools.pki import Issued, client_context, issue, make_ca
 from csms.stations import hash_password
+from devcluster.pki import Issued, client_context, issue, make_ca
 
 PASSWORD = "bench-password-0123456789"
 STORM_IN_FLIGHT = 250  # handshakes a storm has in flight: within the replica's hashing queue (256 + 2)

@@ -40,7 +40,7 @@ if __package__ in (None, ""):
 from benchmarks import harness
 from benchmarks.profiles import CHARGE_MAX_S, CHARGE_MIN_S, HEARTBEAT_S, METER_INTERVAL_S, TX_PERIOD_S
 from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, summarize
-from csms.devtools.postgres import PostgresServer
+from devcluster.postgres import PostgresServer
 
 P99_LIMIT_MS = 100.0
 STEADY_RAMP_S = 300.0  # simulated seconds over which --steady-start begins the charging sessions

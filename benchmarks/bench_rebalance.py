@@ -4,7 +4,7 @@
 
 The scale-out benchmark (bench_scale.py) measures throughput with stations spread evenly; this one measures
 what it costs stations to get there. Real processes: Postgres, etcd, three `csms serve` replicas, a plain
-round-robin TCP balancer in its own process (`python -m csms.devtools.balancer`: no health checks, it only
+round-robin TCP balancer in its own process (`python -m devcluster.balancer`: no health checks, it only
 skips a port that refuses TCP), and a `realistic` fleet (one connector each, time compressed by --speed, so
 about two thirds of the stations are charging at any moment) in this process.
 
@@ -42,8 +42,8 @@ import trio
 from benchmarks import harness
 from benchmarks.simulator import Fleet, FleetConfig, raise_fd_limit
 from cluster import EtcdClient
-from csms.devtools.etcd import EtcdServer
-from csms.devtools.replica import ReplicaProcess
+from devcluster.etcd import EtcdServer
+from devcluster.replica import ReplicaProcess
 
 TARGET = 1.5  # disconnects per station moved
 SECRET = "bench-internal-secret-0123456789"
@@ -53,7 +53,7 @@ POLL = 0.5
 def _start_balancer(replicas: list[ReplicaProcess]) -> tuple[subprocess.Popen[str], int]:
     args = [f"127.0.0.1:{r.ocpp_port}" for r in replicas]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "csms.devtools.balancer", *args],
+        [sys.executable, "-m", "devcluster.balancer", *args],
         stdout=subprocess.PIPE,
         text=True,
         cwd=harness.REPO_ROOT,

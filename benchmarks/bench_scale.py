@@ -33,8 +33,8 @@ if __package__ in (None, ""):
 
 from benchmarks import harness
 from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, summarize
-from csms.devtools.etcd import EtcdServer
-from csms.devtools.postgres import PostgresServer
+from devcluster.etcd import EtcdServer
+from devcluster.postgres import PostgresServer
 
 TARGET_RATIO = 2.7
 INTERNAL_SECRET = "bench-internal-secret-0123456789"

@@ -1,6 +1,6 @@
 """Site load management: reallocation latency and sites per replica at 50 stations each.
 
-One replica, sites of 50 simulated stations (csms.devtools.charging: they hold the profiles they are sent and
+One replica, sites of 50 simulated stations (devcluster.charging: they hold the profiles they are sent and
 report Current.Import). For each site count, sessions start and stop at random on every station (mean session
 ``--session`` seconds) for ``--seconds``; measured per session start: the time until the new station holds its
 TxProfile (raises are sent after every reduction of the round is confirmed, so this is the time until all the
@@ -25,7 +25,7 @@ import httpx
 import trio
 
 from benchmarks import harness
-from csms.devtools.charging import ChargingStation, SiteSampler, drive_sessions
+from devcluster.charging import ChargingStation, SiteSampler, drive_sessions
 
 STATIONS_PER_SITE = 50
 ROUND_METRIC = "csms_site_round_duration_seconds"

@@ -34,8 +34,8 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.profiles import id_tag_name  # noqa: E402
 from benchmarks.simulator import rss_kib  # noqa: E402, F401  (the benchmarks call harness.rss_kib)
-from csms.devtools.postgres import PostgresServer  # noqa: E402
-from csms.devtools.replica import ReplicaProcess  # noqa: E402
+from devcluster.postgres import PostgresServer  # noqa: E402
+from devcluster.replica import ReplicaProcess  # noqa: E402
 
 
 def machine() -> dict[str, Any]:

@@ -47,17 +47,6 @@ def _latest(results: Path, name: str) -> tuple[Path, dict[str, Any]] | None:
         return None
 
 
-def _headline(json_path: Path) -> str:
-    """The "Headline:" line of the .md written next to a result (markdown emphasis dropped), or ""."""
-    try:
-        for line in json_path.with_suffix(".md").read_text().splitlines():
-            if line.startswith("Headline:"):
-                return line.removeprefix("Headline:").strip().replace("**", "")
-    except OSError:
-        pass
-    return ""
-
-
 def _reproduce(json_path: Path) -> str:
     try:
         for line in json_path.with_suffix(".md").read_text().splitlines():

@@ -140,8 +140,6 @@ class EtcdClient:
         answer = await self._transport.post("/v3/kv/deleterange", body, idempotent=False)
         return DeleteResult.from_json(answer)
 
-    delete_range = delete
-
     async def txn(
         self,
         compare: Sequence[Compare],

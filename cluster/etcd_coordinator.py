@@ -127,9 +127,6 @@ class EtcdCoordinator:
     async def wait_leadership_lost(self) -> None:
         await self._election.flag.wait_for(False)
 
-    async def wait_healthy(self) -> None:
-        await self._healthy.wait_for(True)
-
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -51,11 +51,6 @@ class Watch:
         self._compacted: EtcdCompacted | None = None
         self.reconnects = 0
 
-    @property
-    def next_revision(self) -> int | None:
-        """The revision this watch resumes from: one past the last event delivered."""
-        return self._next_revision
-
     def _create_request(self) -> dict[str, Any]:
         req: dict[str, Any] = {"key": b64(self._key)}
         if self._prefix:

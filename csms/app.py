@@ -34,7 +34,6 @@ from csms.central_system import CentralSystem16, CentralSystem201, CentralSystem
 from csms.central_system.certificates import StationCertificates
 from csms.central_system.security_operations import SecurityOperations
 from csms.config import Config, require_database
-from csms.events import EventBus, StationConnected, StationDisconnected
 from csms.export_setup import export_gauges, run_exporters
 from csms.gc_tuning import ConnectionFreezer, tune_garbage_collector
 from csms.leader_jobs import (
@@ -176,12 +175,12 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
     ) as db:
         await db.migrate(MIGRATIONS)
         async with open_coordinator(config, metrics, db) as coordinator:
-            events = EventBus()
             registry = StationRegistry(db)
             ledger = transactions.TransactionLedger(db)
             id_tags = authorization.IdTagStore(db, cache_seconds=config.id_tag_cache_seconds)
             recorder = operations.OperationsRecorder(db)
             last_seen = stations.LastSeen(registry, LAST_SEEN_FLUSH_SECONDS)
+            presence = stations.PresenceRecorder(db, config.node_id)
             device_model = devicemodel.DeviceModel(db)
             security_events = stations.SecurityEventRecorder(registry.security)
             central_settings = CentralSystemSettings(
@@ -189,7 +188,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 boot_status=config.boot_status,
                 reclaim_trigger=config.reclaim_trigger,
             )
-            domain = (central_settings, registry, ledger, id_tags, recorder, events, last_seen, db)
+            domain = (central_settings, registry, ledger, id_tags, recorder, last_seen, db)
             # One adapter per subprotocol, in the server's preference order (CSMS_OCPP_VERSIONS).
             available: dict[str, stations.ProtocolAdapter] = {
                 "ocpp1.6": (central16 := CentralSystem16(*domain)),
@@ -225,7 +224,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 coordinator,
                 record_fence,
                 adapters,
-                events,
+                presence,
                 observer=GatewayMetrics(metrics),
                 rpc_observer=RpcMetrics(metrics),
                 security_events=security_events,
@@ -332,11 +331,6 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                     "accepting": not draining.is_set(),
                 }
 
-            presence = stations.PresenceRecorder(db, config.node_id)
-            events.subscribe(StationConnected, lambda e: presence.connected(e.station_id, e.connection_id, e.protocol))
-            events.subscribe(
-                StationDisconnected, lambda e: presence.disconnected(e.station_id, e.connection_id, e.reason)
-            )
             operations_views = operations.OperationsViews(db)
             profile_templates = operations.ProfileTemplates(db)
             hub = console.LiveHub(db, coordinator)
@@ -444,7 +438,10 @@ def site_inputs(
 
     async def deliver(items: list[sites.Delivery], by: str, guard: tuple[str, int]) -> list[str]:
         batch = [commands.BatchItem(*item) for item in items]
-        return [_outcome(a) for a in await command_service.submit_batch(batch, by, guard=commands.Guard(*guard))]
+        return [
+            _outcome(a)
+            for a in await command_service.submit_batch(batch, commands.Actor(by), guard=commands.Guard(*guard))
+        ]
 
     async def protocols(station_ids: list[str]) -> dict[str, str]:
         return await registry.protocols_of(station_ids)

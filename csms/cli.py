@@ -1,4 +1,7 @@
-"""`csms serve` runs one replica; `csms migrate` applies the schema and exits; `csms dev` runs a local cluster."""
+"""`csms serve` runs one replica; `csms migrate` applies the schema and exits.
+
+The local dev cluster is not part of the shipped package: `python -m devcluster` (deploy/local/run.sh).
+"""
 
 from __future__ import annotations
 
@@ -26,46 +29,24 @@ def _parser() -> argparse.ArgumentParser:
         "migrate", help="apply the schema migrations and exit (reads the same settings as serve; needs the database)"
     )
     settings.add_arguments(migrate)
-    dev = commands.add_parser("dev", help="run a local cluster: Postgres, etcd, replicas and a balancer")
-    dev.add_argument("--replicas", type=int, default=3, help="replica processes (default 3)")
-    dev.add_argument("--data-dir", default=".csms-dev", help="where Postgres and etcd keep their data")
-    dev.add_argument("--ocpp-port", type=int, default=9000, help="balancer port for stations")
-    dev.add_argument("--api-port", type=int, default=8080, help="balancer port for the API")
-    dev.add_argument(
-        "--registration",
-        choices=["known", "auto"],
-        default="known",
-        help="known (default): register stations with passwords through the API; auto: accept any station id",
-    )
-    dev.add_argument(
-        "--restart",
-        choices=["never", "on-failure", "always"],
-        default="never",
-        help="what to do when a replica exits (every exit is reported with its code and last log lines)",
-    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    if args.command in ("serve", "migrate"):
-        try:
-            config = settings.load(args)
-            settings.require_database(config)
-        except settings.ConfigError as exc:
-            sys.exit(f"csms: configuration error: {exc}")
-        if args.command == "migrate":
-            from csms.migrate import main_migrate
+    try:
+        config = settings.load(args)
+        settings.require_database(config)
+    except settings.ConfigError as exc:
+        sys.exit(f"csms: configuration error: {exc}")
+    if args.command == "migrate":
+        from csms.migrate import main_migrate
 
-            main_migrate(config)
-            return
-        from csms.app import main_serve
+        main_migrate(config)
+        return
+    from csms.app import main_serve
 
-        main_serve(config)
-    elif args.command == "dev":
-        from csms.devtools.launcher import main_dev
-
-        main_dev(args)
+    main_serve(config)
 
 
 if __name__ == "__main__":

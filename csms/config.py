@@ -7,6 +7,7 @@ checks that every variable the chart sets is a name in `SETTINGS`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import os
 import re
@@ -14,6 +15,8 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ocpp.v16.enums import RegistrationStatus
 
 
 class ConfigError(Exception):
@@ -136,14 +139,38 @@ def _cidrs(raw: str) -> tuple[str, ...]:
     return cidrs
 
 
+ROLES = ("read", "operator", "admin")
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """One CSMS_API_TOKENS entry, TOKEN[:ROLE[:NAME]]. The name is who the audit trail records; an unnamed token
+    is called token-<first 8 hex of its SHA-256>: stable on every replica, and it does not reveal the token."""
+
+    secret: str
+    role: str
+    name: str
+
+
+def parse_api_token(spec: str) -> ApiToken:
+    secret, _, rest = spec.partition(":")
+    role, _, name = rest.partition(":")
+    if len(secret) < 8:
+        raise ValueError("each token must be at least 8 characters")
+    if role and role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (read, operator or admin)")
+    if name and not _TOKEN_NAME.match(name):
+        raise ValueError(f"token name {name!r} must be 1-64 of A-Z a-z 0-9 . _ @ -")
+    return ApiToken(secret, role or "admin", name or f"token-{hashlib.sha256(secret.encode()).hexdigest()[:8]}")
+
+
 def _api_tokens(raw: str) -> tuple[str, ...]:
     tokens = _csv(raw)
-    for token in tokens:
-        secret, _, role = token.partition(":")
-        if len(secret) < 8:
-            raise ValueError("each token must be at least 8 characters")
-        if role and role not in {"read", "operator", "admin"}:
-            raise ValueError(f"unknown role {role!r} (read, operator or admin)")
+    names = [parse_api_token(token).name for token in tokens]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"token names must be unique: {', '.join(duplicates)} used more than once")
     return tokens
 
 
@@ -178,7 +205,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ocpp_path_prefix", _path_prefix, "/ocpp/", "URL path under which stations connect (id appended)"),
     Setting("node_id", str, "", "this replica's id (default: hostname-pid)"),
     Setting("advertise_address", str, "", "internal http://host:port other replicas use to reach this API"),
-    Setting("api_tokens", _api_tokens, "", "comma-separated bearer tokens, each TOKEN or TOKEN:ROLE", secret=True),
+    Setting(
+        "api_tokens",
+        _api_tokens,
+        "",
+        "comma-separated bearer tokens, each TOKEN, TOKEN:ROLE or TOKEN:ROLE:NAME",
+        secret=True,
+    ),
     Setting("internal_secret", str, "", "shared secret authenticating replica-to-replica calls", secret=True),
     Setting(
         "registration",
@@ -188,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "boot_status",
-        _choice("Accepted", "Pending", "Rejected"),
+        _choice(*(s.value for s in RegistrationStatus)),
         "Accepted",
         "default BootNotification answer",
     ),
@@ -419,4 +452,4 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
 
 def require_database(config: Config) -> None:
     if not config.database_url:
-        raise ConfigError("CSMS_DATABASE_URL is not set (or use `csms dev` for an embedded local setup)")
+        raise ConfigError("CSMS_DATABASE_URL is not set (or `bash deploy/local/run.sh` for a local cluster)")

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from csms.devtools.nats import NatsServer
-from csms.devtools.postgres import PostgresServer
 from csms.storage import Database
+from devcluster.nats import NatsServer
+from devcluster.postgres import PostgresServer
 
 _TEMPLATE = "csms_test_template"
 _db_counter = itertools.count()

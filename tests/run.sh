@@ -10,4 +10,5 @@ ruff check .
 ruff format --check .
 mypy
 lint-imports
+vulture  # dead code ([tool.vulture] in pyproject.toml)
 exec pytest "$@"

@@ -49,7 +49,7 @@ def certificate_routes(auth: TokenAuth, store: SecurityStore, certificates: Stat
         station_id = path_station_id(request)
         if await store.security_state(station_id) is None:
             raise ApiError(404, "not_found", f"station {station_id} is not registered")
-        record = await certificates.renew(station_id, f"token:{request.state.role}")
+        record = await certificates.renew(station_id, request.state.actor)
         return JsonResponse(
             {"ca_mode": certificates.mode, "command": record}, status_code=HTTP_STATUS[record["status"]]
         )

@@ -91,7 +91,7 @@ def charging_profile_routes(auth: TokenAuth, templates: ProfileTemplates, comman
         name = path_name(request)
         profile = await json_body(request)
         check_template(commands, profile)
-        template, created = await templates.put(name, profile, f"token:{request.state.role}")
+        template, created = await templates.put(name, profile, request.state.actor.name)
         return JsonResponse(template, status_code=201 if created else 200)
 
     async def delete_template(request: Request) -> Response:

@@ -21,7 +21,7 @@ from csms.api.models import queries
 from csms.api.models.commands import CommandPage, CommandRecord
 from csms.api.responses import JsonResponse
 from csms.api.validation import json_body, parse_id, path_station_id
-from csms.commands import CommandRejected, CommandService
+from csms.commands import Actor, CommandRejected, CommandService
 from csms.stations import StationRegistry
 
 Payload = dict[str, Any]
@@ -62,7 +62,7 @@ def command_routes(
     auth: TokenAuth, commands: CommandService, registry: StationRegistry, payloads: CommandPayloads
 ) -> list[Route]:
     async def send_command(request: Request) -> Response:
-        role = auth.require(request, "operator")
+        actor = auth.require(request, "operator")
         station_id = path_station_id(request)
         action = str(request.path_params["action"])
         body = await json_body(request)
@@ -74,7 +74,7 @@ def command_routes(
             station_id,
             action,
             body,
-            f"token:{role}",
+            actor,
             is_async=q.is_async,
             timeout=q.timeout,
         )
@@ -115,7 +115,7 @@ async def submit_command(
     station_id: str,
     action: str,
     body: Payload,
-    requested_by: str,
+    requested_by: Actor,
     *,
     is_async: bool = False,
     timeout: float | None = None,

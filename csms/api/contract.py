@@ -54,11 +54,11 @@ class Operation:
 
 
 def route(op: Operation, auth: TokenAuth, endpoint: Endpoint) -> Route:
-    """The live route of an operation; the caller's role is in `request.state.role` for the audit trail."""
+    """The live route of an operation; the caller (named token and role) is `request.state.actor`, for the audits."""
 
     async def guarded(request: Request) -> Response:
         if op.role is not None:
-            request.state.role = auth.require(request, op.role)
+            request.state.actor = auth.require(request, op.role)
         return await endpoint(request)
 
     guarded.__name__ = op.op_id

@@ -73,7 +73,6 @@ def _protocols_of(action: str) -> list[str]:
 
 STR: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
-DT: Schema = {"type": "string", "format": "date-time"}
 OBJ: Schema = {"type": "object"}
 
 
@@ -97,10 +96,6 @@ def _object(properties: dict[str, Schema], optional: tuple[str, ...] = ()) -> Sc
         "required": [key for key in properties if key not in optional],
         "properties": properties,
     }
-
-
-def _array(items: Schema) -> Schema:
-    return {"type": "array", "items": items}
 
 
 def _command_record(payload: Schema, result: Schema) -> Schema:

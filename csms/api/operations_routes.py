@@ -115,9 +115,7 @@ def operations_routes(
         else:
             payload = {"listVersion": version, "updateType": update_type, "localAuthorizationList": entries}
         try:
-            record = await commands.submit(
-                station_id, "SendLocalList", payload, f"token:{request.state.role}", protocol=protocol
-            )
+            record = await commands.submit(station_id, "SendLocalList", payload, request.state.actor, protocol=protocol)
         except CommandRejected as exc:
             raise ApiError(422, "invalid", exc.message, exc.details) from None
         return JsonResponse(record, status_code=HTTP_STATUS[record["status"]])

@@ -89,7 +89,7 @@ def security_routes(auth: TokenAuth, store: SecurityStore, operations: SecurityO
         state = await known_state(station_id)
         if not state["has_password"]:
             raise ApiError(409, "conflict", f"station {station_id} has no password to rotate; set one with PUT")
-        outcome = await operations.rotate_password(station_id, f"token:{request.state.role}")
+        outcome = await operations.rotate_password(station_id, request.state.actor)
         return answer(outcome.accepted, outcome.command, station_id=station_id)
 
     async def raise_profile(request: Request) -> Response:
@@ -100,7 +100,7 @@ def security_routes(auth: TokenAuth, store: SecurityStore, operations: SecurityO
             raise bad(f"security profile {profile} needs a station password; set one with PUT first")
         try:
             current = int(state["security_profile"])  # type: ignore[call-overload]
-            outcome = await operations.raise_profile(station_id, profile, f"token:{request.state.role}", current)
+            outcome = await operations.raise_profile(station_id, profile, request.state.actor, current)
         except ProfileChangeUnsupported:
             raise ApiError(409, "conflict", ProfileChangeUnsupported.__doc__ or "") from None
         return answer(

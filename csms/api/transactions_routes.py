@@ -77,7 +77,7 @@ def transaction_routes(auth: TokenAuth, ledger: TransactionLedger) -> list[Route
         """For a transaction whose StopTransaction will never come (station replaced, queue lost)."""
         transaction_id = _path_transaction_id(request)
         body = parse(bodies.TransactionClose, await json_body(request))
-        requested_by = f"token:{request.state.role}"
+        requested_by = request.state.actor.name
         outcome, meter_start = await ledger.close_by_operator(
             transaction_id, reason=body.reason, meter_stop=body.meter_stop, requested_by=requested_by
         )

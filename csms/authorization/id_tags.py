@@ -9,14 +9,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ocpp.v16.enums import AuthorizationStatus
+from ocpp.v201.enums import IdTokenEnumType
+
 from csms.outbox import Event, emit
 from csms.storage import Connection, Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
-# OCPP 2.0.1 IdTokenEnumType; a tag stored without a type matches any of them.
-TOKEN_TYPES = ("Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization")
+# The spec package's enums, not copies: 1.6's idTagInfo statuses, and 2.0.1's IdTokenEnumType (a tag stored
+# without a type matches any of them).
+STATUSES = tuple(s.value for s in AuthorizationStatus)
+TOKEN_TYPES = tuple(t.value for t in IdTokenEnumType)
 _SELECT = "SELECT id_tag, status, expiry_date, parent_id_tag, token_type FROM id_tags"
 
 

@@ -17,7 +17,7 @@ import trio
 from cryptography import x509
 
 from csms.central_system.security_operations import ProtocolOf
-from csms.commands import CommandService
+from csms.commands import Actor, CommandService
 from csms.stations import SecurityEventRecorder, SecurityStore
 from csms.stations.certificate_authority import (
     BuiltInCa,
@@ -31,7 +31,7 @@ from csms.stations.security_events import INVALID_CERTIFICATE
 log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
-REQUESTED_BY = "csms:certificate-authority"
+REQUESTED_BY = Actor("csms:certificate-authority")
 ANSWER_FIRST = 0.2  # seconds: SignCertificate.conf goes out before CertificateSigned.req follows
 
 
@@ -126,7 +126,7 @@ class StationCertificates:
             self._events.record(station_id, INVALID_CERTIFICATE, f"certificate not installed: {detail}")
         return record
 
-    async def renew(self, station_id: str, requested_by: str) -> Payload:
+    async def renew(self, station_id: str, requested_by: Actor) -> Payload:
         protocol = await self._protocol_of(station_id)
         action, payload = renew_call(protocol)
         return await self._commands.submit(station_id, action, payload, requested_by, protocol=protocol)

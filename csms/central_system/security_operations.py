@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms.central_system.network_profile import network_profile_steps
-from csms.commands import CommandService
+from csms.commands import Actor, CommandService
 from csms.stations import SecurityEventRecorder, SecurityStore, hash_password
 from csms.stations.security_events import PASSWORD_ROTATION, PROFILE_CHANGE
 
@@ -83,7 +83,7 @@ class SecurityOperations:
         self._protocol_of = protocol_of
         self._public_url = public_url
 
-    async def rotate_password(self, station_id: str, requested_by: str) -> Outcome:
+    async def rotate_password(self, station_id: str, requested_by: Actor) -> Outcome:
         protocol = await self._protocol_of(station_id)
         password = new_password()
         pending = await hash_password(password, self._iterations)
@@ -99,7 +99,7 @@ class SecurityOperations:
         self._events.record(station_id, PASSWORD_ROTATION, detail)
         return Outcome(accepted, record)
 
-    async def raise_profile(self, station_id: str, profile: int, requested_by: str, current: int) -> Outcome:
+    async def raise_profile(self, station_id: str, profile: int, requested_by: Actor, current: int) -> Outcome:
         """Sends the protocol's steps in order, stopping at the first one not accepted; the profile is stored only
         when all were. Raises ProfileChangeUnsupported (see `profile_calls`) before sending anything."""
         protocol = await self._protocol_of(station_id)

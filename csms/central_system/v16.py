@@ -20,7 +20,6 @@ from csms.central_system.plausibility import check_meter, check_start_connector
 from csms.central_system.reclaim import reclaim
 from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
-from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import CallHandler, Validator
 from csms.operations import OperationsRecorder, job_status, transaction_started_op
 from csms.stations import BootInfo, LastSeen, StationConnection, StationRegistry, notification, security_event
@@ -86,7 +85,6 @@ class CentralSystem16:
         ledger: TransactionLedger,
         id_tags: IdTagStore,
         operations: OperationsRecorder,
-        events: EventBus,
         last_seen: LastSeen,
         db: Database,
     ) -> None:
@@ -97,7 +95,6 @@ class CentralSystem16:
         self._ledger = ledger
         self._id_tags = id_tags
         self._operations = operations
-        self._events = events
         self._domain = domain_check("1.6")
         self.validator = Validator.for_version("1.6")
         self._handlers: dict[str, Handler] = {
@@ -142,7 +139,6 @@ class CentralSystem16:
         received = now()
         await self._registry.record_boot(fence, _boot_info(p), status, received)
         conn.booted = True
-        self._events.publish(StationBooted(conn.station_id, status))
         return {
             "status": status,
             "currentTime": wire(received),
@@ -206,7 +202,6 @@ class CentralSystem16:
             return transaction_id
 
         transaction_id = await self._db.write(start_and_close_loop, fence=fence)
-        self._events.publish(TransactionStarted(conn.station_id, p["connectorId"], transaction_id, p["idTag"]))
         return {"transactionId": transaction_id, "idTagInfo": id_tag_info}
 
     async def _stop_transaction(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
@@ -221,9 +216,7 @@ class CentralSystem16:
             id_tag=p.get("idTag"),
             samples=_samples(p.get("transactionData", [])),
         )
-        if outcome == "stopped":
-            self._events.publish(TransactionStopped(conn.station_id, p["transactionId"], None))
-        elif outcome == "unknown":
+        if outcome == "unknown":
             log.warning(
                 "StopTransaction for an unknown transaction recorded",
                 extra={"station_id": conn.station_id, "transaction_id": p["transactionId"]},

@@ -21,7 +21,6 @@ from csms.central_system.reclaim import reclaim
 from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
 from csms.central_system.v16 import CentralSystemSettings
-from csms.events import EventBus, StationBooted, TransactionStarted, TransactionStopped
 from csms.ocpp import PROPERTY_CONSTRAINT_VIOLATION, SECURITY_ERROR, CallHandler, OcppError, Validator
 from csms.operations import (
     OperationsRecorder,
@@ -89,7 +88,6 @@ class CentralSystem201:
         ledger: TransactionLedger,
         id_tags: IdTagStore,
         operations: OperationsRecorder,
-        events: EventBus,
         last_seen: LastSeen,
         db: Database,
         record_report: ReportHook | None = None,
@@ -100,7 +98,6 @@ class CentralSystem201:
         self._ledger = ledger
         self._id_tags = id_tags
         self._operations = operations
-        self._events = events
         self._last_seen = last_seen
         self._record_report = record_report
         self._domain = domain_check("2.0.1")
@@ -164,7 +161,6 @@ class CentralSystem201:
         received = now()
         await self._registry.record_boot(fence, inputs.boot_info(p), status, received)
         conn.booted, conn.boot_status = True, status
-        self._events.publish(StationBooted(conn.station_id, status))
         # Pending/Rejected: the interval is when to boot again (B02/B03); Accepted: the heartbeat interval.
         return {"status": status, "currentTime": wire(received), "interval": self._settings.heartbeat_interval}
 
@@ -238,12 +234,6 @@ class CentralSystem201:
                 "TransactionEvent repeats a seqNo with different content",
                 extra={"station_id": conn.station_id, "transaction_id": event.station_tx_id, "seq_no": event.seq_no},
             )
-        if outcome.new and event.event_type == "Started":
-            self._events.publish(
-                TransactionStarted(conn.station_id, outcome.connector_id, outcome.transaction_id, event.id_token or "")
-            )
-        elif outcome.new and event.event_type == "Ended":
-            self._events.publish(TransactionStopped(conn.station_id, outcome.transaction_id, None))
         return {"idTokenInfo": info} if info else {}
 
     async def _meter_values(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:

@@ -1,5 +1,6 @@
 """Operator-initiated OCPP operations: validation, routing to the owning replica, and their audit trail."""
 
+from csms.commands.actor import Actor
 from csms.commands.catalogue import IDEMPOTENT_ACTIONS, PROTOCOLS, actions, catalogue, version_of
 from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere, ProtocolChanged
 from csms.commands.forwarding import SECRET_HEADER, HttpForwarder, secret_matches
@@ -20,6 +21,7 @@ __all__ = [
     "MIGRATIONS",
     "PROTOCOLS",
     "SECRET_HEADER",
+    "Actor",
     "BatchItem",
     "CommandRejected",
     "CommandService",

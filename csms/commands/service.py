@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import trio
 
 from cluster import Coordinator, Owner
+from csms.commands.actor import Actor
 from csms.commands.catalogue import IDEMPOTENT_ACTIONS, PROTOCOLS, actions, catalogue, validator_for, version_of
 from csms.commands.errors import CommandRejected, ForwardFailed, NotConnectedHere, ProtocolChanged
 from csms.commands.store import CommandStore, Finished, NewCommand
@@ -201,7 +202,7 @@ class CommandService:
         station_id: str,
         action: str,
         payload: Payload,
-        requested_by: str,
+        requested_by: Actor,
         *,
         protocol: str | None,
         wait: bool = True,
@@ -233,7 +234,7 @@ class CommandService:
         return await self._route(request)
 
     async def submit_batch(
-        self, items: list[BatchItem], requested_by: str, *, guard: Guard | None = None
+        self, items: list[BatchItem], requested_by: Actor, *, guard: Guard | None = None
     ) -> list[Payload | CommandRejected]:
         """Many commands (at most MAX_BATCH) under one guard, as one internal call per owner replica: validated
         like ``submit``, recorded in one transaction, owners looked up together, each owner sends its calls

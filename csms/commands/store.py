@@ -9,13 +9,14 @@ from typing import Any
 
 import orjson
 
+from csms.commands.actor import Actor
 from csms.outbox import Event, emit
 from csms.storage import Connection, Database, given
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-_COLUMNS = """id, station_id, protocol, action, payload, status, result, error, requested_by, requested_at,
-completed_at, latency_ms, executed_by, attempts, is_async"""
+_COLUMNS = """id, station_id, protocol, action, payload, status, result, error, requested_by, requested_role,
+requested_at, completed_at, latency_ms, executed_by, attempts, is_async"""
 
 
 def _json(value: Any) -> Any:
@@ -80,29 +81,30 @@ class CommandStore:
         self._db = db
 
     async def create(
-        self, station_id: str, protocol: str, action: str, payload: dict[str, Any], requested_by: str, is_async: bool
+        self, station_id: str, protocol: str, action: str, payload: dict[str, Any], requested_by: Actor, is_async: bool
     ) -> int:
         return (await self.create_many([NewCommand(station_id, protocol, action, payload)], requested_by, is_async))[0]
 
-    async def create_many(self, commands: list[NewCommand], requested_by: str, is_async: bool) -> list[int]:
+    async def create_many(self, commands: list[NewCommand], requested_by: Actor, is_async: bool) -> list[int]:
         """Record commands in one transaction (a batch costs one commit, not one per command)."""
 
         async def op(conn: Connection) -> list[int]:
             # One statement for the lot; rows take their ids in input order, so the sorted ids match it.
             rows = await conn.fetch(
-                "INSERT INTO commands (station_id, protocol, action, payload, status, requested_by, is_async)"
-                " SELECT s, p, a, pl::jsonb, 'pending', $5, $6"
+                "INSERT INTO commands (station_id, protocol, action, payload, status, requested_by, requested_role,"
+                " is_async) SELECT s, p, a, pl::jsonb, 'pending', $5, $6, $7"
                 " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(s, p, a, pl, n)"
                 " ORDER BY n RETURNING id",
                 [c.station_id for c in commands],
                 [c.protocol for c in commands],
                 [c.action for c in commands],
                 [orjson.dumps(c.payload).decode() for c in commands],
-                requested_by,
+                requested_by.name,
+                requested_by.role,
                 is_async,
             )
             ids = sorted(int(row["id"]) for row in rows)
-            await emit(conn, *(_requested(i, c, requested_by) for i, c in zip(ids, commands, strict=True)))
+            await emit(conn, *(_requested(i, c, requested_by.name) for i, c in zip(ids, commands, strict=True)))
             return ids
 
         return await self._db.transaction(op)

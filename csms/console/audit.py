@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from csms.commands import Actor
 from csms.storage import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,15 +18,17 @@ class ConsoleAudit:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def record(self, actor: str, action: str, target: str, outcome: str, detail: Any = None) -> None:
+    async def record(self, actor: Actor, action: str, target: str, outcome: str, detail: Any = None) -> None:
+        """``actor`` is stored by name (console:<token name>); its role goes into ``detail``."""
+        detail = {"role": actor.role, **(detail or {})}
         await self._db.fetchval(
             "INSERT INTO console_audit (actor, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5::jsonb)"
             " RETURNING id",
-            actor,
+            actor.name,
             action,
             target,
             outcome,
-            orjson.dumps(detail).decode() if detail is not None else None,
+            orjson.dumps(detail).decode(),
         )
 
     async def page(self, *, limit: int, before_id: int | None = None) -> list[dict[str, Any]]:

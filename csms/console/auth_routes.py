@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from csms.commands import Actor
 from csms.console.services import ConsoleServices
 from csms.console.session import LOGIN_COOKIE, LOGIN_TTL, SESSION_COOKIE
 from csms.console.web import Page, form_of, signed_in
@@ -40,7 +41,7 @@ def auth_routes(s: ConsoleServices, page: Page) -> list[Route]:
             return await login_form(request, "The sign-in form expired; please try again.", 403)
         signed = s.auth.sign_in(str(form.get("token") or ""))
         if signed is None:
-            await s.audit.record("console:anonymous", "sign-in", "", "refused")
+            await s.audit.record(Actor("console:anonymous"), "sign-in", "", "refused")
             return await login_form(request, "That token is not valid.", 401)
         session, cookie = signed
         await s.audit.record(session.actor, "sign-in", "", "ok")

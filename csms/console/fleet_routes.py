@@ -30,7 +30,6 @@ from csms.stations import STATES, StationFilter
 from csms.stations.fleet import SORTS
 
 MAX_OFFSET = 100_000
-MAX_BULK = 100
 
 
 def station_filter(request: Request) -> StationFilter:

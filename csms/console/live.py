@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "csms_changes"
 KINDS = frozenset({"station", "status", "notice", "presence", "meter", "tx", "command", "ops", "idtag", "cluster"})
-RESYNC = "resync"
 
 
 @dataclass(eq=False)
@@ -34,7 +33,6 @@ class Client:
     kinds: frozenset[str]
     station: str | None
     send: trio.MemorySendChannel[bytes]
-    dropped: bool = False
 
     def wants(self, kind: str, key: str) -> bool:
         return kind in self.kinds and (self.station is None or kind == "cluster" or key == self.station)
@@ -71,8 +69,6 @@ class LiveHub:
         self._pending = _Pending()
         self._wake = trio.Event()
         self._changed = trio.Event()
-        self.dropped_clients = 0
-        self.listening = False
 
     @property
     def client_count(self) -> int:
@@ -107,11 +103,9 @@ class LiveHub:
                 nursery.start_soon(self._watch_cluster)
                 await self._until_idle()
                 nursery.cancel_scope.cancel()
-            self.listening = False
 
     async def _listen(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         def started() -> None:
-            self.listening = True
             self._resync()  # whatever changed before LISTEN took effect: re-read once
             task_status.started()
 
@@ -182,10 +176,8 @@ class LiveHub:
 
     def _drop(self, client: Client) -> None:
         """A client whose queue is full is behind: cut it loose rather than buffer for it."""
-        client.dropped = True
         self._clients.discard(client)
         client.send.close()
-        self.dropped_clients += 1
         log.info("console client dropped: too slow", extra={"clients": len(self._clients)})
 
     async def _watch_cluster(self) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import orjson
 
 from csms.api.auth import TokenAuth
+from csms.commands import Actor
+from csms.config import ApiToken, parse_api_token
 
 SESSION_COOKIE = "csms_session"
 LOGIN_COOKIE = "csms_login"
@@ -28,12 +30,17 @@ LOGIN_TTL = 1800
 @dataclass(frozen=True)
 class Session:
     role: str
-    actor: str  # who, for the audit trail: role and the token's short fingerprint
+    actor: Actor  # who, for the audit trails: console:<token name>, and the role
     nonce: str
     expires: float
 
     def allows(self, needed: str) -> bool:
         return TokenAuth.allows(self.role, needed)
+
+
+def _actor(token: ApiToken) -> Actor:
+    """A console user is the named token it signed in with."""
+    return Actor(f"console:{token.name}", token.role)
 
 
 def derive_key(console_secret: str, internal_secret: str, api_tokens: tuple[str, ...]) -> bytes:
@@ -55,7 +62,7 @@ class Sessions:
         self._key = key
         self._auth = TokenAuth(api_tokens)
         self._lifetime = lifetime_seconds
-        self._roles = {self._fingerprint(t.partition(":")[0]): t.partition(":")[2] or "admin" for t in api_tokens}
+        self._tokens = {self._fingerprint(t.secret): t for t in map(parse_api_token, api_tokens)}
 
     def _fingerprint(self, secret: str) -> str:
         return hmac.new(self._key, b"token\0" + secret.encode(), hashlib.sha256).hexdigest()[:24]
@@ -66,14 +73,14 @@ class Sessions:
     def sign_in(self, presented: str) -> tuple[Session, str] | None:
         """A new session and its cookie value for a valid token, else None."""
         presented = presented.strip()
-        role = self._auth.match(presented)
-        if role is None:
+        token = self._auth.match(presented)
+        if token is None:
             return None
         fingerprint = self._fingerprint(presented)
         nonce = secrets.token_urlsafe(16)
         expires = time.time() + self._lifetime
         body = orjson.dumps({"k": fingerprint, "n": nonce, "e": expires})
-        session = Session(role, f"console:{role}:{fingerprint[:8]}", nonce, expires)
+        session = Session(token.role, _actor(token), nonce, expires)
         return session, f"{_b64(body)}.{self._sign(body)}"
 
     def load(self, cookie: str | None) -> Session | None:
@@ -89,10 +96,10 @@ class Sessions:
             return None
         if not hmac.compare_digest(signature, self._sign(body)) or expires < time.time():
             return None
-        role = self._roles.get(fingerprint)
-        if role is None:
+        token = self._tokens.get(fingerprint)
+        if token is None:
             return None
-        return Session(role, f"console:{role}:{fingerprint[:8]}", nonce, expires)
+        return Session(token.role, _actor(token), nonce, expires)
 
     def csrf_token(self, nonce: str) -> str:
         return self._sign(b"csrf\0" + nonce.encode())

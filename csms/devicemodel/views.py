@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ocpp.v201.enums import AttributeEnumType
+
 from csms.storage import Database
 
-_ATTRIBUTE_ORDER = ("Actual", "Target", "MinSet", "MaxSet")
+_ATTRIBUTE_ORDER = tuple(a.value for a in AttributeEnumType)  # Actual, Target, MinSet, MaxSet
 
 
 def _iso(value: datetime | None) -> str | None:

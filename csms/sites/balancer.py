@@ -162,10 +162,6 @@ class SiteBalancer:
         self._retry_at: dict[str, float] = {}  # stuck station -> when to ask it again
         self.rounds = 0
 
-    @property
-    def computing(self) -> list[str]:
-        return sorted(self._wake)
-
     async def wait_computing(self, busy: bool) -> None:
         """Until this replica computes some site (busy) or none (not busy)."""
         while bool(self._wake) != busy:

@@ -46,7 +46,6 @@ class SiteService:
         self._singletons = LeasedSingletons(
             coordinator, GROUP, self.store.site_ids, self._compute, interval=poll_interval
         )
-        self._poll_interval = poll_interval
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -241,7 +241,6 @@ class PresenceRecorder:
         self._opened: list[tuple[str, str, str, str, datetime]] = []
         self._closed: list[tuple[str, str, str, datetime]] = []
         self._wakeup = trio.Event()
-        self.dropped = 0
 
     def connected(self, station_id: str, connection_id: str, protocol: str) -> None:
         if self._room():
@@ -253,10 +252,7 @@ class PresenceRecorder:
 
     def _room(self) -> bool:
         self._wakeup.set()
-        if len(self._opened) + len(self._closed) < self._max_pending:
-            return True
-        self.dropped += 1
-        return False
+        return len(self._opened) + len(self._closed) < self._max_pending
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -25,12 +25,12 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, WebSocketServer
 
 from cluster import Coordinator
-from csms.events import EventBus, StationConnected, StationDisconnected
 from csms.ocpp import CallHandler, RpcObserver, RpcSession, Validator
 from csms.stations.admission import AdmissionHold
 from csms.stations.authentication import AuthLimits, AuthObserver
 from csms.stations.connection import StationConnection, StationNotConnected
 from csms.stations.connection_table import ConnectionTable
+from csms.stations.fleet import PresenceRecorder
 from csms.stations.handshake import Refusal
 from csms.stations.handshake_policy import HandshakePolicy
 from csms.stations.handshake_slots import HandshakeSlots
@@ -90,7 +90,7 @@ class Gateway:
         coordinator: Coordinator,
         record_fence: FenceRecorder,
         adapters: Sequence[ProtocolAdapter],
-        events: EventBus,
+        presence: PresenceRecorder,
         observer: GatewayObserver | None = None,
         rpc_observer: RpcObserver | None = None,
         security_events: SecurityEventRecorder | None = None,
@@ -98,7 +98,7 @@ class Gateway:
         """``adapters`` in server preference order (CSMS_OCPP_VERSIONS): the first one the station offers wins."""
         self._settings = settings
         self._adapters = {adapter.subprotocol: adapter for adapter in adapters}
-        self._events = events
+        self._presence = presence  # where this replica's connects and disconnects are recorded
         self._observer = observer
         self._rpc_observer = rpc_observer
         self._table = ConnectionTable(settings.call_timeout)
@@ -161,9 +161,6 @@ class Gateway:
             return await conn.rpc.call(action, payload, timeout=timeout)
         finally:
             conn.in_flight.leave()
-
-    def stop_accepting(self) -> None:
-        self._table.accepting = False
 
     async def drain(self, rate: float) -> None:
         """Close every station with 1001 at `rate` per second so they reconnect elsewhere, each between calls."""
@@ -247,7 +244,7 @@ class Gateway:
         self._table.add(conn)
         if self._observer:
             self._observer.connection_opened()
-        self._events.publish(StationConnected(station_id, connection_id, conn.protocol))
+        self._presence.connected(station_id, connection_id, conn.protocol)
         log.info("station connected", extra={"station_id": station_id, "connection_id": connection_id})
         try:
             with conn.cancel_scope:
@@ -261,7 +258,7 @@ class Gateway:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await conn.ws.aclose(conn.close_code, conn.close_reason)
             await self._ownership.release_quietly(conn.claim)
-            self._events.publish(StationDisconnected(station_id, connection_id, conn.close_reason))
+            self._presence.disconnected(station_id, connection_id, conn.close_reason)
             log.info("station disconnected", extra={"station_id": station_id, "reason": conn.close_reason})
 
     async def _admit(self, request: WebSocketRequest) -> StationConnection | None:

@@ -15,9 +15,6 @@ from urllib.parse import unquote
 # we apply the same rule to both: URL-unreserved characters only, after percent-decoding.
 _STATION_ID = re.compile(r"^[A-Za-z0-9._~\-]{1,48}$")
 
-# Every subprotocol this server has an adapter for, newest first (the default server preference).
-SUPPORTED_SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
-
 
 @dataclass  # not frozen: raising sets __traceback__, which a context manager's exit may reassign
 class Refusal(Exception):

@@ -379,19 +379,3 @@ class StationRegistry:
             limit,
         )
         return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
-
-    async def status_history(self, station_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        rows = await self._db.fetch(
-            "SELECT connector_id, status, error_code, info, station_timestamp, received_at"
-            " FROM connector_status_history WHERE station_id = $1 ORDER BY id DESC LIMIT $2",
-            station_id,
-            limit,
-        )
-        return [
-            {
-                **dict(r),
-                "station_timestamp": _iso(r["station_timestamp"]),
-                "received_at": _iso(r["received_at"]),
-            }
-            for r in rows
-        ]

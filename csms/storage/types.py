@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
 
 class Row(Protocol):
@@ -39,9 +38,6 @@ class Connection(Protocol):
     async def fetch(self, query: str, *args: Any) -> list[Any]: ...
     async def fetchrow(self, query: str, *args: Any) -> Any: ...
     async def fetchval(self, query: str, *args: Any, column: int = 0) -> Any: ...
-    async def copy_records_to_table(
-        self, table_name: str, *, records: Iterable[Sequence[Any]], columns: Sequence[str] | None = None
-    ) -> str: ...
 
 
 WriteOp = Callable[[Connection], Awaitable[T]]

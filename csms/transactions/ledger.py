@@ -371,14 +371,6 @@ class TransactionLedger:
 
         return await self._db.transaction(op)
 
-    async def active_transaction(self, station_id: str, connector_id: int) -> int | None:
-        value = await self._db.fetchval(
-            "SELECT max(id) FROM transactions WHERE station_id = $1 AND connector_id = $2 AND stop_received_at IS NULL",
-            station_id,
-            connector_id,
-        )
-        return int(value) if value is not None else None
-
     async def open_sessions(self, station_ids: list[str]) -> dict[str, list[tuple[int, int, str | None]]]:
         """Each station's open transactions, one per connector or EVSE (its newest), newest first, as (connector or
         EVSE, transaction id, the station's own 2.0.1 transactionId or None): what load management shares a site's

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from cluster import Claim, EtcdClient, EtcdCoordinator
-from csms.devtools.etcd import EtcdServer
+from devcluster.etcd import EtcdServer
 
 _counter = itertools.count()
 

@@ -31,10 +31,10 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from cluster import EtcdClient
-from csms.devtools.balancer import TcpBalancer
-from csms.devtools.replica import ReplicaProcess
-from csms.devtools.station import CallErrorReply, Payload, SimulatedStation
 from csms.storage import Database, StorageError
+from devcluster.balancer import TcpBalancer
+from devcluster.replica import ReplicaProcess
+from devcluster.station import CallErrorReply, Payload, SimulatedStation
 
 TOKEN = "cluster-test-admin-token"
 

@@ -51,7 +51,7 @@ from replica_cluster import (
     run_stations,
 )
 
-from csms.devtools.station import now_iso
+from devcluster.station import now_iso
 
 pytestmark = pytest.mark.cluster
 

@@ -18,7 +18,7 @@ import pytest
 import trio
 from replica_cluster import ReplicaCluster, open_cluster
 
-from csms.devtools.station import SimulatedStation, StationCallError, accept_everything
+from devcluster.station import SimulatedStation, StationCallError, accept_everything
 
 pytestmark = pytest.mark.cluster
 

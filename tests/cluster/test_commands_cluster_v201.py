@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from replica_cluster import open_cluster
 
-from csms.devtools import station201
-from csms.devtools.station import SimulatedStation
-from csms.devtools.v201_calls import REQUESTS, DeviceModelStation
+from devcluster import station201
+from devcluster.station import SimulatedStation
+from devcluster.v201_calls import REQUESTS, DeviceModelStation
 
 pytestmark = pytest.mark.cluster
 

@@ -15,7 +15,7 @@ import pytest
 from browser import Browser, require_browser
 from replica_cluster import TOKEN, ReplicaCluster, open_cluster
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 
 pytestmark = pytest.mark.cluster
 READ_TOKEN = "cluster-test-read-token"

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from cluster import EtcdClient, EtcdUnavailable
-from csms.devtools.etcd import EtcdServer
+from devcluster.etcd import EtcdServer
 
 NodeFactory = Callable[..., Awaitable[Any]]
 WaitUntil = Callable[..., Awaitable[float]]

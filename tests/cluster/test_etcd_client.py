@@ -7,7 +7,7 @@ import trio
 
 from cluster import Compare, EtcdClient, EtcdError, EtcdLeaseNotFound, EtcdUnavailable, Op
 from cluster.results import PutResult, RangeResult
-from csms.devtools.etcd import EtcdServer, free_port
+from devcluster.etcd import EtcdServer, free_port
 
 
 async def test_put_get_delete_roundtrip(etcd: EtcdClient, prefix: str) -> None:

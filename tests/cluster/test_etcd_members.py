@@ -19,9 +19,9 @@ import pytest
 import trio
 
 from cluster import EtcdClient, EtcdUnavailable
-from csms.devtools.etcd import EtcdServer
-from csms.devtools.replica import ReplicaProcess
-from csms.devtools.station import SimulatedStation
+from devcluster.etcd import EtcdServer
+from devcluster.replica import ReplicaProcess
+from devcluster.station import SimulatedStation
 
 pytestmark = pytest.mark.cluster
 

@@ -8,7 +8,7 @@ import trio.testing
 
 from cluster import EtcdClient, EtcdCompacted, WatchEvent
 from cluster.watch import Watch
-from csms.devtools.etcd import EtcdServer
+from devcluster.etcd import EtcdServer
 
 
 async def take(events: Watch, n: int, within: float = 5.0) -> list[WatchEvent]:

@@ -12,8 +12,8 @@ import pytest
 import trio
 from replica_cluster import FirmwareStation, ReplicaCluster, open_cluster, run_stations, wait_for
 
-from csms.devtools.nats import NatsServer
-from csms.devtools.station import now_iso
+from devcluster.nats import NatsServer
+from devcluster.station import now_iso
 
 pytestmark = pytest.mark.cluster
 

@@ -11,7 +11,7 @@ import pytest
 import trio
 from replica_cluster import FirmwareStation, ReplicaCluster, open_cluster, ownership_violations, run_stations, wait_for
 
-from csms.devtools import station201 as v201
+from devcluster import station201 as v201
 
 pytestmark = pytest.mark.cluster
 

@@ -27,7 +27,7 @@ from replica_cluster import (
     wait_all_owned,
 )
 
-from csms.devtools.station import Payload, SimulatedStation, now_iso
+from devcluster.station import Payload, SimulatedStation, now_iso
 
 pytestmark = pytest.mark.cluster
 

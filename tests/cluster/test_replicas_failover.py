@@ -21,9 +21,9 @@ from replica_cluster import (
     wait_for,
 )
 
-from csms.devtools.etcd import EtcdServer
-from csms.devtools.postgres import PostgresServer
-from csms.devtools.station import SimulatedStation, now_iso
+from devcluster.etcd import EtcdServer
+from devcluster.postgres import PostgresServer
+from devcluster.station import SimulatedStation, now_iso
 
 pytestmark = pytest.mark.cluster
 

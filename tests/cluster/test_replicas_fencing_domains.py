@@ -21,9 +21,9 @@ from replica_cluster import (
     wait_all_owned,
 )
 
-from csms.devtools.etcd import EtcdServer
-from csms.devtools.replica import ReplicaProcess
-from csms.devtools.station import SimulatedStation
+from devcluster.etcd import EtcdServer
+from devcluster.replica import ReplicaProcess
+from devcluster.station import SimulatedStation
 
 pytestmark = pytest.mark.cluster
 

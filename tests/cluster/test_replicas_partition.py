@@ -26,8 +26,8 @@ from replica_cluster import (
     wait_for,
 )
 
-from csms.devtools.etcd import EtcdServer
-from csms.devtools.station import now_iso
+from devcluster.etcd import EtcdServer
+from devcluster.station import now_iso
 
 pytestmark = pytest.mark.cluster
 

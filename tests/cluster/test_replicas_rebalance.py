@@ -12,7 +12,7 @@ import pytest
 import trio
 from replica_cluster import FirmwareStation, open_cluster, run_stations, wait_all_owned, wait_for
 
-from csms.devtools.station import now_iso
+from devcluster.station import now_iso
 
 pytestmark = pytest.mark.cluster
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import trio
 
-from csms.devtools.replica import ReplicaProcess
-from csms.devtools.station import SimulatedStation
+from devcluster.replica import ReplicaProcess
+from devcluster.station import SimulatedStation
 
 pytestmark = pytest.mark.cluster
 

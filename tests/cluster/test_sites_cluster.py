@@ -14,7 +14,7 @@ import pytest
 import trio
 from replica_cluster import ReplicaCluster, open_cluster
 
-from csms.devtools.charging import ChargingStation, SiteSampler, drive_sessions
+from devcluster.charging import ChargingStation, SiteSampler, drive_sessions
 
 pytestmark = pytest.mark.cluster
 

@@ -43,7 +43,7 @@ def replica_env(database_url: str, **overrides: str) -> dict[str, str]:
         "CSMS_BIND": "127.0.0.1",
         "CSMS_OCPP_PORT": "0",
         "CSMS_API_PORT": "0",
-        "CSMS_API_TOKENS": f"{TOKEN},{READ_TOKEN}:read",
+        "CSMS_API_TOKENS": f"{TOKEN}:admin:ci-admin,{READ_TOKEN}:read",
         "CSMS_NODE_ID": "test-node",
         "CSMS_LOG_FORMAT": "text",
         "CSMS_PASSWORD_ITERATIONS": "1000",

@@ -8,8 +8,8 @@ from subprocess import PIPE
 
 import trio
 
-from csms.devtools.postgres import find_bindir
 from csms.storage import Database
+from devcluster.postgres import find_bindir
 
 
 @asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, Running
 
 pytestmark = pytest.mark.integration

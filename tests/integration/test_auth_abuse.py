@@ -11,7 +11,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

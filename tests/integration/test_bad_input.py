@@ -9,7 +9,7 @@ import trio
 import trio.lowlevel
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from csms.devtools.station import CallErrorReply, SimulatedStation
+from devcluster.station import CallErrorReply, SimulatedStation
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

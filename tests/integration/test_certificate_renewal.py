@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from csms.devtools.pki import Issued
-from csms.devtools.station import Payload, SimulatedStation, accept_everything, now_iso
+from devcluster.pki import Issued
+from devcluster.station import Payload, SimulatedStation, accept_everything, now_iso
 from tests.integration.conftest import Running
 from tests.integration.tls_fixtures import Pki, boots, make_pki, security_events, tls_overrides
 
@@ -197,7 +197,7 @@ async def test_security_events_from_stations_are_listed(csms: Running, pki: Pki)
 
 
 async def test_a_2_0_1_station_gets_its_csr_signed_through_the_same_domain(csms: Running, pki: Pki) -> None:
-    from csms.devtools import station201 as v201
+    from devcluster import station201 as v201
 
     url = csms.ocpp_url.replace("ws://", "wss://")
     await csms.put_station("CP6", security_profile=3)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, Running
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ async def test_templates_are_created_replaced_listed_and_deleted(csms: Running) 
         template = created.json()
         default_id = template["profile"]["chargingProfileId"]
         assert default_id >= 1_000_000_000 and template["profile"] == {"chargingProfileId": default_id, **NIGHT}
-        assert (template["name"], template["updated_by"]) == ("night-16A", "token:admin")
+        assert (template["name"], template["updated_by"]) == ("night-16A", "token:ci-admin")
 
         replaced = await api.put(f"{base}/night-16A", json=_with_periods(0, 3600))
         assert replaced.status_code == 200, replaced.text

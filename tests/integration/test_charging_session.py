@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from csms.devtools.station import SimulatedStation, now_iso
+from devcluster.station import SimulatedStation, now_iso
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

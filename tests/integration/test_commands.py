@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import trio
 
-from csms.devtools.station import SimulatedStation, StationCallError, accept_everything
+from devcluster.station import SimulatedStation, StationCallError, accept_everything
 from tests.integration.conftest import READ_TOKEN, Running
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ async def test_command_answers(csms: Running) -> None:
             "Reset",
             "ChangeAvailability",
         ]
-        assert all(c["requested_by"] == "token:admin" for c in audit)
+        assert all((c["requested_by"], c["requested_role"]) == ("token:ci-admin", "admin") for c in audit)
 
 
 async def test_command_validation_and_routing_errors(csms: Running) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from csms.devtools import station201
-from csms.devtools.station import SimulatedStation
-from csms.devtools.v201_calls import PROFILE, REQUESTS, TOKEN, answer_v201
+from devcluster import station201
+from devcluster.station import SimulatedStation
+from devcluster.v201_calls import PROFILE, REQUESTS, TOKEN, answer_v201
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import trio
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, TOKEN, Running
 
 pytestmark = pytest.mark.integration
@@ -126,7 +126,8 @@ async def test_command_from_the_panel_gets_the_same_422_and_the_station_answer(c
         good = await http.post("/ui/stations/CMD-1/commands/Reset", json={"type": "Soft"}, headers=headers)
         assert good.status_code == 200, good.text
         assert good.json()["result"] == {"status": "Accepted"}
-        assert good.json()["requested_by"].startswith("console:admin:")
+        assert (good.json()["requested_by"], good.json()["requested_role"]) == ("console:ci-admin", "admin")
+        assert "console:ci-admin <small>(admin)</small>" in (await http.get("/ui/audit")).text
 
 
 @asynccontextmanager

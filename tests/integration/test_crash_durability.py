@@ -12,9 +12,9 @@ import trio
 
 from csms.app import run
 from csms.config import load
-from csms.devtools.postgres import PostgresServer
-from csms.devtools.station import SimulatedStation
 from csms.storage import Database
+from devcluster.postgres import PostgresServer
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import replica_env
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from csms.devtools import station201
-from csms.devtools.station import SimulatedStation
-from csms.devtools.v201_calls import DeviceModelStation
+from devcluster import station201
+from devcluster.station import SimulatedStation
+from devcluster.v201_calls import DeviceModelStation
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ import pytest
 import trio
 
 from csms.config import load
-from csms.devtools.nats import NatsServer
-from csms.devtools.station import SimulatedStation
 from csms.storage import Database
+from devcluster.nats import NatsServer
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import Running, replica_env
 from tests.integration.webhook_receiver import WebhookReceiver
 

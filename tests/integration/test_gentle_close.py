@@ -15,8 +15,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
-from csms.devtools.station import SimulatedStation
 from csms.storage import Database
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import Running
 from tests.integration.psql_session import held_in_transaction
 

@@ -17,7 +17,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionRejected
 
-from csms.devtools.station import SimulatedStation, accept_everything
+from devcluster.station import SimulatedStation, accept_everything
 from tests.integration.conftest import Running
 from tests.integration.psql_session import held_in_transaction, wait_for_lock_waiters
 

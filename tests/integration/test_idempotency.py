@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 import trio
 
-from csms.devtools.station import SimulatedStation, now_iso
 from csms.storage import Database
 from csms.transactions import TransactionLedger
+from devcluster.station import SimulatedStation, now_iso
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

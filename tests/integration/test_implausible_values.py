@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trio
 
-from csms.devtools.station import CallErrorReply, SimulatedStation, accept_everything
+from devcluster.station import CallErrorReply, SimulatedStation, accept_everything
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

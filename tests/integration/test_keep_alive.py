@@ -13,7 +13,7 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import Running
 from tests.integration.test_gentle_close import _start, writes_held_up
 

@@ -9,7 +9,7 @@ import struct
 import pytest
 import trio
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import Running
 
 INTERVAL, TIMEOUT = 0.2, 0.3

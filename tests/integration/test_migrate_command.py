@@ -47,5 +47,5 @@ def test_migrate_without_a_database_says_so_in_one_line() -> None:
     out = subprocess.run([sys.executable, "-m", "csms", "migrate"], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert out.stderr.strip().splitlines() == [
-        "csms: configuration error: CSMS_DATABASE_URL is not set (or use `csms dev` for an embedded local setup)"
+        "csms: configuration error: CSMS_DATABASE_URL is not set (or `bash deploy/local/run.sh` for a local cluster)"
     ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from csms.devtools import station201 as v201
-from csms.devtools.station import Payload, SimulatedStation
+from devcluster import station201 as v201
+from devcluster.station import Payload, SimulatedStation
 from tests.integration.conftest import Running
 from tests.integration.tls_fixtures import security_events
 

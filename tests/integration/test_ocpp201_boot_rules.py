@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from csms.devtools import station201 as v201
-from csms.devtools.station import CallErrorReply, SimulatedStation
+from devcluster import station201 as v201
+from devcluster.station import CallErrorReply, SimulatedStation
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

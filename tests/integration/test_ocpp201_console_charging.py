@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from csms.devtools import station201 as v201
-from csms.devtools.station import SimulatedStation
+from devcluster import station201 as v201
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, Running
 from tests.integration.test_console import client, sign_in
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from trio_websocket import ConnectionRejected
 
-from csms.devtools import station201 as v201
-from csms.devtools.station import CallErrorReply, SimulatedStation
+from devcluster import station201 as v201
+from devcluster.station import CallErrorReply, SimulatedStation
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

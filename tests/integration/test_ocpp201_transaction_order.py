@@ -15,8 +15,8 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csms.devtools import station201 as v201
-from csms.devtools.station import SimulatedStation
+from devcluster import station201 as v201
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

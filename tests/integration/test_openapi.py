@@ -29,7 +29,7 @@ from starlette.routing import Route
 from csms.api import ApiServices, build_api, certificate_routes, openapi, security_routes, sites_routes
 from csms.api.openapi import command_actions, openapi_document
 from csms.commands import catalogue
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, TOKEN, Running
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from csms.devtools.station import SimulatedStation, accept_everything
 from csms.operations import OperationsRecorder
 from csms.storage import Database
+from devcluster.station import SimulatedStation, accept_everything
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

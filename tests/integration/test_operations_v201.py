@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from csms import operations
-from csms.devtools import station201
-from csms.devtools.station import SimulatedStation
-from csms.devtools.v201_calls import PROFILE, REQUESTS, TOKEN, answer_v201
 from csms.storage import Database
+from devcluster import station201
+from devcluster.station import SimulatedStation
+from devcluster.v201_calls import PROFILE, REQUESTS, TOKEN, answer_v201
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,11 @@ import pytest
 import trio
 
 from csms.app import MIGRATIONS
-from csms.devtools import station201 as v201
-from csms.devtools.station import SimulatedStation, now_iso
 from csms.outbox import SCHEMAS, Event, emit, event_statement, full_type
 from csms.storage import Connection, Database, Fence, FenceRejected
 from csms.transactions import SampledValue, TransactionLedger
+from devcluster import station201 as v201
+from devcluster.station import SimulatedStation, now_iso
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

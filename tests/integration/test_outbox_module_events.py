@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from csms.app import MIGRATIONS
-from csms.devtools import station201
-from csms.devtools.station import SimulatedStation
-from csms.devtools.v201_calls import DeviceModelStation
 from csms.sites import Held, SiteFences, SiteFenceSuperseded, SiteSpec, StationSpec
 from csms.sites.store import Allocation, Round, SiteStore
 from csms.storage import Database
+from devcluster import station201
+from devcluster.station import SimulatedStation
+from devcluster.v201_calls import DeviceModelStation
 from tests.integration.conftest import Running
 from tests.integration.test_outbox_events import VALIDATORS, all_events
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from csms.devtools.station import Payload, SimulatedStation, StationCallError, accept_everything
+from devcluster.station import Payload, SimulatedStation, StationCallError, accept_everything
 from tests.integration.conftest import Running
 from tests.integration.tls_fixtures import boots, refused, security_events
 
@@ -90,7 +90,7 @@ async def test_rotation_errors_and_raw_key_changes(csms: Running) -> None:
 
 
 async def test_a_2_0_1_station_gets_basic_auth_password_through_set_variables(csms: Running) -> None:
-    from csms.devtools import station201 as v201
+    from devcluster import station201 as v201
 
     async def sets_variables(action: str, payload: Payload) -> Payload:
         assert action == "SetVariables"

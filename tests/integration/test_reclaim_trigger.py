@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import trio
 
-from csms.devtools.postgres import PostgresServer
-from csms.devtools.station import CallErrorReply, SimulatedStation, accept_everything
+from devcluster.postgres import PostgresServer
+from devcluster.station import CallErrorReply, SimulatedStation, accept_everything
 from tests.integration.conftest import Running
 
 BOOT = {"requestedMessage": "BootNotification"}

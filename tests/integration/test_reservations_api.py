@@ -12,9 +12,9 @@ import pytest
 import trio
 
 from csms import operations
-from csms.devtools.station import SimulatedStation
 from csms.operations import OperationsViews
 from csms.storage import Database
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, Running
 
 pytestmark = pytest.mark.integration

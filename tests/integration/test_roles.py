@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, TOKEN, Running
 
 pytestmark = [
@@ -14,7 +14,7 @@ pytestmark = [
         "replica_overrides",
         [
             {
-                "CSMS_API_TOKENS": f"{TOKEN},{READ_TOKEN}:read,op-token:operator",
+                "CSMS_API_TOKENS": f"{TOKEN},{READ_TOKEN}:read,op-token:operator:alice",
                 "CSMS_INTERNAL_SECRET": "internal-s3cret",
             }
         ],
@@ -46,7 +46,8 @@ async def test_operator_changes_things_and_read_only_looks(csms: Running) -> Non
             assert allowed.status_code in (200, 201, 204), (path, allowed.text)
         assert ("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) in cp.received_calls
         audit = (await reader.get("/api/v1/commands", params={"station_id": "CP-ROLE"})).json()["items"]
-        assert [c["requested_by"] for c in audit] == ["token:operator"]
+        # The audit names who: the operator token's name, and the role it held.
+        assert [(c["requested_by"], c["requested_role"]) for c in audit] == [("token:alice", "operator")]
         for path in ("/api/v1/stations/CP-OP", "/api/v1/id-tags", f"/api/v1/transactions/{started['transactionId']}"):
             assert (await reader.get(path)).status_code == 200, path
         # Bearer tokens of any role are not the replicas' internal secret.

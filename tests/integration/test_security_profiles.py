@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from csms.devtools.pki import issue
+from devcluster.pki import issue
 from tests.integration.conftest import Running
 from tests.integration.tls_fixtures import Pki, boots, make_pki, refused, security_events, tls_overrides
 

@@ -7,7 +7,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionRejected
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import Running
 
 SECRET = "integration-internal-secret"

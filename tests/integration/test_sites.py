@@ -10,11 +10,11 @@ import httpx
 import pytest
 import trio
 
-from csms.devtools.charging import ChargingStation
 from csms.sites import Held, SiteFences, SiteFenceSuperseded
 from csms.sites.profiles import failsafe_profile
 from csms.sites.store import Allocation, SiteStore
 from csms.storage import Database
+from devcluster.charging import ChargingStation
 from tests.integration.conftest import TOKEN, Running
 from tests.integration.test_console import sign_in
 

@@ -19,8 +19,8 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csms.devtools.station import CallErrorReply, SimulatedStation
 from csms.storage import Database
+from devcluster.station import CallErrorReply, SimulatedStation
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from csms.devtools.postgres import PostgresServer
-from csms.devtools.station import CallErrorReply, SimulatedStation
 from csms.observability.logs import RepeatFilter
+from devcluster.postgres import PostgresServer
+from devcluster.station import CallErrorReply, SimulatedStation
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import trio
 
-from csms.devtools.postgres import PostgresServer
 from csms.storage import Connection, Database, DatabaseUnavailable, WriteOp
+from devcluster.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from csms.devtools.pki import issue
+from devcluster.pki import issue
 from tests.integration.conftest import Running
 from tests.integration.tls_fixtures import Pki, boots, make_pki, refused, security_events
 from tests.integration.tls_proxy import serve_proxy

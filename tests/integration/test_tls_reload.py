@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from csms.devtools.pki import issue, make_ca
-from csms.devtools.station import SimulatedStation
+from devcluster.pki import issue, make_ca
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import Running
 from tests.integration.tls_fixtures import Pki, make_pki, tls_overrides
 

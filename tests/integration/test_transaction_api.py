@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from csms.devtools.station import SimulatedStation
+from devcluster.station import SimulatedStation
 from tests.integration.conftest import READ_TOKEN, Running
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ async def test_operator_closes_a_stale_transaction_with_a_recorded_reason(csms: 
             1700,  # the last plausible reading
             700,
         )
-        assert (closed["operator_closed_by"], closed["operator_close_reason"]) == ("token:admin", "station replaced")
+        assert (closed["operator_closed_by"], closed["operator_close_reason"]) == ("token:ci-admin", "station replaced")
         assert closed["operator_closed_at"] is not None
         response = await api.post(close, json={"reason": "again"})
         assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from csms.devtools import station201 as v201
-from csms.devtools.station import SimulatedStation, accept_everything, now_iso
-from csms.devtools.v201_calls import answer_v201
 from csms.storage import Database, SecondWrite, Statement, unit_of_work
+from devcluster import station201 as v201
+from devcluster.station import SimulatedStation, accept_everything, now_iso
+from devcluster.v201_calls import answer_v201
 from tests.integration.conftest import Running
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import httpx
 import trio
 from trio_websocket import ConnectionRejected, HandshakeError
 
-from csms.devtools.pki import Issued, client_context, issue, make_ca
-from csms.devtools.station import SimulatedStation
+from devcluster.pki import Issued, client_context, issue, make_ca
+from devcluster.station import SimulatedStation
 
 
 @dataclass

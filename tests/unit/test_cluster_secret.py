@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from csms.devtools.launcher import replica_env
+from devcluster.launcher import replica_env
 
 
 def test_serve_with_etcd_and_no_internal_secret_exits_with_one_line() -> None:

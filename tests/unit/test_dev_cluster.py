@@ -1,4 +1,4 @@
-"""`csms dev`'s supervision and balancer: replica exits are reported and restarted by policy; the API balancer's
+"""The dev cluster's supervision and balancer: replica exits are reported and restarted by policy; the API balancer's
 /metrics is its own, never a random replica's."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import httpx
 import pytest
 import trio
 
-from csms.devtools.balancer import TcpBalancer
-from csms.devtools.replica import ReplicaProcess
-from csms.devtools.supervisor import Supervisor
+from devcluster.balancer import TcpBalancer
+from devcluster.replica import ReplicaProcess
+from devcluster.supervisor import Supervisor
 
 
 def _broken_replica(tmp_path: Path) -> ReplicaProcess:

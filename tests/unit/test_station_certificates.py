@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from csms.config import ConfigError, load
-from csms.devtools.pki import issue, make_ca
 from csms.stations.certificate_authority import BuiltInCa, CertificateRejected, check_csr, check_issued
 from csms.stations.client_certs import CertificateRefused, StationCertificate, verify_chain
 from csms.stations.forwarded import from_headers, is_trusted, parse_networks
 from csms.stations.security_store import StationCredentials
+from devcluster.pki import issue, make_ca
 
 
 def pem(cert: x509.Certificate) -> str:

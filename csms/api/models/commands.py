@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -26,7 +26,10 @@ class CommandRecord(Resource):
     status: CommandStatus
     result: dict[str, Any] | None
     error: dict[str, Any] | None
-    requested_by: str
+    requested_by: str = Field(description="who: token:<name>, console:<name> (CSMS_API_TOKENS names) or csms:<job>")
+    requested_role: Literal["read", "operator", "admin"] | None = Field(
+        description="the role the token held; null for the CSMS's own commands and those recorded before names"
+    )
     requested_at: datetime
     completed_at: datetime | None
     latency_ms: float | None

@@ -17,7 +17,7 @@ from types import TracebackType
 
 import nats
 
-from csms.devtools.etcd import free_port
+from devcluster.etcd import free_port
 
 
 class NatsServer:

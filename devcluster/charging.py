@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from csms.devtools.station import Payload, SimulatedStation, accept_everything, now_iso
+from devcluster.station import Payload, SimulatedStation, accept_everything, now_iso
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`csms dev`: a local cluster on embedded defaults, supervised until Ctrl-C.
+"""`python -m devcluster` (deploy/local/run.sh): a local cluster on embedded defaults, supervised until Ctrl-C.
 
 It starts Postgres and etcd (data kept under --data-dir), N plain `csms serve` replicas, and dev balancers in
 front of their OCPP and API ports, then prints where to connect. Each replica is an ordinary process with
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import trio
 
-from csms.devtools.balancer import TcpBalancer
-from csms.devtools.etcd import EtcdServer
-from csms.devtools.postgres import PostgresServer
-from csms.devtools.replica import ReplicaProcess
-from csms.devtools.supervisor import Supervisor
+from devcluster.balancer import TcpBalancer
+from devcluster.etcd import EtcdServer
+from devcluster.postgres import PostgresServer
+from devcluster.replica import ReplicaProcess
+from devcluster.supervisor import Supervisor
 
 
 def _dev_token(data_dir: Path) -> str:
@@ -34,7 +34,7 @@ def replica_env(token: str, database_url: str, etcd_url: str, registration: str 
     return {
         "CSMS_DATABASE_URL": database_url,
         "CSMS_ETCD_ENDPOINTS": etcd_url,
-        "CSMS_API_TOKENS": token,
+        "CSMS_API_TOKENS": f"{token}:admin:dev",  # the audit names its commands token:dev
         "CSMS_INTERNAL_SECRET": secrets.token_urlsafe(32),
         "CSMS_REGISTRATION": registration,
         "CSMS_LOG_FORMAT": "text",
@@ -97,7 +97,31 @@ def _banner(
     )
 
 
-def main_dev(args: argparse.Namespace) -> None:
+def _parser() -> argparse.ArgumentParser:
+    dev = argparse.ArgumentParser(
+        prog="python -m devcluster", description="run a local cluster: Postgres, etcd, replicas and a balancer"
+    )
+    dev.add_argument("--replicas", type=int, default=3, help="replica processes (default 3)")
+    dev.add_argument("--data-dir", default=".csms-dev", help="where Postgres and etcd keep their data")
+    dev.add_argument("--ocpp-port", type=int, default=9000, help="balancer port for stations")
+    dev.add_argument("--api-port", type=int, default=8080, help="balancer port for the API")
+    dev.add_argument(
+        "--registration",
+        choices=["known", "auto"],
+        default="known",
+        help="known (default): register stations with passwords through the API; auto: accept any station id",
+    )
+    dev.add_argument(
+        "--restart",
+        choices=["never", "on-failure", "always"],
+        default="never",
+        help="what to do when a replica exits (every exit is reported with its code and last log lines)",
+    )
+    return dev
+
+
+def main_dev(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     data_dir = Path(args.data_dir).absolute()
     data_dir.mkdir(parents=True, exist_ok=True)
     token = _dev_token(data_dir)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from csms.devtools.replica import ReplicaProcess
+from devcluster.replica import ReplicaProcess
 
 POLICIES = ("never", "on-failure", "always")
 

@@ -180,7 +180,7 @@ async def _serve_forever(backends: list[tuple[str, int]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m csms.devtools.balancer HOST:PORT...`: a plain round-robin balancer (no health checks) on a
+    """`python -m devcluster.balancer HOST:PORT...`: a plain round-robin balancer (no health checks) on a
     free loopback port, which it prints; benchmarks run it in its own process so it has a core of its own."""
     pairs = [arg.rsplit(":", 1) for arg in (sys.argv[1:] if argv is None else argv)]
     trio.run(_serve_forever, [(host, int(port)) for host, port in pairs])

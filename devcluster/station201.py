@@ -1,4 +1,4 @@
-"""OCPP 2.0.1 payloads for the simulated station (csms.devtools.station in its 2.0.1 mode).
+"""OCPP 2.0.1 payloads for the simulated station (devcluster.station in its 2.0.1 mode).
 
 Plain dicts built to the 2.0.1 schemas, written by hand from the specification (not from our handlers), so tests
 and benchmarks drive the CSMS the way 2.0.1 firmware does: connect with ``subprotocols=SUBPROTOCOL_201``.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.devtools.station import now_iso
+from devcluster.station import now_iso
 
 Payload = dict[str, Any]
 SUBPROTOCOL_201 = ["ocpp2.0.1"]

@@ -1,4 +1,4 @@
-"""OCPP 2.0.1 for the simulated station (csms.devtools.station with subprotocols=["ocpp2.0.1"]): a valid request
+"""OCPP 2.0.1 for the simulated station (devcluster.station with subprotocols=["ocpp2.0.1"]): a valid request
 for every CSMS-initiated operation, spec-shaped answers to them, and a station with a small device model that
 answers GetVariables / SetVariables and sends its NotifyReport in parts.
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from csms.devtools.station import StationCallError, now_iso
+from devcluster.station import StationCallError, now_iso
 
 Payload = dict[str, Any]
 
