@@ -26,6 +26,7 @@ import os
 import platform
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,10 +115,12 @@ def _start_balancer(replicas: list[ReplicaProcess], args: argparse.Namespace) ->
 class Bench:
     """One run for one fleet size: three replicas, one balancer, one fleet."""
 
-    def __init__(self, n: int, database_url: str, etcd_url: str, args: argparse.Namespace, log_dir: Path) -> None:
+    def __init__(
+        self, n: int, run: int, database_url: str, etcd_url: str, args: argparse.Namespace, log_dir: Path
+    ) -> None:
         self.n = n
         self.args = args
-        self.prefix = f"/bench-failover-{os.getpid()}-{n}/"
+        self.prefix = f"/bench-failover-{os.getpid()}-{n}-{run}/"
         self.etcd = EtcdClient([etcd_url], timeout=10.0)
         drain_timeout = max(60.0, 3 * n / args.drain_rate)
         env = {
@@ -133,9 +136,9 @@ class Bench:
             "CSMS_LOG_LEVEL": "warning",
             "CSMS_LOG_FORMAT": "text",
         }
-        self.replicas = {name: ReplicaProcess(f"{name}-{n}", env, log_dir=log_dir) for name in ("a", "b", "c")}
+        self.replicas = {name: ReplicaProcess(f"{name}-{n}-{run}", env, log_dir=log_dir) for name in "abc"}
         self.fleet: Fleet | None = None
-        self.result: dict[str, Any] = {"stations": n}
+        self.result: dict[str, Any] = {"stations": n, "run": run}
 
     def node(self, name: str) -> str:
         return self.replicas[name].node_id
@@ -169,11 +172,12 @@ class Bench:
             return trio.current_time() - started
         raise TimeoutError(f"{what}: not within {timeout}s; owners {await self.owners()}")
 
-    async def measure_move(self, started: float, to: set[str], connects_before: int, moving: int = 0) -> dict[str, Any]:
-        """Seconds from `started` until all N are owned by `to`, until the `moving` stations (default N) have
-        new connections ("connected"), and until each of those has its StatusNotifications answered after
-        reconnecting ("serving": what a real station needs before it carries on). Also from the first claim a
-        survivor made, i.e. from when reconnects started to land: the part the replicas control.
+    async def measure_move(self, started: float, to: set[str], moving: int = 0) -> dict[str, Any]:
+        """Seconds from `started` until all N are owned by `to`, until `moving` distinct stations (default N)
+        have connected again ("connected"), and until that many have had their StatusNotifications (and queued
+        messages, `--resend`) answered after reconnecting ("serving": what a real station needs before it
+        carries on). Also from the first claim a survivor made, i.e. from when reconnects started to land: the
+        part the replicas control. Stations are counted once however often they reconnect meanwhile.
 
         Ownership is followed through one watch on the owners prefix (one range read, then only the changes):
         re-reading all N owner keys ten times a second would itself load etcd and this process (the fleet runs
@@ -182,7 +186,7 @@ class Bench:
         owned_at = served_at = connected_at = first_claim = None
         moving = moving or self.n
         assert self.fleet is not None
-        resumed_before = self.fleet.stats.resumed
+        stats = self.fleet.stats
         deadline = started + self.args.timeout
         prefix = self.prefix + "owners/"
         snapshot = await self.etcd.get(prefix, prefix=True)
@@ -209,9 +213,9 @@ class Bench:
                     first_claim = now
                 if owned_at is None and moved >= self.n:
                     owned_at = now
-                if connected_at is None and self.connects - connects_before >= moving:
+                if connected_at is None and stats.stations_since(stats.connected_at, started) >= moving:
                     connected_at = now
-                if served_at is None and self.fleet.stats.resumed - resumed_before >= moving:
+                if served_at is None and stats.stations_since(stats.served_at, started) >= moving:
                     served_at = now
                 await trio.sleep(POLL)
             nursery.cancel_scope.cancel()
@@ -229,30 +233,46 @@ class Bench:
     async def scenario(self, connect_report: dict[str, Any]) -> None:
         n = self.n
         self.result["connect"] = {k: connect_report[k] for k in ("connected", "failed", "seconds", "rate_per_s")}
+        events = self.args.events
+        if "failover" in events:
+            await self.failover()
+        if "drain" in events:
+            await self.drain()
+        if "vanish" in events:
+            await self.vanish()
+        assert self.fleet is not None
+        self.result["client_errors"] = dict(self.fleet.stats.errors)
+        print(f"[{n}] client errors: {self.result['client_errors']}", flush=True)
+
+    async def failover(self) -> None:
+        """SIGKILL the replica owning every station (the kernel closes its sockets: stations see it at once)."""
         a, b, c = self.node("a"), self.node("b"), self.node("c")
         await self.wait("all on A", lambda: self._all_on({a}), 60)
         await self.start("b", "c")
-        print(f"[{n}] {n} stations on {a}; B and C ready", flush=True)
-
-        # 1. Failover: SIGKILL the replica owning every station.
-        before = self.connects
+        print(f"[{self.n}] {self.n} stations on {a}; B and C ready", flush=True)
+        on_a = (await self.owners()).get(a, 0)  # a rebalancing round may already have moved a few
         killed = trio.current_time()
+        profiling = self._profile("failover", "b", "c")
         await trio.to_thread.run_sync(self.replicas["a"].kill)
-        failover = await self.measure_move(killed, {b, c}, before)
+        failover = await self.measure_move(killed, {b, c}, moving=on_a)
+        await trio.to_thread.run_sync(profiling)
+        failover["stations_on_killed_replica"] = on_a
         failover["spread"] = await self.owners()
         self.result["failover"] = failover
-        print(f"[{n}] failover: {failover}", flush=True)
+        print(f"[{self.n}] failover: {failover}", flush=True)
 
-        # 2. Drain: first C's share moves to B, then B (owning all N) drains to the restarted A and C.
+    async def drain(self) -> None:
+        """First C's share moves to B, then B (owning all N) drains to the restarted A and C."""
+        a, b, c = self.node("a"), self.node("b"), self.node("c")
+        if not self.replicas["b"].running:
+            await self.start("b")
         signalled = trio.current_time()
         self.replicas["c"].terminate()
         code_c = await trio.to_thread.run_sync(self.replicas["c"].wait, self.args.timeout)
         await self.wait("all on B", lambda: self._all_on({b}), self.args.timeout)
         self.result["drain_share"] = {"exit_code": code_c, "seconds": round(trio.current_time() - signalled, 2)}
         await self.start("a", "c")
-        await trio.sleep(1.0)
-
-        before = self.connects
+        on_b = (await self.owners()).get(b, 0)  # rebalancing may move some to A and C before the SIGTERM
         signalled = trio.current_time()
         self.replicas["b"].terminate()
         async with trio.open_nursery() as nursery:
@@ -263,37 +283,63 @@ class Bench:
                 exit_info["seconds"] = round(trio.current_time() - signalled, 2)
 
             nursery.start_soon(wait_exit)
-            drain = await self.measure_move(signalled, {a, c}, before)
+            drain = await self.measure_move(signalled, {a, c}, moving=on_b)
         drain["exit_code"] = exit_info["code"]
         drain["exit_s"] = exit_info["seconds"]
+        drain["stations_on_drained_replica"] = on_b
         drain["drain_rate"] = self.args.drain_rate
-        drain["paced_minimum_s"] = round(n / self.args.drain_rate, 2)
+        drain["paced_minimum_s"] = round(on_b / self.args.drain_rate, 2)
         drain["spread"] = await self.owners()
         self.result["drain"] = drain
-        print(f"[{n}] drain: {drain}", flush=True)
-        if self.args.vanish:
-            await self.vanish()
-        assert self.fleet is not None
-        self.result["client_errors"] = dict(self.fleet.stats.errors)
+        print(f"[{self.n}] drain: {drain}", flush=True)
 
     async def vanish(self) -> None:
         """A's host vanishes: SIGSTOP, so no FIN and no RST; stations notice by their own ping timeout, the
         balancer by failed health checks, the cluster by A's lease expiring."""
         a, b, c = self.node("a"), self.node("b"), self.node("c")
-        await self.start("b")
-        await trio.sleep(self.args.health_interval * (self.args.healthy_after + 1))  # B back in the balancer
+        down = [name for name in ("a", "b", "c") if not self.replicas[name].running]
+        if down:
+            await self.start(*down)
+            await trio.sleep(self.args.health_interval * (self.args.healthy_after + 1))  # back in the balancer
         on_a = (await self.owners()).get(a, 0)
-        before = self.connects
+        if not on_a:
+            self.result["vanish"] = {"skipped": "no station on A"}
+            return
         stopped = trio.current_time()
         self.replicas["a"].pause()
         try:
-            vanish = await self.measure_move(stopped, {b, c}, before, moving=on_a)
+            vanish = await self.measure_move(stopped, {b, c}, moving=on_a)
         finally:
             self.replicas["a"].kill()
         vanish["stations_on_vanished_host"] = on_a
         vanish["spread"] = await self.owners()
         self.result["vanish"] = vanish
         print(f"[{self.n}] vanish: {vanish}", flush=True)
+
+    def _profile(self, label: str, *names: str) -> Callable[[], None]:
+        """With --profile: py-spy records the named replicas for --profile-seconds from now; returns a
+        function that waits for the recordings and writes each one's hottest functions next to it."""
+        if self.args.profile is None:
+            return lambda: None
+        from benchmarks.profile_replica import Recorder, hottest
+
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        recorders = []
+        for name in names:
+            proc = self.replicas[name].proc
+            assert proc is not None
+            out = self.args.profile / f"{label}-{self.n}-{name}-{os.getpid()}"
+            recorders.append((out, Recorder(proc.pid, out, self.args.profile_seconds, 100)))
+
+        def finish() -> None:
+            for out, recorder in recorders:
+                recorder.stop()
+                collapsed = out.with_suffix(".txt")
+                if collapsed.exists():
+                    out.with_suffix(".top.txt").write_text(hottest(collapsed, 40))
+                    print(f"profile: {out}.top.txt", flush=True)
+
+        return finish
 
     async def _all_on(self, nodes: set[str]) -> bool:
         counts = await self.owners()
@@ -313,6 +359,7 @@ class Bench:
             backoff_base=self.args.backoff,
             backoff_cap=5.0,
             station_ping_s=self.args.station_ping,
+            resend_on_reconnect=self.args.resend,
         )
         balancer, port = _start_balancer(list(self.replicas.values()), self.args)
         try:
@@ -333,6 +380,27 @@ class Bench:
         return self.result
 
 
+EVENTS = {"failover": "SIGKILL", "drain": "SIGTERM", "vanish": "SIGSTOP (no FIN)"}
+METRICS = ("all_owned_s", "all_connected_s", "all_serving_s", "serving_after_first_claim_s", "claims_per_s")
+
+
+def summarize_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per fleet size and event: the median and the range (min, max) of each metric over the runs, never the
+    best run alone."""
+    rows = []
+    for n in sorted({r["stations"] for r in runs}):
+        for event in EVENTS:
+            measured = [r[event] for r in runs if r["stations"] == n and r.get(event, {}).get("all_owned_s")]
+            if not measured:
+                continue
+            row: dict[str, Any] = {"stations": n, "event": event, "runs": len(measured)}
+            for metric in METRICS:
+                values = [m[metric] for m in measured]
+                row[metric] = {"median": round(statistics.median(values), 2), "min": min(values), "max": max(values)}
+            rows.append(row)
+    return rows
+
+
 def _markdown(report: dict[str, Any]) -> str:
     health = report.get("health", {})
     lines = [
@@ -340,33 +408,70 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         f"Machine: {report['machine']}. Lease TTL {report['lease_ttl']} s, drain rate {report['drain_rate']}/s, "
         f"station reconnect backoff {report['backoff']} s base (jittered), station ping {report.get('station_ping')} "
-        f"s; balancer health checks {health}; Postgres fsync on.",
+        f"s, {report.get('resend', 0)} queued MeterValues resent after the statuses on reconnect; balancer health "
+        f"checks {health}; Postgres fsync on. Code: {report.get('code', '?')}.",
         "",
-        "| stations | event | all owned | all connected | all serving | serving after first claim | claims/s "
-        "| replica exit (code) |",
+        "Median (min-max) over the runs:",
+        "",
+        "| stations | event | runs | all owned | all connected | all serving | serving after first claim | claims/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    events = (("failover", "SIGKILL"), ("drain", "SIGTERM"), ("vanish", "SIGSTOP (no FIN)"))
+    for row in report["summary"]:
+
+        def cell(metric: str, unit: str = " s", row: dict[str, Any] = row) -> str:
+            m = row[metric]
+            return f"{m['median']}{unit} ({m['min']}-{m['max']})"
+
+        lines.append(
+            f"| {row['stations']} | {EVENTS[row['event']]} | {row['runs']} | {cell('all_owned_s')} "
+            f"| {cell('all_connected_s')} | {cell('all_serving_s')} | {cell('serving_after_first_claim_s')} "
+            f"| {cell('claims_per_s', '')} |"
+        )
+    lines += [
+        "",
+        "Each run:",
+        "",
+        "| stations | run | event | moving | first claim | all owned | all connected | all serving "
+        "| serving after first claim | claims/s | replica exit (code) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["runs"]:
-        for key, label in events:
+        for key, label in EVENTS.items():
             e = r.get(key)
-            if not e:
+            if not e or "all_owned_s" not in e:
                 continue
+            moving = e.get("stations_on_killed_replica") or e.get("stations_on_drained_replica")
+            moving = moving or e.get("stations_on_vanished_host", "")
             exit_info = f"{e['exit_s']} s ({e['exit_code']})" if "exit_s" in e else ""
             lines.append(
-                f"| {r['stations']} | {label} | {e['all_owned_s']} s | {e.get('all_connected_s', '')} s "
-                f"| {e['all_serving_s']} s | {e.get('serving_after_first_claim_s', '')} s | {e['claims_per_s']} "
-                f"| {exit_info} |"
+                f"| {r['stations']} | {r.get('run', '')} | {label} | {moving} | {e['first_claim_s']} s "
+                f"| {e['all_owned_s']} s | {e['all_connected_s']} s | {e['all_serving_s']} s "
+                f"| {e['serving_after_first_claim_s']} s | {e['claims_per_s']} | {exit_info} |"
             )
     lines += [
         "",
-        "Times are from the signal to the replica owning the stations (SIGKILL: all N; SIGTERM: all N, paced by",
-        'the drain rate, so never below N / rate; SIGSTOP: the vanished replica\'s share). "owned" = the etcd',
-        'owner key names a survivor; "connected" = a new WebSocket; "serving" = the station\'s',
-        'StatusNotifications after reconnecting were answered. "After first claim" starts when reconnects begin',
-        "to land on survivors, i.e. without the detection time (ping timeout, balancer health checks).",
+        "Times are from the signal (SIGKILL: all N stations move; SIGTERM: the drained replica's stations, paced",
+        "by the drain rate, so never below their number / rate; SIGSTOP: the vanished replica's share).",
+        '"owned" = the etcd owner key names a survivor; "connected" = each moving station (counted once) has a',
+        'new WebSocket; "serving" = its StatusNotifications and queued messages after reconnecting were answered.',
+        '"After first claim" starts when reconnects begin to land on survivors, i.e. without the detection time',
+        "(ping timeout, balancer health checks): the part the replicas control.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _code_version() -> str:
+    """The commit the replicas run (they import csms from the same PYTHONPATH as this process)."""
+    import csms
+
+    root = Path(csms.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True
+        )
+    except OSError:
+        return str(root)
+    return f"{root} {out.stdout.strip()}".strip()
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -382,7 +487,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unhealthy-after", type=int, default=2, help="failed checks before a replica is out")
     parser.add_argument("--healthy-after", type=int, default=2, help="passed checks before a replica is in")
     parser.add_argument("--station-ping", type=float, default=10.0, help="station-side WebSocket ping (s)")
-    parser.add_argument("--vanish", action="store_true", help="also: a replica's host vanishes (SIGSTOP, no FIN)")
+    parser.add_argument(
+        "--events", nargs="+", choices=tuple(EVENTS), default=list(EVENTS), help="what to measure, in this order"
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per fleet size (median and range reported)")
+    parser.add_argument("--resend", type=int, default=2, help="queued MeterValues a station resends on reconnect")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy the survivors during the failover")
+    parser.add_argument("--profile-seconds", type=float, default=20.0, help="how long --profile records (s)")
     parser.add_argument("--stations", type=int, nargs="+", default=[1000], help="fleet sizes (default 1000)")
     parser.add_argument("--lease-ttl", type=float, default=10.0, help="replica lease TTL (s)")
     parser.add_argument("--drain-rate", type=float, default=200.0, help="stations closed per second on drain")
@@ -403,26 +514,34 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     with (
         tempfile.TemporaryDirectory(prefix="csms-bench-failover-") as tmp,
-        PostgresServer(fast=False) as postgres,  # durable: fsync and synchronous_commit on
+        PostgresServer(fast=False) as postgres,  # durable: fsync and synchronous_commit on; removed on exit
         EtcdServer() as etcd,
     ):
         for n in args.stations:
-            database_url = postgres.create_database(f"failover_{n}")
-            bench = Bench(n, database_url, etcd.client_url, args, Path(tmp))
-            runs.append(trio.run(bench.run))
+            for run in range(1, args.runs + 1):
+                name = f"failover_{n}_{run}"
+                database_url = postgres.create_database(name)
+                bench = Bench(n, run, database_url, etcd.client_url, args, Path(tmp))
+                try:
+                    runs.append(trio.run(bench.run))
+                finally:
+                    postgres.drop_database(name)  # a run's data goes with it: the next run starts empty
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "code": _code_version(),
         "lease_ttl": args.lease_ttl,
         "drain_rate": args.drain_rate,
         "backoff": args.backoff,
         "station_ping": args.station_ping,
+        "resend": args.resend,
         "health": {
             "interval_s": args.health_interval,
             "timeout_s": args.health_timeout,
             "unhealthy_after": args.unhealthy_after,
             "healthy_after": args.healthy_after,
         },
+        "summary": summarize_runs(runs),
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)

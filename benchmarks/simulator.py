@@ -92,6 +92,8 @@ class FleetConfig:
     id_tags: int = 1  # > 1: each session presents one of this many tags, f"{id_tag}-{k:05d}" (cache misses)
     open_loop: bool = False  # realistic/idle: latency counts from when a call was due, not from when it was sent,
     # so time the generator or the station's previous slow call held it back is counted (no coordinated omission)
+    resend_on_reconnect: int = 0  # MeterValues a reconnecting station queued while offline and sends after its
+    # statuses, as firmware flushes its offline queue (1.6 only): a takeover then also carries their writes
 
 
 class _Stats:
@@ -110,6 +112,14 @@ class _Stats:
         self.closes: list[tuple[str, float, bool]] = []  # (station id, trio time, had a transaction open)
         self.csms_calls = 0
         self.resumed = 0  # reconnects whose StatusNotifications were all answered: served again
+        # Per station, the trio time of its latest connect and latest reconnect served again: counts of distinct
+        # stations since an event (a station that reconnects twice, e.g. rebalanced meanwhile, counts once).
+        self.connected_at: dict[str, float] = {}
+        self.served_at: dict[str, float] = {}
+
+    def stations_since(self, times: dict[str, float], since: float) -> int:
+        """Distinct stations whose time in ``times`` (connected_at or served_at) is at or after ``since``."""
+        return sum(1 for at in times.values() if at >= since)
 
     def answered(self, action: str, seconds: float) -> None:
         if self.recording:
@@ -307,6 +317,7 @@ class Fleet:
                                 max_message_size=1 << 20,
                             )
                     self.stats.connects += 1
+                    self.stats.connected_at[station_id] = trio.current_time()
                     session = _Session(self, state, ws)
                     try:
                         if not booted:
@@ -329,7 +340,14 @@ class Fleet:
                                 payload = self.build_payload(state, step, self._tag(state, step, rng))
                                 assert payload is not None
                                 answered = await session.call(step, payload) is not None and answered
+                            for _ in range(config.resend_on_reconnect):
+                                step = ("MeterValues", 1, "")
+                                payload = self.build_payload(state, step, self._tag(state, step, rng))
+                                assert payload is not None
+                                answered = await session.call(step, payload) is not None and answered
                             self.stats.resumed += answered
+                            if answered:
+                                self.stats.served_at[station_id] = trio.current_time()
                         if config.station_ping_s > 0:
                             nursery.start_soon(self._ping, ws)
                         if not settled:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,12 @@ class Claims:
         self._orphans: dict[str, Claim] = {}
         self._orphaned = trio.Event()
         self._inflight: dict[str, _Inflight] = {}
+        # Every station's owner key as last seen (read once per session, then kept by the owners watch): mod
+        # revision and node. A hint only, never trusted: a claim's first put is guarded on it, so taking over a
+        # station from a dead replica is one txn per batch instead of a failed create-if-absent and a retry (a
+        # reconnect storm is all takeovers). A stale hint costs what no hint costs: the put fails, reads the key,
+        # retries on what it read.
+        self._owner_hints: dict[str, tuple[int, str]] = {}
         self.lost: Hooks[Claim] = Hooks()
 
     @property
@@ -142,8 +149,9 @@ class Claims:
 
     async def _claim_txn(self, station_id: str, connection_id: str, lease: int) -> tuple[int, str, bool]:
         key, value = self._keys.owner(station_id), self._value(connection_id)
-        expected = 0  # first try: create-if-absent
-        took_over = False
+        # First try: take over the key as last seen (create-if-absent when none was seen).
+        expected, node = self._owner_hints.get(station_id, (0, self._node_id))
+        took_over = node != self._node_id
         for _ in range(self._attempts):
             put = await self._put(lease, OwnerPut(key, value, expected))
             if put.revision:
@@ -199,9 +207,33 @@ class Claims:
 
     # -- the owners watch -------------------------------------------------------------------------
 
+    async def read_owner_hints(self) -> None:
+        """All owner keys once per session (the watch, from the join revision on, keeps them): see
+        ``_owner_hints``. Not part of joining: on a slow etcd the read must not eat into the first lease period,
+        and without it a takeover only costs a retry."""
+        try:
+            result = await self._etcd.get(self._keys.owners, prefix=True)
+        except EtcdError as exc:
+            log.info("owner hints not read: %r", exc)
+            return
+        for kv in result.kvs:
+            self._hint(kv.key, kv.mod_revision, kv.value)
+
+    def _hint(self, key: bytes, revision: int, value: bytes | None) -> None:
+        """Record an owner key's put (``value``) or delete (None) unless a newer one is recorded already."""
+        station_id = self._keys.station_of(key)
+        known = self._owner_hints.get(station_id)
+        if known is not None and known[0] >= revision:
+            return
+        if value is None:
+            self._owner_hints.pop(station_id, None)
+        else:
+            self._owner_hints[station_id] = (revision, sys.intern(str(decode(value).get("node_id"))))
+
     def on_owner_event(self, event: WatchEvent) -> None:
         station_id = self._keys.station_of(event.kv.key)
         revision = event.kv.mod_revision
+        self._hint(event.kv.key, revision, None if event.type == "DELETE" else event.kv.value)
         inflight = self._inflight.get(station_id)
         if inflight is not None:
             inflight.seen.append(revision)
@@ -219,6 +251,9 @@ class Claims:
         """After a compaction gap: drop every claim whose key changed; returns the read revision."""
         result = await self._etcd.get(self._keys.owners, prefix=True)
         current = {self._keys.station_of(kv.key): kv for kv in result.kvs}
+        self._owner_hints = {}  # deletes in the gap are not known: start over from this read
+        for read in result.kvs:
+            self._hint(read.key, read.mod_revision, read.value)
         for station_id, claim in list(self._claims.items()):
             kv = current.get(station_id)
             if kv is None:

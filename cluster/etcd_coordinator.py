@@ -145,6 +145,7 @@ class EtcdCoordinator:
                     self._generation = generation.cancel_scope
                     generation.start_soon(self._lease.keep_alive, self._lease_lost)
                     generation.start_soon(self._claims.watch_owners, self._join_revision + 1, self._owner_event)
+                    generation.start_soon(self._claims.read_owner_hints)
                     generation.start_soon(self._election.campaign, lease, self._lease.granted_ttl)
                     generation.start_soon(self._claims.run_puts)
                     generation.start_soon(self._claims.reclaim_orphans, lease, self._lease.revoke_stale)

@@ -159,3 +159,31 @@ async def test_a_claim_storm_queues_a_bounded_number_of_puts(start_node: NodeFac
         watcher.cancel_scope.cancel()
     assert len(a.coord.held_claims) == 1000
     assert 0 < peak <= 4 * 64
+
+
+async def test_taking_over_a_dead_nodes_stations_costs_one_txn_per_batch(start_node: NodeFactory) -> None:
+    """A reconnect storm after a replica died is all takeovers of keys its lease still holds. The survivor knows
+    each key's revision (read at join, kept by its watch), so its first guarded put already lands: one owner
+    txn per batch, not a failed create-if-absent batch and a retry for every batch."""
+    stations = [f"TAKE-{n}" for n in range(200)]
+    a = await start_node("node-a", ttl=30.0)
+    async with trio.open_nursery() as nursery:
+        for station_id in stations:
+            nursery.start_soon(a.coord.claim, station_id, "old")
+    a.crash()  # its owner keys stay until its lease expires
+    b = await start_node("node-b")
+    txns = 0
+    send = b.coord._etcd.txn
+
+    async def counting_txn(*args: Any, **kwargs: Any) -> Any:
+        nonlocal txns
+        txns += 1
+        return await send(*args, **kwargs)
+
+    b.coord._etcd.txn = counting_txn  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        for station_id in stations:
+            nursery.start_soon(b.coord.claim, station_id, "new")
+    assert set(b.coord.held_claims) == set(stations)
+    assert all(claim.connection_id == "new" for claim in b.coord.held_claims.values())
+    assert txns <= -(-len(stations) // 64) + 1, f"{txns} owner txns for {len(stations)} takeovers"
