@@ -130,7 +130,8 @@ class CentralSystem16:
             requests.append({"requestedMessage": "BootNotification"})
         if trigger in ("status", "both"):
             # Never without connectorId: some firmware rejects that. Connector 0 is the station itself.
-            connectors = sorted({0, *await self._registry.connector_ids(conn.station_id)})
+            known = {0, *await self._registry.connector_ids(conn.station_id)}
+            connectors = sorted(c for c in known if c not in conn.statuses_reported)  # reported: already known
             requests += [{"requestedMessage": "StatusNotification", "connectorId": c} for c in connectors]
         return requests
 
@@ -162,6 +163,7 @@ class CentralSystem16:
             timestamp=parse(p["timestamp"], "timestamp") if "timestamp" in p else None,
             received_at=now(),
         )
+        conn.statuses_reported.add(p["connectorId"])
         return {}
 
     async def _authorize(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:

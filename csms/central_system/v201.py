@@ -150,8 +150,13 @@ class CentralSystem201:
             requests.append({"requestedMessage": "BootNotification"})
         if trigger in ("status", "both"):
             known = await self._registry.evse_connectors(conn.station_id)
-            each = [{"requestedMessage": "StatusNotification", "evse": {"id": e, "connectorId": c}} for e, c in known]
-            requests += each or [{"requestedMessage": "StatusNotification"}]  # no EVSE known: all of them
+            if not known:  # no EVSE known: all of them
+                requests.append({"requestedMessage": "StatusNotification"})
+            requests += [
+                {"requestedMessage": "StatusNotification", "evse": {"id": e, "connectorId": c}}
+                for e, c in known
+                if (e, c) not in conn.statuses_reported  # reported since reconnecting: already known
+            ]
         return requests
 
     # -- handlers --------------------------------------------------------------------------------------------
@@ -184,6 +189,7 @@ class CentralSystem201:
             timestamp=parse(p["timestamp"], "timestamp"),
             received_at=now(),
         )
+        conn.statuses_reported.add((p["evseId"], p["connectorId"]))
         return {}
 
     async def _authorize(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:

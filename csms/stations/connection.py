@@ -56,6 +56,9 @@ class StationConnection:
     booted: bool = False  # a BootNotification was answered on this connection
     boot_status: str | None = None  # what the station was last told at boot (this connection, else Postgres)
     triggered: set[str] = field(default_factory=set)  # messages asked for with TriggerMessage on this connection
+    # Connectors (1.6: connector id; 2.0.1: (evse id, connector id)) whose StatusNotification arrived on this
+    # connection: reclaim does not ask again for a state the station already reported after reconnecting.
+    statuses_reported: set[int | tuple[int, int]] = field(default_factory=set)
     closing: bool = False  # draining, shedding or moved: no new commands; ends once what was read is answered
     in_flight: InFlight = field(default_factory=InFlight)
     opened_at: float = field(default_factory=trio.current_time)
