@@ -166,12 +166,12 @@ async def test_taking_over_a_dead_nodes_stations_costs_one_txn_per_batch(start_n
     each key's revision (read at join, kept by its watch), so its first guarded put already lands: one owner
     txn per batch, not a failed create-if-absent batch and a retry for every batch."""
     stations = [f"TAKE-{n}" for n in range(200)]
-    a = await start_node("node-a", ttl=30.0)
+    a = await start_node("node-a", ttl=30.0, call_timeout=10.0)  # etcd on a loaded machine may be slow
     async with trio.open_nursery() as nursery:
         for station_id in stations:
             nursery.start_soon(a.coord.claim, station_id, "old")
     a.crash()  # its owner keys stay until its lease expires
-    b = await start_node("node-b")
+    b = await start_node("node-b", ttl=10.0, call_timeout=10.0)
     txns = 0
     send = b.coord._etcd.txn
 
