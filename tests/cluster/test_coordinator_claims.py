@@ -161,7 +161,9 @@ async def test_a_claim_storm_queues_a_bounded_number_of_puts(start_node: NodeFac
     assert 0 < peak <= 4 * 64
 
 
-async def test_taking_over_a_dead_nodes_stations_costs_one_txn_per_batch(start_node: NodeFactory) -> None:
+async def test_taking_over_a_dead_nodes_stations_costs_one_txn_per_batch(
+    start_node: NodeFactory, wait_until: WaitUntil
+) -> None:
     """A reconnect storm after a replica died is all takeovers of keys its lease still holds. The survivor knows
     each key's revision (read at join, kept by its watch), so its first guarded put already lands: one owner
     txn per batch, not a failed create-if-absent batch and a retry for every batch."""
@@ -172,6 +174,7 @@ async def test_taking_over_a_dead_nodes_stations_costs_one_txn_per_batch(start_n
             nursery.start_soon(a.coord.claim, station_id, "old")
     a.crash()  # its owner keys stay until its lease expires
     b = await start_node("node-b", ttl=10.0, call_timeout=10.0)
+    await wait_until(lambda: len(b.coord._owner_hints) == len(stations), 10, "node-b read the owner keys")
     txns = 0
     send = b.coord._etcd.txn
 
