@@ -302,24 +302,23 @@ class Bench:
         print(f"[{self.n}] drain: {drain}", flush=True)
 
     async def vanish(self) -> None:
-        """A's host vanishes: SIGSTOP, so no FIN and no RST; stations notice by their own ping timeout, the
-        balancer by failed health checks, the cluster by A's lease expiring."""
-        a, b, c = self.node("a"), self.node("b"), self.node("c")
-        down = [name for name in ("a", "b", "c") if not self.replicas[name].running]
+        """The host of the replica owning the most stations vanishes: SIGSTOP, so no FIN and no RST; stations
+        notice by their own ping timeout, the balancer by failed health checks, the cluster by the lease."""
+        down = [name for name in "abc" if not self.replicas[name].running]
         if down:
             await self.start(*down)
             await self.admitted()
-        on_a = (await self.owners()).get(a, 0)
-        if not on_a:
-            self.result["vanish"] = {"skipped": "no station on A"}
-            return
+        counts = await self.owners()
+        victim = max("abc", key=lambda name: counts.get(self.node(name), 0))
+        on_victim = counts.get(self.node(victim), 0)
+        survivors = {self.node(name) for name in "abc" if name != victim}
         stopped = trio.current_time()
-        self.replicas["a"].pause()
+        self.replicas[victim].pause()
         try:
-            vanish = await self.measure_move(stopped, {b, c}, moving=on_a)
+            vanish = await self.measure_move(stopped, survivors, moving=on_victim)
         finally:
-            self.replicas["a"].kill()
-        vanish["stations_on_vanished_host"] = on_a
+            self.replicas[victim].kill()
+        vanish["stations_on_vanished_host"] = on_victim
         vanish["spread"] = await self.owners()
         self.result["vanish"] = vanish
         print(f"[{self.n}] vanish: {vanish}", flush=True)
