@@ -174,7 +174,7 @@ async def test_taking_over_a_dead_nodes_stations_costs_one_txn_per_batch(
             nursery.start_soon(a.coord.claim, station_id, "old")
     a.crash()  # its owner keys stay until its lease expires
     b = await start_node("node-b", ttl=10.0, call_timeout=10.0)
-    await wait_until(lambda: len(b.coord._owner_hints) == len(stations), 10, "node-b read the owner keys")
+    await wait_until(lambda: len(b.coord._claims._owner_hints) == len(stations), 10, "node-b read the owner keys")
     txns = 0
     send = b.coord._etcd.txn
 
