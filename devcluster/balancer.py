@@ -81,11 +81,12 @@ class TcpBalancer:
 
     async def _connect_any(self) -> trio.SocketStream | None:
         start = next(self._next)
-        order = [(start + i) % len(self.backends) for i in range(len(self.backends))]
+        backends, healthy = self.backends, self._healthy  # the pool may change while we connect: keep this one
+        order = [(start + i) % len(backends) for i in range(len(backends))]
         # Healthy backends first; the others only if none is healthy (the check may simply lag).
-        order.sort(key=lambda i: not self._healthy[i] if i < len(self._healthy) else False)
+        order.sort(key=lambda i: not healthy[i] if i < len(healthy) else False)
         for index in order:
-            host, port = self.backends[index]
+            host, port = backends[index]
             try:
                 with trio.fail_after(self._connect_timeout):
                     return await trio.open_tcp_stream(host, port)
