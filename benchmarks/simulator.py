@@ -111,7 +111,6 @@ class _Stats:
         self.disconnects = 0
         self.closes: list[tuple[str, float, bool]] = []  # (station id, trio time, had a transaction open)
         self.csms_calls = 0
-        self.resumed = 0  # reconnects whose StatusNotifications were all answered: served again
         # Per station, the trio time of its latest connect and latest reconnect served again: counts of distinct
         # stations since an event (a station that reconnects twice, e.g. rebalanced meanwhile, counts once).
         self.connected_at: dict[str, float] = {}
@@ -345,7 +344,6 @@ class Fleet:
                                 payload = self.build_payload(state, step, self._tag(state, step, rng))
                                 assert payload is not None
                                 answered = await session.call(step, payload) is not None and answered
-                            self.stats.resumed += answered
                             if answered:
                                 self.stats.served_at[station_id] = trio.current_time()
                         if config.station_ping_s > 0:
