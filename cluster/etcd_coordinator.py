@@ -259,7 +259,7 @@ class EtcdCoordinator:
         await self._queries.watch_released(group, released)
 
     async def run_exclusive(self, name: str, job: Job) -> None:
-        """Run ``job`` while this node holds the singleton key ``exclusive/{name}``: one node at a time."""
+        """Run ``job`` while this node holds the singleton key ``exclusive/{name}/holder``: one node at a time."""
         await LeasedSingletons.exclusive(self, name, job)
 
     # -- queries ----------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ def decode(raw: bytes) -> dict[str, object]:
 
 
 class Keys:
-    """``nodes/{node}``, ``owners/{station}``, ``leader``, ``fence-domain``, ``singletons/{group}/{name}`` and
-    ``exclusive/{name}`` under ``prefix``."""
+    """``nodes/{node}``, ``owners/{station}``, ``leader``, ``fence-domain`` and ``singletons/{group}/{name}``
+    (an exclusive job's key: ``singletons/exclusive/{job}/holder``) under ``prefix``."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
@@ -36,6 +36,3 @@ class Keys:
 
     def singletons(self, group: str) -> str:
         return f"{self.prefix}singletons/{group}/"
-
-    def exclusive(self, name: str) -> str:
-        return f"{self.prefix}exclusive/{name}"

@@ -5,8 +5,9 @@ expires and the key goes with it; every other node watches the group's keys (``C
 and polls at once, so one takes it and starts the work there (a poll every ``interval`` also catches what a
 watch missed). A node that loses its lease stops all its work at once (before etcd lets anyone else take the
 keys: the coordinator declares the lease lost a margin before it expires). ``exclusive`` is the one-job form
-(the exporters): one key, one job, the same guarantees. Work must still tolerate a short overlap with a deposed
-holder (a paused process); the CSMS's exporters do, by message ids and a cursor that never moves back.
+(the exporters): one key in a group of its own, one job, the same guarantees. Work must still tolerate a short
+overlap with a deposed holder (a paused process); the CSMS's exporters do, by message ids and a cursor that
+never moves back.
 """
 
 from __future__ import annotations
@@ -52,16 +53,18 @@ class LeasedSingletons:
 
     @classmethod
     async def exclusive(cls, coordinator: Coordinator, name: str, job: Job, *, interval: float = 1.0) -> None:
-        """Until cancelled, run ``job`` while this node holds the key ``exclusive/{name}``."""
+        """Until cancelled, run ``job`` while this node holds the key ``exclusive/{name}/holder``. A group of its
+        own per job: a poll gives up the group's keys it no longer names, so jobs sharing one group (a node's
+        NATS and webhook exporters) would release each other's keys and let another node start a running job."""
 
         async def wanted() -> list[str]:
             await trio.lowlevel.checkpoint()
-            return [name]
+            return ["holder"]
 
         async def work(_: str) -> None:
             await job()
 
-        await cls(coordinator, "exclusive", wanted, work, interval=interval).run()
+        await cls(coordinator, f"exclusive/{name}", wanted, work, interval=interval).run()
 
     @property
     def held(self) -> list[str]:

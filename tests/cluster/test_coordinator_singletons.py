@@ -171,3 +171,37 @@ async def test_an_exclusive_job_runs_on_one_node_and_moves_at_once_when_its_hold
         await wait_until(lambda: workers.running.get("export") == other.coord.node_id, 3, "the job moved")
         nursery.cancel_scope.cancel()
     assert workers.overlaps == 0
+
+
+async def test_two_exclusive_jobs_on_one_node_keep_their_keys(start_node: NodeFactory, wait_until: WaitUntil) -> None:
+    """Two sinks (NATS and webhook) are two exclusive jobs on every replica. Each one's poll must not give up the
+    other's key as "no longer named": that let another node take a running exporter's key at once (two exporters
+    of one sink at a time) and moved both sinks between the nodes on every poll."""
+    workers = Workers()
+    starts: Counter[tuple[str, str]] = Counter()
+    nodes = [await start_node(f"node-{n}", ttl=5.0) for n in "ab"]
+    polls = {node.coord.node_id: 0 for node in nodes}
+    for node in nodes:
+        hold_keys = node.coord.hold_keys
+
+        async def counted(group: str, names: Any, hold: Any = hold_keys, node_id: str = node.coord.node_id) -> Any:
+            polls[node_id] += 1
+            return await hold(group, names)
+
+        node.coord.hold_keys = counted
+
+    async def job(node: Any, name: str) -> None:
+        starts[node.coord.node_id, name] += 1
+        await workers.work(node.coord.node_id, name)
+
+    async with trio.open_nursery() as nursery:
+        for node in nodes:
+            for name in ("export-nats", "export-webhook"):
+                nursery.start_soon(partial(LeasedSingletons.exclusive, node.coord, name, partial(job, node, name)))
+        await wait_until(lambda: len(workers.running) == 2, 5, "both jobs started")
+        seen = dict(polls)
+        # Every node polls both jobs a few more times (interval 1 s; a watch-triggered poll counts too).
+        await wait_until(lambda: all(polls[n] >= seen[n] + 6 for n in polls), 15, "more polls on every node")
+        nursery.cancel_scope.cancel()
+    assert workers.overlaps == 0
+    assert sum(starts.values()) == 2, starts  # each job started once and never moved
