@@ -91,14 +91,25 @@ async def test_exporter_killed_under_load_is_taken_over_without_gaps_or_duplicat
                 return int(rows[0]["n"]) == 0 and await cluster.metric(survivor, "csms_events_exported_total") > 0
 
             await wait_for(caught_up, 20, "the survivor's exporter caught up")
-            outbox = await cluster.fetch("SELECT id::text AS id, station_id FROM outbox ORDER BY txid, seq")
+            outbox = await cluster.fetch(
+                "SELECT id::text AS id, station_id, txid::text || '-' || seq AS cursor, type FROM outbox"
+                " ORDER BY txid, seq"
+            )
             messages = await trio.to_thread.run_sync(nats_server.messages, "CSMS_EVENTS")
             stream_ids = [h["Nats-Msg-Id"] for _, h, _ in messages]
             assert len(stream_ids) == len(set(stream_ids)), "JetStream kept a duplicate"
             assert set(stream_ids) == {r["id"] for r in outbox}, "an event was skipped (or invented)"
+            position = {event_id: i for i, event_id in enumerate(stream_ids)}
+            published_at = {h["Nats-Msg-Id"]: h.get("Ce-Sequence") for _, h, _ in messages}
             for station in {r["station_id"] for r in outbox}:
                 expected = [r["id"] for r in outbox if r["station_id"] == station]
-                position = {event_id: i for i, event_id in enumerate(stream_ids)}
-                assert sorted(expected, key=position.__getitem__) == expected, f"{station} out of order"
+                # On failure: each event's stream position, its cursor when published and now, and its type (a
+                # cursor that changed since publishing, or a stream position out of cursor order, tells which).
+                trail = [
+                    (position[r["id"]], published_at[r["id"]], r["cursor"], r["type"])
+                    for r in outbox
+                    if r["station_id"] == station
+                ]
+                assert sorted(expected, key=position.__getitem__) == expected, f"{station} out of order: {trail}"
             print(f"exporter takeover after SIGKILL: {took:.2f}s")
             assert took <= 2.0 * 2 + 2.0  # one TTL (2 s) for the lease, plus scrape and start-up slack
