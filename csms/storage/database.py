@@ -14,6 +14,7 @@ from csms.storage.batch import BatchRunner, PendingWrite
 from csms.storage.bridge import AsyncioBridge, log_orphaned_error
 from csms.storage.coalesce import Coalescer
 from csms.storage.errors import DatabaseUnavailable, StorageError
+from csms.storage.loop_turns import run_ready_callbacks_per_turn
 from csms.storage.migrator import MigrationDir, apply_migrations, load_migrations
 from csms.storage.observer import NullObserver, StorageObserver
 from csms.storage.pools import close_pool, create_pool, in_transaction, query
@@ -135,6 +136,7 @@ class Database:
         obs = observer
         async with trio_asyncio.open_loop() as loop:
             loop.set_exception_handler(log_orphaned_error)
+            run_ready_callbacks_per_turn(loop)
             bridge = AsyncioBridge(loop)
             pool = await bridge.run(
                 create_pool,
