@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from csms.authorization import IdTagStore
 from csms.central_system.certificates import StationCertificates
-from csms.central_system.dispatch import Handler, Payload, station_handler
+from csms.central_system.dispatch import Handler, Payload, heartbeat, station_handler
 from csms.central_system.plausibility import check_meter, check_start_connector
 from csms.central_system.reclaim import reclaim
 from csms.central_system.storage_limits import domain_check
@@ -99,7 +99,7 @@ class CentralSystem16:
         self.validator = Validator.for_version("1.6")
         self._handlers: dict[str, Handler] = {
             "BootNotification": self._boot_notification,
-            "Heartbeat": self._heartbeat,
+            "Heartbeat": heartbeat,
             "StatusNotification": self._status_notification,
             "Authorize": self._authorize,
             "StartTransaction": self._start_transaction,
@@ -145,11 +145,6 @@ class CentralSystem16:
             "currentTime": wire(received),
             "interval": self._settings.heartbeat_interval,
         }
-
-    async def _heartbeat(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
-        received = now()
-        await self._registry.touch(fence, received)
-        return {"currentTime": wire(received)}
 
     async def _status_notification(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         await self._registry.record_status(

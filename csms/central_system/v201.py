@@ -16,7 +16,7 @@ import orjson
 from csms.authorization import IdTagStore
 from csms.central_system import v201_inputs as inputs
 from csms.central_system.certificates import StationCertificates
-from csms.central_system.dispatch import Handler, Payload, station_handler
+from csms.central_system.dispatch import Handler, Payload, heartbeat, station_handler
 from csms.central_system.reclaim import reclaim
 from csms.central_system.storage_limits import domain_check
 from csms.central_system.timestamps import now, parse, wire
@@ -104,7 +104,7 @@ class CentralSystem201:
         self.validator = Validator.for_version("2.0.1")
         self._handlers: dict[str, Handler] = {
             "BootNotification": self._boot_notification,
-            "Heartbeat": self._heartbeat,
+            "Heartbeat": heartbeat,
             "StatusNotification": self._status_notification,
             "Authorize": self._authorize,
             "TransactionEvent": self._transaction_event,
@@ -168,11 +168,6 @@ class CentralSystem201:
         conn.booted, conn.boot_status = True, status
         # Pending/Rejected: the interval is when to boot again (B02/B03); Accepted: the heartbeat interval.
         return {"status": status, "currentTime": wire(received), "interval": self._settings.heartbeat_interval}
-
-    async def _heartbeat(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
-        received = now()
-        await self._registry.touch(fence, received)
-        return {"currentTime": wire(received)}
 
     async def _status_notification(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         if p["evseId"] <= 0 or p["connectorId"] <= 0:

@@ -62,6 +62,11 @@ class StationConnection:
     closing: bool = False  # draining, shedding or moved: no new commands; ends once what was read is answered
     in_flight: InFlight = field(default_factory=InFlight)
     opened_at: float = field(default_factory=trio.current_time)
+    heard_at: float = field(default_factory=trio.current_time)  # last frame from the station (trio clock)
+
+    def heard(self) -> None:
+        """A frame arrived: proof enough that the host is alive, so the keep-alive skips a ping."""
+        self.heard_at = trio.current_time()
 
     def close(self, code: int, reason: str) -> None:
         """End the connection now; the handler closes the socket with this code as it unwinds."""

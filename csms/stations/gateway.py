@@ -292,7 +292,7 @@ class Gateway:
         s = self._settings
         adapter = self._adapters[conn.protocol]
         rpc = RpcSession(
-            WebSocketTransport(conn.ws),
+            WebSocketTransport(conn.ws, conn.heard),
             adapter.handler_for(conn),
             adapter.validator,
             call_timeout=s.call_timeout,

@@ -3,8 +3,13 @@
 A task per connection sleeping between pings kept a resident task, a timer and its cancel scopes for every
 station, and the pings of a connect burst fell due in the same instant thirty seconds later. Here one task
 keeps a heap of due times (the first ping of each connection spread over the interval) and starts a short
-ping task only when a ping is due; a pong later than `timeout` closes the connection, so a host that vanished
-without a FIN is noticed within interval + timeout + one tick.
+ping task only when a ping is due; a pong later than `timeout` closes the connection.
+
+A connection we heard from within the interval (an OCPP message, or the station's own WebSocket ping) is not
+pinged: that frame proved the host alive as well as a pong would, and its check moves to one interval after
+it. A ping was the largest part of an idle fleet's CPU (~85 us each). Detection is as before: a host that
+vanished without a FIN sent its last frame at some T, is pinged at the latest at T + interval and closed
+within T + interval + timeout + a tick.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ from typing import Protocol
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
+from csms.stations.ws_adapters import hear_pings, note_station_pings
+
 GOING_AWAY = 1001
 
 
 class Pingable(Protocol):
     ws: WebSocketConnection
+    heard_at: float  # trio clock: the last frame received from the station
+
+    def heard(self) -> None: ...
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -34,10 +44,12 @@ class KeepAlive:
         self._due: list[tuple[float, int, Pingable]] = []  # (when, tie-breaker, connection)
         self._watched: set[Pingable] = set()
         self._seq = itertools.count()
+        note_station_pings()
 
     def watch(self, conn: Pingable) -> None:
         """Ping `conn` from now on; its first ping is spread over the interval (a burst's pings not in step)."""
         self._watched.add(conn)
+        hear_pings(conn.ws, conn.heard)
         self._schedule(conn, self._interval * random.uniform(0.5, 1.0))
 
     def forget(self, conn: Pingable) -> None:
@@ -54,7 +66,11 @@ class KeepAlive:
                 now = trio.current_time()
                 while self._due and self._due[0][0] <= now:
                     conn = heapq.heappop(self._due)[2]
-                    if conn in self._watched:
+                    if conn not in self._watched:
+                        continue
+                    if now - conn.heard_at < self._interval:  # it talked to us: alive, check again later
+                        self._schedule(conn, conn.heard_at + self._interval - now)
+                    else:
                         pings.start_soon(self._ping, conn)
 
     async def _ping(self, conn: Pingable) -> None:

@@ -2,7 +2,8 @@
 
 Handlers note each message here (a dict assignment); a flusher writes what was noted once per interval, one
 statement per chunk of stations. A replica that dies loses at most one interval of "seen" times, which the
-station's next message restores.
+station's next message restores. A Heartbeat writes nothing else: it is answered at once, and this is its
+only effect (docs/design/durability.md, "Liveness is exempt").
 """
 
 from __future__ import annotations

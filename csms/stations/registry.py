@@ -43,7 +43,6 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = now()
 RETURNING (xmax = 0)
 """
-_TOUCH = "UPDATE stations SET last_seen_at = $2 WHERE id = $1"
 # Many stations at once; never backwards: a replica that lost a station may still flush an older time for it.
 _TOUCH_MANY = """
 UPDATE stations s SET last_seen_at = greatest(s.last_seen_at, v.seen)
@@ -261,9 +260,6 @@ class StationRegistry:
             reason=info.reason,
         )
         await self._db.write_statements([Statement(_RECORD_BOOT, args), event_statement(booted)], fence=fence)
-
-    async def touch(self, fence: Fence, received_at: datetime) -> None:
-        await self._db.write_statements([Statement(_TOUCH, (fence.station_id, received_at))], fence=fence)
 
     async def touch_many(self, seen: dict[str, datetime]) -> None:
         """Unfenced on purpose: last_seen only moves forward, whoever writes it."""

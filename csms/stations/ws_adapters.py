@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 from trio_websocket import WebSocketConnection
+from wsproto.events import Ping
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,17 @@ async def _contained(async_fn: Callable[..., Awaitable[object]], *args: object) 
 class WebSocketTransport:
     """Adapts a trio-websocket connection to the RPC layer's transport protocol."""
 
-    def __init__(self, ws: WebSocketConnection) -> None:
+    def __init__(self, ws: WebSocketConnection, heard: Callable[[], None] = lambda: None) -> None:
         self._ws = ws
+        self._heard = heard  # every message received: the keep-alive need not ping a station that talks
 
     async def send(self, text: str) -> None:
         await self._ws.send_message(text)
 
     async def receive(self) -> str | bytes:
-        return await self._ws.get_message()
+        message = await self._ws.get_message()
+        self._heard()
+        return message
 
     def buffered(self) -> list[str | bytes]:
         # trio-websocket has no public "take without waiting"; its receive channel holds the messages it has
@@ -57,3 +61,27 @@ class WebSocketTransport:
                 messages.append(channel.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 return messages
+
+
+_answer_ping = WebSocketConnection._handle_ping_event
+_HEARD = "_csms_heard"
+
+
+async def _answer_and_note(self: WebSocketConnection, event: Ping) -> None:
+    heard = self.__dict__.get(_HEARD)
+    if heard is not None:
+        heard()
+    await _answer_ping(self, event)
+
+
+def note_station_pings() -> None:
+    """Make a station's Ping call the `heard` its connection was given (`hear_pings`). trio-websocket answers
+    a Ping inside its reader task with no hook, and many stations ping every few seconds: each of their pings
+    proves the host alive as well as ours would, so the keep-alive skips its own. The class's handler is
+    wrapped once, before any connection's reader binds it; connections without a `heard` are untouched."""
+    if WebSocketConnection._handle_ping_event is not _answer_and_note:
+        WebSocketConnection._handle_ping_event = _answer_and_note  # type: ignore[method-assign]
+
+
+def hear_pings(ws: WebSocketConnection, heard: Callable[[], None]) -> None:
+    ws.__dict__[_HEARD] = heard

@@ -54,7 +54,15 @@ async def seed_victim(csms: Running, b: SimulatedStation) -> Victim:
         reserve = {"connectorId": 2, "expiryDate": iso(3600), "idTag": TAG_B, "reservationId": RESERVATION_B}
         response = await api.post(f"/api/v1/stations/{B}/commands/ReserveNow", json=reserve)
         assert response.status_code == 200, response.text
-    await b.call("Heartbeat", {})  # last: its own write sets last_seen_at past every noted message of B
+        # B's last message; its "seen" time is flushed with (and past) those of all before it: once it shows,
+        # no later flush moves B's last_seen_at.
+        last = datetime.now(UTC)
+        await b.call("Heartbeat", {})
+        with trio.fail_after(30):
+            while not (seen := (await api.get(f"/api/v1/stations/{B}")).json()["last_seen_at"]) or (
+                datetime.fromisoformat(seen) < last
+            ):
+                await trio.sleep(0.1)
     return Victim([active, done], [RESERVATION_B])
 
 
