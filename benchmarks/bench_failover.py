@@ -265,8 +265,28 @@ class Bench:
         await trio.to_thread.run_sync(profiling)
         failover["stations_on_killed_replica"] = on_a
         failover["spread"] = await self.owners()
+        failover["handshakes"] = await self.handshake_phases("b", "c")
         self.result["failover"] = failover
         print(f"[{self.n}] failover: {failover}", flush=True)
+
+    async def handshake_phases(self, *names: str) -> dict[str, float]:
+        """Mean seconds per handshake phase over ``names`` (csms_handshake_phase_seconds: where a slot's time
+        goes), with the number of slot waits and of refused handshakes (503: no slot)."""
+        totals: dict[str, float] = {}
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            for name in names:
+                text = (await http.get(self.replicas[name].api_url + "/metrics")).text
+                for line in text.splitlines():
+                    metric, _, value = line.rpartition(" ")
+                    for kind in ("sum", "count"):
+                        if metric.startswith(f"csms_handshake_phase_seconds_{kind}{{"):
+                            phase = metric.split('phase="', 1)[1].split('"', 1)[0]
+                            totals[f"{phase}_{kind}"] = totals.get(f"{phase}_{kind}", 0.0) + float(value)
+                    if metric.startswith("csms_handshake_refusals_total{"):
+                        totals["refused"] = totals.get("refused", 0.0) + float(value)
+        phases = {k[: -len("_sum")] for k in totals if k.endswith("_sum")}
+        means = {p: round(totals[f"{p}_sum"] / max(1.0, totals[f"{p}_count"]), 3) for p in sorted(phases)}
+        return {**means, "handshakes": totals.get("slot_count", 0.0), "refused": totals.get("refused", 0.0)}
 
     async def drain(self) -> None:
         """First C's share moves to B, then B (owning all N) drains to the restarted A and C."""
