@@ -260,14 +260,30 @@ class Bench:
         on_a = (await self.owners()).get(a, 0)  # a rebalancing round may already have moved a few
         killed = trio.current_time()
         profiling = self._profile("failover", "b", "c")
+        cpu_before = self.cpu_seconds("b", "c")
         await trio.to_thread.run_sync(self.replicas["a"].kill)
         failover = await self.measure_move(killed, {b, c}, moving=on_a)
+        wall = trio.current_time() - killed
+        failover["cpu_share"] = {  # of one core, over the failover: who had work (2 cores are shared by all)
+            who: round((after - cpu_before[who]) / wall, 2) for who, after in self.cpu_seconds("b", "c").items()
+        }
         await trio.to_thread.run_sync(profiling)
         failover["stations_on_killed_replica"] = on_a
         failover["spread"] = await self.owners()
         failover["handshakes"] = await self.handshake_phases("b", "c")
         self.result["failover"] = failover
         print(f"[{self.n}] failover: {failover}", flush=True)
+
+    def cpu_seconds(self, *names: str) -> dict[str, float]:
+        """CPU seconds used so far by the named replicas and by this process (the load generator)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        used = {"generator": time.process_time()}
+        for name in names:
+            proc = self.replicas[name].proc
+            assert proc is not None
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            used[name] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        return used
 
     async def handshake_phases(self, *names: str) -> dict[str, float]:
         """Mean seconds per handshake phase over ``names`` (csms_handshake_phase_seconds: where a slot's time
