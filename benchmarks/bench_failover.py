@@ -260,13 +260,49 @@ class Bench:
         on_a = (await self.owners()).get(a, 0)  # a rebalancing round may already have moved a few
         killed = trio.current_time()
         profiling = self._profile("failover", "b", "c")
+        cpu_before = self.cpu_seconds("b", "c")
         await trio.to_thread.run_sync(self.replicas["a"].kill)
         failover = await self.measure_move(killed, {b, c}, moving=on_a)
+        wall = trio.current_time() - killed
+        failover["cpu_share"] = {  # of one core, over the failover: who had work (2 cores are shared by all)
+            who: round((after - cpu_before[who]) / wall, 2) for who, after in self.cpu_seconds("b", "c").items()
+        }
         await trio.to_thread.run_sync(profiling)
         failover["stations_on_killed_replica"] = on_a
         failover["spread"] = await self.owners()
+        failover["handshakes"] = await self.handshake_phases("b", "c")
         self.result["failover"] = failover
         print(f"[{self.n}] failover: {failover}", flush=True)
+
+    def cpu_seconds(self, *names: str) -> dict[str, float]:
+        """CPU seconds used so far by the named replicas and by this process (the load generator)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        used = {"generator": time.process_time()}
+        for name in names:
+            proc = self.replicas[name].proc
+            assert proc is not None
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            used[name] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        return used
+
+    async def handshake_phases(self, *names: str) -> dict[str, float]:
+        """Mean seconds per handshake phase over ``names`` (csms_handshake_phase_seconds: where a slot's time
+        goes), with the number of slot waits and of refused handshakes (503: no slot)."""
+        totals: dict[str, float] = {}
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            for name in names:
+                text = (await http.get(self.replicas[name].api_url + "/metrics")).text
+                for line in text.splitlines():
+                    metric, _, value = line.rpartition(" ")
+                    for kind in ("sum", "count"):
+                        if metric.startswith(f"csms_handshake_phase_seconds_{kind}{{"):
+                            phase = metric.split('phase="', 1)[1].split('"', 1)[0]
+                            totals[f"{phase}_{kind}"] = totals.get(f"{phase}_{kind}", 0.0) + float(value)
+                    if metric.startswith("csms_handshake_refusals_total{"):
+                        totals["refused"] = totals.get("refused", 0.0) + float(value)
+        phases = {k[: -len("_sum")] for k in totals if k.endswith("_sum")}
+        means = {p: round(totals[f"{p}_sum"] / max(1.0, totals[f"{p}_count"]), 3) for p in sorted(phases)}
+        return {**means, "handshakes": totals.get("slot_count", 0.0), "refused": totals.get("refused", 0.0)}
 
     async def drain(self) -> None:
         """First C's share moves to B, then B (owning all N) drains to the restarted A and C."""

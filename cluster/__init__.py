@@ -15,7 +15,7 @@ from cluster.etcd_client import EtcdClient
 from cluster.etcd_coordinator import EtcdCoordinator
 from cluster.leader_jobs import LeaderJobRunner, every
 from cluster.observer import ClusterObserver, NullObserver
-from cluster.rebalance import ShedOrder, plan_shedding
+from cluster.rebalance import ShedOrder, plan_shedding, still_landing
 from cluster.results import KeyValue, WatchEvent
 from cluster.single_node import SingleNodeCoordinator
 from cluster.singletons import LeasedSingletons
@@ -47,4 +47,5 @@ __all__ = [
     "WatchEvent",
     "every",
     "plan_shedding",
+    "still_landing",
 ]

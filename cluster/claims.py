@@ -25,9 +25,11 @@ from cluster.etcd_client import EtcdClient
 from cluster.etcd_keys import Keys, decode
 from cluster.fence_domain import FenceDomain
 from cluster.observer import ClusterObserver
+from cluster.owner_deletes import OwnerDeleteBatcher
 from cluster.owner_puts import OwnerPut, OwnerPutBatcher, PutOutcome
 from cluster.results import WatchEvent
 from cluster.txn import Compare, Op
+from microbatch import BatcherClosed
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class Claims:
         self._batch = max(1, min(batch, 100))  # etcd's default --max-txn-ops is 128
         self._retry_delay = retry_delay
         self._puts: OwnerPutBatcher | None = None
+        self._deletes: OwnerDeleteBatcher | None = None
         self._claims: dict[str, Claim] = {}
         # Claims made under a lease we lost: still served (Postgres fences their writes), re-claimed on rejoin.
         self._orphans: dict[str, Claim] = {}
@@ -89,18 +92,25 @@ class Claims:
         """Owner puts for ``lease`` from now on (sent once ``run_puts`` runs in the session's nursery)."""
         self.end_session()
         self._puts = OwnerPutBatcher(self._etcd, lease, self._keys.domain, max_batch=self._batch)
+        self._deletes = OwnerDeleteBatcher(self._etcd, max_batch=self._batch)
 
     async def run_puts(self) -> None:
-        """Send this session's owner puts until cancelled (or the session ends)."""
-        puts = self._puts
-        assert puts is not None
-        await puts.run()
+        """Send this session's owner puts and releases' deletes until cancelled (or the session ends)."""
+        puts, deletes = self._puts, self._deletes
+        assert puts is not None and deletes is not None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(deletes.run)
+            await puts.run()
+            nursery.cancel_scope.cancel()
 
     def end_session(self) -> None:
         """The lease is gone: queued puts fail; our claims become orphans (re-claimed in the next session)."""
         if self._puts is not None:
             self._puts.abort()
             self._puts = None
+        if self._deletes is not None:
+            self._deletes.abort()  # their callers delete one by one (see _delete)
+            self._deletes = None
         self._orphans.update(self._claims)
         self._claims.clear()
 
@@ -175,8 +185,19 @@ class Claims:
         if current is None or current.connection_id != claim.connection_id:
             return  # not ours (any more): nothing of ours to delete
         del self._claims[station_id]
-        key = self._keys.owner(station_id)
-        await self._etcd.txn([Compare.mod_revision(key, "=", current.revision)], [Op.delete(key)])
+        await self._delete(self._keys.owner(station_id), current.revision)
+
+    async def _delete(self, key: str, revision: int) -> None:
+        """Delete the owner key if its revision is still ``revision``: batched with other releases while a
+        session runs, else (between sessions, or its batcher stopped) in a txn of its own."""
+        deletes = self._deletes
+        if deletes is not None and deletes.running:
+            try:
+                await deletes.delete(key, revision)
+                return
+            except BatcherClosed:
+                pass
+        await self._etcd.txn([Compare.mod_revision(key, "=", revision)], [Op.delete(key)])
 
     def _lose(self, claim: Claim) -> None:
         if self._claims.get(claim.station_id) == claim:
@@ -313,7 +334,7 @@ class Claims:
         if self._orphans.get(station_id) is not orphan:  # released, or claimed by a new connection, meanwhile
             if put.revision:  # the key we just moved must not outlive the connection
                 with contextlib.suppress(EtcdError):
-                    await self._etcd.txn([Compare.mod_revision(key, "=", put.revision)], [Op.delete(key)])
+                    await self._delete(key, put.revision)
             return
         del self._orphans[station_id]
         if put.revision and not superseded:

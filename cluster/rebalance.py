@@ -26,6 +26,21 @@ class ShedOrder:
     may_interrupt: int  # how many of `count` may have a charging session (the severe part of the excess)
 
 
+def still_landing(total: int, previous: int | None, nodes: int, *, tolerance: float, fleet: int = 0) -> bool:
+    """Whether stations are still arriving: the owned ``total`` grew since the ``previous`` round's (None: there
+    was none, e.g. a new leader) beyond what one node's tolerance allows (counting the ``fleet`` floor as seen).
+
+    A reconnect storm after a replica died is thousands of stations landing on the survivors; counts taken in
+    the middle of it make a plan that holds admission on whichever survivor is ahead, against stations that
+    have nowhere better to go, and every refusal costs a station its growing back-off (a storm of 3,000 drew
+    ~3,000 refusals and took ~50 s). Once the total stops growing, the next round plans as usual.
+    """
+    if previous is None:
+        return True
+    seen = max(previous, fleet)
+    return total > seen + max(1.0, seen / max(1, nodes) * tolerance)
+
+
 def plan_shedding(
     counts: dict[str, int],
     nodes: list[str],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 import trio
 
-from cluster import Coordinator, NodeInfo, ShedOrder, plan_shedding
+from cluster import Coordinator, NodeInfo, ShedOrder, plan_shedding, still_landing
 from csms.commands import SECRET_HEADER, CommandService
 from csms.operations import OperationsRecorder
 from csms.shedding import Shed
@@ -55,7 +55,9 @@ class Rebalancer:
     Every replica at or above its fair share is told to hold admission while the round's stations reconnect,
     so they land on the under-loaded ones (see cluster.rebalance). For a while after a round the fleet size it
     saw is kept as a floor: stations still reconnecting are owned by nobody, and must not look like a smaller
-    fleet whose mean the others already exceed.
+    fleet whose mean the others already exceed. No round while the owned total is still growing (a reconnect
+    storm), nor on the first look at a set of ready nodes (a new leader, a node gone or joined): see
+    ``still_landing``.
     """
 
     def __init__(
@@ -74,6 +76,8 @@ class Rebalancer:
         self._s = settings
         self._floor = 0
         self._floor_until = 0.0
+        self._last_total: int | None = None  # owned stations seen by the previous round (None: none yet)
+        self._last_nodes: set[str] = set()  # the ready nodes it saw
         self._on_round = on_round  # called for each round that gives orders
 
     async def round(self) -> None:
@@ -86,6 +90,12 @@ class Rebalancer:
         total = sum(counts.get(node, 0) for node in nodes)
         floor = self._floor if trio.current_time() < self._floor_until else 0
         s = self._s
+        previous, self._last_total = self._last_total, total
+        if set(nodes) != self._last_nodes:  # one left (its stations are moving) or joined: look once first
+            previous, self._last_nodes = None, set(nodes)
+        if still_landing(total, previous, len(nodes), tolerance=s.tolerance, fleet=floor):
+            log.info("rebalance: stations still landing, no round", extra={"owned": total, "before": previous})
+            return
         step = max(1, math.ceil(max(total, floor) * s.step_fraction))
         plan = plan_shedding(
             counts, list(nodes), tolerance=s.tolerance, step=step, severe=s.active_tx_imbalance, fleet=floor

@@ -115,6 +115,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.handshake_phase_seconds = Histogram(
+            "csms_handshake_phase_seconds",
+            "Time a station handshake spends in each phase (slot: waiting for a handshake slot; check: path,"
+            " subprotocol, credentials; claim: etcd owner key; fence: Postgres fence and protocol; accept: upgrade)",
+            ["phase"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.etcd_seconds = Histogram(
             "csms_etcd_request_duration_seconds",
             "etcd gateway request latency",
@@ -257,6 +265,9 @@ class GatewayMetrics:
 
     def handshake_refused(self, status: int) -> None:
         self._m.handshake_refusals.labels(str(status)).inc()
+
+    def handshake_phase(self, phase: str, seconds: float) -> None:
+        self._m.handshake_phase_seconds.labels(phase).observe(seconds)
 
     def password_hashed(self, ok: bool) -> None:
         self._m.password_hashes.labels("ok" if ok else "failed").inc()

@@ -32,6 +32,7 @@ from csms.stations.connection import StationConnection, StationNotConnected
 from csms.stations.connection_table import ConnectionTable
 from csms.stations.fleet import PresenceRecorder
 from csms.stations.handshake import Refusal
+from csms.stations.handshake_phases import HandshakePhases
 from csms.stations.handshake_policy import HandshakePolicy
 from csms.stations.handshake_slots import HandshakeSlots
 from csms.stations.keepalive import KeepAlive
@@ -62,6 +63,7 @@ class GatewayObserver(AuthObserver, Protocol):
     def connection_opened(self) -> None: ...
     def connection_closed(self) -> None: ...
     def handshake_refused(self, status: int) -> None: ...
+    def handshake_phase(self, phase: str, seconds: float) -> None: ...
 
 
 @dataclass
@@ -115,7 +117,8 @@ class Gateway:
             accepting=lambda: self._table.accepting,
             connection_count=lambda: len(self._table),
         )
-        self._ownership = Ownership(coordinator, record_fence, registry, settings.handshake_timeout)
+        self._phases = HandshakePhases(observer.handshake_phase if observer else None)
+        self._ownership = Ownership(coordinator, record_fence, registry, settings.handshake_timeout, self._phases)
         self._keepalive = (
             KeepAlive(settings.ping_interval, settings.ping_timeout) if settings.ping_interval > 0 else None
         )
@@ -231,7 +234,9 @@ class Gateway:
 
     async def _serve_request(self, request: WebSocketRequest) -> None:
         try:
+            slot_waited = self._phases.start("slot")
             async with self._handshakes.slot():
+                slot_waited()
                 conn = await self._admit(request)
         except Refusal as refusal:
             if self._observer:
@@ -264,8 +269,8 @@ class Gateway:
     async def _admit(self, request: WebSocketRequest) -> StationConnection | None:
         """Check, claim and upgrade (holding a handshake slot); None when refused here already."""
         try:
-            with trio.fail_after(self._settings.handshake_timeout):
-                station_id, protocol = await self._policy.check(request)
+            with trio.fail_after(self._settings.handshake_timeout), self._phases.phase("check"):
+                station_id, protocol, recorded = await self._policy.check(request)
         except Refusal:
             raise
         except Exception as exc:  # the registry is unreachable: tell the station to come back later
@@ -273,7 +278,7 @@ class Gateway:
             await request.reject(503, body=b"temporarily unavailable, retry later\n")
             return None
         try:
-            claim, fence = await self._ownership.take(station_id, protocol)
+            claim, fence = await self._ownership.take(station_id, protocol, recorded)
         except Exception as exc:
             log.warning("claim failed", extra={"station_id": station_id, "error": repr(exc)})
             await request.reject(503, body=b"station ownership unavailable, retry later\n")
@@ -282,7 +287,8 @@ class Gateway:
             await self._ownership.release_quietly(claim)
             raise Refusal(503, "replica is draining; reconnect")
         try:
-            ws = await request.accept(subprotocol=protocol)
+            with self._phases.phase("accept"):
+                ws = await request.accept(subprotocol=protocol)
         except BaseException:
             await self._ownership.release_quietly(claim)  # the station left mid-handshake: don't leave it ours
             raise

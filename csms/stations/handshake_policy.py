@@ -60,8 +60,9 @@ class HandshakePolicy:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self._credentials.run(task_status=task_status)
 
-    async def check(self, request: WebSocketRequest) -> tuple[str, str]:
-        """The station id and subprotocol of an acceptable request; else raises Refusal (an HTTP status)."""
+    async def check(self, request: WebSocketRequest) -> tuple[str, str, str | None]:
+        """The station id and subprotocol of an acceptable request, and the subprotocol recorded at the station's
+        last connect (None: never connected); else raises Refusal (an HTTP status)."""
         if not self._accepting():
             raise Refusal(503, "replica is draining; reconnect")
         station_id = station_id_from_path(request.path, self._path_prefix)
@@ -78,11 +79,11 @@ class HandshakePolicy:
                 raise Refusal(404, f"unknown station {station_id}")
             await self._registry.auto_register(station_id)
         if self._security.check(station_id, station, peer) or station.password_hash is None:
-            return station_id, protocol  # a certificate naming the station, or no password to check
+            return station_id, protocol, station.protocol  # a certificate naming the station, or no password
         if credentials is None:
             raise Refusal(401, "HTTP Basic credentials required", UNAUTHORIZED_HEADERS)
         await self._check_password(station_id, source_key(request.remote), credentials[1], station)
-        return station_id, protocol
+        return station_id, protocol, station.protocol
 
     async def _check_password(self, station_id: str, source: str, password: str, station: StationCredentials) -> None:
         """The current password, or the one a rotation sent (which then becomes the only one), each through the

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from cluster import Claim, Coordinator
+from csms.stations.handshake_phases import HandshakePhases
 from csms.stations.registry import StationRegistry
 from csms.storage import Fence
 
@@ -24,23 +25,39 @@ FenceRecorder = Callable[[Claim], Awaitable[int | None]]
 
 class Ownership:
     def __init__(
-        self, coordinator: Coordinator, record_fence: FenceRecorder, registry: StationRegistry, timeout: float
+        self,
+        coordinator: Coordinator,
+        record_fence: FenceRecorder,
+        registry: StationRegistry,
+        timeout: float,
+        phases: HandshakePhases | None = None,
     ) -> None:
         self._coordinator = coordinator
+        self._phases = phases or HandshakePhases()
         self._record_fence = record_fence
         self._registry = registry
         self._timeout = timeout
 
-    async def take(self, station_id: str, protocol: str) -> tuple[Claim, int]:
-        """Claim the station for a new connection and record it; on any failure nothing of it stays owned."""
+    async def take(self, station_id: str, protocol: str, recorded: str | None = None) -> tuple[Claim, int]:
+        """Claim the station for a new connection and record it; on any failure nothing of it stays owned.
+
+        ``recorded``: the protocol the handshake read for the station; the same one is not written again (a
+        reconnect storm is thousands of reconnects in the same version, and each write is a group-commit wait
+        while holding a handshake slot). Only a concurrent connect of the station in another version can make
+        the row differ meanwhile; a command built for that version is refused by the owner (ProtocolChanged)
+        and the station's next connect in this version records it again."""
         claim: Claim | None = None
         try:
             with trio.fail_after(self._timeout):
-                claim = await self._coordinator.claim(station_id, secrets.token_hex(6))
-                fence = await self._record_fence(claim)
+                with self._phases.phase("claim"):
+                    claim = await self._coordinator.claim(station_id, secrets.token_hex(6))
+                with self._phases.phase("fence"):
+                    fence = await self._record_fence(claim)
                 if fence is None:
                     raise RuntimeError("a newer claim is already recorded")
-                await self._registry.record_protocol(Fence(station_id, fence), protocol)
+                if protocol != recorded:
+                    with self._phases.phase("protocol"):
+                        await self._registry.record_protocol(Fence(station_id, fence), protocol)
         except Exception:
             await self.release_quietly(claim)
             raise

@@ -25,6 +25,7 @@ class StationCredentials:
     pending_password_hash: str | None = None  # a rotation the station accepted but has not yet used
     profile: int | None = None  # as set by the operator; None: derived from the password (legacy)
     revoked: frozenset[str] = frozenset()  # SHA-256 fingerprints of certificates deleted from its inventory
+    protocol: str | None = None  # the subprotocol recorded at its last connect (None: never connected)
 
     @property
     def required_profile(self) -> int:
@@ -37,7 +38,7 @@ class StationCredentials:
 UNKNOWN = StationCredentials(known=False)
 
 _CREDENTIALS = """
-SELECT s.id, s.password_hash, s.pending_password_hash, s.security_profile,
+SELECT s.id, s.password_hash, s.pending_password_hash, s.security_profile, s.protocol,
        coalesce((SELECT array_agg(r.fingerprint) FROM revoked_certificates r WHERE r.station_id = s.id), '{}')
            AS revoked
 FROM stations s WHERE s.id = ANY($1::text[])
@@ -84,6 +85,7 @@ class SecurityStore:
                 row["pending_password_hash"],
                 row["security_profile"],
                 frozenset(row["revoked"]),
+                row["protocol"],
             )
             for row in rows
         }

@@ -190,3 +190,58 @@ async def test_taking_over_a_dead_nodes_stations_costs_one_txn_per_batch(
     assert set(b.coord.held_claims) == set(stations)
     assert all(claim.connection_id == "new" for claim in b.coord.held_claims.values())
     assert txns <= -(-len(stations) // 64) + 1, f"{txns} owner txns for {len(stations)} takeovers"
+
+
+def _count_txns(node: Any) -> list[bool]:
+    """Record whether each etcd txn of ``node`` succeeded, from now on."""
+    outcomes: list[bool] = []
+    send = node.coord._etcd.txn
+
+    async def counting_txn(*args: Any, **kwargs: Any) -> Any:
+        result = await send(*args, **kwargs)
+        outcomes.append(result.succeeded)
+        return result
+
+    node.coord._etcd.txn = counting_txn
+    return outcomes
+
+
+async def test_a_release_storm_costs_one_txn_per_batch(start_node: NodeFactory, etcd: EtcdClient, prefix: str) -> None:
+    """200 connections closing at once: their guarded owner-key deletes ride in batches, not one txn each (a
+    burst of single deletes once left etcd refusing connections)."""
+    a = await start_node("node-a", ttl=30.0, call_timeout=10.0)
+    claims = []
+
+    async def claim(station_id: str) -> None:
+        claims.append(await a.coord.claim(station_id, "conn"))
+
+    async with trio.open_nursery() as nursery:
+        for n in range(200):
+            nursery.start_soon(claim, f"GONE-{n}")
+    txns = _count_txns(a)
+    async with trio.open_nursery() as nursery:
+        for released in claims:
+            nursery.start_soon(a.coord.release, released)
+    assert (await etcd.get(prefix + "owners/GONE-", prefix=True)).kvs == []
+    assert a.coord.held_claims == {}
+    assert len(txns) <= -(-200 // 64) + 2, f"{len(txns)} txns for 200 releases"
+
+
+async def test_a_release_whose_key_moved_on_holds_back_no_other(
+    start_node: NodeFactory, etcd: EtcdClient, prefix: str
+) -> None:
+    """One key in a release batch no longer has our claim's revision: its guard fails the batch's txn, the
+    innocent keys are deleted by the next one, and the moved key is left alone."""
+    a = await start_node("node-a", ttl=30.0, call_timeout=10.0)
+    claims = [await a.coord.claim(f"MIX-{n}", "conn") for n in range(30)]
+    moved = claims[0]
+    # Same value, new revision: the watch sees our own node and connection, so node-a keeps its (now stale) claim.
+    await etcd.put(prefix + "owners/MIX-0", orjson.dumps({"node_id": "node-a", "connection_id": "conn"}))
+    txns = _count_txns(a)
+    async with trio.open_nursery() as nursery:
+        for released in [moved, *claims[1:]]:
+            nursery.start_soon(a.coord.release, released)
+    left = (await etcd.get(prefix + "owners/MIX-", prefix=True)).kvs
+    assert [kv.key for kv in left] == [(prefix + "owners/MIX-0").encode()]
+    assert False in txns, "the moved key's guard never failed a batch"
+    assert len(txns) <= 6, f"{len(txns)} txns for 30 releases"

@@ -6,6 +6,7 @@ import re
 
 import httpx
 import trio
+from trio_websocket import open_websocket_url
 
 from tests.integration.conftest import Running
 
@@ -22,3 +23,31 @@ async def test_process_gc_and_event_loop_lag_are_exposed(csms: Running) -> None:
     for family in ("process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"):
         assert re.search(rf"^{family} \d", text, re.M), family
     assert 'python_gc_collections_total{generation="2"}' in text
+
+
+async def _phase_counts(csms: Running) -> dict[str, int]:
+    found = re.findall(r'^csms_handshake_phase_seconds_count\{phase="(\w+)"\} ([0-9.e+]+)$', await _metrics(csms), re.M)
+    return {phase: int(float(value)) for phase, value in found}
+
+
+async def _connect(csms: Running, station_id: str, protocol: str) -> None:
+    async with open_websocket_url(f"{csms.ocpp_url}/{station_id}", subprotocols=[protocol], connect_timeout=30):
+        pass
+
+
+async def test_handshake_phases_are_timed_and_a_same_version_reconnect_writes_no_protocol(csms: Running) -> None:
+    """Each handshake phase lands in csms_handshake_phase_seconds; a reconnect in the version already recorded
+    skips the protocol write (a group-commit wait while holding a handshake slot), a version change does not."""
+    await csms.put_station("CP-PHASES")
+
+    async def counted(expected: dict[str, int]) -> None:
+        with trio.fail_after(10):
+            while {phase: n for phase, n in (await _phase_counts(csms)).items() if phase in expected} != expected:
+                await trio.sleep(0.05)
+
+    await _connect(csms, "CP-PHASES", "ocpp1.6")
+    await counted({"slot": 1, "check": 1, "claim": 1, "fence": 1, "protocol": 1, "accept": 1})
+    await _connect(csms, "CP-PHASES", "ocpp1.6")
+    await counted({"slot": 2, "check": 2, "claim": 2, "fence": 2, "protocol": 1, "accept": 2})
+    await _connect(csms, "CP-PHASES", "ocpp2.0.1")
+    await counted({"slot": 3, "protocol": 2, "accept": 3})

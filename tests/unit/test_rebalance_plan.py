@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from cluster import ShedOrder, plan_shedding
+from cluster import ShedOrder, plan_shedding, still_landing
 
 plan = partial(plan_shedding, tolerance=0.1, step=1000, severe=1.0)
 
@@ -54,3 +54,15 @@ def test_departed_nodes_do_not_count_and_a_lone_node_never_sheds() -> None:
     # Owner keys of a node that left (not in `nodes`) are ignored; the live ones are compared among themselves.
     assert plan({"a": 10, "b": 10, "gone": 50}, ["a", "b"]) == {}
     assert plan({"a": 100}, ["a"]) == {}
+
+
+def test_no_round_while_a_reconnect_storm_is_still_landing() -> None:
+    """Mid-storm counts (a dead replica's 3,000 landing on two survivors) plan holds against stations that
+    have nowhere better to go: no round until the owned total stops growing, nor on a new leader's first look."""
+    landing = partial(still_landing, tolerance=0.1)
+    assert landing(900, None, 2)  # a new leader (after the failover): look once first
+    assert landing(1800, 900, 2)  # +900 in a round: the storm goes on
+    assert not landing(3000, 3000, 2)  # settled: plan as usual
+    assert not landing(3010, 3000, 2)  # a few new stations are no storm (tolerance of one node's share)
+    assert not landing(3000, 3100, 2)  # fewer (stations left, or shed ones in flight) is no storm either
+    assert not landing(1000, 900, 3, fleet=1000)  # shed stations coming back up to the round's floor
