@@ -171,6 +171,7 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
         group_commit=config.group_commit,
         max_batch=config.group_commit_max_batch,
         max_wait=config.group_commit_max_wait_ms / 1000,
+        writers=config.db_writers,
         observer=StorageMetrics(metrics),
     ) as db:
         await db.migrate(MIGRATIONS)

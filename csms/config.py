@@ -266,6 +266,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db_pool_size", _positive_int, "8", "Postgres connections per replica"),
     Setting("group_commit", _bool, "true", "batch hot-path writes of many stations into one transaction"),
     Setting("group_commit_max_batch", _positive_int, "256", "most writes in one group commit"),
+    Setting(
+        "db_writers",
+        _positive_int,
+        "4",
+        "group commits in flight at once, each on its own Postgres connection (besides the pool)",
+    ),
     Setting("group_commit_max_wait_ms", _non_negative_float, "2", "longest a write waits for its batch (ms)"),
     Setting("etcd_endpoints", _csv, "", "comma-separated etcd URLs; unset runs a single node without etcd"),
     Setting("etcd_prefix", _path_prefix, "/csms/", "etcd key prefix"),
