@@ -89,7 +89,10 @@ async def test_reclaim_during_a_postgres_outage_keeps_the_connection(
             with trio.fail_after(15):
                 await asked.wait()
             with pytest.raises(CallErrorReply) as refused:
-                await station.call("Heartbeat", {}, timeout=30)  # still connected: answered, not dropped
+                # still connected: answered, not dropped (a write: a Heartbeat is liveness only now)
+                await station.call(
+                    "StatusNotification", {"connectorId": 0, "errorCode": "NoError", "status": "Available"}, timeout=30
+                )
             assert refused.value.code == "InternalError"
             assert station.received_calls == [("TriggerMessage", BOOT)]
     finally:

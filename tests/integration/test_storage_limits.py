@@ -17,6 +17,8 @@ from devcluster.postgres import PostgresServer
 from devcluster.station import CallErrorReply, SimulatedStation
 from tests.integration.conftest import Running
 
+AVAILABLE = {"connectorId": 0, "errorCode": "NoError", "status": "Available"}
+
 pytestmark = pytest.mark.integration
 
 START = {"connectorId": 1, "idTag": "TAG", "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"}
@@ -141,7 +143,8 @@ async def test_postgres_outage_answers_internal_error_with_one_log_line_per_inte
             await outage.wait()
             for _ in range(10):
                 try:
-                    await cp.call("Heartbeat", {}, timeout=30)
+                    # a write (a Heartbeat is liveness only and answers without Postgres)
+                    await cp.call("StatusNotification", AVAILABLE, timeout=30)
                     codes.append("ok")
                 except CallErrorReply as exc:
                     codes.append(exc.code)
