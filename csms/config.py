@@ -263,7 +263,7 @@ SETTINGS: tuple[Setting, ...] = (
         "256",
         "password verifications that may wait; more are refused at once with 503",
     ),
-    Setting("db_pool_size", _positive_int, "8", "Postgres connections per replica"),
+    Setting("db_pool_size", _positive_int, "20", "Postgres connections per replica for reads (opened as needed)"),
     Setting("group_commit", _bool, "true", "batch hot-path writes of many stations into one transaction"),
     Setting("group_commit_max_batch", _positive_int, "256", "most writes in one group commit"),
     Setting(

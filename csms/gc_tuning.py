@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ import trio
 log = logging.getLogger(__name__)
 
 GC_YOUNG_THRESHOLD = 50_000
+_CONNECTION_SLACK = 100  # connections that count as none when scaling the memory a reclaim waits for
 
 
 def tune_garbage_collector() -> None:
@@ -31,17 +33,23 @@ def tune_garbage_collector() -> None:
 
 
 class ConnectionFreezer:
-    """Moves settled connections' objects out of the collector's reach, and takes them back after churn.
+    """Keeps the collector's young generation to one period's objects, and reclaims frozen garbage after churn.
 
-    A full collection walks every tracked object: with 15,000 connections that is millions of objects and a
-    whole-replica stall of a second or more, every time the old generation grew by a quarter (connect bursts,
-    caches). Connections live for hours, so once a burst has settled (fewer than `min_growth` new connections
-    in the last period) their objects are frozen (one young collection, then gc.freeze: a list splice, no
-    walk) and full collections only see what came since. (Freezing every period during a burst cost a young
-    collection of up to ~0.3 s each time, py-spy, for objects the burst's end freezes anyway.) Frozen objects
-    that later become cyclic garbage (a closed connection's task and frame cycles) are not collected until
-    unfrozen: once `reclaim_fraction` of the frozen connections have closed, one full collection reclaims them
-    and freezes the survivors.
+    CPython 3.11 lowers the young count whenever *any* tracked object dies. An idle connection's task holds the
+    await chain of its current receive (coroutines, frames, cancel scopes), rebuilt by every message and kept
+    until the next one: each message frees an old chain and keeps a new one, so the count barely moves while
+    the young list grows by every live chain. At 19,000 stations the young collection that finally came walked
+    over a million objects: 0.4-1.1 s stalls every 10-30 s (benchmarks/results/SUMMARY.md). So every `period`
+    gc.freeze (a list splice, no walk) moves the young objects out of every later collection; reference
+    counting still frees them when their connection moves on. Not a young collection first: logged at 3,000
+    and 19,000 stations, those found no cyclic garbage at all, and once the replica fell behind each walked the
+    in-flight calls' 120-170k objects (0.13-0.17 s every second), which kept it behind.
+
+    Frozen objects that later become cyclic garbage (a closed connection's task and frame cycles) wait until
+    unfrozen: once `reclaim_fraction` of the frozen connections have closed, or allocated memory blocks grew by
+    `reclaim_growth` since the last reclaim beyond what new connections explain, with no connect burst under
+    way, one full collection reclaims them and freezes the rest. (Blocks, not gc.get_freeze_count(): that walks
+    the frozen list, millions of objects.)
     """
 
     def __init__(
@@ -49,20 +57,26 @@ class ConnectionFreezer:
         connections: Callable[[], int],
         closed: Callable[[], int],
         *,
-        period: float = 5.0,
+        period: float = 1.0,
+        settle_periods: int = 5,
         min_growth: int = 100,
         reclaim_fraction: float = 0.5,
         min_reclaim: int = 1000,
+        reclaim_growth: float = 1.0,
     ) -> None:
         self._connections = connections
         self._closed = closed
         self._period = period
+        self._settle_periods = settle_periods
         self._min_growth = min_growth
         self._reclaim_fraction = reclaim_fraction
         self._min_reclaim = min_reclaim
+        self._reclaim_growth = reclaim_growth
         self._frozen_connections = 0
         self._closed_at_reclaim = 0
-        self._last_seen = 0
+        self._blocks_at_reclaim = sys.getallocatedblocks()
+        self._connections_at_reclaim = 0
+        self._recent: list[int] = []
 
     async def run(self) -> None:
         while True:
@@ -70,22 +84,32 @@ class ConnectionFreezer:
             self.step()
 
     def step(self) -> None:
-        """One look: reclaim after heavy churn, else freeze if connections grew since the last freeze and the
-        burst has settled."""
+        """One period: reclaim if churn or growth calls for it, else collect the young and freeze the survivors."""
         now_open, closed = self._connections(), self._closed() - self._closed_at_reclaim
-        settled = now_open - self._last_seen < self._min_growth
-        self._last_seen = now_open
-        if closed >= max(self._min_reclaim, self._reclaim_fraction * self._frozen_connections):
+        self._recent = [*self._recent[-self._settle_periods :], now_open]
+        settled = now_open - self._recent[0] < self._min_growth
+        churned = closed >= max(self._min_reclaim, self._reclaim_fraction * self._frozen_connections)
+        # Memory grown beyond what the new connections explain (a ramp to 19,000 stations is no reason to walk
+        # them all: that full collection took 4.9 s).
+        explained = (now_open + _CONNECTION_SLACK) / (self._connections_at_reclaim + _CONNECTION_SLACK)
+        grown = sys.getallocatedblocks() > (1 + self._reclaim_growth) * self._blocks_at_reclaim * max(1.0, explained)
+        if churned or (grown and settled):
             started = time.perf_counter()
             gc.unfreeze()
             collected = gc.collect()
             gc.freeze()
             self._frozen_connections, self._closed_at_reclaim = now_open, self._closed()
+            self._blocks_at_reclaim = sys.getallocatedblocks()
+            self._connections_at_reclaim = now_open
             log.info(
-                "garbage of closed connections reclaimed",
-                extra={"closed": closed, "objects": collected, "seconds": round(time.perf_counter() - started, 3)},
+                "frozen garbage reclaimed",
+                extra={
+                    "closed": closed,
+                    "objects": collected,
+                    "blocks": self._blocks_at_reclaim,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
             )
-        elif settled and now_open >= self._frozen_connections + self._min_growth:
-            gc.collect(1)  # the young garbage must not be frozen with the connections
-            gc.freeze()
-            self._frozen_connections = now_open
+        else:
+            gc.freeze()  # no collection first: they found no cyclic garbage, and walked the in-flight calls
+            self._frozen_connections = max(self._frozen_connections, now_open)
