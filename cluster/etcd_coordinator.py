@@ -24,7 +24,7 @@ from cluster.callbacks import Flag, Hooks
 from cluster.claims import Claims
 from cluster.contract import Claim, EpochSource, NodeInfo, NoEpochs, Owner
 from cluster.election import Election
-from cluster.errors import EtcdError, EtcdUnavailable
+from cluster.errors import EtcdError, EtcdLeaseNotFound, EtcdUnavailable
 from cluster.etcd_client import EtcdClient
 from cluster.etcd_keys import Keys
 from cluster.etcd_queries import EtcdQueries
@@ -35,6 +35,8 @@ from cluster.results import WatchEvent
 from cluster.singletons import Job, LeasedSingletons
 
 log = logging.getLogger(__name__)
+
+REJOIN_WAIT = 2.0  # how long a claim waits for the next lease while the node rejoins (it starts at once)
 
 
 class EtcdCoordinator:
@@ -233,12 +235,30 @@ class EtcdCoordinator:
     # -- claims -----------------------------------------------------------------------------------
 
     async def claim(self, station_id: str, connection_id: str) -> Claim:
-        """Make this connection the station's owner; the newest claim wins over any other."""
-        lease = self._lease.lease_id
-        if lease is None or not self.healthy:
-            self._observer.claim_finished(0.0, "error")
-            raise EtcdUnavailable("cannot claim: this node has no live lease (lost, or not joined yet)")
-        return await self._claims.claim(station_id, connection_id, lease)
+        """Make this connection the station's owner; the newest claim wins over any other.
+
+        A claim whose txn names a lease etcd no longer has (etcd rebuilt from empty, or the lease expired before
+        the keep-alive noticed) ends the session at once instead of at the next renewal; a claim made while the
+        node rejoins waits up to REJOIN_WAIT for the next lease. Either way the station reconnecting right then
+        is served, not refused (it was refused until the keep-alive noticed, up to a third of the TTL later).
+        """
+        for attempt in (1, 2):
+            lease = self._lease.lease_id
+            if lease is None or not self.healthy:
+                with trio.move_on_after(REJOIN_WAIT):
+                    await self._healthy.wait_for(True)
+                lease = self._lease.lease_id
+                if lease is None or not self.healthy:
+                    self._observer.claim_finished(0.0, "error")
+                    raise EtcdUnavailable("cannot claim: this node has no live lease (lost, or not joined yet)")
+            try:
+                return await self._claims.claim(station_id, connection_id, lease)
+            except EtcdLeaseNotFound:
+                if attempt == 2:
+                    raise
+                if self._lease.lease_id == lease:
+                    self._lease_lost("a claim found the lease gone from etcd")
+        raise AssertionError("unreachable")
 
     async def release(self, claim: Claim) -> None:
         await self._claims.release(claim)

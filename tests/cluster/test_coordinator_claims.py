@@ -245,3 +245,19 @@ async def test_a_release_whose_key_moved_on_holds_back_no_other(
     assert [kv.key for kv in left] == [(prefix + "owners/MIX-0").encode()]
     assert False in txns, "the moved key's guard never failed a batch"
     assert len(txns) <= 6, f"{len(txns)} txns for 30 releases"
+
+
+async def test_a_claim_that_finds_its_lease_gone_rejoins_and_claims(
+    start_node: NodeFactory, etcd: EtcdClient, prefix: str
+) -> None:
+    """etcd rebuilt from empty (or the lease expired before the keep-alive noticed): the claim's txn names a lease
+    etcd no longer has. The node rejoins at once and the claim lands under the new lease; it used to fail (and
+    the station was refused) until the next keep-alive noticed."""
+    a = await start_node("node-a")
+    old = a.coord.lease_id
+    assert old is not None
+    await etcd.lease_revoke(old)
+    claim = await a.coord.claim("CP-GONE", "conn-1")
+    assert a.coord.lease_id not in (None, old)
+    stored = (await etcd.get(prefix + "owners/CP-GONE")).first()
+    assert stored is not None and stored.lease == a.coord.lease_id and stored.mod_revision == claim.revision
