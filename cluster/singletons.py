@@ -13,6 +13,7 @@ never moves back.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 
 import trio
@@ -107,8 +108,18 @@ class LeasedSingletons:
     async def _poll(self) -> set[str]:
         names = list(await self._wanted())
         holders = await self._coordinator.key_holders(self._group)
-        if any(name not in holders for name in names) and self._running:
+        free = [name for name in names if name not in holders]
+        if free and self._running:
             await trio.sleep(min(self._interval / 2, self._spread * len(self._running)))
+        if free:
+            # At most a fair share of new keys per poll, then poll again at once (after the spread delay above):
+            # one node's first poll took every key before the others had polled once.
+            share = -(-len(names) // max(1, len(await self._coordinator.nodes())))
+            room = max(1, share - len(self._running))
+            if room < len(free):
+                taking = set(random.sample(free, room))
+                names = [name for name in names if name not in free or name in taking]
+                self._poke.set()
         return await self._coordinator.hold_keys(self._group, names)
 
     def _apply(self, nursery: trio.Nursery, held: set[str]) -> None:

@@ -84,7 +84,7 @@ class ConnectionFreezer:
             self.step()
 
     def step(self) -> None:
-        """One period: reclaim if churn or growth calls for it, else collect the young and freeze the survivors."""
+        """One period: reclaim if churn or growth calls for it, else freeze the period's objects (no walk)."""
         now_open, closed = self._connections(), self._closed() - self._closed_at_reclaim
         self._recent = [*self._recent[-self._settle_periods :], now_open]
         settled = now_open - self._recent[0] < self._min_growth
