@@ -24,7 +24,15 @@ from csms.ocpp import CallHandler, Validator
 from csms.operations import OperationsRecorder, job_status, transaction_started_op
 from csms.stations import BootInfo, LastSeen, StationConnection, StationRegistry, notification, security_event
 from csms.storage import Connection, Database, Fence, run_statements
-from csms.transactions import SampledValue, TransactionLedger, remote_started, start_op
+from csms.transactions import (
+    SampledValue,
+    TransactionLedger,
+    remote_started,
+    start_statements,
+    started_id,
+    stop_outcome,
+    stop_statements,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,24 +182,30 @@ class CentralSystem16:
         id_tag_info = await self._id_tags.id_tag_info(p["idTag"])
         # Recorded whatever the tag's status: the station may already be charging (offline start), and the
         # spec has it stop the transaction itself when the idTagInfo is not Accepted.
-        start = start_op(
-            conn.station_id,
-            connector_id=p["connectorId"],
-            id_tag=p["idTag"],
-            id_tag_status=id_tag_info["status"],
-            meter_start=p["meterStart"],
-            timestamp=parse(p["timestamp"], "timestamp"),
-            received_at=now(),
-            reservation_id=p.get("reservationId"),
-        )
+        start = {
+            "connector_id": p["connectorId"],
+            "id_tag": p["idTag"],
+            "id_tag_status": id_tag_info["status"],
+            "meter_start": p["meterStart"],
+            "timestamp": parse(p["timestamp"], "timestamp"),
+            "received_at": now(),
+            "reservation_id": p.get("reservationId"),
+        }
+        reservation = p.get("reservationId")
+        statements = start_statements(conn.station_id, **start)
+        if reservation is None and not await self._operations.remote_start_pending(
+            conn.station_id, p["idTag"], p["connectorId"]
+        ):  # the common case: statements, merged with every other start of the write batch
+            rows = await self._db.write_statements(statements, fence=fence)
+            return {"transactionId": started_id(rows), "idTagInfo": id_tag_info}
 
         async def start_and_close_loop(c: Connection) -> int:
-            transaction_id = await start(c)
+            transaction_id = started_id(await run_statements(c, statements))
             closes = transaction_started_op(
                 conn.station_id,
                 connector_id=p["connectorId"],
                 id_tag=p["idTag"],
-                reservation_id=p.get("reservationId"),
+                reservation_id=reservation,
                 transaction_id=transaction_id,
             )
             if await closes(c):
@@ -203,8 +217,8 @@ class CentralSystem16:
 
     async def _stop_transaction(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         check_meter(p["meterStop"], "meterStop")
-        outcome = await self._ledger.stop(
-            fence,
+        stop = stop_statements(
+            conn.station_id,
             transaction_id=p["transactionId"],
             meter_stop=p["meterStop"],
             timestamp=parse(p["timestamp"], "timestamp"),
@@ -213,6 +227,9 @@ class CentralSystem16:
             id_tag=p.get("idTag"),
             samples=_samples(p.get("transactionData", [])),
         )
+        # Only the sender's own transaction is touched: any other id is kept as the sender's unknown stop and
+        # answered, so the station can clear its queue.
+        outcome = stop_outcome(await self._db.write_statements(stop, fence=fence))
         if outcome == "unknown":
             log.warning(
                 "StopTransaction for an unknown transaction recorded",

@@ -221,11 +221,8 @@ class CommandService:
         await self._requested(request, recorded)
         if not wait:
             if self._nursery is None or not self._async_slots.value:
-                return await self._store.finish(
-                    command_id,
-                    "failed",
-                    error={"code": "Busy", "description": "too many asynchronous commands in flight; retry later"},
-                )
+                busy = {"code": "Busy", "description": "too many asynchronous commands in flight; retry later"}
+                return await self._finished(await self._store.finish(command_id, "failed", error=busy))
             record = await self._store.get(command_id)  # read before the call starts: a fast answer can't race it
             assert record is not None
             await self._async_slots.acquire()
@@ -375,9 +372,7 @@ class CommandService:
                     executed_by=outcome.node_id,
                     attempts=attempts,
                 )
-                if self._on_completed is not None:
-                    await self._on_completed(record)
-                return record
+                return await self._finished(record)
             maybe_sent = bool(outcome.error and outcome.error.get("maybe_sent"))
             if maybe_sent:
                 resent_already = delivered
@@ -402,13 +397,21 @@ class CommandService:
                 await trio.sleep(0.1)
 
     async def _offline(self, request: ExecuteRequest, started: float, attempts: int, description: str) -> Payload:
-        return await self._store.finish(
+        record = await self._store.finish(
             request.command_id,
             "offline",
             error={"code": "StationOffline", "description": description},
             latency_ms=_ms(started),
             attempts=attempts,
         )
+        return await self._finished(record)  # never sent: what on_requested put on record may be withdrawn
+
+    async def _finished(self, record: Payload) -> Payload:
+        """Every command ``on_requested`` saw ends here, except one whose outcome is unknown (it may have
+        reached the station)."""
+        if self._on_completed is not None:
+            await self._on_completed(record)
+        return record
 
     async def _unknown_outcome(
         self, request: ExecuteRequest, started: float, node_id: str, attempts: int, *, disconnected: bool

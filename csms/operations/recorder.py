@@ -2,8 +2,8 @@
 firmware, diagnostics and log jobs, remote starts and local-list versions, for 1.6 (here) and 2.0.1
 (effects_v201.py) stations alike, in the same rows (writes.py).
 
-Two kinds of input here: a command about to be sent (`command_requested`: a 2.0.1 remote start is on record
-before the station can act on it) and a command the station answered (`command_completed`). Both arrive on
+Two kinds of input here: a command about to be sent (`command_requested`: a remote start is on record before
+the station can act on it) and a command that finished (`command_completed`). Both arrive on
 whichever replica served the API request and only touch Postgres, so where they run does not matter. Station
 messages that close the loop (a transaction that uses a reservation or answers a remote start, a job status) are
 write-op builders in station_messages.py, composed into that message's one write.
@@ -18,11 +18,18 @@ from typing import Any
 
 from csms.operations import effects_v201, writes
 from csms.operations.remote_start import remote_start_requested
+from csms.operations.station_messages import REMOTE_START_WINDOW_SECONDS as REMOTE_START_WINDOW
 from csms.storage import Connection, Database
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+_REMOTE_START_PENDING = """
+    SELECT 1 FROM remote_starts WHERE station_id = $1 AND id_tag = $2 AND transaction_id IS NULL
+      AND (connector_id IS NULL OR connector_id = $3) AND requested_at > now() - make_interval(secs => $4)
+    LIMIT 1
+"""
 
 Payload = dict[str, Any]
 
@@ -41,31 +48,46 @@ class OperationsRecorder:
             "ChangeAvailability": self._change_availability,
             "UpdateFirmware": self._update_firmware,
             "GetDiagnostics": self._get_diagnostics,
-            "RemoteStartTransaction": self._remote_start,
             "SendLocalList": self._send_local_list,
             "GetLocalListVersion": self._get_local_list_version,
         }
         self._effects = {"ocpp1.6": v16, "ocpp2.0.1": effects_v201.effects(db)}
 
     async def command_requested(self, record: Payload) -> None:
-        """Before a command is sent: a 2.0.1 remote start goes on record, so the TransactionEvent that may
-        follow at once can be linked to it."""
-        if (record["protocol"], record["action"]) != ("ocpp2.0.1", "RequestStartTransaction"):
-            return
-        p = record["payload"]
-
-        async def op(conn: Connection) -> None:
-            await remote_start_requested(
-                conn, record["station_id"], p["remoteStartId"], p["idToken"], p.get("evseId"), record["id"]
-            )
-
+        """Before a command is sent: a remote start goes on record, so the transaction that may follow at once
+        (the station may send it before its answer is recorded) finds it: 2.0.1 by remoteStartId, 1.6 by tag."""
+        action, p = (record["protocol"], record["action"]), record["payload"]
         try:
-            await self._db.transaction(op)
+            if action == ("ocpp1.6", "RemoteStartTransaction"):
+                await self._db.execute(
+                    "INSERT INTO remote_starts (station_id, connector_id, id_tag, command_id) VALUES ($1, $2, $3, $4)",
+                    record["station_id"],
+                    p.get("connectorId"),
+                    p["idTag"],
+                    record["id"],
+                )
+            elif action == ("ocpp2.0.1", "RequestStartTransaction"):
+
+                async def op(conn: Connection) -> None:
+                    await remote_start_requested(
+                        conn, record["station_id"], p["remoteStartId"], p["idToken"], p.get("evseId"), record["id"]
+                    )
+
+                await self._db.transaction(op)
         except Exception:
             log.exception("recording a remote start failed", extra={"command_id": record["id"]})
 
+    async def remote_start_pending(self, station_id: str, id_tag: str, connector_id: int) -> bool:
+        """Whether a 1.6 StartTransaction with this tag may answer a remote start (then it takes the composed
+        write that links them). Causal: the request is on record before the station is asked."""
+        found = await self._db.fetchval(_REMOTE_START_PENDING, station_id, id_tag, connector_id, REMOTE_START_WINDOW)
+        return found is not None
+
     async def command_completed(self, record: Payload) -> None:
-        """Apply what a completed command changed at the station (only answered commands get here)."""
+        """Apply what a finished command changed at the station (its effect only if the station answered)."""
+        if (record["protocol"], record["action"]) == ("ocpp1.6", "RemoteStartTransaction"):
+            await self._remote_start_finished(record)
+            return
         effect = self._effects.get(record["protocol"], {}).get(record["action"])
         if effect is None or record["status"] != "completed":
             return
@@ -74,6 +96,19 @@ class OperationsRecorder:
         except Exception:
             # The command itself succeeded; a failed bookkeeping write must not turn it into an error.
             log.exception("recording a command's effect failed", extra={"command_id": record["id"]})
+
+    async def _remote_start_finished(self, record: Payload) -> None:
+        """A 1.6 remote start the station refused, failed or never got is no remote start: its record goes
+        (unless a transaction already took it). A timed-out one stays: the station may still have acted."""
+        refused = record["status"] == "completed" and (record["result"] or {}).get("status") != "Accepted"
+        if not (refused or record["status"] in ("failed", "offline")):
+            return
+        try:
+            await self._db.execute(
+                "DELETE FROM remote_starts WHERE command_id = $1 AND transaction_id IS NULL", record["id"]
+            )
+        except Exception:
+            log.exception("withdrawing a remote start failed", extra={"command_id": record["id"]})
 
     # -- effects of answered commands -------------------------------------------------------------------------
 
@@ -161,16 +196,6 @@ class OperationsRecorder:
         status = "Requested" if r.get("fileName") else "NothingToUpload"
         job = writes.Job("diagnostics", p["location"], status, file_name=r.get("fileName"))
         await writes.add_job(self._db, station, job, command_id)
-
-    async def _remote_start(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
-        if r.get("status") == "Accepted":
-            await self._db.execute(
-                "INSERT INTO remote_starts (station_id, connector_id, id_tag, command_id) VALUES ($1, $2, $3, $4)",
-                station,
-                p.get("connectorId"),
-                p["idTag"],
-                command_id,
-            )
 
     async def _send_local_list(self, station: str, p: Payload, r: Payload, command_id: int) -> None:
         if r.get("status") == "Accepted":

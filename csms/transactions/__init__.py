@@ -5,10 +5,10 @@ from csms.transactions.ledger import (
     MIGRATIONS,
     TransactionLedger,
     remote_started,
-    start_op,
     transaction_event_op,
 )
 from csms.transactions.samples import SampledValue
+from csms.transactions.sessions_v16 import start_statements, started_id, stop_outcome, stop_statements
 from csms.transactions.transaction_events import EventOutcome, TransactionEventInput, event_statements, outcome_of
 from csms.transactions.views import CSV_COLUMNS, SessionFilter, SessionViews
 
@@ -25,6 +25,9 @@ __all__ = [
     "event_statements",
     "outcome_of",
     "remote_started",
-    "start_op",
+    "start_statements",
+    "started_id",
+    "stop_outcome",
+    "stop_statements",
     "transaction_event_op",
 ]

@@ -1,4 +1,5 @@
-"""The transaction ledger: the only code that touches `transactions`, `meter_values` and `unknown_stops`.
+"""The transaction ledger: with the statement builders beside it (sessions_v16.py, transaction_events.py), the
+only code that touches `transactions`, `meter_values` and `unknown_stops`.
 
 Every write goes through the group-commit writer with the station's fence, so a replica that lost a station
 can never write for it again, and every method is safe to repeat: stations retry with new message ids. Every
@@ -15,7 +16,7 @@ from typing import Any
 from csms.outbox import derived_events, emit, event_statement
 from csms.storage import Connection, Database, Fence, PartitionedTable, Statement, WriteOp, run_statements
 from csms.transactions import outbox_events
-from csms.transactions.samples import INSERT_SAMPLE, SampledValue, insert_samples, sample_rows, samples_event
+from csms.transactions.samples import INSERT_SAMPLE, SampledValue, sample_rows, samples_event
 from csms.transactions.transaction_events import (
     EventOutcome,
     TransactionEventInput,
@@ -27,10 +28,6 @@ from csms.transactions.transaction_events import (
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 METER_VALUES = PartitionedTable("meter_values", "month")  # on station_timestamp (migration 0006)
-
-
-# Stops we record when the station could not: a station's own StopTransaction still replaces them.
-PLACEHOLDER_STOPS = ("Abandoned", "ClosedByOperator")
 
 _COLUMNS = """id, station_id, connector_id, id_tag, id_tag_status, reservation_id, remote_started, meter_start,
 start_timestamp, start_received_at, meter_stop, stop_timestamp, stop_received_at, stop_reason, stop_id_tag,
@@ -55,66 +52,6 @@ def _transaction(row: Any) -> dict[str, Any]:
 # -- write-op builders: parts of one station message's unit of work (see csms/storage/work.py) ----------------
 
 
-def start_op(
-    station_id: str,
-    *,
-    connector_id: int,
-    id_tag: str,
-    id_tag_status: str,
-    meter_start: int,
-    timestamp: datetime,
-    received_at: datetime,
-    reservation_id: int | None = None,
-    remote_started: bool = False,
-) -> WriteOp[int]:
-    """Record a start; a retry with the same content returns the first transactionId (and no new event)."""
-
-    async def op(conn: Connection) -> int:
-        tx_id = await conn.fetchval(
-            """
-            INSERT INTO transactions (station_id, connector_id, id_tag, id_tag_status, reservation_id,
-                remote_started, meter_start, start_timestamp, start_received_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT ON CONSTRAINT transactions_start_once DO NOTHING
-            RETURNING id
-            """,
-            station_id,
-            connector_id,
-            id_tag,
-            id_tag_status,
-            reservation_id,
-            remote_started,
-            meter_start,
-            timestamp,
-            received_at,
-        )
-        if tx_id is None:
-            tx_id = await conn.fetchval(
-                "SELECT id FROM transactions WHERE station_id = $1 AND connector_id = $2 AND id_tag = $3"
-                " AND start_timestamp = $4 AND meter_start = $5 AND station_tx_id IS NULL",
-                station_id,
-                connector_id,
-                id_tag,
-                timestamp,
-                meter_start,
-            )
-            return int(tx_id)
-        started = outbox_events.started(
-            station_id,
-            tx_id,
-            connector_id=connector_id,
-            id_token=id_tag,
-            id_token_status=id_tag_status,
-            meter_start=meter_start,
-            started_at=timestamp,
-            protocol="ocpp1.6",
-        )
-        await emit(conn, started)
-        return int(tx_id)
-
-    return op
-
-
 def remote_started(station_id: str, transaction_id: int) -> list[Statement]:
     """Mark the sender's transaction as answering a RemoteStartTransaction."""
     sql = "UPDATE transactions SET remote_started = true WHERE id = $1 AND station_id = $2"
@@ -135,80 +72,6 @@ def transaction_event_op(fence: Fence, event: TransactionEventInput) -> WriteOp[
 class TransactionLedger:
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def stop(
-        self,
-        fence: Fence,
-        *,
-        transaction_id: int,
-        meter_stop: int,
-        timestamp: datetime,
-        received_at: datetime,
-        reason: str,
-        id_tag: str | None,
-        samples: list[SampledValue],
-    ) -> str:
-        """Close a transaction once; returns 'stopped', 'already-stopped' or 'unknown'.
-
-        'unknown' is any id that is not the sender's own (another station's included): it is recorded as the
-        sender's unknown stop and answered, so the station can clear its queue; no other row is touched.
-        A placeholder stop (leader's Abandoned, an operator's close) is still replaced by the station's real
-        stop, late as it is: the station's meterStop is the truth, the placeholder only an estimate."""
-        station_id = fence.station_id
-
-        async def op(conn: Connection) -> str:
-            row = await conn.fetchrow(
-                """
-                UPDATE transactions SET meter_stop = $3, stop_timestamp = $4, stop_received_at = $5,
-                    stop_reason = $6, stop_id_tag = $7
-                WHERE id = $1 AND station_id = $2
-                  AND (stop_received_at IS NULL OR stop_reason = ANY($8::text[]))
-                RETURNING connector_id, meter_start
-                """,
-                transaction_id,
-                station_id,
-                meter_stop,
-                timestamp,
-                received_at,
-                reason,
-                id_tag,
-                list(PLACEHOLDER_STOPS),
-            )
-            if row is not None:
-                outcome, connector_id = "stopped", row["connector_id"]
-                stop = outbox_events.ended(
-                    station_id, transaction_id, row["meter_start"], meter_stop, reason, timestamp, id_tag, "ocpp1.6"
-                )
-                await emit(conn, stop)
-            else:
-                connector_id = await conn.fetchval(
-                    "SELECT connector_id FROM transactions WHERE id = $1 AND station_id = $2",
-                    transaction_id,
-                    station_id,
-                )
-                if connector_id is None:
-                    await conn.execute(
-                        """
-                        INSERT INTO unknown_stops (station_id, transaction_id, id_tag, meter_stop, stop_timestamp,
-                            stop_reason, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                        ON CONFLICT DO NOTHING
-                        """,
-                        station_id,
-                        transaction_id,
-                        id_tag,
-                        meter_stop,
-                        timestamp,
-                        reason,
-                        received_at,
-                    )
-                    return "unknown"
-                outcome = "already-stopped"
-            await insert_samples(
-                conn, station_id, connector_id, transaction_id, received_at, "StopTransaction", samples
-            )
-            return outcome
-
-        return await self._db.write(op, fence=fence)
 
     async def meter_values(
         self,

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from csms.outbox import Event, emit
-from csms.storage import Connection
+from csms.outbox import Event
 
 
 @dataclass(frozen=True)
@@ -67,22 +66,6 @@ def sample_rows(
         )
         for s in samples
     ]
-
-
-async def insert_samples(
-    conn: Connection,
-    station_id: str,
-    connector_id: int,
-    transaction_id: int,
-    received_at: datetime,
-    source: str,
-    samples: list[SampledValue],
-    evse_id: int | None = None,
-) -> None:
-    if samples:
-        rows = sample_rows(station_id, connector_id, transaction_id, received_at, source, samples, evse_id)
-        await conn.executemany(INSERT_SAMPLE, rows)
-        await emit(conn, samples_event(station_id, connector_id, transaction_id, samples))
 
 
 def samples_event(station_id: str, connector_id: int, transaction_id: int, samples: list[SampledValue]) -> Event:

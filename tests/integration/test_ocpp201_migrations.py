@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from csms import authorization, stations, transactions
+from csms import authorization, outbox, stations, transactions
 from csms.storage import Database, Fence
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ async def test_16_rows_survive_and_keep_their_meaning(db: Database, tmp_path: Pa
 
     await db.migrate(
         [("stations", stations.MIGRATIONS), ("transactions", transactions.MIGRATIONS),
-         ("authorization", authorization.MIGRATIONS)]
+         ("authorization", authorization.MIGRATIONS), ("outbox", outbox.MIGRATIONS)]
     )  # fmt: skip
 
     ledger = transactions.TransactionLedger(db)
@@ -65,9 +65,9 @@ async def test_16_rows_survive_and_keep_their_meaning(db: Database, tmp_path: Pa
 
     # 1.6's retry rule still holds on the old row: the same start content is the same transaction.
     await db.execute("INSERT INTO station_fences (station_id, fence, node_id) VALUES ('OLD', 1, 'n')")
-    start = transactions.start_op(
+    start = transactions.start_statements(
         "OLD", connector_id=1, id_tag="OLD-TAG", id_tag_status="Accepted", meter_start=100,
         timestamp=datetime(2020, 1, 1, tzinfo=UTC), received_at=datetime.now(UTC),
     )  # fmt: skip
-    again = await db.write(start, fence=Fence("OLD", 1))
-    assert again == tx
+    again = await db.write_statements(start, fence=Fence("OLD", 1))
+    assert transactions.started_id(again) == tx

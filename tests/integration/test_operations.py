@@ -156,6 +156,48 @@ async def test_remote_start_marks_the_transaction(csms: Running) -> None:
         assert (await api.get(f"/api/v1/transactions/{local}")).json()["remote_started"] is False
 
 
+async def test_a_start_sent_before_the_remote_start_answer_is_linked(csms: Running) -> None:
+    """Stations often send StartTransaction before (or while) their RemoteStartTransaction answer is recorded:
+    the remote start is on record before the station is asked, so that start is still the remote one."""
+    await csms.put_station("CP-RS2")
+    started: dict[str, Any] = {}
+
+    async def start_first(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "RemoteStartTransaction":
+            started["tx"] = (await started["cp"].start_transaction(1, payload["idTag"], 0))["transactionId"]
+        return await accept_everything(action, payload)
+
+    async with SimulatedStation.connect(csms.ocpp_url, "CP-RS2", answer=start_first) as cp, csms.api() as api:
+        started["cp"] = cp
+        await _command(api, "CP-RS2", "RemoteStartTransaction", {"connectorId": 1, "idTag": "APP-USER"})
+        assert (await api.get(f"/api/v1/transactions/{started['tx']}")).json()["remote_started"] is True
+
+
+async def test_a_remote_start_refused_or_never_sent_is_no_remote_start(csms: Running) -> None:
+    """Only a start the station may have accepted is linked: a refused request, or one for a station that was
+    offline, leaves a later local start with the same tag a local one."""
+    await csms.put_station("CP-RS3")
+
+    async def refuse(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "RemoteStartTransaction":
+            return {"status": "Rejected"}
+        return await accept_everything(action, payload)
+
+    async with csms.api() as api:
+        offline = await api.post(
+            "/api/v1/stations/CP-RS3/commands/RemoteStartTransaction", json={"connectorId": 1, "idTag": "OFF"}
+        )
+        assert offline.json()["status"] == "offline", offline.text
+        async with SimulatedStation.connect(csms.ocpp_url, "CP-RS3", answer=refuse) as cp:
+            refused = await api.post(
+                "/api/v1/stations/CP-RS3/commands/RemoteStartTransaction", json={"connectorId": 1, "idTag": "NO"}
+            )
+            assert refused.json()["result"] == {"status": "Rejected"}, refused.text
+            for connector, tag in ((1, "NO"), (2, "OFF")):
+                tx = (await cp.start_transaction(connector, tag, 0))["transactionId"]
+                assert (await api.get(f"/api/v1/transactions/{tx}")).json()["remote_started"] is False, tag
+
+
 async def test_local_list_full_then_differential(csms: Running) -> None:
     await csms.put_station("CP-LL")
     await csms.put_id_tag("A-TAG")

@@ -95,24 +95,73 @@ def _sample(wh: int) -> dict[str, Any]:
 
 
 async def test_start_transaction_is_all_or_nothing(csms: Running) -> None:
-    """A failure in the start's second part (the operations module's remote-start match, made to fail by a
-    real trigger) leaves no transaction behind, and the station's retry then starts exactly one."""
+    """A start that answers a remote start is one composed write: a failure in its second part (the operations
+    module's remote-start match, made to fail by a real trigger) leaves no transaction behind, and the station's
+    retry then starts exactly one, linked to the remote start."""
     await csms.put_station("CP-A")
-    async with Database.open(csms.database_url, pool_size=1) as db:
+    async with (
+        Database.open(csms.database_url, pool_size=1) as db,
+        SimulatedStation.connect(csms.ocpp_url, "CP-A") as cp,
+        csms.api() as api,
+    ):
+        await cp.boot()
+        await _command(api, "CP-A", "RemoteStartTransaction", {"connectorId": 1, "idTag": "TAG"})
         await db.execute(
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
             " $$BEGIN RAISE EXCEPTION 'remote starts refused by the test'; END$$;"
             " CREATE TRIGGER refuse BEFORE UPDATE ON remote_starts FOR EACH STATEMENT EXECUTE FUNCTION refuse()"
         )
-        async with SimulatedStation.connect(csms.ocpp_url, "CP-A") as cp:
+        start = {"connectorId": 1, "idTag": "TAG", "meterStart": 0, "timestamp": now_iso()}
+        with pytest.raises(Exception, match="InternalError"):
+            await cp.call("StartTransaction", start)
+        assert await db.fetchval("SELECT count(*) FROM transactions") == 0
+        await db.execute("DROP TRIGGER refuse ON remote_starts")
+        first = await cp.call("StartTransaction", start)
+        assert await db.fetchval("SELECT array_agg(id) FROM transactions") == [first["transactionId"]]
+        assert await db.fetchval("SELECT transaction_id FROM remote_starts") == first["transactionId"]
+        assert await db.fetchval("SELECT remote_started FROM transactions") is True
+
+
+async def test_merged_start_and_stop_are_all_or_nothing(csms: Running) -> None:
+    """A plain start or stop is merged statements (one per kind per write batch): when its outbox event fails
+    (a real trigger), neither the transaction nor its samples are kept, and the retry is kept exactly once."""
+    await csms.put_station("CP-M")
+    async with Database.open(csms.database_url, pool_size=1) as db:
+        await db.execute(
+            "CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN IF NEW.type LIKE 'csms.transaction.%' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+            " RETURN NEW; END$$;"
+            " CREATE TRIGGER refuse BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_event()"
+        )
+        async with SimulatedStation.connect(csms.ocpp_url, "CP-M") as cp:
             await cp.boot()
-            start = {"connectorId": 1, "idTag": "TAG", "meterStart": 0, "timestamp": now_iso()}
+            start = {"connectorId": 1, "idTag": "TAG", "meterStart": 100, "timestamp": now_iso()}
             with pytest.raises(Exception, match="InternalError"):
                 await cp.call("StartTransaction", start)
             assert await db.fetchval("SELECT count(*) FROM transactions") == 0
-            await db.execute("DROP TRIGGER refuse ON remote_starts")
-            first = await cp.call("StartTransaction", start)
-            assert await db.fetchval("SELECT array_agg(id) FROM transactions") == [first["transactionId"]]
+            await db.execute("DROP TRIGGER refuse ON outbox")
+            tx = (await cp.call("StartTransaction", start))["transactionId"]
+            assert (await cp.call("StartTransaction", start))["transactionId"] == tx  # a retry: the same one
+
+            await db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_event()"
+            )
+            stop = {"transactionId": tx, "meterStop": 250, "timestamp": now_iso(), "transactionData": [_sample(250)]}
+            with pytest.raises(Exception, match="InternalError"):
+                await cp.call("StopTransaction", stop)
+            assert await db.fetchval("SELECT stop_received_at FROM transactions") is None
+            assert await db.fetchval("SELECT count(*) FROM meter_values") == 0
+            await db.execute("DROP TRIGGER refuse ON outbox")
+            await cp.call("StopTransaction", stop)
+            await cp.call("StopTransaction", stop)  # a retry: already stopped, nothing new
+        assert await db.fetchval("SELECT meter_stop FROM transactions") == 250
+        assert await db.fetchval("SELECT count(*) FROM meter_values WHERE transaction_id = $1", tx) == 1
+        events = await db.fetch("SELECT type, payload FROM outbox WHERE type LIKE 'csms.transaction.%' ORDER BY seq")
+        assert [(e["type"], e["payload"]["transaction_id"]) for e in events] == [
+            ("csms.transaction.started.v1", tx),
+            ("csms.transaction.ended.v1", tx),
+        ]
+        assert events[1]["payload"]["energy_wh"] == 150
 
 
 async def test_a_second_write_in_one_unit_of_work_is_refused(db: Database) -> None:
