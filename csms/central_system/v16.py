@@ -174,11 +174,12 @@ class CentralSystem16:
 
     async def _start_transaction(self, conn: StationConnection, fence: Fence, p: Payload) -> Payload:
         check_meter(p["meterStart"], "meterStart")
-        check_start_connector(
-            p["connectorId"],
-            await self._operations.number_of_connectors(conn.station_id),
-            await self._registry.connector_ids(conn.station_id),
-        )
+        if p["connectorId"] <= 0 or p["connectorId"] not in conn.statuses_reported:  # else reported: no reads
+            check_start_connector(
+                p["connectorId"],
+                await self._operations.number_of_connectors(conn.station_id),
+                await self._registry.connector_ids(conn.station_id),
+            )
         id_tag_info = await self._id_tags.id_tag_info(p["idTag"])
         # Recorded whatever the tag's status: the station may already be charging (offline start), and the
         # spec has it stop the transaction itself when the idTagInfo is not Accepted.
