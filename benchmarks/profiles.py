@@ -7,6 +7,7 @@ in one process; payloads are built at send time from it, never stored.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections import deque
 from datetime import UTC, datetime
@@ -107,8 +108,9 @@ class Profile:
 
     def __init__(self, name: str, *, speed: float = 1.0, heartbeat_s: float = HEARTBEAT_S, ramp_s: float = 0.0) -> None:
         """`ramp_s` > 0 (realistic, simulated seconds): start in the steady state instead of with every connector
-        idle: CHARGING_SHARE of the connectors begin a session spread over the ramp, the rest begin after it
-        (an exponential idle gap later), so a speed-1 run needs a ramp of minutes, not a 30-minute warm-up."""
+        idle: CHARGING_SHARE of the connectors begin a session spread over the ramp, with what is left of it
+        (``_session_s``), the rest begin after it (an exponential idle gap later), so a speed-1 run needs a ramp
+        of minutes, not a 30-minute warm-up, and sees starts and stops at their steady rates."""
         if name not in PROFILES:
             raise ValueError(f"unknown profile {name!r} (one of {', '.join(PROFILES)})")
         if speed <= 0:
@@ -130,8 +132,9 @@ class Profile:
             for connector in range(1, state.connectors + 1):
                 if not self.ramp_s:
                     start = rng.uniform(0, TX_PERIOD_S)
-                elif rng.random() < CHARGING_SHARE:
-                    start = rng.uniform(0, self.ramp_s)
+                elif rng.random() < CHARGING_SHARE:  # charging already: its session is part-way through
+                    state.schedule(now + rng.uniform(0, self.ramp_s) / self.speed, "resume", connector)
+                    continue
                 else:
                     start = self.ramp_s + rng.expovariate(1.0 / (TX_PERIOD_S * (1 - CHARGING_SHARE)))
                 state.schedule(now + start / self.speed, "begin", connector)
@@ -155,7 +158,7 @@ class Profile:
         if event == "heartbeat":
             state.queue.append(("Heartbeat", 0, ""))
             state.schedule(due + self.heartbeat_s / speed, "heartbeat", 0)
-        elif event == "begin":
+        elif event in ("begin", "resume"):
             state.charging[connector] = True
             state.queue.extend(
                 (
@@ -166,7 +169,7 @@ class Profile:
                 )
             )
             state.schedule(due + METER_INTERVAL_S / speed, "meter", connector)
-            state.schedule(due + rng.uniform(CHARGE_MIN_S, CHARGE_MAX_S) / speed, "end", connector)
+            state.schedule(due + _session_s(event == "resume", rng) / speed, "end", connector)
         elif event == "meter":
             if state.charging[connector]:
                 state.queue.append(("MeterValues", connector, ""))
@@ -182,6 +185,17 @@ class Profile:
             )
             idle_mean = TX_PERIOD_S - (CHARGE_MIN_S + CHARGE_MAX_S) / 2
             state.schedule(due + rng.expovariate(1.0 / idle_mean) / speed, "begin", connector)
+
+
+def _session_s(resumed: bool, rng: random.Random) -> float:
+    """A session's length; for one found charging at the start of a steady-state run, what is left of it: an
+    in-progress session is picked in proportion to its length (length-biased) and is uniformly far through it,
+    so sessions end from the first second at the steady rate (charging connectors / mean length), not after
+    CHARGE_MIN_S (a speed-1 window would otherwise see no StopTransaction at all)."""
+    if not resumed:
+        return rng.uniform(CHARGE_MIN_S, CHARGE_MAX_S)
+    length = math.sqrt(CHARGE_MIN_S**2 + rng.random() * (CHARGE_MAX_S**2 - CHARGE_MIN_S**2))
+    return rng.random() * length
 
 
 def id_tag_name(base: str, index: int) -> str:

@@ -250,3 +250,27 @@ def test_idle_cost_median_leaves_out_runs_whose_fleet_was_still_connecting() -> 
     median = median_of_runs([run(39.2, False), run(15.0, True), run(17.0, True), run(16.0, True)])
     assert median["idle_cpu_pct_per_10k"] == 16.0
     assert median["runs_idle_cpu_pct_per_10k"] == [15.0, 17.0, 16.0] and median["runs_invalid"] == 1
+
+
+def test_a_steady_start_stops_sessions_at_the_steady_rate_from_the_first_window() -> None:
+    """--steady-start must look like a fleet that has been running: in the window right after the ramp, as
+    many sessions end as begin (both at charging connectors / mean session length), not none."""
+    import random
+
+    from benchmarks.profiles import TX_PERIOD_S, Profile, StationState
+
+    rng = random.Random(5)
+    schedule = Profile("realistic", speed=1.0, ramp_s=180.0)
+    counts = {"StartTransaction": 0, "StopTransaction": 0}
+    stations = 2000
+    for i in range(stations):
+        state = StationState(f"s{i}", 2, rng)
+        schedule.on_boot(state, 0.0, rng)
+        now = 0.0
+        while now < 360.0:
+            now, (action, _, _) = schedule.next_step(state, now, rng)
+            if 180.0 <= now < 360.0 and action in counts:
+                counts[action] += 1
+    steady = stations * 2 / TX_PERIOD_S * 180.0  # sessions a steady fleet begins (and ends) in 180 s: 400
+    for action, seen in counts.items():
+        assert 0.75 * steady < seen < 1.25 * steady, (action, counts)
