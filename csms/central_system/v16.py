@@ -183,17 +183,17 @@ class CentralSystem16:
         id_tag_info = await self._id_tags.id_tag_info(p["idTag"])
         # Recorded whatever the tag's status: the station may already be charging (offline start), and the
         # spec has it stop the transaction itself when the idTagInfo is not Accepted.
-        start = {
-            "connector_id": p["connectorId"],
-            "id_tag": p["idTag"],
-            "id_tag_status": id_tag_info["status"],
-            "meter_start": p["meterStart"],
-            "timestamp": parse(p["timestamp"], "timestamp"),
-            "received_at": now(),
-            "reservation_id": p.get("reservationId"),
-        }
         reservation = p.get("reservationId")
-        statements = start_statements(conn.station_id, **start)
+        statements = start_statements(
+            conn.station_id,
+            connector_id=p["connectorId"],
+            id_tag=p["idTag"],
+            id_tag_status=id_tag_info["status"],
+            meter_start=p["meterStart"],
+            timestamp=parse(p["timestamp"], "timestamp"),
+            received_at=now(),
+            reservation_id=reservation,
+        )
         if reservation is None and not await self._operations.remote_start_pending(
             conn.station_id, p["idTag"], p["connectorId"]
         ):  # the common case: statements, merged with every other start of the write batch
