@@ -289,8 +289,7 @@ class CommandService:
 
         async def one(i: int) -> None:
             if i in completed:
-                if self._on_completed is not None:
-                    await self._on_completed(completed[i])
+                await self._finished(completed[i])
             else:  # not connected as far as etcd knew, or the owner moved: the single way
                 answers[i] = await self._route(requests[i])
 

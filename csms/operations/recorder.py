@@ -18,18 +18,12 @@ from typing import Any
 
 from csms.operations import effects_v201, writes
 from csms.operations.remote_start import remote_start_requested
-from csms.operations.station_messages import REMOTE_START_WINDOW_SECONDS as REMOTE_START_WINDOW
+from csms.operations.station_messages import REMOTE_START_PENDING, REMOTE_START_WINDOW_SECONDS
 from csms.storage import Connection, Database
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-_REMOTE_START_PENDING = """
-    SELECT 1 FROM remote_starts WHERE station_id = $1 AND id_tag = $2 AND transaction_id IS NULL
-      AND (connector_id IS NULL OR connector_id = $3) AND requested_at > now() - make_interval(secs => $4)
-    LIMIT 1
-"""
 
 Payload = dict[str, Any]
 
@@ -80,7 +74,9 @@ class OperationsRecorder:
     async def remote_start_pending(self, station_id: str, id_tag: str, connector_id: int) -> bool:
         """Whether a 1.6 StartTransaction with this tag may answer a remote start (then it takes the composed
         write that links them). Causal: the request is on record before the station is asked."""
-        found = await self._db.fetchval(_REMOTE_START_PENDING, station_id, id_tag, connector_id, REMOTE_START_WINDOW)
+        found = await self._db.fetchval(
+            REMOTE_START_PENDING, station_id, id_tag, connector_id, REMOTE_START_WINDOW_SECONDS
+        )
         return found is not None
 
     async def command_completed(self, record: Payload) -> None:

@@ -23,12 +23,15 @@ _JOB_STATUS = (
     " SELECT id FROM station_jobs WHERE station_id = $1 AND kind = $2"
     " AND ($4::integer IS NULL OR request_id = $4) ORDER BY id DESC LIMIT 1)"
 )
-_REMOTE_START_MATCHED = """
-    UPDATE remote_starts SET transaction_id = $4 WHERE id = (
-        SELECT id FROM remote_starts WHERE station_id = $1 AND id_tag = $2 AND transaction_id IS NULL
-          AND (connector_id IS NULL OR connector_id = $3)
-          AND requested_at > now() - make_interval(secs => $5)
-        ORDER BY id LIMIT 1)
+# A 1.6 remote start a StartTransaction may answer: same station and tag, the connector asked for (if any),
+# not linked yet, requested within the window. Arguments: station id, id tag, connector id, window seconds.
+_OPEN_REMOTE_START = """
+    SELECT id FROM remote_starts WHERE station_id = $1 AND id_tag = $2 AND transaction_id IS NULL
+      AND (connector_id IS NULL OR connector_id = $3) AND requested_at > now() - make_interval(secs => $4)
+"""
+REMOTE_START_PENDING = _OPEN_REMOTE_START + " LIMIT 1"
+_REMOTE_START_MATCHED = f"""
+    UPDATE remote_starts SET transaction_id = $5 WHERE id = ({_OPEN_REMOTE_START} ORDER BY id LIMIT 1)
     RETURNING id
 """
 
@@ -60,7 +63,7 @@ def transaction_started_op(
         if reservation_id is not None:
             await run_statements(conn, reservation_used(station_id, reservation_id, transaction_id))
         matched = await conn.fetchval(
-            _REMOTE_START_MATCHED, station_id, id_tag, connector_id, transaction_id, REMOTE_START_WINDOW_SECONDS
+            _REMOTE_START_MATCHED, station_id, id_tag, connector_id, REMOTE_START_WINDOW_SECONDS, transaction_id
         )
         return matched is not None
 
