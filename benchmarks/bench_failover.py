@@ -402,7 +402,7 @@ class Bench:
             warmup=0.0,
             duration=0.1,
             prefix=f"fo{self.n}-",
-            connect_concurrency=200,
+            connect_concurrency=self.args.connect_concurrency,
             connect_timeout=10.0,
             settle_timeout=120.0,
             backoff_base=self.args.backoff,
@@ -540,6 +540,9 @@ def main(argv: list[str] | None = None) -> None:
         "--events", nargs="+", choices=tuple(EVENTS), default=list(EVENTS), help="what to measure, in this order"
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per fleet size (median and range reported)")
+    parser.add_argument(
+        "--connect-concurrency", type=int, default=200, help="handshakes the load generator has in flight at once"
+    )
     parser.add_argument("--resend", type=int, default=2, help="queued MeterValues a station resends on reconnect")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the survivors during the failover")
     parser.add_argument("--profile-seconds", type=float, default=20.0, help="how long --profile records (s)")
