@@ -51,6 +51,7 @@ from devcluster.replica import ReplicaProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLL = 0.1
+PERCENTILES = (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
 
 
 class ReadyBalancer(TcpBalancer):
@@ -116,9 +117,17 @@ class Bench:
     """One run for one fleet size: three replicas, one balancer, one fleet."""
 
     def __init__(
-        self, n: int, run: int, database_url: str, etcd_url: str, args: argparse.Namespace, log_dir: Path
+        self,
+        n: int,
+        run: int,
+        database_url: str,
+        etcd_url: str,
+        args: argparse.Namespace,
+        log_dir: Path,
+        servers: dict[str, int | None] | None = None,
     ) -> None:
         self.n = n
+        self.servers = {name: pid for name, pid in (servers or {}).items() if pid}  # postgres, etcd: their pids
         self.args = args
         self.prefix = f"/bench-failover-{os.getpid()}-{n}-{run}/"
         self.etcd = EtcdClient([etcd_url], timeout=10.0)
@@ -138,6 +147,7 @@ class Bench:
         }
         self.replicas = {name: ReplicaProcess(f"{name}-{n}-{run}", env, log_dir=log_dir) for name in "abc"}
         self.fleet: Fleet | None = None
+        self.balancer_pid = 0
         self.result: dict[str, Any] = {"stations": n, "run": run}
 
     def node(self, name: str) -> str:
@@ -227,6 +237,7 @@ class Bench:
             nursery.cancel_scope.cancel()
         assert first_claim is not None
         return {
+            **self._per_station(started),
             "all_owned_s": round(owned_at - started, 2),
             "all_connected_s": round(connected_at - started, 2),
             "all_serving_s": round(served_at - started, 2),
@@ -234,6 +245,31 @@ class Bench:
             "first_claim_s": round(first_claim - started, 2),
             "claims_per_s": round(self.n / max(owned_at - first_claim, POLL), 1),
             "claims_per_s_from_event": round(self.n / max(owned_at - started, POLL), 1),
+        }
+
+    def _per_station(self, started: float) -> dict[str, Any]:
+        """Per station served again since ``started``: seconds from dialling (its successful attempt left the
+        generator's connect limiter) to served, i.e. what the balancer and the CSMS took for it, and from its
+        attempt's start (after its back-off) to served, which adds the generator's own connect queue."""
+        assert self.fleet is not None
+        stats = self.fleet.stats
+        dialed, queued = [], []
+        for station, served in stats.served_at.items():
+            if served >= started and stats.dialed_at.get(station, served + 1) <= served:
+                dialed.append(served - stats.dialed_at[station])
+                queued.append(served - stats.queued_at[station])
+
+        def spread(values: list[float]) -> dict[str, float]:
+            values.sort()
+            if not values:
+                return {}
+            return {q: round(values[min(len(values) - 1, int(p * len(values)))], 2) for q, p in PERCENTILES}
+
+        per_dial = spread(dialed)
+        return {
+            "dialed_to_served_s": per_dial,
+            "attempt_to_served_s": spread(queued),
+            "dialed_to_served_max_s": per_dial.get("max", 0.0),
         }
 
     async def scenario(self, connect_report: dict[str, Any]) -> None:
@@ -264,9 +300,7 @@ class Bench:
         await trio.to_thread.run_sync(self.replicas["a"].kill)
         failover = await self.measure_move(killed, {b, c}, moving=on_a)
         wall = trio.current_time() - killed
-        failover["cpu_share"] = {  # of one core, over the failover: who had work (2 cores are shared by all)
-            who: round((after - cpu_before[who]) / wall, 2) for who, after in self.cpu_seconds("b", "c").items()
-        }
+        failover.update(self._cpu_budget(cpu_before, self.cpu_seconds("b", "c"), wall, on_a))
         await trio.to_thread.run_sync(profiling)
         failover["stations_on_killed_replica"] = on_a
         failover["spread"] = await self.owners()
@@ -275,15 +309,39 @@ class Bench:
         print(f"[{self.n}] failover: {failover}", flush=True)
 
     def cpu_seconds(self, *names: str) -> dict[str, float]:
-        """CPU seconds used so far by the named replicas and by this process (the load generator)."""
-        tick = os.sysconf("SC_CLK_TCK")
+        """CPU seconds used so far by the named replicas, this process (the load generator), the balancer,
+        Postgres and etcd (each with its children): every process that shares the machine's cores."""
         used = {"generator": time.process_time()}
         for name in names:
             proc = self.replicas[name].proc
             assert proc is not None
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            used[name] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            used[name] = _tree_cpu_seconds(proc.pid)
+        if self.balancer_pid:
+            used["balancer"] = _tree_cpu_seconds(self.balancer_pid)
+        for server, pid in self.servers.items():
+            used[server] = _tree_cpu_seconds(pid)
         return used
+
+    @staticmethod
+    def _cpu_budget(before: dict[str, float], after: dict[str, float], wall: float, moved: int) -> dict[str, Any]:
+        """Who had work over the move (share of one core each) and CPU milliseconds per moved station, split
+        into the CSMS's part (replicas, Postgres, etcd) and the harness's (generator, balancer). Their sum over
+        the machine's cores is the fastest this machine could move them all: the floor under "all serving"."""
+        used = {who: after[who] - before.get(who, after[who]) for who in after}
+        harness = {"generator", "balancer"}
+        csms_s = sum(v for who, v in used.items() if who not in harness)
+        harness_s = sum(v for who, v in used.items() if who in harness)
+        cores = os.cpu_count() or 1
+        return {
+            "cpu_share": {who: round(v / wall, 2) for who, v in used.items()},
+            "cpu_ms_per_station": {
+                "csms": round(1000 * csms_s / max(1, moved), 2),
+                "harness": round(1000 * harness_s / max(1, moved), 2),
+            },
+            "machine_busy": round((csms_s + harness_s) / (wall * cores), 2),
+            "cpu_floor_s": round((csms_s + harness_s) / cores, 1),
+            "csms_cpu_floor_s": round(csms_s / cores, 1),
+        }
 
     async def handshake_phases(self, *names: str) -> dict[str, float]:
         """Mean seconds per handshake phase over ``names`` (csms_handshake_phase_seconds: where a slot's time
@@ -411,6 +469,7 @@ class Bench:
             resend_on_reconnect=self.args.resend,
         )
         balancer, port = _start_balancer(list(self.replicas.values()), self.args)
+        self.balancer_pid = balancer.pid
         try:
             await self.start("a")
             config = FleetConfig(**{**config.__dict__, "url": f"ws://127.0.0.1:{port}/ocpp"})
@@ -430,7 +489,14 @@ class Bench:
 
 
 EVENTS = {"failover": "SIGKILL", "drain": "SIGTERM", "vanish": "SIGSTOP (no FIN)"}
-METRICS = ("all_owned_s", "all_connected_s", "all_serving_s", "serving_after_first_claim_s", "claims_per_s")
+METRICS = (
+    "all_owned_s",
+    "all_connected_s",
+    "all_serving_s",
+    "serving_after_first_claim_s",
+    "claims_per_s",
+    "dialed_to_served_max_s",
+)
 
 
 def summarize_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -444,7 +510,7 @@ def summarize_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             row: dict[str, Any] = {"stations": n, "event": event, "runs": len(measured)}
             for metric in METRICS:
-                values = [m[metric] for m in measured]
+                values = [m.get(metric, 0.0) for m in measured]
                 row[metric] = {"median": round(statistics.median(values), 2), "min": min(values), "max": max(values)}
             rows.append(row)
     return rows
@@ -462,8 +528,9 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "Median (min-max) over the runs:",
         "",
-        "| stations | event | runs | all owned | all connected | all serving | serving after first claim | claims/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| stations | event | runs | all owned | all connected | all serving | serving after first claim | claims/s "
+        "| slowest station, dialled to served |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["summary"]:
 
@@ -474,15 +541,17 @@ def _markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {row['stations']} | {EVENTS[row['event']]} | {row['runs']} | {cell('all_owned_s')} "
             f"| {cell('all_connected_s')} | {cell('all_serving_s')} | {cell('serving_after_first_claim_s')} "
-            f"| {cell('claims_per_s', '')} |"
+            f"| {cell('claims_per_s', '')} | {cell('dialed_to_served_max_s')} |"
         )
     lines += [
         "",
         "Each run:",
         "",
         "| stations | run | event | moving | first claim | all owned | all connected | all serving "
-        "| serving after first claim | claims/s | replica exit (code) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| serving after first claim | claims/s | dialled to served p50 / p99 / max "
+        "| attempt to served p50 / p99 / max | CPU ms per station: CSMS + harness | machine busy "
+        "| CPU floor (CSMS alone) | replica exit (code) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
         for key, label in EVENTS.items():
@@ -492,10 +561,15 @@ def _markdown(report: dict[str, Any]) -> str:
             moving = e.get("stations_on_killed_replica") or e.get("stations_on_drained_replica")
             moving = moving or e.get("stations_on_vanished_host", "")
             exit_info = f"{e['exit_s']} s ({e['exit_code']})" if "exit_s" in e else ""
+            cpu = e.get("cpu_ms_per_station")
+            budget = f"{cpu['csms']} + {cpu['harness']}" if cpu else ""
+            busy = f"{round(100 * e['machine_busy'])} %" if "machine_busy" in e else ""
+            floor = f"{e['cpu_floor_s']} s ({e['csms_cpu_floor_s']} s)" if "cpu_floor_s" in e else ""
             lines.append(
                 f"| {r['stations']} | {r.get('run', '')} | {label} | {moving} | {e['first_claim_s']} s "
                 f"| {e['all_owned_s']} s | {e['all_connected_s']} s | {e['all_serving_s']} s "
-                f"| {e['serving_after_first_claim_s']} s | {e['claims_per_s']} | {exit_info} |"
+                f"| {e['serving_after_first_claim_s']} s | {e['claims_per_s']} | {_triple(e, 'dialed_to_served_s')} "
+                f"| {_triple(e, 'attempt_to_served_s')} | {budget} | {busy} | {floor} | {exit_info} |"
             )
     lines += [
         "",
@@ -505,8 +579,37 @@ def _markdown(report: dict[str, Any]) -> str:
         'new WebSocket; "serving" = its StatusNotifications and queued messages after reconnecting were answered.',
         '"After first claim" starts when reconnects begin to land on survivors, i.e. without the detection time',
         "(ping timeout, balancer health checks): the part the replicas control.",
+        '"Dialled to served": per station, from its successful attempt leaving the generator\'s connect limiter',
+        "(real stations have none) to its reconnect messages answered: what the balancer and the CSMS took for it.",
+        "\"Attempt to served\" starts after the station's back-off instead, so it adds the generator's queue.",
+        '"CPU floor": the CPU every process used over the move (replicas, Postgres, etcd, and the harness: load',
+        "generator and balancer) divided by the machine's cores: no scheduling could have served them all sooner",
+        "on this machine; in brackets the CSMS's part alone, the floor with the harness on other machines.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process, its reaped children and its live children (Postgres: postmaster, backends)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if proc.name == str(pid):  # utime, stime, cutime, cstime
+            total += sum(int(f) for f in fields[11:15]) / tick
+        elif fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _triple(event: dict[str, Any], key: str) -> str:
+    values = event.get(key) or {}
+    return " / ".join(f"{values[q]}" for q, _ in PERCENTILES if q in values) + (" s" if values else "")
 
 
 def _code_version() -> str:
@@ -573,7 +676,8 @@ def main(argv: list[str] | None = None) -> None:
             for run in range(1, args.runs + 1):
                 name = f"failover_{n}_{run}"
                 database_url = postgres.create_database(name)
-                bench = Bench(n, run, database_url, etcd.client_url, args, Path(tmp))
+                servers = {"postgres": postgres.pid, "etcd": etcd.proc.pid if etcd.proc else None}
+                bench = Bench(n, run, database_url, etcd.client_url, args, Path(tmp), servers)
                 try:
                     runs.append(trio.run(bench.run))
                 finally:

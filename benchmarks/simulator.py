@@ -115,6 +115,11 @@ class _Stats:
         # stations since an event (a station that reconnects twice, e.g. rebalanced meanwhile, counts once).
         self.connected_at: dict[str, float] = {}
         self.served_at: dict[str, float] = {}
+        # Per station, when its latest connect attempt began: after its back-off ("queued"), and after the
+        # generator's own connect limiter let it dial ("dialed"); served - dialed is what the CSMS (and the
+        # balancer) took for that station, dialed - queued is the generator's queue, which real stations lack.
+        self.queued_at: dict[str, float] = {}
+        self.dialed_at: dict[str, float] = {}
 
     def stations_since(self, times: dict[str, float], since: float) -> int:
         """Distinct stations whose time in ``times`` (connected_at or served_at) is at or after ``since``."""
@@ -306,7 +311,9 @@ class Fleet:
         while True:
             try:
                 async with trio.open_nursery() as nursery:
+                    self.stats.queued_at[station_id] = trio.current_time()
                     async with self._limiter:
+                        self.stats.dialed_at[station_id] = trio.current_time()
                         with trio.fail_after(config.connect_timeout):
                             ws = await connect_websocket_url(
                                 nursery,
