@@ -551,7 +551,7 @@ def _markdown(report: dict[str, Any]) -> str:
         "| serving after first claim | claims/s | dialled to served p50 / p99 / max "
         "| attempt to served p50 / p99 / max | CPU ms per station: CSMS + harness | machine busy "
         "| CPU floor (CSMS alone) | replica exit (code) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
         for key, label in EVENTS.items():

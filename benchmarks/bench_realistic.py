@@ -82,6 +82,7 @@ def measure(pg: PostgresServer, step: int, stations: int, args: argparse.Namespa
             time.sleep(warmup)
             lag0 = harness.histogram_buckets(node, "csms_event_loop_lag_seconds")
             gc0 = harness.histogram_buckets(node, "csms_gc_pause_seconds")
+            slow0 = harness.slow_steps(node)
             meter.start()
             time.sleep(args.duration)
             cpu.update(meter.stop())
@@ -89,6 +90,7 @@ def measure(pg: PostgresServer, step: int, stations: int, args: argparse.Namespa
                 lag0, harness.histogram_buckets(node, "csms_event_loop_lag_seconds")
             )
             stalls["gc_pauses"] = harness.histogram_delta(gc0, harness.histogram_buckets(node, "csms_gc_pause_seconds"))
+            stalls["slow_steps"] = harness.slow_steps_delta(slow0, harness.slow_steps(node))
 
         config = FleetConfig(
             url=node.ocpp_url,
@@ -161,6 +163,7 @@ def measure(pg: PostgresServer, step: int, stations: int, args: argparse.Namespa
         f"   {summary['msgs_per_s']:,.0f} msg/s (model {model:,.0f})  p50 {summary['p50_ms']} ms  "
         f"p99 {summary['p99_ms']} ms  p99.9 {summary['p999_ms']} ms  max {summary['max_ms']} ms  "
         f"cpu {row['cpu_pct']}  loop lag {stalls.get('loop_lag')}  gc {stalls.get('gc_pauses')}  "
+        f"slow steps {stalls.get('slow_steps')}  "
         f"generator lag {summary['generator_loop_lag']}  RSS/conn {row['server_rss_per_connection_kib']} KiB  "
         f"{verdict}",
         flush=True,

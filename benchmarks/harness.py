@@ -209,6 +209,33 @@ def histogram_buckets(node: ReplicaProcess, name: str, labels: str = "") -> dict
     return buckets
 
 
+def slow_steps(node: ReplicaProcess) -> dict[str, tuple[float, float]]:
+    """Task -> (steps, seconds) of csms_slow_task_step_seconds so far: which tasks held the replica's loop."""
+    try:
+        text = httpx.get(node.api_url + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    found: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for kind, at in (("_count{", 0), ("_sum{", 1)):
+            if line.startswith("csms_slow_task_step_seconds" + kind):
+                task = line.split('task="', 1)[1].split('"', 1)[0]
+                found.setdefault(task, [0.0, 0.0])[at] = float(line.rsplit(" ", 1)[1])
+    return {task: (steps, seconds) for task, (steps, seconds) in found.items()}
+
+
+def slow_steps_delta(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], top: int = 5
+) -> list[dict[str, Any]]:
+    """The tasks that held the loop longest between two readings, with their slow steps and total seconds."""
+    rows = []
+    for task, (steps, seconds) in after.items():
+        steps0, seconds0 = before.get(task, (0.0, 0.0))
+        if steps > steps0:
+            rows.append({"task": task, "steps": int(steps - steps0), "seconds": round(seconds - seconds0, 3)})
+    return sorted(rows, key=lambda row: -row["seconds"])[:top]
+
+
 def histogram_delta(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
     """Count and the smallest bucket bound below which all (the worst) observations fell between two readings."""
     delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}

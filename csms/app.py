@@ -48,6 +48,8 @@ from csms.observability import (
     GcPauseMetrics,
     Metrics,
     RpcMetrics,
+    SlowStepMetrics,
+    SlowSteps,
     configure_logging,
     measure_event_loop_lag,
     observe_gc_pauses,
@@ -401,6 +403,8 @@ async def run(config: Config, *, task_status: trio.TaskStatus[dict[str, int]] = 
                 await nursery.start(run_exporters, config, event_reader, export_store, coordinator, metrics)
                 nursery.start_soon(leader_jobs.run)
                 nursery.start_soon(measure_event_loop_lag, metrics.event_loop_lag)
+                if config.slow_step_seconds > 0:
+                    trio.lowlevel.add_instrument(SlowSteps(config.slow_step_seconds, SlowStepMetrics(metrics)))
                 nursery.start_soon(observe_gc_pauses, GcPauseMetrics(metrics))
                 freezer = ConnectionFreezer(lambda: gateway.connection_count, lambda: gateway.connections_closed)
                 nursery.start_soon(freezer.run)

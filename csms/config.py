@@ -282,6 +282,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("drain_timeout", _positive_float, "30", "longest a SIGTERM drain takes before exit (s)"),
     Setting("drain_rate", _positive_float, "200", "stations closed per second while draining"),
     Setting(
+        "slow_step_seconds",
+        _non_negative_float,
+        "0.1",
+        "report a task step that holds the event loop this long or longer (metric and a rate-limited log line);"
+        " 0 turns it off",
+    ),
+    Setting(
         "abandoned_transaction_hours",
         _non_negative_float,
         "72",

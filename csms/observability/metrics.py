@@ -28,6 +28,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.slow_task_steps = Histogram(
+            "csms_slow_task_step_seconds",
+            "Task steps that held the event loop at least CSMS_SLOW_STEP_SECONDS, by task (function) name",
+            ["task"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.gc_pause = Histogram(
             "csms_gc_pause_seconds",
             "How long one garbage collection stopped the replica, by generation (2 = full)",
@@ -284,3 +291,13 @@ class GcPauseMetrics:
 
     def observe(self, generation: int, seconds: float) -> None:
         self._by_generation[generation].observe(seconds)
+
+
+class SlowStepMetrics:
+    """Adapts csms_slow_task_step_seconds to the slow-step instrument."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._histogram = metrics.slow_task_steps
+
+    def observe(self, task_name: str, seconds: float) -> None:
+        self._histogram.labels(task_name).observe(seconds)

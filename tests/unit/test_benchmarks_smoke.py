@@ -274,3 +274,37 @@ def test_a_steady_start_stops_sessions_at_the_steady_rate_from_the_first_window(
     steady = stations * 2 / TX_PERIOD_S * 180.0  # sessions a steady fleet begins (and ends) in 180 s: 400
     for action, seen in counts.items():
         assert 0.75 * steady < seen < 1.25 * steady, (action, counts)
+
+
+def test_the_failover_cpu_floor_splits_the_csms_from_the_harness() -> None:
+    """CPU per moved station and the floor under "all serving": everything used over the move, on all cores."""
+    import os
+
+    from benchmarks.bench_failover import Bench
+
+    before = {"generator": 10.0, "b": 1.0, "c": 1.0, "balancer": 2.0, "postgres": 3.0, "etcd": 0.5}
+    after = {"generator": 16.0, "b": 4.0, "c": 4.0, "balancer": 4.0, "postgres": 5.0, "etcd": 1.5}
+    budget = Bench._cpu_budget(before, after, wall=10.0, moved=1000)
+    assert budget["cpu_ms_per_station"] == {"csms": 9.0, "harness": 8.0}  # (3+3+2+1) s, (6+2) s over 1000
+    cores = os.cpu_count() or 1
+    assert budget["cpu_floor_s"] == round(17.0 / cores, 1)
+    assert budget["csms_cpu_floor_s"] == round(9.0 / cores, 1)
+    assert budget["cpu_share"]["generator"] == 0.6
+
+
+def test_the_failover_per_station_figures_count_each_station_once_from_its_successful_attempt() -> None:
+    from types import SimpleNamespace
+
+    from benchmarks.bench_failover import Bench
+
+    bench = Bench.__new__(Bench)
+    stats = SimpleNamespace(
+        served_at={"s1": 12.0, "s2": 15.0, "old": 4.0, "again": 11.0},
+        dialed_at={"s1": 10.0, "s2": 11.0, "old": 3.0, "again": 13.0},  # "again" dialled anew after being served
+        queued_at={"s1": 6.0, "s2": 6.0, "old": 2.0, "again": 12.5},
+    )
+    bench.fleet = SimpleNamespace(stats=stats)  # type: ignore[assignment]
+    figures = bench._per_station(started=5.0)
+    assert figures["dialed_to_served_s"] == {"p50": 4.0, "p99": 4.0, "max": 4.0}
+    assert figures["attempt_to_served_s"]["max"] == 9.0
+    assert figures["dialed_to_served_max_s"] == 4.0

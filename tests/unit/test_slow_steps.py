@@ -1,0 +1,50 @@
+"""The slow-step instrument names the task that held the event loop, and only that one."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+import trio
+
+from csms.observability import SlowSteps
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    def observe(self, task_name: str, seconds: float) -> None:
+        self.steps.append((task_name, seconds))
+
+
+async def _blocks_the_loop() -> None:
+    await trio.lowlevel.checkpoint()
+    time.sleep(0.06)  # noqa: ASYNC251 - the blocking call this instrument exists to find
+    await trio.lowlevel.checkpoint()
+
+
+async def _behaves() -> None:
+    for _ in range(20):
+        await trio.sleep(0.001)
+
+
+def test_a_blocking_step_is_reported_with_its_task_name_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    recorded = Recorded()
+
+    async def main() -> None:
+        trio.lowlevel.add_instrument(SlowSteps(0.03, recorded, log_every=60.0))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_behaves)
+            nursery.start_soon(_blocks_the_loop)
+            nursery.start_soon(_blocks_the_loop)
+
+    caplog.set_level(logging.WARNING, logger="csms.observability.slow_steps")
+    trio.run(main)
+    names = [name for name, _ in recorded.steps]
+    assert names == [f"{__name__}._blocks_the_loop"] * 2
+    assert all(seconds >= 0.06 for _, seconds in recorded.steps)
+    lines = [r for r in caplog.records if r.getMessage() == "a task step blocked the event loop"]
+    assert len(lines) == 1  # rate-limited: the second is counted, not logged
+    assert lines[0].task == f"{__name__}._blocks_the_loop"  # type: ignore[attr-defined]
