@@ -406,12 +406,15 @@ class Bench:
         victim = max("abc", key=lambda name: counts.get(self.node(name), 0))
         on_victim = counts.get(self.node(victim), 0)
         survivors = {self.node(name) for name in "abc" if name != victim}
+        others = [name for name in "abc" if name != victim]
+        cpu_before = self.cpu_seconds(*others)
         stopped = trio.current_time()
         self.replicas[victim].pause()
         try:
             vanish = await self.measure_move(stopped, survivors, moving=on_victim)
         finally:
             self.replicas[victim].kill()
+        vanish.update(self._cpu_budget(cpu_before, self.cpu_seconds(*others), trio.current_time() - stopped, on_victim))
         vanish["stations_on_vanished_host"] = on_victim
         vanish["spread"] = await self.owners()
         self.result["vanish"] = vanish
