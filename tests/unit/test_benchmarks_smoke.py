@@ -308,3 +308,42 @@ def test_the_failover_per_station_figures_count_each_station_once_from_its_succe
     assert figures["dialed_to_served_s"] == {"p50": 4.0, "p99": 4.0, "max": 4.0}
     assert figures["attempt_to_served_s"]["max"] == 9.0
     assert figures["dialed_to_served_max_s"] == 4.0
+
+
+def test_the_failover_report_tables_have_as_many_cells_as_headers() -> None:
+    from benchmarks.bench_failover import _markdown, summarize_runs
+
+    event = {
+        "all_owned_s": 40.0,
+        "all_connected_s": 41.0,
+        "all_serving_s": 42.0,
+        "serving_after_first_claim_s": 39.0,
+        "first_claim_s": 3.0,
+        "claims_per_s": 125.0,
+        "dialed_to_served_s": {"p50": 5.0, "p99": 7.0, "max": 7.5},
+        "attempt_to_served_s": {"p50": 20.0, "p99": 38.0, "max": 39.0},
+        "dialed_to_served_max_s": 7.5,
+        "cpu_ms_per_station": {"csms": 8.0, "harness": 8.0},
+        "machine_busy": 0.86,
+        "cpu_floor_s": 40.0,
+        "csms_cpu_floor_s": 20.0,
+        "stations_on_killed_replica": 5000,
+    }
+    runs = [{"stations": 5000, "run": 1, "failover": event}]
+    report = {
+        "date": "now",
+        "machine": "test",
+        "lease_ttl": 10.0,
+        "drain_rate": 200.0,
+        "backoff": 0.5,
+        "summary": summarize_runs(runs),
+        "runs": runs,
+    }
+    table: list[int] = []
+    for line in [*_markdown(report).splitlines(), ""]:
+        if line.startswith("|"):
+            table.append(line.count("|"))
+        elif table:
+            assert len(set(table)) == 1, f"a table's rows differ in cells: {table}"
+            assert len(table) == 3  # header, rule, one row
+            table = []
