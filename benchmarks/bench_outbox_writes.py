@@ -29,7 +29,7 @@ from csms.outbox import derived_events, event_statement
 from csms.outbox.catalogue import full_type
 from csms.storage import Database, Statement
 from csms.transactions import outbox_events
-from csms.transactions.samples import INSERT_SAMPLE, SampledValue, sample_rows, samples_event
+from csms.transactions.samples import SampledValue, sample_statements, samples_event
 
 MODES = ("none", "executemany", "bulk")
 _COLUMNS = "aggregatetype, aggregateid, type, station_id, payload, dedup_key"
@@ -58,7 +58,7 @@ def _statements(mode: str, station: str, tx: int, n: int) -> list[Statement]:
     measurands = ("Power.Active.Import", "Current.Import", "Voltage")
     samples = [SampledValue(timestamp=now, value=str(1000 + n))]
     samples += [SampledValue(timestamp=now, value="7", measurand=m) for m in measurands]
-    out = [Statement(INSERT_SAMPLE, row) for row in sample_rows(station, 1, tx, now, "MeterValues", samples)]
+    out = sample_statements(station, 1, tx, now, "MeterValues", samples)
     event, key = samples_event(station, 1, tx, samples), f"tu:{tx}:{now.isoformat()}"
     if mode == "executemany":
         row = (event.aggregate_type, event.aggregate_id, full_type(event.name), station, event.data, event.dedup_key)

@@ -16,7 +16,7 @@ from typing import Any
 from csms.outbox import derived_events, emit, event_statement
 from csms.storage import Connection, Database, Fence, PartitionedTable, Statement, WriteOp, run_statements
 from csms.transactions import outbox_events
-from csms.transactions.samples import INSERT_SAMPLE, SampledValue, sample_rows, samples_event
+from csms.transactions.samples import SampledValue, sample_statements, samples_event
 from csms.transactions.transaction_events import (
     EventOutcome,
     TransactionEventInput,
@@ -85,9 +85,10 @@ class TransactionLedger:
     ) -> None:
         """Store samples against the sender; late or implausible ones are kept, flagged, and left out of energy."""
         station_id = fence.station_id
-        rows = sample_rows(station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples, evse_id)
-        # Plain statements: the writer merges every MeterValues sample (and event) of a batch into one executemany.
-        statements = [Statement(INSERT_SAMPLE, row) for row in rows]
+        # Bulk statements: the writer inserts every MeterValues sample (and event) of a batch in one execution.
+        statements = sample_statements(
+            station_id, connector_id, transaction_id or 0, received_at, "MeterValues", samples, evse_id
+        )
         if samples:
             statements.append(event_statement(samples_event(station_id, connector_id, transaction_id or 0, samples)))
             register = outbox_events.register_wh(samples) if transaction_id else None

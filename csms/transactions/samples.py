@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
 
 from csms.outbox import Event
+from csms.storage import Statement
 
 
 @dataclass(frozen=True)
@@ -27,18 +27,23 @@ class SampledValue:
 
 # A sample is tied to the transaction it names only if that is the sender's own; any other id (another
 # station's, or one never issued) is kept against the sender with transaction_id 0 and the id it named, which
-# the meter_readings view flags as unknown_transaction. One statement, no extra round trip on the hot path.
-INSERT_SAMPLE = """
+# the meter_readings view flags as unknown_transaction. A bulk statement (one JSON row per sample): the writer
+# inserts every sample of a batch in one execution. As one execution per sample (an executemany) a 5,000-station
+# failover spent 5.7 s of Postgres time on 115,000 of them, the largest share of its database work.
+INSERT_SAMPLES = """
 INSERT INTO meter_values (station_id, connector_id, transaction_id, reported_transaction_id, station_timestamp,
                           received_at, source, measurand, phase, unit, context, location, format, value, evse_id)
-SELECT $1, $2, coalesce(t.id, 0), CASE WHEN t.id IS NULL AND $3 <> 0 THEN $3 END, $4, $5, $6, $7, $8, $9, $10,
-       $11, $12, $13, $14
-FROM (VALUES (1)) AS one LEFT JOIN transactions t ON t.id = $3 AND t.station_id = $1
+SELECT r->>0, (r->>1)::integer, coalesce(t.id, 0),
+       CASE WHEN t.id IS NULL AND (r->>2)::integer <> 0 THEN (r->>2)::integer END,
+       (r->>3)::timestamptz, (r->>4)::timestamptz, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10, r->>11, r->>12,
+       (r->>13)::integer
+FROM jsonb_array_elements($1::jsonb) AS i (r)
+LEFT JOIN transactions t ON t.id = (r->>2)::integer AND t.station_id = r->>0
 ON CONFLICT ON CONSTRAINT meter_values_once DO NOTHING
 """
 
 
-def sample_rows(
+def sample_statements(
     station_id: str,
     connector_id: int,
     transaction_id: int,
@@ -46,26 +51,37 @@ def sample_rows(
     source: str,
     samples: list[SampledValue],
     evse_id: int | None = None,
-) -> list[tuple[Any, ...]]:
+) -> list[Statement]:
+    """The samples as bulk rows of INSERT_SAMPLES, times in ISO 8601 with their offset (a time without one is
+    UTC, as when Postgres is given it as a parameter)."""
+    received = _iso(received_at)
     return [
-        (
-            station_id,
-            connector_id,
-            transaction_id,
-            s.timestamp,
-            received_at,
-            source,
-            s.measurand,
-            s.phase,
-            s.unit,
-            s.context,
-            s.location,
-            s.format,
-            s.value,
-            evse_id or 0,
+        Statement(
+            INSERT_SAMPLES,
+            (
+                station_id,
+                connector_id,
+                transaction_id,
+                _iso(s.timestamp),
+                received,
+                source,
+                s.measurand,
+                s.phase,
+                s.unit,
+                s.context,
+                s.location,
+                s.format,
+                s.value,
+                evse_id or 0,
+            ),
+            bulk=True,
         )
         for s in samples
     ]
+
+
+def _iso(value: datetime) -> str:
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
 def samples_event(station_id: str, connector_id: int, transaction_id: int, samples: list[SampledValue]) -> Event:
