@@ -284,9 +284,11 @@ async def _write(
     opened = sorted(opened, key=lambda row: (row[0], row[4]))
     closed = sorted(closed, key=lambda row: (row[0], row[3]))
     touched = sorted({row[0] for row in opened} | {row[0] for row in closed})
-    await conn.execute(
-        "SELECT 1 FROM station_presence WHERE station_id = ANY($1::text[]) ORDER BY station_id FOR UPDATE", touched
-    )
+    if touched:
+        await conn.execute(
+            "SELECT 1 FROM station_presence WHERE station_id = ANY($1::text[]) ORDER BY station_id FOR UPDATE",
+            touched,
+        )
     if opened:
         await conn.executemany(  # one by one: a reconnect in the same batch sees the connection before it
             "INSERT INTO station_connections (station_id, node_id, connection_id, protocol, connected_at,"
