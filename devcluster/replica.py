@@ -25,19 +25,23 @@ class ReplicaProcess:
         """`cwd` is where `python -m csms` runs; it comes first on sys.path (an older release's tree, say)."""
         self.node_id = node_id
         self.cwd = cwd
-        self.ocpp_port = free_port()
-        self.api_port = free_port()
-        self.env = {
-            **os.environ,
-            "CSMS_NODE_ID": node_id,
-            "CSMS_BIND": "127.0.0.1",
-            "CSMS_OCPP_PORT": str(self.ocpp_port),
-            "CSMS_API_PORT": str(self.api_port),
-            "CSMS_ADVERTISE_ADDRESS": f"http://127.0.0.1:{self.api_port}",
-            **env,
-        }
+        self.env = {**os.environ, "CSMS_NODE_ID": node_id, "CSMS_BIND": "127.0.0.1"}
+        self._pick_ports()
+        self.env.update(env)
+        # Ports we picked (not the caller's) may be taken by another process before the replica binds them.
+        self._own_ports = not {"CSMS_OCPP_PORT", "CSMS_API_PORT", "CSMS_ADVERTISE_ADDRESS"} & set(env)
+        self.ocpp_port = int(self.env["CSMS_OCPP_PORT"])
+        self.api_port = int(self.env["CSMS_API_PORT"])
         self.log_path = (log_dir or Path("/tmp")) / f"{node_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._ready_once = False
+        self._log_start = 0
+
+    def _pick_ports(self) -> None:
+        self.ocpp_port, self.api_port = free_port(), free_port()
+        self.env["CSMS_OCPP_PORT"] = str(self.ocpp_port)
+        self.env["CSMS_API_PORT"] = str(self.api_port)
+        self.env["CSMS_ADVERTISE_ADDRESS"] = f"http://127.0.0.1:{self.api_port}"
 
     @property
     def ocpp_url(self) -> str:
@@ -48,6 +52,7 @@ class ReplicaProcess:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self) -> None:
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "csms", "serve"],
@@ -58,19 +63,33 @@ class ReplicaProcess:
             )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Until /readyz answers 200; a replica that died on the way raises with its log's tail."""
+        """Until /readyz answers 200; a replica that died on the way raises with its log's tail. A first start
+        that lost a port we picked to another process (a free port is free only when picked) picks new ones and
+        starts again, up to three times."""
         deadline = time.monotonic() + timeout
+        retries = 3
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
+                if retries and self._own_ports and not self._ready_once and self._lost_port():
+                    retries -= 1
+                    self._pick_ports()
+                    self.start()
+                    continue
                 raise RuntimeError(f"{self.node_id} exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.api_url + "/readyz", timeout=1) as response:
                     if response.status == 200:
+                        self._ready_once = True
                         return
             except OSError:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"{self.node_id} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def _lost_port(self) -> bool:
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            return b"Address already in use" in log.read()
 
     def log_tail(self, lines: int = 30) -> str:
         try:
