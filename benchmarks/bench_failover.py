@@ -42,6 +42,7 @@ import httpx
 import orjson
 import trio
 
+from benchmarks.harness import tree_cpu_seconds
 from benchmarks.simulator import Fleet, FleetConfig, raise_fd_limit
 from cluster import EtcdClient, EtcdUnavailable
 from devcluster.balancer import TcpBalancer
@@ -315,11 +316,11 @@ class Bench:
         for name in names:
             proc = self.replicas[name].proc
             assert proc is not None
-            used[name] = _tree_cpu_seconds(proc.pid)
+            used[name] = tree_cpu_seconds(proc.pid)
         if self.balancer_pid:
-            used["balancer"] = _tree_cpu_seconds(self.balancer_pid)
+            used["balancer"] = tree_cpu_seconds(self.balancer_pid)
         for server, pid in self.servers.items():
-            used[server] = _tree_cpu_seconds(pid)
+            used[server] = tree_cpu_seconds(pid)
         return used
 
     @staticmethod
@@ -590,24 +591,6 @@ def _markdown(report: dict[str, Any]) -> str:
         "on this machine; in brackets the CSMS's part alone, the floor with the harness on other machines.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of a process, its reaped children and its live children (Postgres: postmaster, backends)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if proc.name == str(pid):  # utime, stime, cutime, cstime
-            total += sum(int(f) for f in fields[11:15]) / tick
-        elif fields[1] == str(pid):
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 def _triple(event: dict[str, Any], key: str) -> str:
