@@ -112,7 +112,7 @@ class EtcdClient:
             limit=limit,
             serializable=serializable,
         )
-        return RangeResult.from_json(await self._transport.post("/v3/kv/range", body))
+        return await self._transport.post_as("/v3/kv/range", body, RangeResult.from_json)
 
     range = get
 
@@ -152,8 +152,7 @@ class EtcdClient:
             "failure": [op.body for op in failure],
         }
         readonly = all("request_range" in op.body for op in (*success, *failure))
-        answer = await self._transport.post("/v3/kv/txn", body, idempotent=readonly)
-        return TxnResult.from_json(answer)
+        return await self._transport.post_as("/v3/kv/txn", body, TxnResult.from_json, idempotent=readonly)
 
     async def compact(self, revision: int, *, physical: bool = False) -> None:
         body: dict[str, Any] = {"revision": str(revision), "physical": physical}
