@@ -7,7 +7,10 @@ because a reconnect storm or a write burst costs a round trip per *batch* instea
   (back-pressure that the caller's deadline can cut short) instead of growing a list every batch scans.
 - Batches: the runner takes queued items in arrival order, up to ``max_batch``, at most one per ``key`` (a later
   item with the same key waits for a later batch), skipping items whose caller gave up while still queued.
-- Linger: with ``linger > 0`` a batch waits up to that long after its first item for more, until it is full.
+- Linger: with ``linger > 0`` a batch that takes the last free parallel slot waits up to that long after its
+  first item for more, until it is full. While other slots are free it goes at once: lingering then only adds
+  latency (the group-commit writer's p99 at 19,000 realistic stations, see docs/targets.md), whereas with
+  every slot busy the next chance to send is far off and a fuller batch is worth the wait.
 - Parallelism: at most ``parallel`` batches are in flight; items arriving meanwhile form the next batch, so
   batches grow with the load and a lone item costs what it would alone.
 - Answers: ``send(items)`` returns one answer per item, in order: an ``outcome.Value``/``outcome.Error`` settles
@@ -162,7 +165,7 @@ class MicroBatcher(Generic[I, T]):
                 continue
             await self._slots.acquire()
             try:
-                if self._linger > 0:
+                if self._linger > 0 and self._slots.value == 0:
                     deadline = trio.current_time() + self._linger
                     while len(self._queue) < self._max_batch and not self._closed:
                         with trio.move_on_at(deadline) as waited:

@@ -67,7 +67,7 @@ class Event:
 
 def event_statement(event: Event) -> Statement:
     """The event as a Statement: append it to the write's statements (the writer merges it across a batch)."""
-    return Statement(_INSERT, event.row(), bulk=True)
+    return Statement(_INSERT, event.row(), bulk=True, independent=True)
 
 
 async def emit(conn: Connection, *events: Event) -> None:

@@ -98,14 +98,16 @@ class StatementGroup:
 def plan_statements(writes: Iterable[PendingWrite]) -> list[StatementGroup]:
     """Groups to run in list order. A statement joins the first group of its SQL that does not run before the
     group of its write's previous statement (else it opens a new group), so each write's statements still run
-    in the order it gave them, and a batch needs as few round trips as that allows."""
+    in the order it gave them, and a batch needs as few round trips as that allows. An ``independent``
+    statement joins the first group of its SQL wherever it is and leaves the order of the rest as it was."""
     groups: list[StatementGroup] = []
     by_sql: dict[tuple[str, bool], list[int]] = {}
     for p in writes:
         floor = 0
         for statement in p.statements or ():
             indexes = by_sql.setdefault((statement.sql, statement.returns_row), [])
-            index = next((i for i in indexes if i >= floor), -1)
+            anywhere = statement.independent and not statement.returns_row
+            index = next((i for i in indexes if i >= (0 if anywhere else floor)), -1)
             if index < 0:
                 index = len(groups)
                 groups.append(StatementGroup(statement.sql, bulk=statement.bulk, returns_row=statement.returns_row))
@@ -115,7 +117,8 @@ def plan_statements(writes: Iterable[PendingWrite]) -> list[StatementGroup]:
             group.owners.append(p)
             if not group.writers or group.writers[-1] is not p:
                 group.writers.append(p)
-            floor = index
+            if not anywhere:
+                floor = index
     return groups
 
 

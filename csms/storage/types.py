@@ -61,6 +61,11 @@ class Statement:
     bulk: bool = False
     """``sql`` takes one parameter, a JSON array of argument rows (``$1::jsonb``): merged across a batch it
     runs once for every row instead of once per row (one statement, one executor start, one round trip)."""
+    independent: bool = False
+    """Neither reads what the write's earlier statements changed nor is read by its later ones (a plain
+    append, like an outbox event): the writer may run it with the batch's first group of its SQL, out of the
+    write's order, which saves a batch a round trip. Ignored for ``returns_row`` (the write's rows keep their
+    order)."""
 
     def execute_args(self) -> tuple[Any, ...]:
         """The parameters to run this statement by itself."""

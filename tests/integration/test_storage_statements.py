@@ -46,6 +46,20 @@ def test_plan_merges_same_sql_and_keeps_each_writes_order() -> None:
         assert positions == sorted(positions)
 
 
+def test_plan_runs_an_independent_statement_with_the_first_group_of_its_sql() -> None:
+    """A status write (history, state, event) and a meter write (samples, event): the events, plain appends,
+    share one group, so the batch costs four round trips instead of five."""
+    event = Statement("EVENT", (1,), bulk=True, independent=True)
+    meter = PendingWrite(None, None, (Statement("SAMPLES", (1,)), event))
+    status = PendingWrite(None, None, (Statement("HISTORY", (2,)), Statement("STATE", (2,)), event))
+    groups = plan_statements([meter, status])
+    assert [g.sql for g in groups] == ["SAMPLES", "EVENT", "HISTORY", "STATE"]
+    assert groups[1].writers == [meter, status]
+    ordered = Statement("EVENT", (1,), bulk=True)  # not independent: after its write's earlier statements
+    groups = plan_statements([meter, PendingWrite(None, None, (Statement("HISTORY", (2,)), ordered))])
+    assert [g.sql for g in groups] == ["SAMPLES", "EVENT", "HISTORY", "EVENT"]
+
+
 async def test_statement_writes_share_batches_and_are_committed_on_return(database_url: str) -> None:
     observer = Batches()
     async with Database.open(database_url, observer=observer, max_wait=0.02) as db:

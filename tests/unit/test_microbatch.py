@@ -131,6 +131,28 @@ async def test_linger_waits_for_a_full_batch_or_the_deadline(mock_clock: trio.te
         batcher.close()
 
 
+async def test_linger_only_when_taking_the_last_free_slot(mock_clock: trio.testing.MockClock) -> None:
+    """With a slot to spare a batch goes at once (waiting only adds latency); the one that takes the last free
+    slot lingers for company, as the next chance to send is a whole batch away."""
+    gate = Gate()
+    batcher: MicroBatcher[int, int] = MicroBatcher(gate.send, max_batch=3, max_queued=10, parallel=2, linger=5.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        nursery.start_soon(batcher.submit, 1)
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.batches == [[1]]  # the other slot is free: no lingering
+        nursery.start_soon(batcher.submit, 2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.batches == [[1]]  # takes the last slot: lingers
+        nursery.start_soon(batcher.submit, 3)
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(5.0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.batches == [[1], [2, 3]]
+        gate.open.set()
+        batcher.close()
+
+
 async def test_close_sends_what_is_queued_and_refuses_new_items() -> None:
     gate = Gate()
     batcher: MicroBatcher[int, int] = MicroBatcher(gate.send, max_batch=1, max_queued=10)
