@@ -272,7 +272,12 @@ SETTINGS: tuple[Setting, ...] = (
         "4",
         "group commits in flight at once, each on its own Postgres connection (besides the pool)",
     ),
-    Setting("group_commit_max_wait_ms", _non_negative_float, "2", "longest a write waits for its batch (ms)"),
+    Setting(
+        "group_commit_max_wait_ms",
+        _non_negative_float,
+        "2",
+        "longest a batch waits for more writes when all other writers are busy (ms; else it goes at once)",
+    ),
     Setting("etcd_endpoints", _csv, "", "comma-separated etcd URLs; unset runs a single node without etcd"),
     Setting("etcd_prefix", _path_prefix, "/csms/", "etcd key prefix"),
     Setting("etcd_username", str, "", "etcd user"),
