@@ -19,6 +19,9 @@ from devcluster.station import SimulatedStation
 
 pytestmark = pytest.mark.cluster
 READ_TOKEN = "cluster-test-read-token"
+# A function, not a bare expression: Playwright polls a bare expression with eval(), which the console's CSP
+# (no 'unsafe-eval') refuses once the first check (run from outside the page, so exempt) came back false.
+LIVE = "() => document.getElementById('live-status').textContent.startsWith('live')"
 STATION = "BRW-1"
 
 
@@ -127,7 +130,7 @@ async def test_console_in_a_browser(database_url: str, etcd_url: str, prefix: st
                 shoot(page, "stations")
                 page.click(f'a[href="/ui/stations/{STATION}"]')
                 page.wait_for_selector("#h-session")
-                page.wait_for_function("document.getElementById('live-status').textContent.startsWith('live')")
+                page.wait_for_function(LIVE)
 
             await browser.run(find_station)
             assert "replica-1" in await browser.run(text_of, page, "#owner-node")
@@ -209,7 +212,7 @@ async def test_console_in_a_browser(database_url: str, etcd_url: str, prefix: st
             # The cluster page shows a replica disappearing when it is killed (no reload).
             def open_cluster_page() -> int:
                 page.goto(f"{base}/ui/cluster")
-                page.wait_for_function("document.getElementById('live-status').textContent.startsWith('live')")
+                page.wait_for_function(LIVE)
                 shoot(page, "cluster")
                 return int(page.locator("tr[data-replica]").count())
 
