@@ -17,7 +17,6 @@ import trio
 import trio_asyncio
 
 from csms.storage.errors import DatabaseUnavailable, IntegrityError, QueryError, StorageError, ValueRejected
-from csms.storage.loop_turns import run_ready
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +37,15 @@ class AsyncioBridge:
 
     The loop is held explicitly (not through trio-asyncio's context variable) so tasks started outside the
     ``Database.open`` block, e.g. by the app's nursery, can use the database too. Cancelling the trio
-    caller cancels the asyncio task and waits for it to finish. The task's first step (borrowing a connection,
-    sending the first statement) runs in the caller's own turn rather than waiting for the loop task's.
+    caller cancels the asyncio task and waits for it to finish.
     """
 
     def __init__(self, loop: trio_asyncio.TrioEventLoop) -> None:
         self._loop = loop
 
     async def run(self, fn: Callable[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        coro = fn(*args, **kwargs)
         try:
-            future = asyncio.ensure_future(coro, loop=self._loop)
-        except BaseException:
-            coro.close()  # the loop is closed: no "never awaited" warning on top of the error
-            raise
-        try:
-            with trio.CancelScope(shield=True):
-                await run_ready(self._loop)
-            return await trio_asyncio.run_aio_future(future)
+            return await self._loop.run_aio_coroutine(fn(*args, **kwargs))
         except trio.Cancelled:
             raise
         except Exception as exc:

@@ -1,13 +1,9 @@
-"""trio-asyncio runs every ready asyncio callback in one trio turn, up to a bound, and a socket watcher runs what
-its callback made ready in its own turn (csms/storage/loop_turns.py)."""
+"""trio-asyncio runs every ready asyncio callback in one trio turn, up to a bound (csms/storage/loop_turns.py)."""
 
 from __future__ import annotations
 
-import socket
-
 import trio
 import trio.lowlevel
-import trio.testing
 import trio_asyncio
 
 from csms.storage.loop_turns import MAX_PER_TURN, run_ready_callbacks_per_turn
@@ -48,28 +44,3 @@ async def test_timers_still_fire() -> None:
             loop.call_soon(lambda: None)
         with trio.fail_after(5):
             await fired.wait()
-
-
-async def test_a_socket_watcher_runs_what_its_callback_made_ready_in_order_and_at_once() -> None:
-    """The watcher drains the queue itself; callbacks keep their order even when the loop task was waiting
-    (a channel would have handed it the first one: the watcher then ran the second first)."""
-    async with trio_asyncio.open_loop() as loop:
-        run_ready_callbacks_per_turn(loop)
-        ran: list[int] = []
-        a, b = socket.socketpair()
-        with a, b:
-            a.setblocking(False)
-
-            def on_readable() -> None:
-                a.recv(16)
-                for i in range(3):
-                    loop.call_soon(ran.append, i)
-
-            loop.add_reader(a.fileno(), on_readable)
-            await trio.testing.wait_all_tasks_blocked()  # the loop task waits for work, the watcher for data
-            b.send(b"x")
-            with trio.fail_after(5):
-                while not ran:
-                    await trio.lowlevel.checkpoint()
-            assert ran == [0, 1, 2]  # in order, and all in the watcher's turn
-            loop.remove_reader(a.fileno())
