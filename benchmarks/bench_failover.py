@@ -42,7 +42,7 @@ import httpx
 import orjson
 import trio
 
-from benchmarks.harness import tree_cpu_seconds
+from benchmarks.harness import MachineMeter, calibration_ms, tree_cpu_seconds
 from benchmarks.simulator import Fleet, FleetConfig, raise_fd_limit
 from cluster import EtcdClient, EtcdUnavailable
 from devcluster.balancer import TcpBalancer
@@ -294,14 +294,18 @@ class Bench:
         await self.start("b", "c")
         await self.admitted()
         print(f"[{self.n}] {self.n} stations on {a}; B and C ready", flush=True)
+        calibration = calibration_ms()  # the machine's speed now: runs hours apart differ by it too
         on_a = (await self.owners()).get(a, 0)  # a rebalancing round may already have moved a few
         killed = trio.current_time()
         profiling = self._profile("failover", "b", "c")
         cpu_before = self.cpu_seconds("b", "c")
+        host = MachineMeter()
+        host.start()
         await trio.to_thread.run_sync(self.replicas["a"].kill)
         failover = await self.measure_move(killed, {b, c}, moving=on_a)
         wall = trio.current_time() - killed
         failover.update(self._cpu_budget(cpu_before, self.cpu_seconds("b", "c"), wall, on_a))
+        failover["machine_state"] = {**host.stop(), "calibration_ms": calibration}
         await trio.to_thread.run_sync(profiling)
         failover["stations_on_killed_replica"] = on_a
         failover["spread"] = await self.owners()
@@ -568,6 +572,9 @@ def _markdown(report: dict[str, Any]) -> str:
             cpu = e.get("cpu_ms_per_station")
             budget = f"{cpu['csms']} + {cpu['harness']}" if cpu else ""
             busy = f"{round(100 * e['machine_busy'])} %" if "machine_busy" in e else ""
+            if "machine_state" in e:  # steal: the hypervisor's other guests; calibration: a fixed workload's ms
+                state = e["machine_state"]
+                busy += f" (steal {state['steal_pct']} %, calibration {state['calibration_ms']} ms)"
             floor = f"{e['cpu_floor_s']} s ({e['csms_cpu_floor_s']} s)" if "cpu_floor_s" in e else ""
             lines.append(
                 f"| {r['stations']} | {r.get('run', '')} | {label} | {moving} | {e['first_claim_s']} s "

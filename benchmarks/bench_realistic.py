@@ -22,7 +22,10 @@ or failed connect); then `--refine` bisection steps between the last pass and th
 per-step table and writes benchmarks/results/realistic-<UTC time>.json and .md.
 
 Caveat: on a 2-core machine the replica, Postgres and the simulator share the cores (CPU % columns, 100 % =
-one core), so the passing size is a floor for a machine where the load generator runs elsewhere.
+one core), so the passing size is a floor for a machine where the load generator runs elsewhere. The
+machine column says how busy the whole machine was in the window, how much of it the hypervisor gave other
+guests (steal), and how long a fixed pure-Python workload took before the step: on a shared VM the same code
+measured p99 239 ms and 1,349 ms three hours apart, so compare runs by these too, or interleave them.
 """
 
 from __future__ import annotations
@@ -122,7 +125,9 @@ def measure(pg: PostgresServer, step: int, stations: int, args: argparse.Namespa
         rss_before = sum(harness.rss_kib(pid) for pid in pids.values())
         trees = {"postgres": pg.pid or 0, **({"etcd": etcd_pid} if etcd_pid else {})}
         meter = harness.CpuMeter(pids, trees=trees)
+        host = harness.MachineMeter()
         cpu: dict[str, float] = {}
+        machine_state: dict[str, float] = {"calibration_ms": harness.calibration_ms()}
 
         stalls: dict[str, Any] = {}
 
@@ -135,8 +140,10 @@ def measure(pg: PostgresServer, step: int, stations: int, args: argparse.Namespa
             gc0 = histograms("csms_gc_pause_seconds")
             slow0 = _all_slow_steps(nodes)
             meter.start()
+            host.start()
             time.sleep(args.duration)
             cpu.update(meter.stop())
+            machine_state.update(host.stop())
             if len(nodes) > 1:
                 cpu["server"] = round(sum(cpu[name] for name in pids), 1)
             stalls["loop_lag"] = harness.histogram_delta(lag0, histograms("csms_event_loop_lag_seconds"))
@@ -203,6 +210,7 @@ def measure(pg: PostgresServer, step: int, stations: int, args: argparse.Namespa
         "server_rss_per_connection_kib": round((rss - rss_before) / max(connect["connected"], 1), 1),
         "generator_loop_lag": summary["generator_loop_lag"],
         "cpu_pct": {**cpu, "simulator": summary["client_cpu_pct"]},
+        "machine_state": machine_state,
         "passed": not problems,
         "problems": problems,
         "warmup_s": warmup,
@@ -259,6 +267,13 @@ def run(args: argparse.Namespace, sizes: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
+def _machine(state: dict[str, float] | None) -> str:
+    """The whole machine during the window (older results have none)."""
+    if not state:
+        return ""
+    return f"{state.get('busy_pct', '')} / {state.get('steal_pct', '')} / {state.get('calibration_ms', '')}"
+
+
 def report(data: dict[str, Any]) -> str:
     rows = sorted(data["rows"], key=lambda r: r["stations"])
     table_rows = [
@@ -280,6 +295,7 @@ def report(data: dict[str, Any]) -> str:
             f"{r['server_rss_kib'] / 1024:.0f}",
             r.get("server_rss_per_connection_kib", ""),
             r.get("generator_loop_lag", {}).get("max_ms", ""),
+            _machine(r.get("machine_state")),
             _range(r.get("runs_p99_ms")),
             "pass" if r["passed"] else "FAIL: " + ", ".join(r["problems"]),
         ]
@@ -296,7 +312,8 @@ def report(data: dict[str, Any]) -> str:
         "p99 ms",
     ]
     headers += ["p99.9 ms", "errors", "drops", "server CPU %", "postgres CPU %", "simulator CPU %", "RSS MiB"]
-    headers += ["server KiB/conn", "generator lag max ms", "p99 range of runs"]
+    headers += ["server KiB/conn", "generator lag max ms", "machine busy / steal % / calibration ms"]
+    headers += ["p99 range of runs"]
     headers += ["verdict"]
     best = data["largest_passing"]
     st, m = data["settings"], data["machine"]
@@ -321,7 +338,8 @@ def report(data: dict[str, Any]) -> str:
         f"{st['duration']:g} s, simulator in {st['processes']} processes; fresh replica and database per step; "
         "Postgres fsync=on, synchronous_commit=on.\n\n"
         f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, Python {m['python']}. Caveat: the "
-        "replica, Postgres and the simulator share these cores (CPU % is of one core).\n\n"
+        "replica, Postgres and the simulator share these cores (CPU % is of one core; machine busy and steal % are "
+        "of all cores, steal being time the hypervisor gave other guests).\n\n"
         f"Reproduce: `python benchmarks/bench_realistic.py --sizes {','.join(map(str, st['sizes']))} "
         f"--speed {st['speed']:g} --duration {st['duration']:g} --refine {st['refine']}"
         + (f" --warmup {st['warmup']:g}" if st["warmup"] is not None else "")

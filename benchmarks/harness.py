@@ -107,6 +107,44 @@ class CpuMeter:
         return {name: round(100 * (now[name] - self._c0[name]) / elapsed, 1) for name in now}
 
 
+def host_cpu_times() -> tuple[float, float, float]:
+    """(all, idle, steal) jiffies of the whole machine since boot, from /proc/stat's first line."""
+    fields = [float(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    # user nice system idle iowait irq softirq steal
+    return sum(fields), fields[3] + fields[4], fields[7]
+
+
+class MachineMeter:
+    """The whole machine over a window: busy and steal, each as a percent of all its cores. Steal is time the
+    hypervisor gave another guest while this one had work: the neighbours' share, which no process here shows,
+    and one reason the same code measures differently hours apart."""
+
+    def __init__(self) -> None:
+        self._t0 = (0.0, 0.0, 0.0)
+
+    def start(self) -> None:
+        self._t0 = host_cpu_times()
+
+    def stop(self) -> dict[str, float]:
+        total, idle, steal = (now - then for now, then in zip(host_cpu_times(), self._t0, strict=True))
+        if total <= 0:
+            return {"busy_pct": 0.0, "steal_pct": 0.0}
+        return {"busy_pct": round(100 * (total - idle - steal) / total, 1), "steal_pct": round(100 * steal / total, 1)}
+
+
+def calibration_ms(rounds: int = 5) -> float:
+    """Milliseconds a fixed pure-Python workload takes here now (best of ``rounds``): the machine's speed at the
+    time of a run, recorded next to its results so runs hours apart can be told apart by the machine too."""
+    payload = {"connectorId": 1, "meterValue": [{"sampledValue": [{"value": str(i)} for i in range(12)]}]}
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(2_000):
+            json.loads(json.dumps(payload))
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 @contextmanager
 def postgres() -> Iterator[PostgresServer]:
     """A private Postgres with durable settings (fsync and synchronous_commit on); its data directory is removed

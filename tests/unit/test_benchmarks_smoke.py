@@ -4,6 +4,7 @@ test: it only has to prove the driver, its profiles and its statistics work)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -347,3 +348,19 @@ def test_the_failover_report_tables_have_as_many_cells_as_headers() -> None:
             assert len(set(table)) == 1, f"a table's rows differ in cells: {table}"
             assert len(table) == 3  # header, rule, one row
             table = []
+
+
+def test_the_machine_meter_splits_busy_from_steal_and_the_report_shows_both() -> None:
+    """Runs hours apart on a shared VM differ by the machine: results carry busy, steal and a calibration."""
+    from benchmarks import bench_realistic, harness
+
+    meter = harness.MachineMeter()
+    meter.start()
+    spin_until = time.perf_counter() + 0.3
+    while time.perf_counter() < spin_until:  # one core busy for a while: the machine cannot read idle
+        pass
+    state = meter.stop()
+    assert 0 < state["busy_pct"] <= 100 and 0 <= state["steal_pct"] <= 100
+    assert harness.calibration_ms(rounds=1) > 0
+    assert bench_realistic._machine({**state, "calibration_ms": 16.6}).endswith("/ 16.6")
+    assert bench_realistic._machine(None) == ""  # results from before the column
