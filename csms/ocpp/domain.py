@@ -26,7 +26,7 @@ from csms.ocpp.errors import PROPERTY_CONSTRAINT_VIOLATION, TYPE_CONSTRAINT_VIOL
 from csms.ocpp.schemas import load_schemas
 
 IntRange = tuple[int, int]
-_Check = Callable[[Any, str], None]
+_Check = Callable[[Any], None]
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,31 @@ class DomainCheck:
 
     def check_request(self, action: str, payload: Any) -> None:
         """Raise :class:`OcppError` naming the first field storage cannot hold (schema-valid input assumed)."""
-        check = self._requests.get(action)
-        if check is not None:
-            check(payload, "")
+        _run(self._requests.get(action), payload)
 
     def check_response(self, action: str, payload: Any) -> None:
-        check = self._responses.get(action)
-        if check is not None:
-            check(payload, "")
+        _run(self._responses.get(action), payload)
+
+
+class _Violation(Exception):
+    """A value storage cannot hold. The path is collected on the way out (keys and indexes, innermost first),
+    so a payload that passes, nearly every one, builds no path strings."""
+
+    def __init__(self, code: str, what: str) -> None:
+        self.code, self.what = code, what
+        self.parts: list[str | int] = []
+
+
+def _run(check: _Check | None, payload: Any) -> None:
+    if check is None:
+        return
+    try:
+        check(payload)
+    except _Violation as bad:
+        path = ""
+        for part in reversed(bad.parts):
+            path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}" if path else part
+        raise OcppError(bad.code, f"{path or '(payload)'} {bad.what}", {"field": path, "rule": "storage"}) from None
 
 
 class _Builder:
@@ -79,29 +96,23 @@ class _Builder:
         other: _Check = self.build(extra, name) if isinstance(extra, dict) else _check_free
         items = self.build(schema["items"], name) if isinstance(schema.get("items"), dict) else _check_free
 
-        def check(value: Any, path: str) -> None:
+        def check(value: Any) -> None:
             if isinstance(value, str):
-                _check_text(value, path)
+                _check_text(value)
                 if is_datetime:
-                    _check_datetime(value, path)
+                    _check_datetime(value)
             elif isinstance(value, bool):
                 return
             elif isinstance(value, int):
                 if int_range is not None and not int_range[0] <= value <= int_range[1]:
-                    raise _violation(
-                        PROPERTY_CONSTRAINT_VIOLATION, path, f"must be between {int_range[0]} and {int_range[1]}"
-                    )
+                    low, high = int_range
+                    raise _Violation(PROPERTY_CONSTRAINT_VIOLATION, f"must be between {low} and {high}")
             elif isinstance(value, float):
-                _check_number(value, path)
+                _check_number(value)
             elif isinstance(value, dict):
-                for key, sub in value.items():
-                    known = properties.get(key)
-                    if known is None:
-                        _check_text(key, path)
-                    (known or other)(sub, _join(path, key))
+                _check_members(value, properties, other)
             elif isinstance(value, list):
-                for i, sub in enumerate(value):
-                    items(sub, f"{path}[{i}]")
+                _check_items(value, items)
 
         return check
 
@@ -117,57 +128,64 @@ class _Builder:
         return schema
 
 
-def _check_free(value: Any, path: str) -> None:
+def _check_free(value: Any) -> None:
     """Free-form JSON (stored as JSON): text must be storable, numbers finite; integers are unbounded."""
     if isinstance(value, str):
-        _check_text(value, path)
+        _check_text(value)
     elif isinstance(value, float):
-        _check_number(value, path)
+        _check_number(value)
     elif isinstance(value, dict):
-        for key, sub in value.items():
-            _check_text(key, path)
-            _check_free(sub, _join(path, key))
+        _check_members(value, {}, _check_free)
     elif isinstance(value, list):
-        for i, sub in enumerate(value):
-            _check_free(sub, f"{path}[{i}]")
+        _check_items(value, _check_free)
 
 
-def _check_text(value: str, path: str) -> None:
+def _check_members(value: dict[str, Any], properties: Mapping[str, _Check], other: _Check) -> None:
+    for key, sub in value.items():
+        known = properties.get(key)
+        if known is None:
+            _check_text(key)  # a bad key is reported at its parent, as the schema errors do
+        try:
+            (known or other)(sub)
+        except _Violation as bad:
+            bad.parts.append(key)
+            raise
+
+
+def _check_items(value: list[Any], items: _Check) -> None:
+    for i, sub in enumerate(value):
+        try:
+            items(sub)
+        except _Violation as bad:
+            bad.parts.append(i)
+            raise
+
+
+def _check_text(value: str) -> None:
     if "\x00" in value:
-        raise _violation(PROPERTY_CONSTRAINT_VIOLATION, path, "must not contain NUL characters")
+        raise _Violation(PROPERTY_CONSTRAINT_VIOLATION, "must not contain NUL characters")
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise _violation(TYPE_CONSTRAINT_VIOLATION, path, "is not Unicode text (unpaired surrogate)") from None
+            raise _Violation(TYPE_CONSTRAINT_VIOLATION, "is not Unicode text (unpaired surrogate)") from None
 
 
-def _check_number(value: float, path: str) -> None:
+def _check_number(value: float) -> None:
     if not math.isfinite(value):
-        raise _violation(PROPERTY_CONSTRAINT_VIOLATION, path, "must be a finite number")
+        raise _Violation(PROPERTY_CONSTRAINT_VIOLATION, "must be a finite number")
 
 
-def _check_datetime(value: str, path: str) -> None:
+def _check_datetime(value: str) -> None:
     """Parseable, and still a datetime once converted to UTC (year 1 or 9999 plus an offset is not)."""
     try:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is not None:
             parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise _violation(
-            PROPERTY_CONSTRAINT_VIOLATION, path, "is not a date-time that can be represented in UTC"
-        ) from None
+        raise _Violation(PROPERTY_CONSTRAINT_VIOLATION, "is not a date-time that can be represented in UTC") from None
 
 
 def _types(schema: dict[str, Any]) -> set[str]:
     kind = schema.get("type")
     return {kind} if isinstance(kind, str) else set(kind) if isinstance(kind, list) else set()
-
-
-def _join(parent: str, child: str) -> str:
-    return f"{parent}.{child}" if parent else child
-
-
-def _violation(code: str, path: str, what: str) -> OcppError:
-    where = path or "(payload)"
-    return OcppError(code, f"{where} {what}", {"field": path, "rule": "storage"})

@@ -44,12 +44,13 @@ WriteOp = Callable[[Connection], Awaitable[T]]
 """``async def op(conn) -> T``: run by the group-commit writer inside a (shared) transaction."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Statement:
     """One SQL statement and its arguments, for ``Database.write_statements``.
 
     Plain data instead of a coroutine lets the writer merge the same statement from every write of a batch
-    into one pipelined ``executemany`` (one round trip instead of one per write).
+    into one pipelined ``executemany`` (one round trip instead of one per write). Not frozen, for the same
+    reason as ``SampledValue``: a message makes up to ~20 of these; treat it as a value all the same.
     """
 
     sql: str

@@ -364,3 +364,12 @@ def test_the_machine_meter_splits_busy_from_steal_and_the_report_shows_both() ->
     assert harness.calibration_ms(rounds=1) > 0
     assert bench_realistic._machine({**state, "calibration_ms": 16.6}).endswith("/ 16.6")
     assert bench_realistic._machine(None) == ""  # results from before the column
+
+
+def test_the_message_cpu_benchmark_runs_the_real_steps_on_a_valid_message() -> None:
+    from benchmarks.bench_message_cpu import measure
+
+    steps = measure(0.01)  # validation raising would fail here: the message must be one a station may send
+    assert set(steps) >= {"schema validation", "storage domain check", "samples, statements and event", "total"}
+    assert all(v > 0 for v in steps.values())
+    assert steps["total"] == pytest.approx(sum(v for k, v in steps.items() if k != "total"))
