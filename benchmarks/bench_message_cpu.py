@@ -100,6 +100,10 @@ def _run_tree(tree: Path, seconds: float) -> dict[str, float]:
 
 
 def main() -> None:
+    # Imported here: measure() also runs in another tree's process, whose csms must come first on sys.path.
+    sys.path.insert(0, str(REPO_ROOT))
+    from benchmarks import harness
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="rounds per tree (alternating); the median is shown")
     parser.add_argument("--seconds", type=float, default=0.5, help="CPU time per step and round")
@@ -113,15 +117,22 @@ def main() -> None:
         for name, tree in trees.items():
             rounds[name].append(_run_tree(tree, args.seconds))
     names = list(rounds)
-    print(f"CPU per MeterValues.req with {SAMPLES} sampled values, median of {args.rounds} rounds (us)\n")
-    print("| step | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for step in rounds[names[0]][0]:
-        cells = [f"{statistics.median(r[step] for r in rounds[n]):.1f}" for n in names]
-        print(f"| {step} | " + " | ".join(cells) + " |")
-    if args.baseline is not None:
-        print(f"\nbaseline: {trees['baseline']}")
+    medians = {n: {step: statistics.median(r[step] for r in rounds[n]) for step in rounds[n][0]} for n in names}
+    lines = [f"CPU per MeterValues.req with {SAMPLES} sampled values, median of {args.rounds} rounds (us)", ""]
+    lines += ["| step | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [
+        f"| {step} | " + " | ".join(f"{medians[n][step]:.1f}" for n in names) + " |" for step in medians[names[0]]
+    ]
+    lines += ["", f"Trees: {', '.join(f'{n} = {t}' for n, t in trees.items())}.", "", _CAVEAT]
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    data = {"benchmark": "message-cpu", "machine": harness.machine(), "samples": SAMPLES, "rounds": rounds}
+    data["trees"] = {n: str(t) for n, t in trees.items()}
+    json_path, md_path = harness.write_results("message-cpu", {**data, "median_us": medians}, markdown)
+    print(f"wrote {json_path} and {md_path}")
 
+
+_CAVEAT = "One process per tree on the shared 2-core machine; rounds alternate between the trees so drift hits both."
 
 if __name__ == "__main__":
     main()
