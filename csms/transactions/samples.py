@@ -89,16 +89,16 @@ class _Stamps:
     """A message's samples share their meterValue's timestamp object: format each one once (isoformat is
     ~1 us, a sizeable part of a 12-sample message's CPU)."""
 
-    __slots__ = ("_format", "_last", "_text")
+    __slots__ = ("_last", "_render", "_text")
 
-    def __init__(self, format: Callable[[datetime], str]) -> None:
-        self._format = format
+    def __init__(self, render: Callable[[datetime], str]) -> None:
+        self._render = render
         self._last: datetime | None = None
         self._text = ""
 
     def of(self, value: datetime) -> str:
         if value is not self._last:
-            self._last, self._text = value, self._format(value)
+            self._last, self._text = value, self._render(value)
         return self._text
 
 
