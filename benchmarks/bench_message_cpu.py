@@ -60,15 +60,16 @@ def measure(seconds: float) -> dict[str, float]:
     text = orjson.dumps([2, "m-1", "MeterValues", payload]).decode()
     validator, check = Validator.for_version("1.6"), domain_check("1.6")
     received = datetime.now(UTC)
-    samples = _samples(payload["meterValue"])
-    statements = sample_statements("st-1", 1, 4242, received, "MeterValues", samples)
-    statements.append(event_statement(samples_event("st-1", 1, 4242, samples)))
 
-    def build() -> None:
+    def build() -> list[Any]:
+        """What the MeterValues handler and the ledger do before the write is queued."""
         found = _samples(payload["meterValue"])
-        rows = sample_statements("st-1", 1, 4242, received, "MeterValues", found)
-        rows.append(event_statement(samples_event("st-1", 1, 4242, found)))
+        statements = sample_statements("st-1", 1, 4242, received, "MeterValues", found)
+        statements.append(event_statement(samples_event("st-1", 1, 4242, found)))
         outbox_events.register_wh(found)
+        return statements
+
+    statements = build()
 
     steps: dict[str, Callable[[], object]] = {
         "parse frame": lambda: parse_frame(text, "1.6"),

@@ -135,9 +135,12 @@ def _check_free(value: Any) -> None:
     elif isinstance(value, float):
         _check_number(value)
     elif isinstance(value, dict):
-        _check_members(value, {}, _check_free)
+        _check_members(value, _NO_PROPERTIES, _check_free)
     elif isinstance(value, list):
         _check_items(value, _check_free)
+
+
+_NO_PROPERTIES: Mapping[str, _Check] = {}
 
 
 def _check_members(value: dict[str, Any], properties: Mapping[str, _Check], other: _Check) -> None:
