@@ -43,6 +43,7 @@ import orjson
 import trio
 
 from benchmarks.harness import MachineMeter, calibration_ms, tree_cpu_seconds
+from benchmarks.latency import LatencyHistogram
 from benchmarks.simulator import Fleet, FleetConfig, raise_fd_limit
 from cluster import EtcdClient, EtcdUnavailable
 from devcluster.balancer import TcpBalancer
@@ -53,6 +54,46 @@ from devcluster.replica import ReplicaProcess
 RESULTS = Path(__file__).resolve().parent / "results"
 POLL = 0.1
 PERCENTILES = (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
+
+
+_MEANS = {  # histogram -> the label its means are split by ("" for none)
+    "csms_ocpp_message_duration_seconds": "action",
+    "csms_db_commit_duration_seconds": "",
+    "csms_db_query_duration_seconds": "",
+    "csms_etcd_request_duration_seconds": "",
+    "csms_event_loop_lag_seconds": "",
+}
+
+
+def metric_means(texts: list[str]) -> dict[str, float]:
+    """Mean seconds, over several replicas' /metrics texts, of each OCPP action's handling (":out": the
+    station's answer to a CSMS call), a group commit, a read, an etcd request and the event loop's lag: where
+    a station's dialled-to-served time goes inside the replicas."""
+    totals: dict[str, float] = {}
+    for text in texts:
+        for line in text.splitlines():
+            metric, _, value = line.rpartition(" ")
+            family, _, labels = metric.partition("{")
+            base, _, kind = family.rpartition("_")
+            if kind not in ("sum", "count") or base not in _MEANS:
+                continue
+            key = base.removeprefix("csms_").removesuffix("_seconds")
+            label = _MEANS[base]
+            if label and f'{label}="' in labels:
+                key += ":" + labels.split(f'{label}="', 1)[1].split('"', 1)[0]
+            if 'direction="out"' in labels:
+                key += ":out"
+            totals[f"{key}|{kind}"] = totals.get(f"{key}|{kind}", 0.0) + float(value)
+    keys = sorted({k.split("|")[0] for k in totals})
+    return {k: round(totals[f"{k}|sum"] / totals[f"{k}|count"], 4) for k in keys if totals.get(f"{k}|count")}
+
+
+async def _loop_lag(into: LatencyHistogram, interval: float = 0.05) -> None:
+    """How late this process's loop (the load generator's) wakes a sleeper, until cancelled."""
+    while True:
+        before = time.perf_counter()
+        await trio.sleep(interval)
+        into.record(max(0.0, time.perf_counter() - before - interval))
 
 
 class ReadyBalancer(TcpBalancer):
@@ -301,8 +342,14 @@ class Bench:
         cpu_before = self.cpu_seconds("b", "c")
         host = MachineMeter()
         host.start()
-        await trio.to_thread.run_sync(self.replicas["a"].kill)
-        failover = await self.measure_move(killed, {b, c}, moving=on_a)
+        lag = LatencyHistogram()  # the load generator's own loop over the move: is a slow station ours?
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_loop_lag, lag)
+            await trio.to_thread.run_sync(self.replicas["a"].kill)
+            failover = await self.measure_move(killed, {b, c}, moving=on_a)
+            nursery.cancel_scope.cancel()
+        summary = lag.summary_ms()
+        failover["generator_loop_lag_ms"] = {k: summary[f"{k}_ms"] for k in ("p50", "p99", "max")}
         wall = trio.current_time() - killed
         failover.update(self._cpu_budget(cpu_before, self.cpu_seconds("b", "c"), wall, on_a))
         failover["machine_state"] = {**host.stop(), "calibration_ms": calibration}
@@ -310,6 +357,7 @@ class Bench:
         failover["stations_on_killed_replica"] = on_a
         failover["spread"] = await self.owners()
         failover["handshakes"] = await self.handshake_phases("b", "c")
+        failover["server_means_s"] = await self.server_means("b", "c")
         self.result["failover"] = failover
         print(f"[{self.n}] failover: {failover}", flush=True)
 
@@ -366,6 +414,12 @@ class Bench:
         phases = {k[: -len("_sum")] for k in totals if k.endswith("_sum")}
         means = {p: round(totals[f"{p}_sum"] / max(1.0, totals[f"{p}_count"]), 3) for p in sorted(phases)}
         return {**means, "handshakes": totals.get("slot_count", 0.0), "refused": totals.get("refused", 0.0)}
+
+    async def server_means(self, *names: str) -> dict[str, float]:
+        """Mean seconds over ``names`` of what a reconnect waits for inside the replicas (``metric_means``)."""
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            texts = [(await http.get(self.replicas[name].api_url + "/metrics")).text for name in names]
+        return metric_means(texts)
 
     async def drain(self) -> None:
         """First C's share moves to B, then B (owning all N) drains to the restarted A and C."""

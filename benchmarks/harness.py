@@ -146,10 +146,10 @@ def calibration_ms(rounds: int = 5) -> float:
 
 
 @contextmanager
-def postgres() -> Iterator[PostgresServer]:
+def postgres(settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
     """A private Postgres with durable settings (fsync and synchronous_commit on); its data directory is removed
     afterwards (a 20,000-station run leaves ~0.5 GiB of WAL and tables behind otherwise)."""
-    server = PostgresServer(fast=False)
+    server = PostgresServer(fast=False, settings=settings)
     server.start()
     try:
         yield server

@@ -37,13 +37,14 @@ from benchmarks.simulator import FleetConfig, raise_fd_limit, run_processes, sum
 class Recorder:
     """py-spy attached to a pid for one window; `stop()` waits for it to write its files."""
 
-    def __init__(self, pid: int, out: Path, seconds: float, rate: int, native: bool = False) -> None:
+    def __init__(self, pid: int, out: Path, seconds: float, rate: int, native: bool = False, gil: bool = False) -> None:
         self.out = out
         spy = shutil.which("py-spy")
         if spy is None:
             raise SystemExit("py-spy not found: pip install py-spy (it is in the dev extra)")
         common = [spy, "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(int(seconds) + 1)]
         common += ["--native"] if native else ["--nonblocking"]
+        common += ["--gil"] if gil else []
         self._procs = [
             subprocess.Popen([*common, "--format", "raw", "--output", str(out.with_suffix(".txt"))]),
         ]
@@ -96,8 +97,36 @@ def _interesting(name: str) -> bool:
     return not any(s in name for s in ("<module>", "run (trio/_core/_run.py)", "unrolled_run", "main ("))
 
 
+STATEMENTS = """
+SELECT round(total_exec_time::numeric, 1) AS total_ms, calls, rows,
+       round((total_exec_time / GREATEST(calls, 1))::numeric, 3) AS mean_ms,
+       left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY total_exec_time DESC LIMIT 25
+"""
+COMMITS = "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+
+
+def statements_report(pg: Any, database: str, messages: float) -> str:
+    """What Postgres executed over the window (pg_stat_statements), per OCPP message: which statements its CPU
+    goes to, and how many statements (each one a round trip or a pipelined execution) and commits a message
+    costs."""
+    rows = pg.psql(STATEMENTS, database=database)
+    totals = pg.psql(
+        "SELECT sum(calls), round(sum(total_exec_time)::numeric, 1) FROM pg_stat_statements", database=database
+    )
+    commits = pg.psql(COMMITS, database=database)
+    return (
+        f"Postgres over the window ({messages:,.0f} messages), by execution time:\n{rows}\n"
+        f"all statements (calls, ms): {totals.strip()}; commits, rollbacks: {commits.strip()}"
+    )
+
+
 def stress(args: argparse.Namespace, pg: Any, log_dir: Path) -> None:
-    url = pg.create_database(f"prof_stress_{int(time.time())}")
+    database = f"prof_stress_{int(time.time())}"
+    url = pg.create_database(database)
+    if args.statements:
+        pg.psql("CREATE EXTENSION pg_stat_statements", database=database)
     with harness.replica(url, log_dir) as node:
         harness.register_id_tag(node)
         assert node.proc is not None
@@ -119,17 +148,21 @@ def stress(args: argparse.Namespace, pg: Any, log_dir: Path) -> None:
 
         def window() -> None:
             time.sleep(config.warmup)
+            if args.statements:
+                pg.psql("SELECT pg_stat_statements_reset(); SELECT pg_stat_reset();", database=database)
             meter.start()
             if args.profile:
-                recorder.append(Recorder(pid, args.out, config.duration, args.rate, args.native))
+                recorder.append(Recorder(pid, args.out, config.duration, args.rate, args.native, args.gil))
             time.sleep(config.duration)
             cpu.update(meter.stop())
 
         result = run_processes(config, args.processes, on_go=window, timeout=600)
         for r in recorder:
             r.stop()
-    s = summarize(result)
-    rate = s["msgs_per_s"] or 1.0
+        s = summarize(result)
+        rate = s["msgs_per_s"] or 1.0
+        if args.statements:
+            print(statements_report(pg, database, rate * config.duration))
     print(
         f"stress: {s['msgs_per_s']:,.0f} msg/s  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
         f"errors {s['errors_total']}  cpu {cpu}  server CPU/msg {10 * cpu.get('server', 0) / rate:.3f} ms"
@@ -196,6 +229,16 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--native", action="store_true", help="include C frames (e.g. the garbage collector)")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="sample only while the replica holds the GIL: its Python CPU, not time in (or waiting for a CPU inside) "
+        "a system call, which py-spy otherwise charges to the caller (perf showed the kernel at ~5 %% of the replica's "
+        "CPU while py-spy put ~20 %% in socket sends)",
+    )
+    parser.add_argument(
+        "--statements", action="store_true", help="stress: Postgres statements over the window (pg_stat_statements)"
+    )
     args = parser.parse_args()
     stress_mode = args.mode == "stress"
     args.stations = args.stations or (100 if stress_mode else 2000)
@@ -203,7 +246,8 @@ def main() -> None:
     args.out = (args.out or Path(f"/tmp/csms-{args.mode}")).with_suffix("")
     raise_fd_limit()
     log_dir = Path(tempfile.mkdtemp(prefix="csms-prof-"))
-    with harness.postgres() as pg:
+    settings = {"shared_preload_libraries": "pg_stat_statements"} if args.statements else None
+    with harness.postgres(settings) as pg:
         (stress if stress_mode else connect)(args, pg, log_dir)
     collapsed = args.out.with_suffix(".txt")
     if args.profile and collapsed.exists():

@@ -373,3 +373,34 @@ def test_the_message_cpu_benchmark_runs_the_real_steps_on_a_valid_message() -> N
     assert set(steps) >= {"schema validation", "storage domain check", "samples, statements and event", "total"}
     assert all(v > 0 for v in steps.values())
     assert steps["total"] == pytest.approx(sum(v for k, v in steps.items() if k != "total"))
+
+
+def test_the_failover_server_means_add_up_replicas_per_action_and_direction() -> None:
+    from benchmarks.bench_failover import metric_means
+
+    b = "\n".join(
+        [
+            'csms_ocpp_message_duration_seconds_sum{action="MeterValues",direction="in"} 3.0',
+            'csms_ocpp_message_duration_seconds_count{action="MeterValues",direction="in"} 10.0',
+            'csms_ocpp_message_duration_seconds_bucket{action="MeterValues",direction="in",le="0.1"} 4.0',
+            'csms_ocpp_message_duration_seconds_sum{action="TriggerMessage",direction="out"} 2.0',
+            'csms_ocpp_message_duration_seconds_count{action="TriggerMessage",direction="out"} 1.0',
+            "csms_db_commit_duration_seconds_sum 1.0",
+            "csms_db_commit_duration_seconds_count 4.0",
+            "csms_db_query_duration_seconds_count 0.0",
+        ]
+    )
+    c = 'csms_ocpp_message_duration_seconds_sum{action="MeterValues",direction="in"} 1.0\n'
+    c += 'csms_ocpp_message_duration_seconds_count{action="MeterValues",direction="in"} 10.0'
+    assert metric_means([b, c]) == {
+        "db_commit_duration": 0.25,
+        "ocpp_message_duration:MeterValues": 0.2,
+        "ocpp_message_duration:TriggerMessage:out": 2.0,
+    }
+
+
+def test_the_loop_instrument_benchmark_times_each_variant() -> None:
+    from benchmarks.bench_loop_instrument import one_round
+
+    for variant in ("none", "per-step", "batch + sampler"):
+        assert one_round(variant, tasks=10, steps=10) > 0
