@@ -50,6 +50,7 @@ from csms.ocpp.errors import (
     OcppError,
     error_codes,
 )
+from csms.ocpp.schema_compile import compile_schema
 
 # Actions a station sends to the CSMS (everything else in the schema directory goes the other way;
 # DataTransfer goes both ways). From the "messages" chapters of the 1.6 (+ security whitepaper) and
@@ -227,7 +228,7 @@ def _compile_all(version: str, check_formats: bool) -> tuple[dict[str, _Check], 
 
     def compiled(schemas: dict[str, Any]) -> dict[str, _Check]:
         return {
-            action: fastjsonschema.compile(schema, formats=formats, use_default=False, use_formats=check_formats)
+            action: compile_schema(schema, formats=formats, use_formats=check_formats)
             for action, schema in schemas.items()
         }
 
