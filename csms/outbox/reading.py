@@ -23,9 +23,11 @@ WHERE (txid, seq) > ($1::text::xid8, $2::bigint)
   AND txid < pg_snapshot_xmin(pg_current_snapshot())
   AND ($3::text[] IS NULL OR type = ANY($3::text[]))
   AND ($4::text IS NULL OR station_id = $4)
-ORDER BY txid, seq
+ORDER BY outbox.txid, outbox.seq
 LIMIT $5
 """
+# ORDER BY names the table's columns: a bare ``txid`` would be the text output column, which sorts '1000' before
+# '999' (a page out of order, and the next page, from the cursor of its last row, repeats events).
 
 
 class BadCursor(ValueError):
@@ -99,6 +101,6 @@ class OutboxReader:
         """The newest readable position (consumers that want only what comes next start here)."""
         row = await self._db.fetchrow(
             "SELECT txid::text AS txid, seq FROM outbox WHERE txid < pg_snapshot_xmin(pg_current_snapshot())"
-            " ORDER BY txid DESC, seq DESC LIMIT 1"
+            " ORDER BY outbox.txid DESC, outbox.seq DESC LIMIT 1"
         )
         return Cursor(int(row["txid"]), row["seq"]) if row else Cursor(0, 0)

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from csms.app import MIGRATIONS
-from csms.outbox import SCHEMAS, Event, emit, event_statement, full_type
+from csms.outbox import SCHEMAS, Cursor, Event, OutboxReader, emit, event_statement, full_type
 from csms.storage import Connection, Database, Fence, FenceRejected
 from csms.transactions import SampledValue, TransactionLedger
 from devcluster import station201 as v201
@@ -232,3 +232,29 @@ async def test_one_bulk_statement_keeps_order_and_counts_a_repeated_key_once(db:
     await db.write(op)
     rows = await db.fetch("SELECT payload FROM outbox WHERE station_id = 'CP-BULK' ORDER BY txid, seq")
     assert [r["payload"]["n"] for r in rows] == [0, 1, 2, 5, 6]
+
+
+async def test_pages_and_head_follow_transaction_order_where_txids_gain_a_digit(db: Database) -> None:
+    """Four events in four transactions whose ids cross a power of ten (999 -> 1000 as text sorts wrongly):
+    pages of one come in commit order, each event once, and the head is the last of them."""
+    await db.migrate(MIGRATIONS)
+    current = int(await db.fetchval("SELECT pg_current_xact_id()::text"))
+    boundary = 10 ** len(str(current + 10))
+    # Subtransactions that write each take an id from the same counter: burn up to two before the boundary.
+    await db.execute(
+        "CREATE TEMP TABLE burn (n int);"
+        f"DO $$ BEGIN FOR i IN 1..{boundary - current - 4} LOOP"
+        " BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$"
+    )
+    for n in range(4):
+        event = Event("station.registered.v1", "station", "CP-DIGIT", "CP-DIGIT", {"station_id": "CP-DIGIT", "n": n})
+        await db.write_statements([event_statement(event)])
+    txids = [int(r["txid"]) for r in await db.fetch("SELECT txid::text FROM outbox WHERE station_id = 'CP-DIGIT'")]
+    assert min(txids) < boundary <= max(txids)  # the ids did gain a digit
+    reader = OutboxReader(db, "test")
+    seen, cursor = [], Cursor.parse(None)
+    for _ in range(10):
+        page, cursor = await reader.page(cursor, limit=1, station_id="CP-DIGIT")
+        seen += [e["data"]["n"] for e in page]
+    assert seen == [0, 1, 2, 3]
+    assert await reader.head() == cursor
