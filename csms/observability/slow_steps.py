@@ -29,7 +29,7 @@ import trio
 
 log = logging.getLogger(__name__)
 
-_UNKNOWN = "unknown (the sampler did not run while the loop was held)"
+_UNKNOWN = "unknown"  # the sampler thread did not run while the loop was held
 
 
 class ObservesSteps(Protocol):
