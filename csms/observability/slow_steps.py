@@ -12,7 +12,8 @@ batch has been running ``sample_every`` or longer, reads the trio thread's stack
 (trio runs each task at most once per batch, so one task seen at several samples is one long step). A step
 is reported when the time between the samples around it (the batch's edges at the ends) reaches the
 threshold: an upper bound, at most a sampling period or two above the step itself. The name is the task's
-function (module and qualified name), as trio names a task unless told otherwise.
+function (module and qualified name), as trio names a task unless told otherwise. The sampler wakes every half
+threshold while batches are short: ~0.2 % of a core on an idle replica (`bench_loop_instrument.py` for busy).
 """
 
 from __future__ import annotations
@@ -127,11 +128,16 @@ class SlowSteps(trio.abc.Instrument):
         self._logged_at, self._unlogged = now, 0
 
     def _sample(self) -> None:
-        """Sampler thread: while a batch runs long, note which task is on the trio thread's stack."""
-        while not self._stop.wait(self._sample_every):
+        """Sampler thread: while a batch runs long, note every ``sample_every`` which task is on the trio thread's
+        stack; otherwise look again only every half threshold (a slower step still gets sampled: waking the
+        thread costs a GIL handover, and 100 a second took ~1 % of a core from an idle replica)."""
+        pause = self._threshold / 2
+        while not self._stop.wait(pause):
             started, batch = self._batch_started, self._batch
             if started is None or perf_counter() - started < self._sample_every:
+                pause = self._threshold / 2
                 continue
+            pause = self._sample_every
             running = _running_task(sys._current_frames().get(self._loop_thread))
             if running is None:
                 continue
