@@ -11,7 +11,8 @@ cannot hold a step that long. Which step of a slow batch held the loop comes fro
 batch has been running ``sample_every`` or longer, reads the trio thread's stack and notes the task on top
 (trio runs each task at most once per batch, so one task seen at several samples is one long step). A step
 is reported when the time between the samples around it (the batch's edges at the ends) reaches the
-threshold: an upper bound, at most a sampling period or two above the step itself. The name is the task's
+threshold: an upper bound, a sampling period or two above the step itself (more if the OS keeps the sampler
+waiting, which can name a busy batch's task that was not slow itself). The name is the task's
 function (module and qualified name), as trio names a task unless told otherwise. The sampler wakes every half
 threshold while batches are short: ~0.2 % of a core on an idle replica (`bench_loop_instrument.py` for busy).
 """
