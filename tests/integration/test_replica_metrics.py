@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
+import pytest
 import trio
 from trio_websocket import open_websocket_url
 
@@ -51,3 +53,19 @@ async def test_handshake_phases_are_timed_and_a_same_version_reconnect_writes_no
     await counted({"slot": 2, "check": 2, "claim": 2, "fence": 2, "protocol": 1, "accept": 2})
     await _connect(csms, "CP-PHASES", "ocpp2.0.1")
     await counted({"slot": 3, "protocol": 2, "accept": 3})
+
+
+@pytest.mark.parametrize("replica_overrides", [{"CSMS_SLOW_STEP_SECONDS": "0.05"}])
+async def test_a_step_that_blocks_the_replicas_loop_is_counted_under_its_task(csms: Running) -> None:
+    """The replica runs in this test's trio loop, so this test's own blocking step is one the replica's
+    detector must time and name (its task's function, never "unknown")."""
+    await _metrics(csms)  # the replica is up and its detector installed
+    time.sleep(0.3)  # noqa: ASYNC251 - the stall the detector exists to name
+    await trio.sleep(0.1)
+    found = re.findall(
+        r'^csms_slow_task_step_seconds_(count|sum)\{task="([^"]+)"\} ([0-9.e+]+)$', await _metrics(csms), re.M
+    )
+    steps = {task: float(value) for kind, task, value in found if kind == "count"}
+    seconds = {task: float(value) for kind, task, value in found if kind == "sum"}
+    named = [task for task, count in steps.items() if count >= 1 and seconds[task] >= 0.3 and task != "unknown"]
+    assert named, found
