@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import fastjsonschema
@@ -49,14 +50,19 @@ def _outcome(validate: Any, payload: Any) -> tuple[str, str] | None:
     return None
 
 
+@functools.cache
+def _meter_values_validators() -> tuple[Any, Any]:
+    schema = load_schemas("1.6")[0]["MeterValues"]
+    ours = compile_schema(schema, formats=FORMATS, use_formats=True)
+    return ours, fastjsonschema.compile(schema, formats=FORMATS, use_default=False)
+
+
 @pytest.mark.parametrize("field", ["context", "format", "measurand", "phase", "location", "unit"])
 @pytest.mark.parametrize(
     "value", ["Wh", "L1", "Raw", "Outlet", "Voltage", "Trigger", "wh", "", 1, 1.0, True, None, ["Wh"]]
 )
 def test_meter_values_enums_decide_as_fastjsonschema_does(field: str, value: Any) -> None:
-    schema = load_schemas("1.6")[0]["MeterValues"]
     payload = {"connectorId": 1, "meterValue": [{"timestamp": "2026-12-02T09:00:00Z", "sampledValue": []}]}
     payload["meterValue"][0]["sampledValue"].append({"value": "1", field: value})
-    ours = compile_schema(schema, formats=FORMATS, use_formats=True)
-    theirs = fastjsonschema.compile(schema, formats=FORMATS, use_default=False)
+    ours, theirs = _meter_values_validators()
     assert _outcome(ours, payload) == _outcome(theirs, payload)
