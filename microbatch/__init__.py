@@ -61,6 +61,15 @@ class _Slot(Generic[I, T]):
             self.done.set()
 
 
+async def _acquire(tokens: trio.CapacityLimiter) -> None:
+    """Take a token without a trip through the scheduler when one is free (trio's ``acquire`` yields even
+    then): under load every such trip waits a whole scheduling batch, and a write already pays several."""
+    try:
+        tokens.acquire_nowait()
+    except trio.WouldBlock:
+        await tokens.acquire()
+
+
 def _closed(item: object, sent: bool) -> outcome.Outcome[object]:
     return outcome.Error(BatcherClosed("stopped while the item was in flight" if sent else "stopped before sending"))
 
@@ -84,7 +93,8 @@ class MicroBatcher(Generic[I, T]):
         self._send = send
         self._max_batch = max_batch
         self._room = trio.CapacityLimiter(max_queued)
-        self._slots = trio.Semaphore(parallel)
+        self._parallel = parallel
+        self._idle = 0  # senders waiting for a batch
         self._linger = linger
         self._key = key
         self._stopped = stopped
@@ -106,7 +116,8 @@ class MicroBatcher(Generic[I, T]):
 
     async def submit(self, item: I) -> T:
         """Wait for room, queue ``item`` and return its answer (or raise its error)."""
-        async with self._room:
+        await _acquire(self._room)
+        try:
             if self._closed:
                 raise BatcherClosed("the batcher is closed")
             slot: _Slot[I, T] = _Slot(item)
@@ -119,6 +130,8 @@ class MicroBatcher(Generic[I, T]):
                 raise
             assert slot.answer is not None
             return slot.answer.unwrap()
+        finally:
+            self._room.release()
 
     def close(self) -> None:
         """Refuse new items; queued ones are still sent, then ``run`` returns."""
@@ -137,13 +150,19 @@ class MicroBatcher(Generic[I, T]):
         try:
             with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as nursery:
+                    for _ in range(self._parallel):
+                        nursery.start_soon(self._sender)
                     task_status.started()
-                    while (batch := await self._next_batch()) is not None:
-                        nursery.start_soon(self._send_batch, batch)
         finally:
             self._running = False
             self._closed = True
             self._settle_queued()
+
+    async def _sender(self) -> None:
+        """One of ``parallel`` long-lived senders: a batch is sent by a task already waiting for it, not by a
+        new one (starting a task is one more trip through the scheduler for every batch)."""
+        while (batch := await self._next_batch()) is not None:
+            await self._send_batch(batch)
 
     def _wake(self) -> None:
         self._changed.set()
@@ -155,30 +174,29 @@ class MicroBatcher(Generic[I, T]):
             slot.settle(self._stopped(slot.item, False))
 
     async def _next_batch(self) -> list[_Slot[I, T]] | None:
-        """Wait for an item and a free parallel slot, linger, and take a batch (None: closed and empty)."""
+        """Wait for an item, linger, and take a batch (None: closed and empty)."""
         while True:
             self._queue = [s for s in self._queue if not s.abandoned]
             if not self._queue:
                 if self._closed:
+                    self._wake()  # the other senders see it too
                     return None
-                await self._changed.wait()
+                self._idle += 1
+                try:
+                    await self._changed.wait()
+                finally:
+                    self._idle -= 1
                 continue
-            await self._slots.acquire()
-            try:
-                if self._linger > 0 and self._slots.value == 0:
-                    deadline = trio.current_time() + self._linger
-                    while len(self._queue) < self._max_batch and not self._closed:
-                        with trio.move_on_at(deadline) as waited:
-                            await self._changed.wait()
-                        if waited.cancelled_caught:
-                            break
-                batch = self._take()
-            except BaseException:
-                self._slots.release()
-                raise
+            if self._linger > 0 and self._idle == 0:  # this sender was the last free one
+                deadline = trio.current_time() + self._linger
+                while len(self._queue) < self._max_batch and not self._closed:
+                    with trio.move_on_at(deadline) as waited:
+                        await self._changed.wait()
+                    if waited.cancelled_caught:
+                        break
+            batch = self._take()
             if batch:
                 return batch
-            self._slots.release()
 
     def _take(self) -> list[_Slot[I, T]]:
         batch: list[_Slot[I, T]] = []
@@ -217,7 +235,6 @@ class MicroBatcher(Generic[I, T]):
                 self._queue[:0] = retry
                 self._wake()
         finally:
-            self._slots.release()
             for slot in batch:
                 if not slot.done.is_set() and slot not in retry:  # cancelled mid-send: nobody will answer these
                     slot.settle(self._stopped(slot.item, True))

@@ -377,8 +377,13 @@ class RpcSession:
         """Send one whole message or end the session: raises SessionClosed if the transport is unusable."""
         if self._closed:
             raise SessionClosed("session is closed")
-        async with self._send_lock:
-            failure: BaseException | None = None
+        lock = self._send_lock
+        try:
+            lock.acquire_nowait()  # free, as it nearly always is: no trip through the scheduler before sending
+        except trio.WouldBlock:
+            await lock.acquire()
+        failure: BaseException | None = None
+        try:
             # One shielded scope with its own deadline (its deadline still applies under the shield).
             with trio.CancelScope(deadline=trio.current_time() + self._send_timeout, shield=True) as scope:
                 try:
@@ -387,6 +392,8 @@ class RpcSession:
                     failure = exc
             if scope.cancelled_caught and failure is None:
                 failure = trio.TooSlowError()
+        finally:
+            lock.release()
         if failure is not None:
             log.warning("send failed, closing session", extra=self._ctx(error=repr(failure)))
             self._station_left = True

@@ -8,6 +8,7 @@ import trio
 import trio.testing
 
 from microbatch import RETRY, Answer, BatcherClosed, MicroBatcher
+from tests.batches import BatchCounter
 
 pytestmark = pytest.mark.fast
 
@@ -197,3 +198,26 @@ async def test_abort_settles_queued_and_in_flight_items_with_stopped() -> None:
         batcher.abort()
     assert sorted(errors) == ["1 sent", "2 queued"]
     assert not batcher.running
+
+
+async def test_a_lone_item_costs_two_scheduler_batches_from_submit_to_answer() -> None:
+    """Under load every trip through trio's scheduler waits a whole batch (milliseconds with thousands of
+    stations runnable), so taking free room, a free slot or starting a task per batch must not cost one each:
+    a waiting sender's wake-up and the answer's are the only trips left (5 before)."""
+    batches = BatchCounter()
+
+    async def send(items: list[int]) -> list[Answer[int]]:
+        return [outcome.Value(i) for i in items]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(send, max_batch=8, max_queued=8, parallel=2)
+    rounds = 20
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        nursery.start_soon(batches.run)
+        await trio.lowlevel.checkpoint()
+        start = batches.count
+        for i in range(rounds):
+            assert await batcher.submit(i) == i
+        per_item = (batches.count - start) / rounds
+        nursery.cancel_scope.cancel()
+    assert per_item <= 2.5, f"{per_item:.1f} scheduler batches per item"

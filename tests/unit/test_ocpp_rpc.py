@@ -23,6 +23,7 @@ from csms.ocpp import (
     SessionClosed,
     Validator,
 )
+from tests.batches import BatchCounter
 
 BOOT_16 = {"chargePointVendor": "V", "chargePointModel": "M"}
 BOOT_16_RESULT = {"status": "Accepted", "currentTime": "2024-05-01T10:00:00Z", "interval": 300}
@@ -133,6 +134,36 @@ async def test_call_is_answered_with_a_call_result() -> None:
         await station.send([2, "b1", "BootNotification", BOOT_16])
         assert await station.receive() == [3, "b1", BOOT_16_RESULT]
     assert recorder.incoming == [("BootNotification", "ok")]
+
+
+async def test_an_answer_leaves_in_the_handler_task_s_own_turn() -> None:
+    """The send lock is nearly always free, and taking it must not cost a trip through trio's scheduler: under
+    load each trip waits a whole scheduling batch, for every answer."""
+    batches = BatchCounter()
+    handled_at: list[int] = []
+    sent_at: list[int] = []
+
+    class NotingTransport(MemoryTransport):
+        async def send(self, text: str) -> None:
+            sent_at.append(batches.count)
+            await super().send(text)
+
+    async def handler(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        handled_at.append(batches.count)
+        return await default_handler(action, payload)
+
+    to_csms, inbound = trio.open_memory_channel[str | bytes](math.inf)
+    outbound, from_csms = trio.open_memory_channel[str](math.inf)
+    session = RpcSession(NotingTransport(inbound, outbound), handler, Validator.for_version("1.6"))
+    station = Station(to_csms, from_csms)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batches.run)
+        nursery.start_soon(session.serve)
+        for i in range(10):
+            await station.send([2, f"h{i}", "Heartbeat", {}])
+            assert (await station.receive())[1] == f"h{i}"
+        nursery.cancel_scope.cancel()
+    assert sent_at == handled_at
 
 
 async def test_binary_frames_are_accepted() -> None:
