@@ -5,6 +5,11 @@ station, and the pings of a connect burst fell due in the same instant thirty se
 keeps a heap of due times (the first ping of each connection spread over the interval) and starts a short
 ping task only when a ping is due; a pong later than `timeout` closes the connection.
 
+The scheduler wakes often (`TICK`, 50 ms): pings fall due evenly, ~N/interval a second (~630/s at 19,000
+stations and 30 s), and a tick of one second started a second's worth at once. That burst, a ping task each
+plus their pongs a moment later, held the loop for tens of milliseconds every second, and every station
+message whose path crossed it waited that long at each of its trips through the scheduler: the latency tail.
+
 A connection we heard from within the interval (an OCPP message, or the station's own WebSocket ping) is not
 pinged: that frame proved the host alive as well as a pong would, and its check moves to one interval after
 it. A ping was the largest part of an idle fleet's CPU (~85 us each). Detection is as before: a host that
@@ -25,6 +30,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from csms.stations.ws_adapters import hear_pings, note_station_pings
 
 GOING_AWAY = 1001
+TICK = 0.05  # seconds between looks at the due heap: ~1/20 of a second's pings start together
 
 
 class Pingable(Protocol):
@@ -40,7 +46,7 @@ class KeepAlive:
     def __init__(self, interval: float, timeout: float) -> None:
         self._interval = interval
         self._timeout = timeout
-        self._tick = min(1.0, interval / 4)
+        self._tick = min(TICK, interval / 4)
         self._due: list[tuple[float, int, Pingable]] = []  # (when, tie-breaker, connection)
         self._watched: set[Pingable] = set()
         self._seq = itertools.count()
