@@ -95,6 +95,7 @@ class MicroBatcher(Generic[I, T]):
         self._room = trio.CapacityLimiter(max_queued)
         self._parallel = parallel
         self._idle = 0  # senders waiting for a batch
+        self._idle_senders = trio.lowlevel.ParkingLot()  # an item wakes one of them, not all
         self._linger = linger
         self._key = key
         self._stopped = stopped
@@ -165,8 +166,9 @@ class MicroBatcher(Generic[I, T]):
             await self._send_batch(batch)
 
     def _wake(self) -> None:
-        self._changed.set()
+        self._changed.set()  # a sender lingering for company
         self._changed = trio.Event()
+        self._idle_senders.unpark()
 
     def _settle_queued(self) -> None:
         queue, self._queue = self._queue, []
@@ -179,11 +181,11 @@ class MicroBatcher(Generic[I, T]):
             self._queue = [s for s in self._queue if not s.abandoned]
             if not self._queue:
                 if self._closed:
-                    self._wake()  # the other senders see it too
+                    self._idle_senders.unpark_all()  # the other idle senders see it too
                     return None
                 self._idle += 1
                 try:
-                    await self._changed.wait()
+                    await self._idle_senders.park()
                 finally:
                     self._idle -= 1
                 continue

@@ -200,16 +200,17 @@ async def test_abort_settles_queued_and_in_flight_items_with_stopped() -> None:
     assert not batcher.running
 
 
+async def _echo(items: list[int]) -> list[Answer[int]]:
+    return [outcome.Value(i) for i in items]
+
+
 async def test_a_lone_item_costs_two_scheduler_batches_from_submit_to_answer() -> None:
     """Under load every trip through trio's scheduler waits a whole batch (milliseconds with thousands of
     stations runnable), so taking free room, a free slot or starting a task per batch must not cost one each:
     a waiting sender's wake-up and the answer's are the only trips left (5 before)."""
     batches = BatchCounter()
 
-    async def send(items: list[int]) -> list[Answer[int]]:
-        return [outcome.Value(i) for i in items]
-
-    batcher: MicroBatcher[int, int] = MicroBatcher(send, max_batch=8, max_queued=8, parallel=2)
+    batcher: MicroBatcher[int, int] = MicroBatcher(_echo, max_batch=8, max_queued=8, parallel=2)
     rounds = 20
     async with trio.open_nursery() as nursery:
         await nursery.start(batcher.run)
@@ -221,3 +222,26 @@ async def test_a_lone_item_costs_two_scheduler_batches_from_submit_to_answer() -
         per_item = (batches.count - start) / rounds
         nursery.cancel_scope.cancel()
     assert per_item <= 2.5, f"{per_item:.1f} scheduler batches per item"
+
+
+async def test_an_item_wakes_one_idle_sender_not_all() -> None:
+    """Every wake-up is a task step on the loop; with four writers idle, waking all four for each write was
+    three wasted steps per write."""
+    woken: list[str] = []
+
+    class Scheduled(trio.abc.Instrument):
+        def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+            if task.name.endswith("._sender"):
+                woken.append(task.name)
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(_echo, max_batch=8, max_queued=8, parallel=4)
+    items = 20
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(Scheduled())
+        for i in range(items):
+            assert await batcher.submit(i) == i
+        nursery.cancel_scope.cancel()
+    # one per item, plus the four woken at the end to be cancelled (84 when every item woke all four)
+    assert len(woken) <= items + 4, f"{len(woken)} sender wake-ups for {items} items"
