@@ -197,6 +197,8 @@ class MicroBatcher(Generic[I, T]):
                     if waited.cancelled_caught:
                         break
             batch = self._take()
+            if self._queue:  # left for a later batch (full, or a key already in this one): hand it on
+                self._idle_senders.unpark()
             if batch:
                 return batch
 
